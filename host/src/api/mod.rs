@@ -1,0 +1,133 @@
+//! The HTTP API: routes, the one error shape, and the dispatch of plugin routes.
+//!
+//! Every error a client sees is `{"error": {"code": "...", "message": "..."}}`.
+//! Client mistakes say exactly what is wrong; internal failures say little to the
+//! client and everything to the log.
+
+mod admin;
+mod plugin_routes;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::AppState;
+use crate::plugins::InstallError;
+use crate::runtime::{InvokeError, LoadError};
+
+/// An error answered to a client.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// A failure that is ours, not the client's: logged in full, reported vaguely.
+    pub fn internal(error: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %error, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; see the server log",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(json!({ "error": { "code": self.code, "message": self.message } }));
+        (self.status, body).into_response()
+    }
+}
+
+impl From<InstallError> for ApiError {
+    fn from(e: InstallError) -> Self {
+        let status = StatusCode::UNPROCESSABLE_ENTITY;
+        match e {
+            InstallError::Manifest(_) => Self::new(status, "invalid_manifest", e.to_string()),
+            InstallError::NameMismatch { .. } => {
+                Self::new(StatusCode::BAD_REQUEST, "name_mismatch", e.to_string())
+            }
+            InstallError::Load(LoadError::Internal(_)) => Self::internal(e),
+            InstallError::Load(
+                LoadError::NotWasm | LoadError::CoreModule | LoadError::Compile(_),
+            ) => Self::new(status, "invalid_component", e.to_string()),
+            InstallError::Load(LoadError::Outbound(_)) => {
+                Self::new(status, "invalid_manifest", e.to_string())
+            }
+            InstallError::Load(_) => Self::new(status, "contract_mismatch", e.to_string()),
+            InstallError::RouteTaken { .. } => {
+                Self::new(StatusCode::CONFLICT, "route_taken", e.to_string())
+            }
+            InstallError::NotFound(_) => Self::not_found(e.to_string()),
+            InstallError::NoPrevious(_) => {
+                Self::new(StatusCode::CONFLICT, "no_previous_version", e.to_string())
+            }
+            InstallError::Db(_) => Self::internal(e),
+        }
+    }
+}
+
+/// A failed plugin invocation, naming the plugin and its version.
+pub fn invoke_error(plugin: &str, version: &str, e: InvokeError) -> ApiError {
+    let (status, code) = match &e {
+        InvokeError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "plugin_timeout"),
+        InvokeError::MemoryLimit(_) => (StatusCode::INTERNAL_SERVER_ERROR, "plugin_memory_limit"),
+        InvokeError::Trap(_) => (StatusCode::INTERNAL_SERVER_ERROR, "plugin_trap"),
+        InvokeError::NoResponse | InvokeError::GuestError(_) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "plugin_failed")
+        }
+        InvokeError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "plugin_busy"),
+        InvokeError::NoHttpExport | InvokeError::NoJobHandler => {
+            (StatusCode::NOT_FOUND, "not_found")
+        }
+        InvokeError::Internal(_) => {
+            return ApiError::internal(format!("plugin {plugin} {version}: {e}"));
+        }
+    };
+    // Trap details (backtraces) stay in the log; the client learns the kind.
+    let message = match &e {
+        InvokeError::Trap(_) => format!("plugin {plugin} {version} trapped"),
+        _ => format!("plugin {plugin} {version} {e}"),
+    };
+    ApiError::new(status, code, message)
+}
+
+/// The whole HTTP surface of the host.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .nest("/api/admin", admin::router(&state))
+        .fallback(plugin_routes::dispatch)
+        .with_state(state)
+}
+
+async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    if state.db.ping().await {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "the database does not answer",
+        )
+        .into_response()
+    }
+}

@@ -1,0 +1,84 @@
+//! Requests served by plugins: `/plugins/{name}/…` for every plugin exporting
+//! `wasi:http/incoming-handler`, and the exact `/api/…` routes manifests claim.
+//!
+//! Under the prefix the guest sees the path relative to its mount (`/plugins/hello/x`
+//! arrives as `/x`, with `x-forwarded-prefix: /plugins/hello`); a claimed route
+//! arrives with its full path. Bodies stream both ways.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
+
+use super::{ApiError, invoke_error};
+use crate::AppState;
+
+pub async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
+    match route(&state, request).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn route(state: &AppState, mut request: Request) -> Result<Response, ApiError> {
+    let snapshot = state.registry.snapshot();
+    let path = request.uri().path().to_string();
+    let plugin = if let Some(rest) = path.strip_prefix("/plugins/") {
+        let (name, inner) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let plugin = snapshot
+            .plugins
+            .get(name)
+            .filter(|p| p.exports.http)
+            .ok_or_else(|| ApiError::not_found(format!("no plugin named `{name}` serves HTTP")))?
+            .clone();
+        let query = request
+            .uri()
+            .query()
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default();
+        let inner: Uri = format!("{inner}{query}").parse().map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "invalid request path",
+            )
+        })?;
+        *request.uri_mut() = inner;
+        let prefix = HeaderValue::from_str(&format!("/plugins/{name}"))
+            .map_err(|_| ApiError::not_found("invalid plugin name"))?;
+        request.headers_mut().insert("x-forwarded-prefix", prefix);
+        plugin
+    } else if let Some((plugin, claim)) = snapshot.route(&path) {
+        if !claim.methods.iter().any(|m| m == request.method().as_str()) {
+            return Err(ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("{path} accepts {}", claim.methods.join(", ")),
+            ));
+        }
+        plugin.clone()
+    } else {
+        return Err(ApiError::not_found(format!("no route for {path}")));
+    };
+
+    // wasi:http needs an authority; HTTP/1.1 clients send Host, others may not.
+    if request.uri().authority().is_none() && !request.headers().contains_key(http::header::HOST) {
+        request
+            .headers_mut()
+            .insert(http::header::HOST, HeaderValue::from_static("localhost"));
+    }
+    let request =
+        request.map(|body| body.map_err(|_| wasmtime_wasi_http::Error::ConnectionTerminated));
+    let name = plugin.manifest.name.clone();
+    let version = plugin.version_label();
+    let response = state
+        .runtime
+        .serve_http(plugin, None, request)
+        .await
+        .map_err(|e| invoke_error(&name, &version, e))?;
+    Ok(response.map(Body::new))
+}

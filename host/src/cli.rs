@@ -1,0 +1,133 @@
+//! `ham plugin …`: the admin API from the command line.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use serde_json::Value;
+
+/// Where the server is and how to prove admin rights.
+pub struct Remote {
+    pub url: String,
+    pub token: Option<String>,
+}
+
+impl Remote {
+    fn client(&self) -> anyhow::Result<reqwest::Client> {
+        // One crypto provider for the process; a second install is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        Ok(reqwest::Client::builder().build()?)
+    }
+
+    fn endpoint(&self, path: &str) -> String {
+        format!("{}/api/admin/plugins{path}", self.url.trim_end_matches('/'))
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+        let request = match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.url))?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let message = body["error"]["message"].as_str().unwrap_or("no details");
+            bail!("{status}: {message}");
+        }
+        Ok(body)
+    }
+}
+
+/// Uploads a plugin version; the component defaults to the manifest's `component`.
+pub async fn install(
+    remote: &Remote,
+    manifest: &Path,
+    component: Option<&Path>,
+) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(manifest)
+        .with_context(|| format!("reading {}", manifest.display()))?;
+    let parsed = crate::plugins::Manifest::parse(&text)?;
+    let component: PathBuf = match (component, &parsed.component) {
+        (Some(path), _) => path.to_path_buf(),
+        (None, Some(rel)) => manifest.parent().unwrap_or(Path::new(".")).join(rel),
+        (None, None) => bail!("the manifest names no `component`; pass --component PATH"),
+    };
+    let bytes =
+        std::fs::read(&component).with_context(|| format!("reading {}", component.display()))?;
+    let form = reqwest::multipart::Form::new().text("manifest", text).part(
+        "component",
+        reqwest::multipart::Part::bytes(bytes).file_name("component.wasm"),
+    );
+    let client = remote.client()?;
+    let body = remote
+        .send(
+            client
+                .put(remote.endpoint(&format!("/{}", parsed.name)))
+                .multipart(form),
+        )
+        .await?;
+    println!(
+        "{} {} active (sha256 {})",
+        body["name"].as_str().unwrap_or_default(),
+        body["version"].as_str().unwrap_or_default(),
+        body["sha256"].as_str().unwrap_or_default()
+    );
+    Ok(())
+}
+
+pub async fn list(remote: &Remote) -> anyhow::Result<()> {
+    let body = remote
+        .send(remote.client()?.get(remote.endpoint("")))
+        .await?;
+    println!(
+        "{:<20} {:<10} {:<14} {:<40} ROUTES",
+        "NAME", "VERSION", "SHA256", "EXPORTS"
+    );
+    for plugin in body.as_array().into_iter().flatten() {
+        let exports: Vec<&str> = plugin["exports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let routes: Vec<&str> = plugin["routes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["path"].as_str())
+            .collect();
+        println!(
+            "{:<20} {:<10} {:<14} {:<40} {}",
+            plugin["name"].as_str().unwrap_or_default(),
+            plugin["version"].as_str().unwrap_or_default(),
+            plugin["sha256"]
+                .as_str()
+                .unwrap_or_default()
+                .get(..12)
+                .unwrap_or_default(),
+            exports.join(","),
+            routes.join(",")
+        );
+    }
+    Ok(())
+}
+
+pub async fn rollback(remote: &Remote, name: &str) -> anyhow::Result<()> {
+    let body = remote
+        .send(
+            remote
+                .client()?
+                .post(remote.endpoint(&format!("/{name}/rollback"))),
+        )
+        .await?;
+    println!(
+        "{} rolled back to {} (sha256 {})",
+        name,
+        body["version"].as_str().unwrap_or_default(),
+        body["sha256"].as_str().unwrap_or_default()
+    );
+    Ok(())
+}

@@ -1,0 +1,78 @@
+//! HAM's host: a habit tracker and fitness coach built as a WebAssembly plugin host.
+//!
+//! The host owns the network, the database, the secrets and the sandbox; the app's
+//! logic runs in WASM components that are swapped while the server runs. This crate
+//! is a library with a thin binary (`ham`): [`AppState::build`] wires the parts,
+//! [`router`] is the whole HTTP surface, [`serve`] runs it until shutdown.
+
+pub mod api;
+pub mod cli;
+pub mod plugins;
+pub mod runtime;
+pub mod settings;
+pub mod store;
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+use crate::plugins::Registry;
+use crate::runtime::Runtime;
+use crate::settings::Settings;
+use crate::store::Db;
+
+/// Everything a request handler needs. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub db: Db,
+    pub runtime: Arc<Runtime>,
+    pub registry: Arc<Registry>,
+}
+
+impl AppState {
+    /// Connects the database (running migrations), starts the runtime, loads the
+    /// active plugin versions and installs bundled plugins that are new.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
+        let url = settings.database_url();
+        let db = Db::connect(&url)
+            .await
+            .with_context(|| format!("opening database {}", store::redact_url(&url)))?;
+        let runtime = Arc::new(Runtime::new(&settings.data_dir, db.clone())?);
+        let registry = Arc::new(
+            Registry::load(
+                runtime.clone(),
+                db.clone(),
+                Arc::new(settings.plugin_env_values()),
+            )
+            .await?,
+        );
+        plugins::bundled::install_bundled(&registry)
+            .await
+            .context("installing bundled plugins")?;
+        Ok(Self {
+            settings: Arc::new(settings),
+            db,
+            runtime,
+            registry,
+        })
+    }
+}
+
+/// The host's HTTP surface.
+pub fn router(state: AppState) -> axum::Router {
+    api::router(state)
+}
+
+/// Serves until `shutdown` resolves, then lets requests in flight finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

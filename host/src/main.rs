@@ -1,0 +1,147 @@
+//! `ham`: the HAM server and its admin command line.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use ham_host::cli::{self, Remote};
+use ham_host::settings::Settings;
+use ham_host::{AppState, plugins};
+
+#[derive(Parser)]
+#[command(
+    name = "ham",
+    version,
+    about = "HAM: habit tracker and fitness coach on a WebAssembly plugin host"
+)]
+struct Cli {
+    /// Settings file (TOML); environment variables override it.
+    #[arg(long, env = "HAM_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve(ServeArgs),
+    /// Manage plugins on a running server.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Args, Default)]
+struct ServeArgs {
+    /// Install plugins from this directory whenever they change (development).
+    #[arg(long, env = "HAM_PLUGINS_DIR")]
+    watch: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Upload a plugin version and make it active.
+    Install {
+        #[arg(long)]
+        manifest: PathBuf,
+        /// The component; defaults to the manifest's `component`, relative to it.
+        #[arg(long)]
+        component: Option<PathBuf>,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// List the active plugins.
+    List {
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Reactivate the version that was active before the current one.
+    Rollback {
+        name: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+}
+
+#[derive(Args)]
+struct RemoteArgs {
+    /// The server's base URL.
+    #[arg(long, env = "HAM_URL", default_value = "http://127.0.0.1:3001")]
+    url: String,
+    /// The admin token.
+    #[arg(long, env = "HAM_ADMIN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+impl From<RemoteArgs> for Remote {
+    fn from(args: RemoteArgs) -> Self {
+        Remote {
+            url: args.url,
+            token: args.token,
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Serve(args) => serve(cli.config, args).await,
+        Command::Plugin(PluginCommand::Install {
+            manifest,
+            component,
+            remote,
+        }) => cli::install(&remote.into(), &manifest, component.as_deref()).await,
+        Command::Plugin(PluginCommand::List { remote }) => cli::list(&remote.into()).await,
+        Command::Plugin(PluginCommand::Rollback { name, remote }) => {
+            cli::rollback(&remote.into(), &name).await
+        }
+    }
+}
+
+async fn serve(config: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HAM_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let mut settings = Settings::load(config.as_deref())?;
+    if args.watch.is_some() {
+        settings.plugins_dir = args.watch;
+    }
+    let addr = settings.addr;
+    let watch = settings.plugins_dir.clone();
+    let state = AppState::build(settings).await?;
+    if let Some(dir) = watch {
+        plugins::watch::spawn(state.registry.clone(), dir);
+    }
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    tracing::info!(addr = %listener.local_addr()?, "ham serving");
+    ham_host::serve(listener, state, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,407 @@
+//! `plugin.toml`: what a plugin is, what it may do, and what it needs.
+//!
+//! Parsing is strict: an unknown key or an invalid value is refused with a message
+//! naming the key, so a typo never silently turns a limit or a permission off.
+//!
+//! ```toml
+//! name = "strava-sync"
+//! version = "0.1.0"
+//! component = "strava_sync.wasm"          # path relative to the manifest (CLI, watcher)
+//! allowed_outbound_hosts = ["{{ api_base_url }}"]
+//! llm = false
+//! routes = [{ path = "/api/strava/webhook", methods = ["GET", "POST"], auth = "none" }]
+//! schedule = [{ cron = "0 */6 * * *", job = "backfill" }]
+//! [limits]
+//! memory_mb = 64
+//! timeout_ms = 5000
+//! storage_quota_mb = 10
+//! [variables]
+//! api_base_url = { default = "https://www.strava.com/api/v3" }
+//! client_secret = { required = true, secret = true }
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::runtime::MAX_MEMORY_MB;
+use crate::runtime::config::Variables;
+use crate::runtime::outbound::HostRule;
+
+/// A refused manifest; the message names the key at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid manifest: {0}")]
+pub struct ManifestError(pub String);
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub name: String,
+    pub version: semver::Version,
+    #[serde(default)]
+    pub component: Option<String>,
+    #[serde(default)]
+    pub allowed_outbound_hosts: Vec<String>,
+    #[serde(default)]
+    pub llm: bool,
+    #[serde(default)]
+    pub routes: Vec<RouteClaim>,
+    #[serde(default)]
+    pub schedule: Vec<ScheduleEntry>,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub variables: BTreeMap<String, Variable>,
+}
+
+/// An exact route the plugin serves besides `/plugins/{name}/…`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RouteClaim {
+    pub path: String,
+    #[serde(default = "default_methods")]
+    pub methods: Vec<String>,
+    #[serde(default)]
+    pub auth: RouteAuth,
+}
+
+fn default_methods() -> Vec<String> {
+    vec!["GET".to_string()]
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteAuth {
+    /// Anyone may call it (webhooks).
+    None,
+    /// A signed-in user; the invocation acts for that user.
+    #[default]
+    User,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleEntry {
+    pub cron: String,
+    pub job: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub memory_mb: u32,
+    pub timeout_ms: u64,
+    pub storage_quota_mb: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory_mb: 64,
+            timeout_ms: 5000,
+            storage_quota_mb: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variable {
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default)]
+    pub secret: bool,
+    #[serde(default)]
+    pub default: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// Path prefixes the host serves itself; a plugin cannot claim a route under them.
+pub const HOST_ROUTE_PREFIXES: &[&str] = &[
+    "/api/admin",
+    "/api/auth",
+    "/api/me",
+    "/api/habits",
+    "/api/activities",
+    "/api/export",
+    "/api/import",
+    "/api/openapi.json",
+];
+
+const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+impl Manifest {
+    /// Parses and validates a manifest.
+    pub fn parse(text: &str) -> Result<Self, ManifestError> {
+        let manifest: Manifest =
+            toml::from_str(text).map_err(|e| ManifestError(e.to_string().trim().to_string()))?;
+        manifest.validate()?;
+        Ok(manifest)
+    }
+
+    fn validate(&self) -> Result<(), ManifestError> {
+        let bad = |key: &str, why: String| Err(ManifestError(format!("{key}: {why}")));
+        if !is_name(&self.name) {
+            return bad(
+                "name",
+                format!(
+                    "`{}` must be 1 to 63 lower-case letters, digits or '-', starting with a letter",
+                    self.name
+                ),
+            );
+        }
+        let l = &self.limits;
+        if !(1..=MAX_MEMORY_MB).contains(&l.memory_mb) {
+            return bad(
+                "limits.memory_mb",
+                format!("{} is not within 1..={MAX_MEMORY_MB}", l.memory_mb),
+            );
+        }
+        if !(1..=300_000).contains(&l.timeout_ms) {
+            return bad(
+                "limits.timeout_ms",
+                format!("{} is not within 1..=300000", l.timeout_ms),
+            );
+        }
+        if l.storage_quota_mb > 1024 {
+            return bad(
+                "limits.storage_quota_mb",
+                format!("{} is not within 0..=1024", l.storage_quota_mb),
+            );
+        }
+        for (name, variable) in &self.variables {
+            if !is_variable_name(name) {
+                return bad(
+                    &format!("variables.{name}"),
+                    "a variable name is lower-case letters, digits and '_', starting with a letter"
+                        .into(),
+                );
+            }
+            if variable.secret && variable.default.is_some() {
+                return bad(
+                    &format!("variables.{name}"),
+                    "a secret cannot have a default; set it in the environment".into(),
+                );
+            }
+        }
+        for (i, entry) in self.allowed_outbound_hosts.iter().enumerate() {
+            let key = format!("allowed_outbound_hosts[{i}]");
+            let names =
+                template_names(entry).map_err(|why| ManifestError(format!("{key}: {why}")))?;
+            if let Some(unknown) = names.iter().find(|n| !self.variables.contains_key(*n)) {
+                return bad(
+                    &key,
+                    format!("`{{{{ {unknown} }}}}` is not a declared variable"),
+                );
+            }
+            if names.is_empty() {
+                HostRule::parse(entry).map_err(|why| ManifestError(format!("{key}: {why}")))?;
+            }
+        }
+        for (i, route) in self.routes.iter().enumerate() {
+            let key = format!("routes[{i}]");
+            if !route.path.starts_with("/api/") || route.path.contains(['?', '#', '*', '{']) {
+                return bad(
+                    &format!("{key}.path"),
+                    format!("`{}` must be an exact path under /api/", route.path),
+                );
+            }
+            if let Some(prefix) = HOST_ROUTE_PREFIXES
+                .iter()
+                .find(|p| is_under(&route.path, p))
+            {
+                return bad(
+                    &format!("{key}.path"),
+                    format!("`{}` is under {prefix}, which the host serves", route.path),
+                );
+            }
+            if route.methods.is_empty() {
+                return bad(&format!("{key}.methods"), "name at least one method".into());
+            }
+            if let Some(m) = route
+                .methods
+                .iter()
+                .find(|m| !METHODS.contains(&m.as_str()))
+            {
+                return bad(
+                    &format!("{key}.methods"),
+                    format!("`{m}` is not one of {}", METHODS.join(", ")),
+                );
+            }
+        }
+        for (i, entry) in self.schedule.iter().enumerate() {
+            if entry.cron.split_whitespace().count() != 5 {
+                return bad(
+                    &format!("schedule[{i}].cron"),
+                    format!(
+                        "`{}` must have five fields (minute hour day month weekday)",
+                        entry.cron
+                    ),
+                );
+            }
+            if entry.job.is_empty() {
+                return bad(&format!("schedule[{i}].job"), "name the job kind".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// The outbound rules with variables interpolated. An entry whose variable has
+    /// no value is left out (and so denies), with a warning.
+    pub fn outbound_rules(&self, variables: &Variables) -> Result<Vec<HostRule>, String> {
+        let mut rules = Vec::new();
+        for entry in &self.allowed_outbound_hosts {
+            let Some(expanded) = interpolate(entry, variables) else {
+                tracing::warn!(plugin = %self.name, entry, "outbound entry left out: its variable has no value");
+                continue;
+            };
+            rules.push(HostRule::parse(&expanded)?);
+        }
+        Ok(rules)
+    }
+}
+
+fn is_under(path: &str, prefix: &str) -> bool {
+    path == prefix
+        || path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// Plugin names: what goes in `/plugins/{name}` and in environment variable names.
+pub fn is_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= 63
+        && chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+fn is_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// The variable names in `{{ name }}` templates of an entry.
+fn template_names(entry: &str) -> Result<Vec<String>, String> {
+    let mut names = Vec::new();
+    let mut rest = entry;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let end = after
+            .find("}}")
+            .ok_or_else(|| format!("`{entry}` has an unclosed {{{{"))?;
+        names.push(after[..end].trim().to_string());
+        rest = &after[end + 2..];
+    }
+    Ok(names)
+}
+
+fn interpolate(entry: &str, variables: &Variables) -> Option<String> {
+    let mut out = String::new();
+    let mut rest = entry;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find("}}")?;
+        out.push_str(variables.get(after[..end].trim())??);
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "name = \"hello\"\nversion = \"0.1.0\"\n";
+
+    #[test]
+    fn a_minimal_manifest_gets_defaults() {
+        let m = Manifest::parse(MINIMAL).unwrap();
+        assert_eq!(m.limits.memory_mb, 64);
+        assert_eq!(m.limits.timeout_ms, 5000);
+        assert!(m.allowed_outbound_hosts.is_empty());
+    }
+
+    #[test]
+    fn refusals_name_the_key() {
+        let cases = [
+            ("name = \"x\"\nversion = \"0.1.0\"\ncolour = 1", "colour"),
+            ("name = \"x\"\nversion = \"one\"", "version"),
+            ("name = \"X y\"\nversion = \"0.1.0\"", "name"),
+            (
+                "name = \"x\"\nversion = \"0.1.0\"\n[limits]\nmemory_mb = 0",
+                "limits.memory_mb",
+            ),
+            (
+                "name = \"x\"\nversion = \"0.1.0\"\n[limits]\nmemroy_mb = 3",
+                "memroy_mb",
+            ),
+            (
+                "name = \"x\"\nversion = \"0.1.0\"\n[limits]\ntimeout_ms = -1",
+                "timeout_ms",
+            ),
+            (
+                "name = \"x\"\nversion = \"0.1.0\"\nallowed_outbound_hosts = [\"example.com\"]",
+                "allowed_outbound_hosts[0]",
+            ),
+            (
+                "name = \"x\"\nversion = \"0.1.0\"\nallowed_outbound_hosts = [\"{{ base }}\"]",
+                "allowed_outbound_hosts[0]",
+            ),
+            (
+                "name = \"x\"\nversion = \"0.1.0\"\nroutes = [{ path = \"/api/admin/x\" }]",
+                "routes[0].path",
+            ),
+            (
+                "name = \"x\"\nversion = \"0.1.0\"\nroutes = [{ path = \"/elsewhere\" }]",
+                "routes[0].path",
+            ),
+            (
+                "name = \"x\"\nversion = \"0.1.0\"\nroutes = [{ path = \"/api/x\", methods = [\"FETCH\"] }]",
+                "routes[0].methods",
+            ),
+            (
+                "name = \"x\"\nversion = \"0.1.0\"\nroutes = [{ path = \"/api/x\", auth = \"maybe\" }]",
+                "auth",
+            ),
+            (
+                "name = \"x\"\nversion = \"0.1.0\"\nschedule = [{ cron = \"* *\", job = \"j\" }]",
+                "schedule[0].cron",
+            ),
+            (
+                "name = \"x\"\nversion = \"0.1.0\"\n[variables]\nkey = { secret = true, default = \"k\" }",
+                "variables.key",
+            ),
+        ];
+        for (text, key) in cases {
+            let err = Manifest::parse(text).unwrap_err().to_string();
+            assert!(err.contains(key), "expected `{key}` in: {err}");
+        }
+    }
+
+    #[test]
+    fn outbound_entries_interpolate_variables() {
+        let m = Manifest::parse(
+            "name = \"s\"\nversion = \"0.1.0\"\nallowed_outbound_hosts = [\"{{ api }}\", \"{{ unset }}\"]\n\
+             [variables]\napi = { default = \"http://127.0.0.1:9/api/v3\" }\nunset = {}",
+        )
+        .unwrap();
+        let env = BTreeMap::new();
+        let rules = m.outbound_rules(&Variables::resolve(&m, &env)).unwrap();
+        assert_eq!(rules, vec![HostRule::parse("http://127.0.0.1:9").unwrap()]);
+
+        let env = BTreeMap::from([(
+            "HAM_PLUGIN_S_API".to_string(),
+            "https://other.example".to_string(),
+        )]);
+        let rules = m.outbound_rules(&Variables::resolve(&m, &env)).unwrap();
+        assert_eq!(
+            rules,
+            vec![HostRule::parse("https://other.example").unwrap()]
+        );
+    }
+}

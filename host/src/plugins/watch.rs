@@ -1,0 +1,100 @@
+//! `ham serve --watch DIR`: plugin development without uploads.
+//!
+//! Polls `DIR/plugin.toml` and `DIR/*/plugin.toml` (twice a second) and the
+//! component each names (`component`, relative to the manifest); when either
+//! changes, the plugin is installed exactly as an upload would be. The first scan
+//! installs what is there. A broken build is logged and the active version keeps
+//! serving. Polling rather than inotify: it works the same on every file system,
+//! including bind mounts and network shares, and costs a few `stat`s.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::Manifest;
+use super::registry::{Registry, Source};
+
+const POLL: Duration = Duration::from_millis(500);
+
+type Fingerprint = Vec<(u64, Option<SystemTime>)>;
+
+/// Starts watching `dir` until the returned task is aborted.
+pub fn spawn(registry: Arc<Registry>, dir: PathBuf) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        tracing::info!(dir = %dir.display(), "watching for plugin changes");
+        let mut seen: HashMap<PathBuf, Fingerprint> = HashMap::new();
+        loop {
+            for manifest_path in manifests(&dir) {
+                let component = component_path(&manifest_path);
+                let print = fingerprint(&[Some(manifest_path.as_path()), component.as_deref()]);
+                if seen.get(&manifest_path) == Some(&print) {
+                    continue;
+                }
+                seen.insert(manifest_path.clone(), print);
+                install(&registry, &manifest_path, component.as_deref()).await;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    })
+}
+
+fn manifests(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let top = dir.join("plugin.toml");
+    if top.is_file() {
+        found.push(top);
+    }
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let candidate = entry.path().join("plugin.toml");
+            if candidate.is_file() {
+                found.push(candidate);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+fn component_path(manifest_path: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(manifest_path).ok()?;
+    let manifest = Manifest::parse(&text).ok()?;
+    Some(manifest_path.parent()?.join(manifest.component?))
+}
+
+fn fingerprint(paths: &[Option<&Path>]) -> Fingerprint {
+    paths
+        .iter()
+        .map(|p| match p.and_then(|p| std::fs::metadata(p).ok()) {
+            Some(meta) => (meta.len(), meta.modified().ok()),
+            None => (0, None),
+        })
+        .collect()
+}
+
+async fn install(registry: &Registry, manifest_path: &Path, component: Option<&Path>) {
+    let shown = manifest_path.display();
+    let text = match std::fs::read_to_string(manifest_path) {
+        Ok(text) => text,
+        Err(e) => return tracing::warn!(manifest = %shown, error = %e, "cannot read manifest"),
+    };
+    let Some(component) = component else {
+        return tracing::warn!(manifest = %shown, "manifest is invalid or names no `component`; not installing");
+    };
+    let bytes = match std::fs::read(component) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            return tracing::warn!(component = %component.display(), error = %e, "cannot read component");
+        }
+    };
+    match registry.install(&text, &bytes, Source::Watch, None).await {
+        Ok(installed) => tracing::info!(
+            plugin = %installed.row.name, version = %installed.row.version, sha256 = %installed.row.sha256,
+            "installed from watched directory"
+        ),
+        Err(e) => {
+            tracing::warn!(manifest = %shown, error = %e, "watched plugin refused; the active version keeps serving")
+        }
+    }
+}

@@ -1,0 +1,586 @@
+//! The component runtime: one wasmtime `Engine` (component model, async, pooling
+//! allocator, epoch interruption), one `Linker` with everything the host provides,
+//! and per plugin version a pre-linked `InstancePre`.
+//!
+//! Every invocation gets a fresh `Store` and instance, so nothing leaks between
+//! requests, users or plugins; the pooling allocator makes that cost microseconds.
+//! Each store carries the version's limits: an epoch deadline (`timeout_ms`, also
+//! enforced as a wall-clock timeout for time spent waiting on the host) and a memory
+//! cap (`memory_mb`). A trap, panic, timeout or memory blow-up fails that invocation
+//! only; the store is dropped and never reused.
+//!
+//! Compiled components are cached on disk under `<data>/cache/<engine hash>/<sha256>.cwasm`:
+//! the engine hash covers the wasmtime version and the compilation settings, so a
+//! restart (or a rollback) deserializes instead of recompiling.
+
+pub mod bindings;
+pub mod config;
+mod log;
+pub mod outbound;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body::Body;
+use wasmtime::component::{Component, HasSelf, InstancePre, Linker, ResourceTable};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolConcurrencyLimitError, PoolingAllocationConfig,
+    ResourceLimiter, Store, Trap, UpdateDeadline,
+};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use self::bindings::exports::ham::plugin::job_handler;
+use self::config::Variables;
+use self::outbound::{OutboundHooks, OutboundPolicy};
+use crate::plugins::manifest::Manifest;
+use crate::store::Db;
+
+/// How often the epoch advances; deadlines are measured in these ticks.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// The largest `memory_mb` a manifest may ask for.
+pub const MAX_MEMORY_MB: u32 = 1024;
+/// Instances that may run at once; one more waits for none and gets `Busy`.
+const MAX_CONCURRENT_INSTANCES: u32 = 1000;
+
+const HTTP_EXPORT: &str = "wasi:http/incoming-handler@0.2.";
+const RULES_EXPORT: &str = "ham:plugin/rules@0.1.";
+const JOB_EXPORT: &str = "ham:plugin/job-handler@0.1.";
+const LLM_IMPORT: &str = "ham:plugin/llm@0.1.";
+
+/// Counters a test or `/metrics` can read.
+#[derive(Debug, Default)]
+pub struct RuntimeStats {
+    /// Components compiled from wasm (cache misses).
+    pub compilations: AtomicU64,
+    /// Components loaded from the on-disk compiled cache.
+    pub cache_hits: AtomicU64,
+}
+
+/// Why a component cannot be loaded. Each is the uploader's to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("not a WebAssembly binary (it must start with \\0asm)")]
+    NotWasm,
+    #[error(
+        "this is a core WebAssembly module, not a component; build with `cargo build --target wasm32-wasip2` (or wrap it with `wasm-tools component new`)"
+    )]
+    CoreModule,
+    #[error("the component does not compile: {0}")]
+    Compile(String),
+    #[error(
+        "the component exports none of wasi:http/incoming-handler@0.2, ham:plugin/rules@0.1, ham:plugin/job-handler@0.1 (it exports: {0})"
+    )]
+    NoKnownExport(String),
+    #[error("the component imports ham:plugin/llm but the manifest does not say `llm = true`")]
+    LlmNotGranted,
+    #[error("the component imports what the host does not provide: {0}")]
+    UnsatisfiedImport(String),
+    #[error("allowed_outbound_hosts: {0}")]
+    Outbound(String),
+    #[error("internal error while loading: {0}")]
+    Internal(String),
+}
+
+/// Why one invocation failed. The host keeps serving either way.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    #[error("timed out after {0} ms")]
+    Timeout(u64),
+    #[error("exceeded its memory limit of {0} MiB")]
+    MemoryLimit(u32),
+    #[error("trapped: {0}")]
+    Trap(String),
+    #[error("returned no response")]
+    NoResponse,
+    #[error("answered with an error: {0}")]
+    GuestError(String),
+    #[error("is at its limit of concurrent instances")]
+    Busy,
+    #[error("does not serve HTTP")]
+    NoHttpExport,
+    #[error("does not handle jobs")]
+    NoJobHandler,
+    #[error("failed in the host: {0}")]
+    Internal(String),
+}
+
+/// The memory cap a store enforces; raised as an error, not a plain trap, so it can
+/// be told apart from a guest that traps for its own reasons.
+#[derive(Debug, thiserror::Error)]
+#[error("memory limit of {0} MiB exceeded")]
+struct MemoryLimitExceeded(u32);
+
+/// What a plugin version exports, as found at load time.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Exports {
+    pub http: bool,
+    pub rules: bool,
+    pub job_handler: bool,
+}
+
+impl Exports {
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        if self.http {
+            names.push("wasi:http/incoming-handler");
+        }
+        if self.rules {
+            names.push("ham:plugin/rules");
+        }
+        if self.job_handler {
+            names.push("ham:plugin/job-handler");
+        }
+        names
+    }
+}
+
+/// A plugin version ready to run: manifest, resolved variables and policies, and the
+/// pre-linked component.
+pub struct LoadedPlugin {
+    pub manifest: Manifest,
+    pub version_id: i64,
+    pub sha256: String,
+    pub uploaded_at: i64,
+    pub variables: Variables,
+    pub outbound: Arc<OutboundPolicy>,
+    pub exports: Exports,
+    /// The component's imports, by name.
+    pub imports: Vec<String>,
+    instance_pre: InstancePre<Invocation>,
+    proxy_pre: Option<ProxyPre<Invocation>>,
+    job_indices: Option<job_handler::GuestIndices>,
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("name", &self.manifest.name)
+            .field("version", &self.manifest.version)
+            .field("sha256", &self.sha256)
+            .field("exports", &self.exports)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LoadedPlugin {
+    pub fn version_label(&self) -> String {
+        self.manifest.version.to_string()
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.manifest.limits.timeout_ms)
+    }
+}
+
+/// The state of one invocation: a `Store`'s data. Never shared, never reused.
+pub struct Invocation {
+    pub plugin: Arc<LoadedPlugin>,
+    /// The user this invocation acts for, if any.
+    pub user: Option<String>,
+    pub db: Db,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    limits: InvocationLimits,
+    hooks: OutboundHooks,
+}
+
+impl WasiView for Invocation {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for Invocation {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+impl bindings::ham::plugin::types::Host for Invocation {}
+
+struct InvocationLimits {
+    memory_mb: u32,
+}
+
+impl ResourceLimiter for InvocationLimits {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > (self.memory_mb as usize) << 20 {
+            return Err(wasmtime::Error::new(MemoryLimitExceeded(self.memory_mb)));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// The engine, the linker and the compiled-component cache.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<Invocation>,
+    cache_dir: PathBuf,
+    db: Db,
+    pub stats: RuntimeStats,
+}
+
+impl Runtime {
+    /// Builds the engine and linker and starts the epoch ticker (a thread that ends
+    /// when the engine is dropped).
+    pub fn new(data_dir: &Path, db: Db) -> anyhow::Result<Self> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(MAX_CONCURRENT_INSTANCES)
+            .total_core_instances(MAX_CONCURRENT_INSTANCES)
+            .total_memories(MAX_CONCURRENT_INSTANCES)
+            .total_tables(MAX_CONCURRENT_INSTANCES)
+            .total_stacks(MAX_CONCURRENT_INSTANCES)
+            .max_memory_size((MAX_MEMORY_MB as usize) << 20);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config)?;
+
+        let mut linker = Linker::<Invocation>::new(&engine);
+        // Guests built for wasm32-wasip2 import wasi:cli, wasi:io and friends even
+        // when unused; the WasiCtx behind them is empty (no env, dirs or sockets).
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        bindings::ham::plugin::types::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+        bindings::ham::plugin::storage::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+        bindings::ham::plugin::config::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+        bindings::ham::plugin::log::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+
+        let cache_dir = data_dir.join("cache").join(engine_hash(&engine));
+        std::fs::create_dir_all(&cache_dir)?;
+        spawn_epoch_ticker(&engine);
+        Ok(Self {
+            engine,
+            linker,
+            cache_dir,
+            db,
+            stats: RuntimeStats::default(),
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Loads a component for a manifest: compile (or take from the cache), check its
+    /// exports and imports against the contract and the manifest, and pre-link it.
+    pub async fn prepare(
+        &self,
+        manifest: Manifest,
+        bytes: &[u8],
+        sha256: &str,
+        version_id: i64,
+        uploaded_at: i64,
+        plugin_env: &std::collections::BTreeMap<String, String>,
+    ) -> Result<LoadedPlugin, LoadError> {
+        check_header(bytes)?;
+        let component = self.component(bytes, sha256).await?;
+        let ty = component.component_type();
+        let export_names: Vec<String> = ty
+            .exports(&self.engine)
+            .map(|(n, _)| n.to_string())
+            .collect();
+        let imports: Vec<String> = ty
+            .imports(&self.engine)
+            .map(|(n, _)| n.to_string())
+            .collect();
+        let has = |prefix: &str| export_names.iter().any(|n| n.starts_with(prefix));
+        let exports = Exports {
+            http: has(HTTP_EXPORT),
+            rules: has(RULES_EXPORT),
+            job_handler: has(JOB_EXPORT),
+        };
+        if !(exports.http || exports.rules || exports.job_handler) {
+            let found = if export_names.is_empty() {
+                "nothing".to_string()
+            } else {
+                export_names.join(", ")
+            };
+            return Err(LoadError::NoKnownExport(found));
+        }
+        if imports.iter().any(|n| n.starts_with(LLM_IMPORT)) && !manifest.llm {
+            return Err(LoadError::LlmNotGranted);
+        }
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::UnsatisfiedImport(format!("{e:#}")))?;
+        let proxy_pre = match exports.http {
+            true => Some(
+                ProxyPre::new(instance_pre.clone())
+                    .map_err(|e| LoadError::Internal(format!("{e:#}")))?,
+            ),
+            false => None,
+        };
+        let job_indices = match exports.job_handler {
+            true => Some(
+                job_handler::GuestIndices::new(&instance_pre)
+                    .map_err(|e| LoadError::Internal(format!("{e:#}")))?,
+            ),
+            false => None,
+        };
+        let variables = Variables::resolve(&manifest, plugin_env);
+        let rules = manifest
+            .outbound_rules(&variables)
+            .map_err(LoadError::Outbound)?;
+        let outbound = Arc::new(OutboundPolicy::new(&manifest.name, rules));
+        Ok(LoadedPlugin {
+            manifest,
+            version_id,
+            sha256: sha256.to_string(),
+            uploaded_at,
+            variables,
+            outbound,
+            exports,
+            imports,
+            instance_pre,
+            proxy_pre,
+            job_indices,
+        })
+    }
+
+    async fn component(&self, bytes: &[u8], sha256: &str) -> Result<Component, LoadError> {
+        let cached = self.cache_dir.join(format!("{sha256}.cwasm"));
+        if cached.exists() {
+            // SAFETY: the file is one this host wrote with `Component::serialize` into
+            // its own data dir, under a directory keyed by the engine's compatibility
+            // hash; wasmtime checks the header again and we fall back to compiling.
+            #[allow(
+                unsafe_code,
+                reason = "deserializing the host's own compiled-component cache"
+            )]
+            let loaded = unsafe { Component::deserialize_file(&self.engine, &cached) };
+            match loaded {
+                Ok(component) => {
+                    self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+                    return Ok(component);
+                }
+                Err(e) => {
+                    tracing::warn!(path = %cached.display(), error = %e, "discarding unusable compiled cache entry");
+                    let _ = std::fs::remove_file(&cached);
+                }
+            }
+        }
+        let engine = self.engine.clone();
+        let wasm = bytes.to_vec();
+        let component = tokio::task::spawn_blocking(move || Component::new(&engine, &wasm))
+            .await
+            .map_err(|e| LoadError::Internal(e.to_string()))?
+            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        self.stats.compilations.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = write_cache(&component, &cached) {
+            tracing::warn!(path = %cached.display(), error = %e, "could not write the compiled cache");
+        }
+        Ok(component)
+    }
+
+    fn new_store(&self, plugin: Arc<LoadedPlugin>, user: Option<String>) -> Store<Invocation> {
+        let deadline = Instant::now() + plugin.timeout();
+        let invocation = Invocation {
+            hooks: OutboundHooks {
+                policy: plugin.outbound.clone(),
+            },
+            limits: InvocationLimits {
+                memory_mb: plugin.manifest.limits.memory_mb,
+            },
+            plugin,
+            user,
+            db: self.db.clone(),
+            wasi: WasiCtx::builder().build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+        };
+        let mut store = Store::new(&self.engine, invocation);
+        store.limiter(|inv| &mut inv.limits);
+        // Yield to the executor every tick so a busy guest does not hog a worker
+        // thread, and interrupt it at its deadline.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            Ok(if Instant::now() >= deadline {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Yield(1)
+            })
+        });
+        store
+    }
+
+    /// Serves one HTTP request with a fresh instance of the plugin. The response
+    /// body streams from the guest as it writes; the invocation's deadline covers
+    /// the whole exchange.
+    pub async fn serve_http<B>(
+        &self,
+        plugin: Arc<LoadedPlugin>,
+        user: Option<String>,
+        request: http::Request<B>,
+    ) -> Result<http::Response<HyperOutgoingBody>, InvokeError>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let Some(pre) = plugin.proxy_pre.clone() else {
+            return Err(InvokeError::NoHttpExport);
+        };
+        let limits = plugin.manifest.limits.clone();
+        let name = plugin.manifest.name.clone();
+        let mut store = self.new_store(plugin, user);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let mut http = store.data_mut().http();
+        let req = http
+            .new_incoming_request(
+                wasmtime_wasi_http::p2::bindings::http::types::Scheme::Http,
+                request,
+            )
+            .map_err(|e| InvokeError::Internal(format!("{e:#}")))?;
+        let out = http
+            .new_response_outparam(tx)
+            .map_err(|e| InvokeError::Internal(format!("{e:#}")))?;
+        let task = tokio::spawn(async move {
+            let run = async {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, req, out)
+                    .await
+            };
+            let result =
+                match tokio::time::timeout(Duration::from_millis(limits.timeout_ms), run).await {
+                    Ok(result) => result.map_err(|e| classify(e, &limits)),
+                    Err(_) => Err(InvokeError::Timeout(limits.timeout_ms)),
+                };
+            if let Err(e) = &result {
+                tracing::warn!(plugin = %name, error = %e, "plugin invocation failed");
+            }
+            result
+        });
+        match rx.await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(code)) => Err(InvokeError::GuestError(format!("{code:?}"))),
+            // The guest dropped its response-outparam: its task says why.
+            Err(_) => match task.await {
+                Ok(Err(e)) => Err(e),
+                Ok(Ok(())) => Err(InvokeError::NoResponse),
+                Err(e) => Err(InvokeError::Internal(e.to_string())),
+            },
+        }
+    }
+
+    /// Runs one job with a fresh instance of the plugin's `job-handler`.
+    pub async fn run_job(
+        &self,
+        plugin: Arc<LoadedPlugin>,
+        user: Option<String>,
+        job: &job_handler::Job,
+    ) -> Result<Result<(), job_handler::JobError>, InvokeError> {
+        let Some(indices) = plugin.job_indices.clone() else {
+            return Err(InvokeError::NoJobHandler);
+        };
+        let limits = plugin.manifest.limits.clone();
+        let pre = plugin.instance_pre.clone();
+        let mut store = self.new_store(plugin, user);
+        let run = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            let guest = indices.load(&mut store, &instance)?;
+            guest.call_handle(&mut store, job).await
+        };
+        match tokio::time::timeout(Duration::from_millis(limits.timeout_ms), run).await {
+            Ok(result) => result.map_err(|e| classify(e, &limits)),
+            Err(_) => Err(InvokeError::Timeout(limits.timeout_ms)),
+        }
+    }
+}
+
+fn classify(e: wasmtime::Error, limits: &crate::plugins::manifest::Limits) -> InvokeError {
+    if e.downcast_ref::<MemoryLimitExceeded>().is_some() {
+        return InvokeError::MemoryLimit(limits.memory_mb);
+    }
+    if e.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
+        return InvokeError::Busy;
+    }
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => InvokeError::Timeout(limits.timeout_ms),
+        Some(trap) => InvokeError::Trap(trap.to_string()),
+        None => InvokeError::Trap(format!("{e:#}")),
+    }
+}
+
+/// Tells a component from a core module or a file that is not wasm at all, so the
+/// uploader gets a precise error instead of a parser's.
+fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(LoadError::NotWasm);
+    }
+    match bytes[4..8] {
+        [1, 0, 0, 0] => Err(LoadError::CoreModule),
+        _ => Ok(()),
+    }
+}
+
+fn write_cache(component: &Component, path: &Path) -> anyhow::Result<()> {
+    let bytes = component.serialize()?;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+fn engine_hash(engine: &Engine) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    format!("{:016x}", hasher.finish())
+}
+
+fn spawn_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    let spawned = std::thread::Builder::new()
+        .name("ham-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "could not start the epoch ticker; plugin deadlines will not fire");
+    }
+}
+
+impl RuntimeStats {
+    pub fn compilations(&self) -> u64 {
+        self.compilations.load(Ordering::Relaxed)
+    }
+    pub fn cache_hits(&self) -> u64 {
+        self.cache_hits.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,197 @@
+//! Settings: defaults, then a TOML file (`--config` or `HAM_CONFIG`), then `HAM_*`
+//! environment variables. Unknown keys in the file are refused; secrets are
+//! redacted in `Debug`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// A secret value: shown as `***` in `Debug`.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where `ham serve` listens. `HAM_ADDR`, default `127.0.0.1:3001`.
+    pub addr: SocketAddr,
+    /// Data dir: the SQLite file, the compiled-component cache. `HAM_DATA_DIR`, default `./data`.
+    pub data_dir: PathBuf,
+    /// `DATABASE_URL`; default a SQLite file in the data dir.
+    pub database_url: Option<Secret>,
+    /// Bearer token for the admin routes. `HAM_ADMIN_TOKEN`; unset turns them off.
+    pub admin_token: Option<Secret>,
+    /// Watched plugin directory (development). `HAM_PLUGINS_DIR`.
+    pub plugins_dir: Option<PathBuf>,
+    /// Largest plugin upload in bytes. `HAM_MAX_UPLOAD_BYTES`, default 32 MiB.
+    pub max_upload_bytes: usize,
+    /// `HAM_PLUGIN_<PLUGIN>_<VARIABLE>` values for plugin variables; values redacted.
+    pub plugin_env: BTreeMap<String, Secret>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 3001)),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            admin_token: None,
+            plugins_dir: None,
+            max_upload_bytes: 32 * 1024 * 1024,
+            plugin_env: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    addr: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<Secret>,
+    admin_token: Option<Secret>,
+    plugins_dir: Option<PathBuf>,
+    max_upload_bytes: Option<usize>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("invalid settings file {0}: {1}")]
+    File(PathBuf, toml::de::Error),
+    #[error("invalid {0}: {1}")]
+    Env(&'static str, String),
+}
+
+impl Settings {
+    /// Loads settings from the file (if any) and the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// Loads settings from the file (if any) and the given environment.
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, SettingsError> {
+        let mut settings = Settings::default();
+        if let Some(path) = file {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| SettingsError::Read(path.into(), e))?;
+            let f: FileSettings =
+                toml::from_str(&text).map_err(|e| SettingsError::File(path.into(), e))?;
+            settings.addr = f.addr.unwrap_or(settings.addr);
+            settings.data_dir = f.data_dir.unwrap_or(settings.data_dir);
+            settings.database_url = f.database_url.or(settings.database_url);
+            settings.admin_token = f.admin_token.or(settings.admin_token);
+            settings.plugins_dir = f.plugins_dir.or(settings.plugins_dir);
+            settings.max_upload_bytes = f.max_upload_bytes.unwrap_or(settings.max_upload_bytes);
+        }
+        for (key, value) in env {
+            match key.as_str() {
+                "HAM_ADDR" => {
+                    settings.addr = value.parse().map_err(|_| {
+                        SettingsError::Env("HAM_ADDR", format!("`{value}` is not host:port"))
+                    })?
+                }
+                "HAM_DATA_DIR" => settings.data_dir = PathBuf::from(value),
+                "DATABASE_URL" | "HAM_DATABASE_URL" => settings.database_url = Some(Secret(value)),
+                "HAM_ADMIN_TOKEN" if !value.is_empty() => {
+                    settings.admin_token = Some(Secret(value))
+                }
+                "HAM_PLUGINS_DIR" if !value.is_empty() => {
+                    settings.plugins_dir = Some(PathBuf::from(value))
+                }
+                "HAM_MAX_UPLOAD_BYTES" => {
+                    settings.max_upload_bytes = value.parse().map_err(|_| {
+                        SettingsError::Env(
+                            "HAM_MAX_UPLOAD_BYTES",
+                            format!("`{value}` is not a number"),
+                        )
+                    })?
+                }
+                _ if key.starts_with("HAM_PLUGIN_") => {
+                    settings.plugin_env.insert(key, Secret(value));
+                }
+                _ => {}
+            }
+        }
+        Ok(settings)
+    }
+
+    /// The database to use: `DATABASE_URL`, else `<data dir>/ham.db`.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.expose().to_string(),
+            None => format!("sqlite://{}", self.data_dir.join("ham.db").display()),
+        }
+    }
+
+    /// Plugin variable values, as the runtime resolves them.
+    pub fn plugin_env_values(&self) -> BTreeMap<String, String> {
+        self.plugin_env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.expose().to_string()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_file_and_secrets_stay_hidden() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ham.toml");
+        std::fs::write(
+            &file,
+            "addr = \"0.0.0.0:8080\"\nadmin_token = \"from-file\"\n",
+        )
+        .unwrap();
+        let env = [
+            ("HAM_ADMIN_TOKEN".to_string(), "from-env".to_string()),
+            ("HAM_PLUGIN_HELLO_GREETING".to_string(), "hi".to_string()),
+        ];
+        let s = Settings::load_from(Some(&file), env).unwrap();
+        assert_eq!(s.addr.to_string(), "0.0.0.0:8080");
+        assert_eq!(s.admin_token.as_ref().unwrap().expose(), "from-env");
+        let shown = format!("{s:?}");
+        assert!(
+            !shown.contains("from-env") && !shown.contains("\"hi\""),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn unknown_file_keys_and_bad_env_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ham.toml");
+        std::fs::write(&file, "adress = \"x\"\n").unwrap();
+        let err = Settings::load_from(Some(&file), [])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("adress"), "{err}");
+        let err =
+            Settings::load_from(None, [("HAM_ADDR".to_string(), "nope".to_string())]).unwrap_err();
+        assert!(err.to_string().contains("HAM_ADDR"));
+    }
+}

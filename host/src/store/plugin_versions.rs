@@ -1,0 +1,158 @@
+//! The `plugin_versions` table: every version of every plugin ever installed, and
+//! which one is active per name.
+//!
+//! Activation stamps a version with the next global sequence number; the active
+//! version of a name is its highest stamp, and rollback re-stamps the one before it.
+//! So rollback is "undo the last activation", and history is never rewritten.
+
+use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
+
+use super::{Db, Result, now_ms};
+
+/// A stored plugin version, without its component bytes.
+#[derive(Debug, Clone)]
+pub struct VersionRow {
+    pub id: i64,
+    pub name: String,
+    pub version: String,
+    pub sha256: String,
+    pub manifest: String,
+    pub source: String,
+    pub uploaded_at: i64,
+    pub activated_seq: Option<i64>,
+}
+
+const COLUMNS: &str = "id, name, version, sha256, manifest, source, uploaded_at, activated_seq";
+
+fn version_row(r: &AnyRow) -> VersionRow {
+    VersionRow {
+        id: r.get(0),
+        name: r.get(1),
+        version: r.get(2),
+        sha256: r.get(3),
+        manifest: r.get(4),
+        source: r.get(5),
+        uploaded_at: r.get(6),
+        activated_seq: r.get(7),
+    }
+}
+
+/// A version to store.
+pub struct NewVersion<'a> {
+    pub name: &'a str,
+    pub version: &'a str,
+    pub sha256: &'a str,
+    pub manifest: &'a str,
+    pub component: &'a [u8],
+    pub source: &'a str,
+}
+
+impl Db {
+    /// Stores a version (or finds the identical one already stored) and makes it the
+    /// active one. Returns the row and whether it was newly stored.
+    pub async fn store_and_activate(&self, new: &NewVersion<'_>) -> Result<(VersionRow, bool)> {
+        let mut tx = self.pool().begin().await?;
+        let existing = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM plugin_versions WHERE name = $1 AND sha256 = $2 AND manifest = $3"
+        )))
+        .bind(new.name)
+        .bind(new.sha256)
+        .bind(new.manifest)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (id, created) = match existing {
+            Some(row) => (version_row(&row).id, false),
+            None => {
+                let row = sqlx::query(
+                    "INSERT INTO plugin_versions (name, version, sha256, manifest, component, source, uploaded_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                )
+                .bind(new.name)
+                .bind(new.version)
+                .bind(new.sha256)
+                .bind(new.manifest)
+                .bind(new.component)
+                .bind(new.source)
+                .bind(now_ms())
+                .fetch_one(&mut *tx)
+                .await?;
+                (row.get::<i64, _>(0), true)
+            }
+        };
+        stamp_active(&mut tx, id).await?;
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM plugin_versions WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok((version_row(&row), created))
+    }
+
+    /// The version that was active before the current one of `name`, if any.
+    pub async fn previous_version(&self, name: &str) -> Result<Option<VersionRow>> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM plugin_versions WHERE name = $1 AND activated_seq IS NOT NULL \
+             ORDER BY activated_seq DESC LIMIT 1 OFFSET 1"
+        )))
+        .bind(name)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.as_ref().map(version_row))
+    }
+
+    /// Makes a stored version the active one of its name.
+    pub async fn activate(&self, id: i64) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        stamp_active(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The active version of every plugin, with its component bytes.
+    pub async fn active_versions(&self) -> Result<Vec<(VersionRow, Vec<u8>)>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS}, component FROM plugin_versions v WHERE activated_seq = \
+             (SELECT MAX(activated_seq) FROM plugin_versions w WHERE w.name = v.name) ORDER BY name"
+        )))
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (version_row(r), r.get::<Vec<u8>, _>(8)))
+            .collect())
+    }
+
+    /// The component bytes of one version.
+    pub async fn component_bytes(&self, id: i64) -> Result<Vec<u8>> {
+        let row = sqlx::query("SELECT component FROM plugin_versions WHERE id = $1")
+            .bind(id)
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row.get(0))
+    }
+
+    /// Every stored version of a plugin, newest upload first.
+    pub async fn versions(&self, name: &str) -> Result<Vec<VersionRow>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM plugin_versions WHERE name = $1 ORDER BY id DESC"
+        )))
+        .bind(name)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(version_row).collect())
+    }
+}
+
+async fn stamp_active(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: i64) -> Result<()> {
+    sqlx::query(
+        "UPDATE plugin_versions SET activated_seq = \
+         (SELECT COALESCE(MAX(activated_seq), 0) + 1 FROM plugin_versions) WHERE id = $1",
+    )
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

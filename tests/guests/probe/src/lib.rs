@@ -1,0 +1,231 @@
+//! A test guest that does what a request asks, so tests can drive the host's
+//! limits and interfaces through one component:
+//!
+//! - `/loop`: spins forever (deadline test); `/alloc?mb=N`: allocates and touches N MiB
+//! - `/trap`: panics; `/sleep?ms=N`: waits on a wasi clock, then answers `label`
+//! - `/label`: the `label` variable; `/config/NAME`: any variable, or its error
+//! - `/fetch?url=U`: GET U, following up to 3 redirects itself; 502 with the error
+//! - `/echo`: streams the request body back
+//! - `/kv/{plugin|user}/KEY`: GET, PUT (body), DELETE; `POST …?cas=REV|none` is
+//!   compare-and-swap; `GET /kv/{scope}?prefix=P&cursor=C&limit=N` lists keys
+
+use std::io::{Read as _, Write as _};
+
+use wasip2::http::outgoing_handler;
+use wasip2::http::types::{
+    Fields, IncomingRequest, Method, OutgoingBody, OutgoingRequest, OutgoingResponse,
+    ResponseOutparam, Scheme,
+};
+
+wit_bindgen::generate!({
+    path: "../../../wit",
+    world: "ham:plugin/imports",
+    generate_all,
+});
+
+use ham::plugin::{config, storage};
+
+struct Probe;
+
+wasip2::http::proxy::export!(Probe);
+
+impl wasip2::exports::http::incoming_handler::Guest for Probe {
+    fn handle(request: IncomingRequest, out: ResponseOutparam) {
+        let full = request.path_with_query().unwrap_or_default();
+        let (path, query) = full.split_once('?').unwrap_or((full.as_str(), ""));
+        let param = |name: &str| {
+            query.split('&').find_map(|kv| {
+                kv.strip_prefix(name)
+                    .and_then(|v| v.strip_prefix('='))
+                    .map(decode)
+            })
+        };
+        let method = request.method();
+        let (status, body): (u16, Vec<u8>) = match (method, path) {
+            (_, "/loop") => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            (_, "/alloc") => {
+                let mb: usize = param("mb").and_then(|v| v.parse().ok()).unwrap_or(1);
+                let mut v = vec![0u8; mb << 20];
+                for i in (0..v.len()).step_by(4096) {
+                    v[i] = 1;
+                }
+                (
+                    200,
+                    format!("allocated {} MiB\n", std::hint::black_box(v).len() >> 20).into_bytes(),
+                )
+            }
+            (_, "/trap") => panic!("the probe was asked to trap"),
+            (_, "/sleep") => {
+                let ms: u64 = param("ms").and_then(|v| v.parse().ok()).unwrap_or(100);
+                wasip2::clocks::monotonic_clock::subscribe_duration(ms * 1_000_000).block();
+                (200, label().into_bytes())
+            }
+            (_, "/label") => (200, label().into_bytes()),
+            (_, p) if p.starts_with("/config/") => match config::get(&p["/config/".len()..]) {
+                Ok(v) => (200, format!("{v:?}").into_bytes()),
+                Err(e) => (400, format!("{e:?}").into_bytes()),
+            },
+            (_, "/fetch") => match fetch(&param("url").unwrap_or_default(), 3) {
+                Ok((status, body)) => (200, [format!("{status}\n").into_bytes(), body].concat()),
+                Err(e) => (502, e.into_bytes()),
+            },
+            (_, "/echo") => (200, read_body(&request)),
+            (m, p) if p.starts_with("/kv/") => kv(m, &p["/kv/".len()..], &param, &request),
+            _ => (404, b"no such probe\n".to_vec()),
+        };
+        respond(out, status, &body);
+    }
+}
+
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn label() -> String {
+    match config::get("label") {
+        Ok(Some(v)) => v,
+        other => format!("{other:?}"),
+    }
+}
+
+fn kv(
+    method: Method,
+    rest: &str,
+    param: &dyn Fn(&str) -> Option<String>,
+    request: &IncomingRequest,
+) -> (u16, Vec<u8>) {
+    let (scope, key) = rest.split_once('/').unwrap_or((rest, ""));
+    let scope = match scope {
+        "plugin" => storage::Scope::Plugin,
+        "user" => storage::Scope::User,
+        _ => return (400, b"scope is plugin or user\n".to_vec()),
+    };
+    let result: Result<String, storage::Error> = match (method, key) {
+        (Method::Get, "") => {
+            let limit = param("limit").and_then(|v| v.parse().ok()).unwrap_or(100);
+            storage::list_keys(
+                scope,
+                &param("prefix").unwrap_or_default(),
+                param("cursor").as_deref(),
+                limit,
+            )
+            .map(|page| {
+                format!(
+                    "{}\n{}",
+                    page.keys.join(","),
+                    page.cursor.unwrap_or_default()
+                )
+            })
+        }
+        (Method::Get, key) => storage::get(scope, key).map(|e| match e {
+            Some(e) => format!("{}\n{}", e.revision, String::from_utf8_lossy(&e.value)),
+            None => "absent".to_string(),
+        }),
+        (Method::Put, key) => storage::set(scope, key, &read_body(request)).map(|r| r.to_string()),
+        (Method::Delete, key) => storage::delete(scope, key).map(|d| d.to_string()),
+        (Method::Post, key) => {
+            let expected = match param("cas").as_deref() {
+                Some("none") | None => None,
+                Some(rev) => rev.parse().ok(),
+            };
+            storage::compare_and_swap(scope, key, expected, &read_body(request))
+                .map(|r| r.to_string())
+        }
+        _ => return (405, Vec::new()),
+    };
+    match result {
+        Ok(text) => (200, text.into_bytes()),
+        Err(storage::Error::Conflict) => (409, b"conflict".to_vec()),
+        Err(storage::Error::QuotaExceeded) => (507, b"quota-exceeded".to_vec()),
+        Err(storage::Error::AccessDenied(why)) => (403, why.into_bytes()),
+        Err(e) => (400, format!("{e:?}").into_bytes()),
+    }
+}
+
+fn read_body(request: &IncomingRequest) -> Vec<u8> {
+    let mut buf = Vec::new();
+    if let Ok(body) = request.consume() {
+        if let Ok(mut stream) = body.stream() {
+            let _ = stream.read_to_end(&mut buf);
+        }
+    }
+    buf
+}
+
+fn fetch(url: &str, redirects_left: u32) -> Result<(u16, Vec<u8>), String> {
+    let (scheme, rest) = url.split_once("://").ok_or("url needs a scheme")?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let request = OutgoingRequest::new(Fields::new());
+    request
+        .set_scheme(Some(&if scheme == "https" {
+            Scheme::Https
+        } else {
+            Scheme::Http
+        }))
+        .map_err(|_| "scheme")?;
+    request
+        .set_authority(Some(authority))
+        .map_err(|_| "authority")?;
+    request
+        .set_path_with_query(Some(path))
+        .map_err(|_| "path")?;
+    let future = outgoing_handler::handle(request, None).map_err(|e| format!("refused: {e:?}"))?;
+    future.subscribe().block();
+    let response = future
+        .get()
+        .ok_or("no response")?
+        .map_err(|_| "response taken twice")?
+        .map_err(|e| format!("failed: {e:?}"))?;
+    let status = response.status();
+    if (300..400).contains(&status) && redirects_left > 0 {
+        let location = response
+            .headers()
+            .get("location")
+            .first()
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .ok_or("redirect without location")?;
+        return fetch(&location, redirects_left - 1);
+    }
+    let mut buf = Vec::new();
+    let body = response.consume().map_err(|_| "body")?;
+    let mut stream = body.stream().map_err(|_| "stream")?;
+    let _ = stream.read_to_end(&mut buf);
+    Ok((status, buf))
+}
+
+fn respond(out: ResponseOutparam, status: u16, body: &[u8]) {
+    let response = OutgoingResponse::new(Fields::new());
+    let _ = response.set_status_code(status);
+    let outgoing = response.body().expect("body");
+    ResponseOutparam::set(out, Ok(response));
+    let mut stream = outgoing.write().expect("stream");
+    // Write in chunks: one write call may take at most 4096 bytes.
+    for chunk in body.chunks(4096) {
+        stream.write_all(chunk).expect("write");
+    }
+    stream.flush().expect("flush");
+    drop(stream);
+    OutgoingBody::finish(outgoing, None).expect("finish");
+}
