@@ -4,7 +4,7 @@
 use std::io::Write as _;
 
 use wasip2::http::types::{
-    Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam,
+    Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
 };
 
 wasip2::http::proxy::export!(Proxy);
@@ -13,11 +13,13 @@ struct Proxy;
 
 impl wasip2::exports::http::incoming_handler::Guest for Proxy {
     fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
-        let text = format!(
-            "wasi-proxy saw {:?} {}\n",
-            request.method(),
-            request.path_with_query().unwrap_or_default()
-        );
+        let method = match request.method() {
+            Method::Get => "GET".to_string(),
+            Method::Post => "POST".to_string(),
+            Method::Other(other) => other,
+            other => format!("{other:?}").to_uppercase(),
+        };
+        let text = format!("wasi-proxy saw {method} {}\n", request.path_with_query().unwrap_or_default());
         let response = OutgoingResponse::new(Fields::new());
         let Ok(body) = response.body() else { return };
         ResponseOutparam::set(response_out, Ok(response));

@@ -168,7 +168,7 @@ impl Db {
     ) -> Result<Vec<String>> {
         let rows = sqlx::query(
             "SELECT key FROM plugin_kv WHERE plugin = $1 AND owner = $2 \
-             AND key >= $3 AND substr(key, 1, $4) = $3 AND key > $5 \
+             AND key >= $3 AND substr(key, 1, CAST($4 AS INTEGER)) = $3 AND key > $5 \
              ORDER BY key LIMIT $6",
         )
         .bind(scope.plugin)
