@@ -1,5 +1,6 @@
 //! The `ham plugin` commands against a running server, and `--watch` installing
 //! plugins from a directory as they change.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests fail loudly")]
 
 mod common;
 

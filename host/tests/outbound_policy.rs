@@ -1,6 +1,7 @@
 //! Outbound HTTP from plugins: an exactly listed local server is reached; anything
 //! not listed, a private address behind a wildcard, and a redirect to an unlisted
 //! private address are refused with `HttpRequestDenied` in the guest.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests fail loudly")]
 
 mod common;
 

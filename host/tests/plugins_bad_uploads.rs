@@ -1,5 +1,6 @@
 //! Every kind of bad upload gets a 4xx with a JSON body saying what is wrong, and
 //! the active version keeps serving.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests fail loudly")]
 
 mod common;
 

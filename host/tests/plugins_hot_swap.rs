@@ -1,4 +1,5 @@
 //! Upload, call, swap under load, rollback: on SQLite and on PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests fail loudly")]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Restarts: versions and the active pointer survive, the compiled-component cache
 //! spares recompiling, and bundled plugins never replace an operator's upload.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests fail loudly")]
 
 mod common;
 

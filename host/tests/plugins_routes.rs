@@ -1,5 +1,6 @@
 //! Exact routes claimed in manifests: served, method-checked, and refused when they
 //! collide with another plugin.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests fail loudly")]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! The storage interface through real components: isolation between plugins and
 //! between users, compare-and-swap, prefix listing with a cursor, and the quota.
 //! The same story runs on SQLite and on PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests fail loudly")]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Shared test harness: real servers on loopback, real databases, real components.
 #![allow(dead_code, reason = "each test binary uses a different part of the harness")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests fail loudly")]
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

@@ -87,12 +87,13 @@ fn decode(s: &str) -> String {
     let mut out = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;
@@ -163,10 +164,10 @@ fn kv(
 
 fn read_body(request: &IncomingRequest) -> Vec<u8> {
     let mut buf = Vec::new();
-    if let Ok(body) = request.consume() {
-        if let Ok(mut stream) = body.stream() {
-            let _ = stream.read_to_end(&mut buf);
-        }
+    if let Ok(body) = request.consume()
+        && let Ok(mut stream) = body.stream()
+    {
+        let _ = stream.read_to_end(&mut buf);
     }
     buf
 }
