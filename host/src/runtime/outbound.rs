@@ -273,6 +273,13 @@ pub struct OutboundHooks {
 }
 
 impl WasiHttpHooks for OutboundHooks {
+    /// Let a guest write a whole small response without waiting for the client to
+    /// take each chunk: with the default of one, every `flush` is a round trip
+    /// through the connection task while the instance is held.
+    fn p2_outgoing_body_buffer_chunks(&mut self) -> usize {
+        16
+    }
+
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,
