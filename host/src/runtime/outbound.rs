@@ -267,7 +267,7 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
 }
 
 /// The `wasi:http` hooks of one invocation: every outgoing request goes through
-/// the plugin's [`OutboundPolicy`].
+/// the plugin's [`OutboundPolicy`], and bodies the guest writes are buffered.
 pub struct OutboundHooks {
     pub policy: Arc<OutboundPolicy>,
 }
