@@ -6,7 +6,12 @@
 //!    native axum, same load generator, same run: requests/s and the ratio.
 //! 3. Swap latency: upload of a rebuilt `hello` until the first response from the
 //!    new version, under load, with and without the compiled cache; failed requests.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a benchmark fails loudly")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a benchmark fails loudly"
+)]
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -30,19 +35,40 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 async fn instantiate_and_call(server: &TestServer, label: &str) -> (Duration, Duration) {
     let plugin = server.state.registry.get("trivial").unwrap();
-    let job = Job { id: "1".into(), kind: "noop".into(), payload: Vec::new(), attempt: 1, user_id: None };
+    let job = Job {
+        id: "1".into(),
+        kind: "noop".into(),
+        payload: Vec::new(),
+        attempt: 1,
+        user_id: None,
+    };
     for _ in 0..2000 {
-        server.state.runtime.run_job(plugin.clone(), None, &job).await.unwrap().unwrap();
+        server
+            .state
+            .runtime
+            .run_job(plugin.clone(), None, &job)
+            .await
+            .unwrap()
+            .unwrap();
     }
     let mut samples = Vec::with_capacity(20_000);
     for _ in 0..20_000 {
         let started = Instant::now();
-        server.state.runtime.run_job(plugin.clone(), None, &job).await.unwrap().unwrap();
+        server
+            .state
+            .runtime
+            .run_job(plugin.clone(), None, &job)
+            .await
+            .unwrap()
+            .unwrap();
         samples.push(started.elapsed());
     }
     samples.sort();
     let (median, p99) = (percentile(&samples, 0.5), percentile(&samples, 0.99));
-    println!("instantiate+call ({label}): median {median:?}, p99 {p99:?} over {} calls", samples.len());
+    println!(
+        "instantiate+call ({label}): median {median:?}, p99 {p99:?} over {} calls",
+        samples.len()
+    );
     (median, p99)
 }
 
@@ -54,11 +80,19 @@ async fn load(url: &str, expect: &str, seconds: u64) -> f64 {
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for _ in 0..CONNECTIONS {
-        let (addr, uri, done, stop, expect) = (addr.clone(), uri.clone(), done.clone(), stop.clone(), expect.to_string());
+        let (addr, uri, done, stop, expect) = (
+            addr.clone(),
+            uri.clone(),
+            done.clone(),
+            stop.clone(),
+            expect.to_string(),
+        );
         tasks.push(tokio::spawn(async move {
             let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
             stream.set_nodelay(true).unwrap();
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .unwrap();
             tokio::spawn(conn);
             while !stop.load(Ordering::Relaxed) {
                 let request = hyper::Request::get(uri.clone())
@@ -90,7 +124,10 @@ async fn native_hello() -> String {
     let app = axum::Router::new().route(
         "/plugins/hello/",
         axum::routing::get(|| async {
-            ([(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], "Hello from HAM\n")
+            (
+                [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                "Hello from HAM\n",
+            )
         }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -100,14 +137,24 @@ async fn native_hello() -> String {
 }
 
 /// Time from the start of an upload until a client loop sees the new greeting.
-async fn swap(server: &Arc<TestServer>, version: &str, greeting: &str, component: Vec<u8>) -> (Duration, Duration, u64) {
+async fn swap(
+    server: &Arc<TestServer>,
+    version: &str,
+    greeting: &str,
+    component: Vec<u8>,
+) -> (Duration, Duration, u64) {
     let failures = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let first_new = Arc::new(std::sync::Mutex::new(None::<Instant>));
     let mut loops = Vec::new();
     for _ in 0..4 {
-        let (server, failures, stop, first_new, want) =
-            (server.clone(), failures.clone(), stop.clone(), first_new.clone(), format!("{greeting}\n"));
+        let (server, failures, stop, first_new, want) = (
+            server.clone(),
+            failures.clone(),
+            stop.clone(),
+            first_new.clone(),
+            format!("{greeting}\n"),
+        );
         loops.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 let (status, body) = server.get_text("/plugins/hello/").await;
@@ -121,7 +168,9 @@ async fn swap(server: &Arc<TestServer>, version: &str, greeting: &str, component
         }));
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let manifest = format!("name = \"hello\"\nversion = \"{version}\"\n[variables]\ngreeting = {{ default = \"{greeting}\" }}\n");
+    let manifest = format!(
+        "name = \"hello\"\nversion = \"{version}\"\n[variables]\ngreeting = {{ default = \"{greeting}\" }}\n"
+    );
     let started = Instant::now();
     server.install("hello", &manifest, component).await;
     let upload = started.elapsed();
@@ -130,7 +179,10 @@ async fn swap(server: &Arc<TestServer>, version: &str, greeting: &str, component
     for l in loops {
         l.await.unwrap();
     }
-    let first = first_new.lock().unwrap().expect("the new version never answered");
+    let first = first_new
+        .lock()
+        .unwrap()
+        .expect("the new version never answered");
     (upload, first - started, failures.load(Ordering::Relaxed))
 }
 
@@ -139,29 +191,53 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let db = TestDb::new(Backend::Sqlite, dir.path()).await.unwrap();
     let server = Arc::new(TestServer::start(settings(dir.path(), &db)).await);
-    server.install("trivial", "name = \"trivial\"\nversion = \"0.1.0\"\n", guest("trivial-job")).await;
+    server
+        .install(
+            "trivial",
+            "name = \"trivial\"\nversion = \"0.1.0\"\n",
+            guest("trivial-job"),
+        )
+        .await;
 
     println!("## instantiate + call (fresh instance per call)");
     let (pooled_median, _) = instantiate_and_call(&server, "pooling allocator").await;
 
-    println!("\n## HTTP: plugin route vs native axum ({CONNECTIONS} connections, {LOAD_SECONDS} s each)");
+    println!(
+        "\n## HTTP: plugin route vs native axum ({CONNECTIONS} connections, {LOAD_SECONDS} s each)"
+    );
     let native_url = native_hello().await;
     let native = load(&native_url, "Hello from HAM\n", LOAD_SECONDS).await;
-    let plugin = load(&server.url("/plugins/hello/"), "Hello from HAM\n", LOAD_SECONDS).await;
+    let plugin = load(
+        &server.url("/plugins/hello/"),
+        "Hello from HAM\n",
+        LOAD_SECONDS,
+    )
+    .await;
     println!("native axum:        {native:>9.0} req/s");
     println!("/plugins/hello/:    {plugin:>9.0} req/s");
     println!("plugin / native:    {:>9.1} %", plugin / native * 100.0);
 
     println!("\n## swap latency under load (4 client loops)");
-    let hello = ham_host::plugins::bundled::BUNDLED.iter().find(|p| p.name == "hello").unwrap().component;
+    let hello = ham_host::plugins::bundled::BUNDLED
+        .iter()
+        .find(|p| p.name == "hello")
+        .unwrap()
+        .component;
     let fresh = rebuilt(hello, "bench-fresh");
     let (upload, first, failures) = swap(&server, "0.2.0", "Hello v2", fresh.clone()).await;
-    println!("rebuilt component (compile): upload {upload:?}, first new response {first:?}, failed requests {failures}");
+    println!(
+        "rebuilt component (compile): upload {upload:?}, first new response {first:?}, failed requests {failures}"
+    );
     let (upload, first, failures) = swap(&server, "0.3.0", "Hello v3", fresh).await;
-    println!("same component (cache hit):  upload {upload:?}, first new response {first:?}, failed requests {failures}");
+    println!(
+        "same component (cache hit):  upload {upload:?}, first new response {first:?}, failed requests {failures}"
+    );
 
     println!("\n## summary");
     println!("instantiate+call median {pooled_median:?} (target < 30 us)");
-    println!("plugin route {:.1} % of native (target >= 35 %)", plugin / native * 100.0);
+    println!(
+        "plugin route {:.1} % of native (target >= 35 %)",
+        plugin / native * 100.0
+    );
     Arc::try_unwrap(server).ok().unwrap().stop().await;
 }

@@ -1,6 +1,11 @@
 //! The `ham plugin` commands against a running server, and `--watch` installing
 //! plugins from a directory as they change.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests fail loudly")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail loudly"
+)]
 
 mod common;
 
@@ -16,7 +21,11 @@ async fn ham(args: &[&str]) -> (bool, String) {
         .output()
         .await
         .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     (output.status.success(), text)
 }
 
@@ -35,7 +44,10 @@ async fn until_label(server: &TestServer, want: &str) {
         if status == 200 && body == want {
             return;
         }
-        assert!(Instant::now() < deadline, "still {status} {body}, want {want}");
+        assert!(
+            Instant::now() < deadline,
+            "still {status} {body}, want {want}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -51,32 +63,55 @@ async fn cli_installs_lists_and_rolls_back() {
     let manifest = manifest.to_str().unwrap();
 
     write_plugin(&plugin_dir, "0.1.0", "cli-1", &guest("probe"));
-    let (ok, out) = ham(&[&["plugin", "install", "--manifest", manifest], &remote[..]].concat()).await;
+    let (ok, out) =
+        ham(&[&["plugin", "install", "--manifest", manifest], &remote[..]].concat()).await;
     assert!(ok, "{out}");
     assert!(out.contains("probe 0.1.0 active"), "{out}");
-    assert_eq!(server.get_text("/plugins/probe/label").await, (200, "cli-1".into()));
+    assert_eq!(
+        server.get_text("/plugins/probe/label").await,
+        (200, "cli-1".into())
+    );
 
-    write_plugin(&plugin_dir, "0.2.0", "cli-2", &rebuilt(&guest("probe"), "cli-2"));
-    let (ok, out) = ham(&[&["plugin", "install", "--manifest", manifest], &remote[..]].concat()).await;
+    write_plugin(
+        &plugin_dir,
+        "0.2.0",
+        "cli-2",
+        &rebuilt(&guest("probe"), "cli-2"),
+    );
+    let (ok, out) =
+        ham(&[&["plugin", "install", "--manifest", manifest], &remote[..]].concat()).await;
     assert!(ok, "{out}");
-    assert_eq!(server.get_text("/plugins/probe/label").await, (200, "cli-2".into()));
+    assert_eq!(
+        server.get_text("/plugins/probe/label").await,
+        (200, "cli-2".into())
+    );
 
     let (ok, out) = ham(&[&["plugin", "list"], &remote[..]].concat()).await;
     assert!(ok, "{out}");
-    let line = out.lines().find(|l| l.starts_with("probe ")).unwrap_or_else(|| panic!("{out}"));
-    assert!(line.contains("0.2.0") && line.contains("wasi:http/incoming-handler"), "{line}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("probe "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        line.contains("0.2.0") && line.contains("wasi:http/incoming-handler"),
+        "{line}"
+    );
 
     let (ok, out) = ham(&[&["plugin", "rollback", "probe"], &remote[..]].concat()).await;
     assert!(ok, "{out}");
     assert!(out.contains("rolled back to 0.1.0"), "{out}");
-    assert_eq!(server.get_text("/plugins/probe/label").await, (200, "cli-1".into()));
+    assert_eq!(
+        server.get_text("/plugins/probe/label").await,
+        (200, "cli-1".into())
+    );
 
     // Errors are the server's words, and the exit status says failure.
     let (ok, out) = ham(&["plugin", "list", "--url", server.url.as_str()]).await;
     assert!(!ok);
     assert!(out.contains("401"), "{out}");
     std::fs::write(plugin_dir.join("probe.wasm"), b"not wasm").unwrap();
-    let (ok, out) = ham(&[&["plugin", "install", "--manifest", manifest], &remote[..]].concat()).await;
+    let (ok, out) =
+        ham(&[&["plugin", "install", "--manifest", manifest], &remote[..]].concat()).await;
     assert!(!ok);
     assert!(out.contains("not a WebAssembly binary"), "{out}");
     server.stop().await;
@@ -95,13 +130,25 @@ async fn watched_directory_installs_changes() {
     until_label(&server, "w1").await;
 
     // A rebuilt component with a new manifest goes live.
-    write_plugin(&watched.join("probe"), "0.1.1", "w2", &rebuilt(&guest("probe"), "w2"));
+    write_plugin(
+        &watched.join("probe"),
+        "0.1.1",
+        "w2",
+        &rebuilt(&guest("probe"), "w2"),
+    );
     until_label(&server, "w2").await;
 
     // A broken build is refused; the active version keeps serving.
-    std::fs::write(watched.join("probe").join("probe.wasm"), b"\0asm\x0d\0\x01\0broken").unwrap();
+    std::fs::write(
+        watched.join("probe").join("probe.wasm"),
+        b"\0asm\x0d\0\x01\0broken",
+    )
+    .unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(server.get_text("/plugins/probe/label").await, (200, "w2".into()));
+    assert_eq!(
+        server.get_text("/plugins/probe/label").await,
+        (200, "w2".into())
+    );
     watcher.abort();
     server.stop().await;
 }

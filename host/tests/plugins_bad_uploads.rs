@@ -1,6 +1,11 @@
 //! Every kind of bad upload gets a 4xx with a JSON body saying what is wrong, and
 //! the active version keeps serving.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests fail loudly")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail loudly"
+)]
 
 mod common;
 
@@ -23,7 +28,13 @@ async fn bad_uploads_are_refused_and_the_active_version_keeps_serving() {
     let mut s = settings(dir.path(), &db);
     s.max_upload_bytes = 4 * 1024 * 1024;
     let server = TestServer::start(s).await;
-    server.install("probe", &probe_manifest("probe", "0.1.0", "good", ""), guest("probe")).await;
+    server
+        .install(
+            "probe",
+            &probe_manifest("probe", "0.1.0", "good", ""),
+            guest("probe"),
+        )
+        .await;
 
     let good = || probe_manifest("probe", "0.2.0", "bad", "");
     // The smallest valid core module: magic and version 1.
@@ -32,23 +43,108 @@ async fn bad_uploads_are_refused_and_the_active_version_keeps_serving() {
     let mut broken = b"\0asm\x0d\0\x01\0".to_vec();
     broken.extend_from_slice(&[0xff; 64]);
     let cases = vec![
-        Case { what: "not wasm", path_name: "probe", manifest: good(), component: b"hello, I am text".to_vec(), status: 422, code: "invalid_component", message: "not a WebAssembly binary" },
-        Case { what: "a core module", path_name: "probe", manifest: good(), component: core_module, status: 422, code: "invalid_component", message: "core WebAssembly module, not a component" },
-        Case { what: "a compile error", path_name: "probe", manifest: good(), component: broken, status: 422, code: "invalid_component", message: "does not compile" },
-        Case { what: "wrong exports", path_name: "probe", manifest: good(), component: guest("no-known-export"), status: 422, code: "contract_mismatch", message: "exports none of" },
-        Case { what: "an import the host lacks", path_name: "probe", manifest: good(), component: guest("unprovided-import"), status: 422, code: "contract_mismatch", message: "test:guests/missing" },
-        Case { what: "a bad manifest", path_name: "probe", manifest: "name = \"probe\"\nversion = \"0.2.0\"\ncolour = \"red\"\n".into(), component: guest("probe"), status: 422, code: "invalid_manifest", message: "colour" },
-        Case { what: "a bad limit", path_name: "probe", manifest: "name = \"probe\"\nversion = \"0.2.0\"\n[limits]\nmemory_mb = 100000\n".into(), component: guest("probe"), status: 422, code: "invalid_manifest", message: "limits.memory_mb" },
-        Case { what: "a name mismatch", path_name: "other", manifest: good(), component: guest("probe"), status: 400, code: "name_mismatch", message: "names plugin `probe`" },
-        Case { what: "an oversized upload", path_name: "probe", manifest: good(), component: vec![0; 5 * 1024 * 1024], status: 413, code: "too_large", message: "exceeds the limit" },
+        Case {
+            what: "not wasm",
+            path_name: "probe",
+            manifest: good(),
+            component: b"hello, I am text".to_vec(),
+            status: 422,
+            code: "invalid_component",
+            message: "not a WebAssembly binary",
+        },
+        Case {
+            what: "a core module",
+            path_name: "probe",
+            manifest: good(),
+            component: core_module,
+            status: 422,
+            code: "invalid_component",
+            message: "core WebAssembly module, not a component",
+        },
+        Case {
+            what: "a compile error",
+            path_name: "probe",
+            manifest: good(),
+            component: broken,
+            status: 422,
+            code: "invalid_component",
+            message: "does not compile",
+        },
+        Case {
+            what: "wrong exports",
+            path_name: "probe",
+            manifest: good(),
+            component: guest("no-known-export"),
+            status: 422,
+            code: "contract_mismatch",
+            message: "exports none of",
+        },
+        Case {
+            what: "an import the host lacks",
+            path_name: "probe",
+            manifest: good(),
+            component: guest("unprovided-import"),
+            status: 422,
+            code: "contract_mismatch",
+            message: "test:guests/missing",
+        },
+        Case {
+            what: "a bad manifest",
+            path_name: "probe",
+            manifest: "name = \"probe\"\nversion = \"0.2.0\"\ncolour = \"red\"\n".into(),
+            component: guest("probe"),
+            status: 422,
+            code: "invalid_manifest",
+            message: "colour",
+        },
+        Case {
+            what: "a bad limit",
+            path_name: "probe",
+            manifest: "name = \"probe\"\nversion = \"0.2.0\"\n[limits]\nmemory_mb = 100000\n"
+                .into(),
+            component: guest("probe"),
+            status: 422,
+            code: "invalid_manifest",
+            message: "limits.memory_mb",
+        },
+        Case {
+            what: "a name mismatch",
+            path_name: "other",
+            manifest: good(),
+            component: guest("probe"),
+            status: 400,
+            code: "name_mismatch",
+            message: "names plugin `probe`",
+        },
+        Case {
+            what: "an oversized upload",
+            path_name: "probe",
+            manifest: good(),
+            component: vec![0; 5 * 1024 * 1024],
+            status: 413,
+            code: "too_large",
+            message: "exceeds the limit",
+        },
     ];
     for case in cases {
-        let response = server.upload(case.path_name, &case.manifest, case.component).await;
+        let response = server
+            .upload(case.path_name, &case.manifest, case.component)
+            .await;
         let (status, code, message) = error_of(response).await;
         assert_eq!(status, case.status, "{}: {code} {message}", case.what);
         assert_eq!(code, case.code, "{}: {message}", case.what);
-        assert!(message.contains(case.message), "{}: `{message}` should mention `{}`", case.what, case.message);
-        assert_eq!(server.get_text("/plugins/probe/label").await, (200, "good".to_string()), "after {}", case.what);
+        assert!(
+            message.contains(case.message),
+            "{}: `{message}` should mention `{}`",
+            case.what,
+            case.message
+        );
+        assert_eq!(
+            server.get_text("/plugins/probe/label").await,
+            (200, "good".to_string()),
+            "after {}",
+            case.what
+        );
     }
 
     // Not multipart, and multipart without the component.
@@ -72,7 +168,10 @@ async fn bad_uploads_are_refused_and_the_active_version_keeps_serving() {
         .unwrap();
     let (status, _, message) = error_of(response).await;
     assert_eq!(status, 400);
-    assert!(message.contains("missing multipart field `component`"), "{message}");
+    assert!(
+        message.contains("missing multipart field `component`"),
+        "{message}"
+    );
 
     // A plugin that asks for the LLM without the manifest granting it is refused
     // elsewhere (see the contract); here: only one version exists after all that.
@@ -85,7 +184,11 @@ async fn bad_uploads_are_refused_and_the_active_version_keeps_serving() {
         .json()
         .await
         .unwrap();
-    assert_eq!(versions.as_array().unwrap().len(), 1, "refused uploads must store nothing");
+    assert_eq!(
+        versions.as_array().unwrap().len(),
+        1,
+        "refused uploads must store nothing"
+    );
     server.stop().await;
 }
 
@@ -94,10 +197,19 @@ async fn admin_routes_need_the_token_and_are_off_without_one() {
     let dir = tempfile::tempdir().unwrap();
     let db = TestDb::new(Backend::Sqlite, dir.path()).await.unwrap();
     let server = TestServer::start(settings(dir.path(), &db)).await;
-    let response = client().get(server.url("/api/admin/plugins")).send().await.unwrap();
+    let response = client()
+        .get(server.url("/api/admin/plugins"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.headers()["www-authenticate"], "Bearer");
     assert_eq!(error_of(response).await.0, 401);
-    let response = client().get(server.url("/api/admin/plugins")).bearer_auth("wrong").send().await.unwrap();
+    let response = client()
+        .get(server.url("/api/admin/plugins"))
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(error_of(response).await.0, 401);
     server.stop().await;
 
@@ -106,7 +218,12 @@ async fn admin_routes_need_the_token_and_are_off_without_one() {
     let mut s = settings(dir.path(), &db);
     s.admin_token = None;
     let server = TestServer::start(s).await;
-    let response = client().get(server.url("/api/admin/plugins")).bearer_auth("anything").send().await.unwrap();
+    let response = client()
+        .get(server.url("/api/admin/plugins"))
+        .bearer_auth("anything")
+        .send()
+        .await
+        .unwrap();
     let (status, code, message) = error_of(response).await;
     assert_eq!((status, code.as_str()), (403, "admin_disabled"));
     assert!(message.contains("HAM_ADMIN_TOKEN"), "{message}");

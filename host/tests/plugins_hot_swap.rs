@@ -1,5 +1,10 @@
 //! Upload, call, swap under load, rollback: on SQLite and on PostgreSQL.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests fail loudly")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail loudly"
+)]
 
 mod common;
 
@@ -11,13 +16,24 @@ use common::{Backend, TestDb, TestServer, client, guest, probe_manifest, rebuilt
 
 async fn swap_story(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let Some(db) = TestDb::new(backend, dir.path()).await else { return };
+    let Some(db) = TestDb::new(backend, dir.path()).await else {
+        return;
+    };
     let server = Arc::new(TestServer::start(settings(dir.path(), &db)).await);
 
-    let v1 = server.install("probe", &probe_manifest("probe", "0.1.0", "v1", ""), guest("probe")).await;
+    let v1 = server
+        .install(
+            "probe",
+            &probe_manifest("probe", "0.1.0", "v1", ""),
+            guest("probe"),
+        )
+        .await;
     assert_eq!(v1["version"], "0.1.0");
     assert_eq!(v1["active"], true);
-    assert_eq!(server.get_text("/plugins/probe/label").await, (200, "v1".to_string()));
+    assert_eq!(
+        server.get_text("/plugins/probe/label").await,
+        (200, "v1".to_string())
+    );
 
     // A request that is running when the swap happens finishes on the old version.
     let slow = tokio::spawn({
@@ -35,7 +51,10 @@ async fn swap_story(backend: Backend) {
             let mut seen = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 let started = Instant::now();
-                let response = client().get(server.url("/plugins/probe/label")).send().await;
+                let response = client()
+                    .get(server.url("/plugins/probe/label"))
+                    .send()
+                    .await;
                 let outcome = match response {
                     Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
                     Err(e) => (0, e.to_string()),
@@ -47,7 +66,13 @@ async fn swap_story(backend: Backend) {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let v2_component = rebuilt(&guest("probe"), "v2");
-    let v2 = server.install("probe", &probe_manifest("probe", "0.2.0", "v2", ""), v2_component).await;
+    let v2 = server
+        .install(
+            "probe",
+            &probe_manifest("probe", "0.2.0", "v2", ""),
+            v2_component,
+        )
+        .await;
     let swapped = Instant::now();
     assert_eq!(v2["version"], "0.2.0");
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -60,12 +85,19 @@ async fn swap_story(backend: Backend) {
             assert_eq!(status, 200, "a request failed during the swap: {body}");
             assert!(body == "v1" || body == "v2", "unexpected body {body}");
             if started > swapped {
-                assert_eq!(body, "v2", "a request started after the swap was served by v1");
+                assert_eq!(
+                    body, "v2",
+                    "a request started after the swap was served by v1"
+                );
             }
         }
     }
     assert!(total > 20, "the load loop made only {total} requests");
-    assert_eq!(slow.await.unwrap(), (200, "v1".to_string()), "the in-flight request must finish on v1");
+    assert_eq!(
+        slow.await.unwrap(),
+        (200, "v1".to_string()),
+        "the in-flight request must finish on v1"
+    );
 
     // Rollback reactivates v1.
     let response = client()
@@ -77,7 +109,10 @@ async fn swap_story(backend: Backend) {
     assert_eq!(response.status(), 200);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["version"], "0.1.0");
-    assert_eq!(server.get_text("/plugins/probe/label").await, (200, "v1".to_string()));
+    assert_eq!(
+        server.get_text("/plugins/probe/label").await,
+        (200, "v1".to_string())
+    );
 
     let versions: serde_json::Value = client()
         .get(server.url("/api/admin/plugins/probe/versions"))
@@ -90,7 +125,11 @@ async fn swap_story(backend: Backend) {
         .unwrap();
     let versions = versions.as_array().unwrap();
     assert_eq!(versions.len(), 2);
-    let active: Vec<_> = versions.iter().filter(|v| v["active"] == true).map(|v| v["version"].clone()).collect();
+    let active: Vec<_> = versions
+        .iter()
+        .filter(|v| v["active"] == true)
+        .map(|v| v["version"].clone())
+        .collect();
     assert_eq!(active, vec![serde_json::json!("0.1.0")]);
 
     // Rolling back again undoes the rollback.
@@ -101,7 +140,10 @@ async fn swap_story(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(server.get_text("/plugins/probe/label").await, (200, "v2".to_string()));
+    assert_eq!(
+        server.get_text("/plugins/probe/label").await,
+        (200, "v2".to_string())
+    );
 
     Arc::try_unwrap(server).ok().unwrap().stop().await;
 }
@@ -122,9 +164,19 @@ async fn identical_upload_reuses_the_stored_version() {
     let db = TestDb::new(Backend::Sqlite, dir.path()).await.unwrap();
     let server = TestServer::start(settings(dir.path(), &db)).await;
     let manifest = probe_manifest("probe", "0.1.0", "v1", "");
-    assert_eq!(server.upload("probe", &manifest, guest("probe")).await.status(), 201);
+    assert_eq!(
+        server
+            .upload("probe", &manifest, guest("probe"))
+            .await
+            .status(),
+        201
+    );
     let again = server.upload("probe", &manifest, guest("probe")).await;
-    assert_eq!(again.status(), 200, "an identical upload is not a new version");
+    assert_eq!(
+        again.status(),
+        200,
+        "an identical upload is not a new version"
+    );
     let response = client()
         .post(server.url("/api/admin/plugins/probe/rollback"))
         .bearer_auth(common::ADMIN_TOKEN)

@@ -1,6 +1,11 @@
 //! Restarts: versions and the active pointer survive, the compiled-component cache
 //! spares recompiling, and bundled plugins never replace an operator's upload.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests fail loudly")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail loudly"
+)]
 
 mod common;
 
@@ -13,18 +18,40 @@ async fn versions_survive_a_restart_without_recompiling() {
 
     let server = TestServer::start(settings(dir.path(), &db)).await;
     // The bundled hello was installed at first start.
-    assert_eq!(server.get_text("/plugins/hello/").await, (200, "Hello from HAM\n".into()));
-    server.install("probe", &probe_manifest("probe", "0.1.0", "v1", ""), guest("probe")).await;
-    server.install("probe", &probe_manifest("probe", "0.2.0", "v2", ""), rebuilt(&guest("probe"), "2")).await;
+    assert_eq!(
+        server.get_text("/plugins/hello/").await,
+        (200, "Hello from HAM\n".into())
+    );
+    server
+        .install(
+            "probe",
+            &probe_manifest("probe", "0.1.0", "v1", ""),
+            guest("probe"),
+        )
+        .await;
+    server
+        .install(
+            "probe",
+            &probe_manifest("probe", "0.2.0", "v2", ""),
+            rebuilt(&guest("probe"), "2"),
+        )
+        .await;
     let compiled_before = server.state.runtime.stats.compilations();
     assert!(compiled_before >= 2);
     server.stop().await;
 
     let server = TestServer::start(settings(dir.path(), &db)).await;
-    assert_eq!(server.get_text("/plugins/probe/label").await, (200, "v2".into()));
+    assert_eq!(
+        server.get_text("/plugins/probe/label").await,
+        (200, "v2".into())
+    );
     assert_eq!(server.get_text("/plugins/hello/").await.0, 200);
     let stats = &server.state.runtime.stats;
-    assert_eq!(stats.compilations(), 0, "a restart must load compiled components from the cache");
+    assert_eq!(
+        stats.compilations(),
+        0,
+        "a restart must load compiled components from the cache"
+    );
     assert_eq!(stats.cache_hits(), 2, "hello and probe come from the cache");
 
     // Rolling back to a version compiled before the restart uses the cache too.
@@ -35,13 +62,19 @@ async fn versions_survive_a_restart_without_recompiling() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(server.get_text("/plugins/probe/label").await, (200, "v1".into()));
+    assert_eq!(
+        server.get_text("/plugins/probe/label").await,
+        (200, "v1".into())
+    );
     assert_eq!(server.state.runtime.stats.compilations(), 0);
     server.stop().await;
 
     // The rollback is what survives the next restart.
     let server = TestServer::start(settings(dir.path(), &db)).await;
-    assert_eq!(server.get_text("/plugins/probe/label").await, (200, "v1".into()));
+    assert_eq!(
+        server.get_text("/plugins/probe/label").await,
+        (200, "v1".into())
+    );
     server.stop().await;
 }
 
@@ -52,11 +85,19 @@ async fn bundled_plugins_never_replace_a_newer_upload() {
     let server = TestServer::start(settings(dir.path(), &db)).await;
     // An operator uploads their own hello, newer than the bundled one.
     let manifest = "name = \"hello\"\nversion = \"9.0.0\"\n[variables]\ngreeting = { default = \"Operator's hello\" }\n";
-    let bundled = ham_host::plugins::bundled::BUNDLED.iter().find(|p| p.name == "hello").unwrap();
-    server.install("hello", manifest, bundled.component.to_vec()).await;
+    let bundled = ham_host::plugins::bundled::BUNDLED
+        .iter()
+        .find(|p| p.name == "hello")
+        .unwrap();
+    server
+        .install("hello", manifest, bundled.component.to_vec())
+        .await;
     server.stop().await;
 
     let server = TestServer::start(settings(dir.path(), &db)).await;
-    assert_eq!(server.get_text("/plugins/hello/").await, (200, "Operator's hello\n".into()));
+    assert_eq!(
+        server.get_text("/plugins/hello/").await,
+        (200, "Operator's hello\n".into())
+    );
     server.stop().await;
 }

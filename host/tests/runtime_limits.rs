@@ -1,6 +1,11 @@
 //! A runaway, greedy or crashing plugin fails alone: its invocation gets a JSON
 //! error naming the plugin, and the host answers the next request.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests fail loudly")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail loudly"
+)]
 
 mod common;
 
@@ -14,29 +19,68 @@ async fn deadline_memory_and_traps_fail_one_invocation_only() {
     let db = TestDb::new(Backend::Sqlite, dir.path()).await.unwrap();
     let server = TestServer::start(settings(dir.path(), &db)).await;
     let limits = "[limits]\ntimeout_ms = 300\nmemory_mb = 16\n";
-    server.install("probe", &probe_manifest("probe", "0.1.0", "alive", limits), guest("probe")).await;
+    server
+        .install(
+            "probe",
+            &probe_manifest("probe", "0.1.0", "alive", limits),
+            guest("probe"),
+        )
+        .await;
 
     // An infinite loop is interrupted at its deadline.
     let started = Instant::now();
-    let (status, code, message) = error_of(client().get(server.url("/plugins/probe/loop")).send().await.unwrap()).await;
+    let (status, code, message) = error_of(
+        client()
+            .get(server.url("/plugins/probe/loop"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     let took = started.elapsed();
     assert_eq!((status, code.as_str()), (504, "plugin_timeout"));
     assert!(message.contains("probe 0.1.0"), "{message}");
-    assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(5), "stopped after {took:?}");
-    assert_eq!(server.get_text("/plugins/probe/label").await, (200, "alive".into()));
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(5),
+        "stopped after {took:?}"
+    );
+    assert_eq!(
+        server.get_text("/plugins/probe/label").await,
+        (200, "alive".into())
+    );
 
     // Allocation within the limit works; past it fails that request alone.
     assert_eq!(server.get_text("/plugins/probe/alloc?mb=4").await.0, 200);
-    let (status, code, message) = error_of(client().get(server.url("/plugins/probe/alloc?mb=64")).send().await.unwrap()).await;
+    let (status, code, message) = error_of(
+        client()
+            .get(server.url("/plugins/probe/alloc?mb=64"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!((status, code.as_str()), (500, "plugin_memory_limit"));
     assert!(message.contains("16 MiB"), "{message}");
-    assert_eq!(server.get_text("/plugins/probe/label").await, (200, "alive".into()));
+    assert_eq!(
+        server.get_text("/plugins/probe/label").await,
+        (200, "alive".into())
+    );
 
     // A panic traps.
-    let (status, code, message) = error_of(client().get(server.url("/plugins/probe/trap")).send().await.unwrap()).await;
+    let (status, code, message) = error_of(
+        client()
+            .get(server.url("/plugins/probe/trap"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!((status, code.as_str()), (500, "plugin_trap"));
     assert!(message.contains("probe"), "{message}");
-    assert_eq!(server.get_text("/plugins/probe/label").await, (200, "alive".into()));
+    assert_eq!(
+        server.get_text("/plugins/probe/label").await,
+        (200, "alive".into())
+    );
 
     // Several runaways at once do not stop the host from answering others.
     let runaways: Vec<_> = (0..3)
@@ -56,20 +100,44 @@ async fn a_standard_wasi_http_component_serves_unmodified_and_bodies_stream() {
     let db = TestDb::new(Backend::Sqlite, dir.path()).await.unwrap();
     let server = TestServer::start(settings(dir.path(), &db)).await;
     // A component written for `wasmtime serve`, with the smallest manifest.
-    server.install("wasi-proxy", "name = \"wasi-proxy\"\nversion = \"0.1.0\"\n", guest("wasi-proxy")).await;
+    server
+        .install(
+            "wasi-proxy",
+            "name = \"wasi-proxy\"\nversion = \"0.1.0\"\n",
+            guest("wasi-proxy"),
+        )
+        .await;
     let (status, body) = server.get_text("/plugins/wasi-proxy/some/path?x=1").await;
     assert_eq!(status, 200);
     assert_eq!(body, "wasi-proxy saw GET /some/path?x=1\n");
 
     // A 3 MiB body goes in and comes back intact.
-    server.install("probe", &probe_manifest("probe", "0.1.0", "x", ""), guest("probe")).await;
+    server
+        .install(
+            "probe",
+            &probe_manifest("probe", "0.1.0", "x", ""),
+            guest("probe"),
+        )
+        .await;
     let payload: Vec<u8> = (0..3 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
-    let response = client().post(server.url("/plugins/probe/echo")).body(payload.clone()).send().await.unwrap();
+    let response = client()
+        .post(server.url("/plugins/probe/echo"))
+        .body(payload.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.bytes().await.unwrap().to_vec(), payload);
 
     // Unknown plugins and plugins without HTTP get JSON 404s.
-    let (status, code, _) = error_of(client().get(server.url("/plugins/nobody/")).send().await.unwrap()).await;
+    let (status, code, _) = error_of(
+        client()
+            .get(server.url("/plugins/nobody/"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!((status, code.as_str()), (404, "not_found"));
     server.stop().await;
 }

@@ -19,7 +19,10 @@ impl wasip2::exports::http::incoming_handler::Guest for Proxy {
             Method::Other(other) => other,
             other => format!("{other:?}").to_uppercase(),
         };
-        let text = format!("wasi-proxy saw {method} {}\n", request.path_with_query().unwrap_or_default());
+        let text = format!(
+            "wasi-proxy saw {method} {}\n",
+            request.path_with_query().unwrap_or_default()
+        );
         let response = OutgoingResponse::new(Fields::new());
         let Ok(body) = response.body() else { return };
         ResponseOutparam::set(response_out, Ok(response));

@@ -1,6 +1,14 @@
 //! Shared test harness: real servers on loopback, real databases, real components.
-#![allow(dead_code, reason = "each test binary uses a different part of the harness")]
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests fail loudly")]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the harness"
+)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail loudly"
+)]
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -16,23 +24,47 @@ pub const ADMIN_TOKEN: &str = "test-admin-token";
 pub fn guests_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap()
+            .to_path_buf();
         let target = root.join("target").join("wasm");
-        let mut cmd = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        let mut cmd =
+            std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
         cmd.current_dir(&root)
-            .args(["build", "--profile", "plugin", "--target", "wasm32-wasip2", "--target-dir"])
+            .args([
+                "build",
+                "--profile",
+                "plugin",
+                "--target",
+                "wasm32-wasip2",
+                "--target-dir",
+            ])
             .arg(&target);
-        for package in ["guest-probe", "guest-no-known-export", "guest-unprovided-import", "guest-trivial-job", "wasi-proxy"] {
+        for package in [
+            "guest-probe",
+            "guest-no-known-export",
+            "guest-unprovided-import",
+            "guest-trivial-job",
+            "wasi-proxy",
+        ] {
             cmd.args(["-p", package]);
         }
         for (key, _) in std::env::vars_os() {
             let key = key.to_string_lossy().into_owned();
-            if key.starts_with("CARGO_") && key != "CARGO_HOME" || key == "RUSTFLAGS" || key.starts_with("RUSTC_") {
+            if key.starts_with("CARGO_") && key != "CARGO_HOME"
+                || key == "RUSTFLAGS"
+                || key.starts_with("RUSTC_")
+            {
                 cmd.env_remove(key);
             }
         }
         let output = cmd.output().expect("running cargo to build test guests");
-        assert!(output.status.success(), "building test guests failed:\n{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "building test guests failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         target.join("wasm32-wasip2").join("plugin")
     })
 }
@@ -82,7 +114,8 @@ pub struct TestDb {
 }
 
 fn pg_base_url() -> String {
-    std::env::var("HAM_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("HAM_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 impl TestDb {
@@ -90,7 +123,10 @@ impl TestDb {
     /// passes on SQLite alone); under `CI=true` an unreachable server fails the test.
     pub async fn new(backend: Backend, dir: &Path) -> Option<Self> {
         match backend {
-            Backend::Sqlite => Some(Self { url: format!("sqlite://{}", dir.join("ham.db").display()), pg_name: None }),
+            Backend::Sqlite => Some(Self {
+                url: format!("sqlite://{}", dir.join("ham.db").display()),
+                pg_name: None,
+            }),
             Backend::Postgres => {
                 sqlx::any::install_default_drivers();
                 let base = pg_base_url();
@@ -105,13 +141,19 @@ impl TestDb {
                     }
                 };
                 let name = format!("ham_test_{}_{}", std::process::id(), unique());
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&admin)
+                    .await
+                    .unwrap();
                 admin.close().await;
                 let url = match base.rfind('/') {
                     Some(i) => format!("{}/{name}", &base[..i]),
                     None => panic!("HAM_TEST_DATABASE_URL has no database name"),
                 };
-                Some(Self { url, pg_name: Some(name) })
+                Some(Self {
+                    url,
+                    pg_name: Some(name),
+                })
             }
         }
     }
@@ -119,16 +161,23 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let Some(name) = self.pg_name.take() else { return };
+        let Some(name) = self.pg_name.take() else {
+            return;
+        };
         let base = pg_base_url();
         // Drop runs outside async; use a runtime of its own on a thread of its own.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async {
                 if let Ok(admin) = sqlx::AnyPool::connect(&base).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                        .execute(&admin)
-                        .await;
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&admin)
+                    .await;
                     admin.close().await;
                 }
             });
@@ -140,7 +189,10 @@ impl Drop for TestDb {
 fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
     u64::from(nanos) * 1000 + N.fetch_add(1, Ordering::Relaxed)
 }
 
@@ -173,7 +225,13 @@ impl TestServer {
         let task = tokio::spawn(ham_host::serve(listener, state.clone(), async {
             let _ = rx.await;
         }));
-        Self { url, state, data_dir, shutdown: Some(tx), task: Some(task) }
+        Self {
+            url,
+            state,
+            data_dir,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
     }
 
     /// Stops accepting, waits for the server task, and closes the database.
@@ -192,10 +250,18 @@ impl TestServer {
     }
 
     /// `PUT /api/admin/plugins/{name}` with a manifest and component.
-    pub async fn upload(&self, name: &str, manifest: &str, component: Vec<u8>) -> reqwest::Response {
+    pub async fn upload(
+        &self,
+        name: &str,
+        manifest: &str,
+        component: Vec<u8>,
+    ) -> reqwest::Response {
         let form = reqwest::multipart::Form::new()
             .text("manifest", manifest.to_string())
-            .part("component", reqwest::multipart::Part::bytes(component).file_name("c.wasm"));
+            .part(
+                "component",
+                reqwest::multipart::Part::bytes(component).file_name("c.wasm"),
+            );
         client()
             .put(self.url(&format!("/api/admin/plugins/{name}")))
             .bearer_auth(ADMIN_TOKEN)
@@ -206,11 +272,19 @@ impl TestServer {
     }
 
     /// Uploads and asserts success.
-    pub async fn install(&self, name: &str, manifest: &str, component: Vec<u8>) -> serde_json::Value {
+    pub async fn install(
+        &self,
+        name: &str,
+        manifest: &str,
+        component: Vec<u8>,
+    ) -> serde_json::Value {
         let response = self.upload(name, manifest, component).await;
         let status = response.status();
         let body: serde_json::Value = response.json().await.unwrap();
-        assert!(status.is_success(), "upload of {name} failed: {status} {body}");
+        assert!(
+            status.is_success(),
+            "upload of {name} failed: {status} {body}"
+        );
         body
     }
 
@@ -224,7 +298,14 @@ impl TestServer {
 pub fn client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    CLIENT.get_or_init(|| reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap()).clone()
+    CLIENT
+        .get_or_init(|| {
+            reqwest::Client::builder()
+                .pool_max_idle_per_host(64)
+                .build()
+                .unwrap()
+        })
+        .clone()
 }
 
 /// The JSON error body's code and message.
@@ -233,7 +314,13 @@ pub async fn error_of(response: reqwest::Response) -> (u16, String, String) {
     let body: serde_json::Value = response.json().await.unwrap();
     (
         status,
-        body["error"]["code"].as_str().unwrap_or_default().to_string(),
-        body["error"]["message"].as_str().unwrap_or_default().to_string(),
+        body["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
     )
 }
