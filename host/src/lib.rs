@@ -6,7 +6,9 @@
 //! [`router`] is the whole HTTP surface, [`serve`] runs it until shutdown.
 
 pub mod api;
+pub mod auth;
 pub mod cli;
+pub mod habits;
 pub mod plugins;
 pub mod runtime;
 pub mod settings;
@@ -28,6 +30,7 @@ pub struct AppState {
     pub db: Db,
     pub runtime: Arc<Runtime>,
     pub registry: Arc<Registry>,
+    pub login_limiter: Arc<auth::LoginLimiter>,
 }
 
 impl AppState {
@@ -57,6 +60,7 @@ impl AppState {
             db,
             runtime,
             registry,
+            login_limiter: Default::default(),
         })
     }
 }
@@ -72,7 +76,9 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    // Handlers see the TCP peer (login rate limits; trusted proxies later).
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -42,6 +42,8 @@ pub struct Settings {
     pub plugins_dir: Option<PathBuf>,
     /// Largest plugin upload in bytes. `HAM_MAX_UPLOAD_BYTES`, default 32 MiB.
     pub max_upload_bytes: usize,
+    /// Anyone may register, not just the first user and admins. `HAM_OPEN_REGISTRATION=1`.
+    pub open_registration: bool,
     /// `HAM_PLUGIN_<PLUGIN>_<VARIABLE>` values for plugin variables; values redacted.
     pub plugin_env: BTreeMap<String, Secret>,
 }
@@ -55,6 +57,7 @@ impl Default for Settings {
             admin_token: None,
             plugins_dir: None,
             max_upload_bytes: 32 * 1024 * 1024,
+            open_registration: false,
             plugin_env: BTreeMap::new(),
         }
     }
@@ -69,6 +72,7 @@ struct FileSettings {
     admin_token: Option<Secret>,
     plugins_dir: Option<PathBuf>,
     max_upload_bytes: Option<usize>,
+    open_registration: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +108,7 @@ impl Settings {
             settings.admin_token = f.admin_token.or(settings.admin_token);
             settings.plugins_dir = f.plugins_dir.or(settings.plugins_dir);
             settings.max_upload_bytes = f.max_upload_bytes.unwrap_or(settings.max_upload_bytes);
+            settings.open_registration = f.open_registration.unwrap_or(settings.open_registration);
         }
         for (key, value) in env {
             match key.as_str() {
@@ -127,6 +132,9 @@ impl Settings {
                             format!("`{value}` is not a number"),
                         )
                     })?
+                }
+                "HAM_OPEN_REGISTRATION" => {
+                    settings.open_registration = matches!(value.as_str(), "1" | "true")
                 }
                 _ if key.starts_with("HAM_PLUGIN_") => {
                     settings.plugin_env.insert(key, Secret(value));

@@ -17,6 +17,8 @@ async fn versions_survive_a_restart_without_recompiling() {
     let db = TestDb::new(Backend::Sqlite, dir.path()).await.unwrap();
 
     let server = TestServer::start(settings(dir.path(), &db)).await;
+    assert_eq!(server.get_text("/healthz").await, (200, "ok\n".into()));
+    assert_eq!(server.get_text("/readyz").await, (200, "ready\n".into()));
     // The bundled hello was installed at first start.
     assert_eq!(
         server.get_text("/plugins/hello/").await,
@@ -98,6 +100,44 @@ async fn bundled_plugins_never_replace_a_newer_upload() {
     assert_eq!(
         server.get_text("/plugins/hello/").await,
         (200, "Operator's hello\n".into())
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_bundled_plugin_replaces_an_older_stored_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(Backend::Sqlite, dir.path()).await.unwrap();
+    // A database that holds only an older hello (0.0.1) than the binary carries.
+    {
+        let store = ham_host::store::Db::connect(&db.url).await.unwrap();
+        let runtime = std::sync::Arc::new(
+            ham_host::runtime::Runtime::new(dir.path(), store.clone()).unwrap(),
+        );
+        let registry =
+            ham_host::plugins::Registry::load(runtime, store.clone(), Default::default())
+                .await
+                .unwrap();
+        let old = "name = \"hello\"\nversion = \"0.0.1\"\n[variables]\ngreeting = { default = \"Old hello\" }\n";
+        let bundled = ham_host::plugins::bundled::BUNDLED
+            .iter()
+            .find(|p| p.name == "hello")
+            .unwrap();
+        registry
+            .install(
+                old,
+                bundled.component,
+                ham_host::plugins::Source::Upload,
+                None,
+            )
+            .await
+            .unwrap();
+        store.close().await;
+    }
+    let server = TestServer::start(settings(dir.path(), &db)).await;
+    assert_eq!(
+        server.get_text("/plugins/hello/").await,
+        (200, "Hello from HAM\n".into())
     );
     server.stop().await;
 }

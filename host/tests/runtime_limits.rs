@@ -129,6 +129,32 @@ async fn a_standard_wasi_http_component_serves_unmodified_and_bodies_stream() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.bytes().await.unwrap().to_vec(), payload);
 
+    // A response streams: the first line arrives long before the last is written.
+    let started = Instant::now();
+    let mut response = client()
+        .get(server.url("/plugins/probe/stream?n=4&ms=400"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let first = response.chunk().await.unwrap().unwrap();
+    let first_at = started.elapsed();
+    assert_eq!(&first[..], b"line 0\n");
+    let mut rest = Vec::new();
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        rest.extend_from_slice(&chunk);
+    }
+    let done_at = started.elapsed();
+    assert_eq!(rest, b"line 1\nline 2\nline 3\n");
+    assert!(
+        done_at >= Duration::from_millis(1600),
+        "finished after {done_at:?}"
+    );
+    assert!(
+        first_at < done_at / 2,
+        "first line after {first_at:?}, all after {done_at:?}"
+    );
+
     // Unknown plugins and plugins without HTTP get JSON 404s.
     let (status, code, _) = error_of(
         client()

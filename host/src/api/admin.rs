@@ -14,9 +14,11 @@ use serde::Serialize;
 
 use super::ApiError;
 use crate::AppState;
+use crate::auth::MaybeUser;
 use crate::plugins::manifest::RouteClaim;
 use crate::plugins::{Installed, Source};
 use crate::runtime::LoadedPlugin;
+use axum::extract::FromRequestParts;
 
 pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
@@ -30,12 +32,22 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin))
 }
 
+/// Lets through the `HAM_ADMIN_TOKEN` bearer or a signed-in admin.
 async fn require_admin(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let session_admin = match MaybeUser::from_request_parts(&mut parts, &state).await {
+        Ok(MaybeUser(user)) => user.is_some_and(|u| u.is_admin),
+        Err(e) => return e.into_response(),
+    };
+    let request = Request::from_parts(parts, body);
+    if session_admin {
+        return next.run(request).await;
+    }
     let Some(token) = state.settings.admin_token.as_ref() else {
         return ApiError::new(
             StatusCode::FORBIDDEN,
             "admin_disabled",
-            "admin routes are off; set HAM_ADMIN_TOKEN to enable them",
+            "admin routes need a signed-in admin, or HAM_ADMIN_TOKEN set on the server",
         )
         .into_response();
     };

@@ -5,8 +5,12 @@
 //! client and everything to the log.
 
 mod admin;
+mod auth;
+mod habits;
 mod plugin_routes;
 
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -109,12 +113,59 @@ pub fn invoke_error(plugin: &str, version: &str, e: InvokeError) -> ApiError {
     ApiError::new(status, code, message)
 }
 
+/// Largest JSON body the `/api` routes read.
+pub const API_BODY_LIMIT: usize = 256 * 1024;
+
+/// `Json<T>` whose rejections are [`ApiError`]s: a body that is not JSON is 400, a
+/// field of the wrong shape 422 (the message names it), a missing
+/// `Content-Type: application/json` 415, an oversized body 413.
+pub struct ApiJson<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(match rejection {
+                JsonRejection::JsonDataError(e) => ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_field",
+                    e.body_text(),
+                ),
+                JsonRejection::JsonSyntaxError(e) => {
+                    ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.body_text())
+                }
+                JsonRejection::MissingJsonContentType(e) => ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    e.body_text(),
+                ),
+                JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "too_large",
+                        format!("the body exceeds {API_BODY_LIMIT} bytes"),
+                    )
+                }
+                other => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", other.body_text()),
+            }),
+        }
+    }
+}
+
 /// The whole HTTP surface of the host.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .nest("/api/admin", admin::router(&state))
+        .nest(
+            "/api",
+            auth::router()
+                .merge(habits::router())
+                .layer(axum::extract::DefaultBodyLimit::max(API_BODY_LIMIT)),
+        )
         .fallback(plugin_routes::dispatch)
         .with_state(state)
 }

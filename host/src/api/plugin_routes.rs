@@ -3,7 +3,8 @@
 //!
 //! Under the prefix the guest sees the path relative to its mount (`/plugins/hello/x`
 //! arrives as `/x`, with `x-forwarded-prefix: /plugins/hello`); a claimed route
-//! arrives with its full path. Bodies stream both ways.
+//! arrives with its full path. Bodies stream both ways. The invocation acts for
+//! the signed-in user, if any; a claimed route with `auth = "user"` requires one.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -13,15 +14,26 @@ use http_body_util::BodyExt;
 
 use super::{ApiError, invoke_error};
 use crate::AppState;
+use crate::auth::MaybeUser;
+use crate::plugins::manifest::RouteAuth;
 
-pub async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
-    match route(&state, request).await {
+pub async fn dispatch(
+    State(state): State<AppState>,
+    MaybeUser(user): MaybeUser,
+    request: Request,
+) -> Response {
+    match route(&state, user.map(|u| u.id), request).await {
         Ok(response) => response,
         Err(e) => e.into_response(),
     }
 }
 
-async fn route(state: &AppState, mut request: Request) -> Result<Response, ApiError> {
+/// `user` is the signed-in user the invocation acts for, if any.
+async fn route(
+    state: &AppState,
+    user: Option<String>,
+    mut request: Request,
+) -> Result<Response, ApiError> {
     let snapshot = state.registry.snapshot();
     let path = request.uri().path().to_string();
     let plugin = if let Some(rest) = path.strip_prefix("/plugins/") {
@@ -60,6 +72,13 @@ async fn route(state: &AppState, mut request: Request) -> Result<Response, ApiEr
                 format!("{path} accepts {}", claim.methods.join(", ")),
             ));
         }
+        if claim.auth == RouteAuth::User && user.is_none() {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "sign in first",
+            ));
+        }
         plugin.clone()
     } else {
         return Err(ApiError::not_found(format!("no route for {path}")));
@@ -77,7 +96,7 @@ async fn route(state: &AppState, mut request: Request) -> Result<Response, ApiEr
     let version = plugin.version_label();
     let response = state
         .runtime
-        .serve_http(plugin, None, request)
+        .serve_http(plugin, user, request)
         .await
         .map_err(|e| invoke_error(&name, &version, e))?;
     Ok(response.map(Body::new))

@@ -5,8 +5,10 @@
 //! `ON CONFLICT`, `RETURNING`); where the schema must differ, the two migration
 //! folders differ. Each table's queries live in the module that owns the concept.
 
+pub mod habits;
 pub mod kv;
 pub mod plugin_versions;
+pub mod users;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

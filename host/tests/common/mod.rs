@@ -217,6 +217,11 @@ pub fn settings(dir: &Path, db: &TestDb) -> Settings {
 
 impl TestServer {
     pub async fn start(settings: Settings) -> Self {
+        // The server's warnings and errors show with a failing test's output.
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+            .try_init();
         let data_dir = settings.data_dir.clone();
         let state = AppState::build(settings).await.expect("building the app");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -6,6 +6,7 @@
 //! - `/label`: the `label` variable; `/config/NAME`: any variable, or its error
 //! - `/fetch?url=U`: GET U, following up to 3 redirects itself; 502 with the error
 //! - `/echo`: streams the request body back
+//! - `/stream?n=N&ms=M`: writes N lines, M ms apart, flushing each
 //! - `/kv/{plugin|user}/KEY`: GET, PUT (body), DELETE; `POST …?cas=REV|none` is
 //!   compare-and-swap; `GET /kv/{scope}?prefix=P&cursor=C&limit=N` lists keys
 
@@ -75,6 +76,11 @@ impl wasip2::exports::http::incoming_handler::Guest for Probe {
                 Err(e) => (502, e.into_bytes()),
             },
             (_, "/echo") => (200, read_body(&request)),
+            (_, "/stream") => {
+                let n: u32 = param("n").and_then(|v| v.parse().ok()).unwrap_or(3);
+                let ms: u64 = param("ms").and_then(|v| v.parse().ok()).unwrap_or(100);
+                return stream_lines(out, n, ms);
+            }
             (m, p) if p.starts_with("/kv/") => kv(m, &p["/kv/".len()..], &param, &request),
             _ => (404, b"no such probe\n".to_vec()),
         };
@@ -214,6 +220,22 @@ fn fetch(url: &str, redirects_left: u32) -> Result<(u16, Vec<u8>), String> {
     let mut stream = body.stream().map_err(|_| "stream")?;
     let _ = stream.read_to_end(&mut buf);
     Ok((status, buf))
+}
+
+fn stream_lines(out: ResponseOutparam, n: u32, ms: u64) {
+    let response = OutgoingResponse::new(Fields::new());
+    let outgoing = response.body().expect("body");
+    ResponseOutparam::set(out, Ok(response));
+    let mut stream = outgoing.write().expect("stream");
+    for i in 0..n {
+        stream
+            .write_all(format!("line {i}\n").as_bytes())
+            .expect("write");
+        stream.flush().expect("flush");
+        wasip2::clocks::monotonic_clock::subscribe_duration(ms * 1_000_000).block();
+    }
+    drop(stream);
+    OutgoingBody::finish(outgoing, None).expect("finish");
 }
 
 fn respond(out: ResponseOutparam, status: u16, body: &[u8]) {

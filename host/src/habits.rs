@@ -1,0 +1,423 @@
+//! Habits and their entries (check-ins): the domain types, their JSON shape, and
+//! the rules a habit or an entry must follow. Validation lives here, once, so the
+//! API and (later) the `habits` WIT interface refuse the same things with the same
+//! words: every refusal names the field.
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HabitKind {
+    Boolean,
+    Measurable,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetType {
+    AtLeast,
+    AtMost,
+}
+
+/// `times` check-ins every `days` days: daily is 1/1, three times a week is 3/7.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Frequency {
+    pub times: u32,
+    pub days: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    pub value: f64,
+    #[serde(rename = "type")]
+    pub target_type: TargetType,
+}
+
+/// A habit as stored and shown.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Habit {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub color: String,
+    pub kind: HabitKind,
+    pub unit: Option<String>,
+    pub target: Option<Target>,
+    pub frequency: Frequency,
+    pub reminder: Option<String>,
+    pub archived: bool,
+    pub position: i64,
+    /// The local date it was created, `YYYY-MM-DD`.
+    pub created: String,
+}
+
+/// A create or update body. On create, `name` and `kind` are required; on update,
+/// absent fields keep their value and `null` clears an optional one.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HabitInput {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub color: Option<String>,
+    pub kind: Option<HabitKind>,
+    #[serde(default, deserialize_with = "present")]
+    pub unit: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub target: Option<Option<Target>>,
+    pub frequency: Option<Frequency>,
+    #[serde(default, deserialize_with = "present")]
+    pub reminder: Option<Option<String>>,
+    pub archived: Option<bool>,
+    pub position: Option<i64>,
+}
+
+/// Tells a field set to `null` (Some(None)) from an absent one (None).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// A refused value, naming the field.
+#[derive(Debug, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+fn refuse<T>(field: &str, message: impl Into<String>) -> Result<T, FieldError> {
+    Err(FieldError {
+        field: field.to_string(),
+        message: message.into(),
+    })
+}
+
+pub const DEFAULT_COLOR: &str = "#4f46e5";
+
+impl HabitInput {
+    /// The habit this input makes: a new one (`base` None: `id`, `created` and
+    /// `position` are the caller's) or `base` changed.
+    pub fn apply(self, base: Habit) -> Result<Habit, FieldError> {
+        let mut h = base;
+        if let Some(name) = self.name {
+            h.name = name.trim().to_string();
+        }
+        if let Some(description) = self.description {
+            h.description = description;
+        }
+        if let Some(color) = self.color {
+            h.color = color;
+        }
+        if let Some(kind) = self.kind {
+            h.kind = kind;
+        }
+        if let Some(unit) = self.unit {
+            h.unit = unit;
+        }
+        if let Some(target) = self.target {
+            h.target = target;
+        }
+        if let Some(frequency) = self.frequency {
+            h.frequency = frequency;
+        }
+        if let Some(reminder) = self.reminder {
+            h.reminder = reminder;
+        }
+        if let Some(archived) = self.archived {
+            h.archived = archived;
+        }
+        if let Some(position) = self.position {
+            h.position = position;
+        }
+        validate(&h)?;
+        Ok(h)
+    }
+}
+
+/// A blank habit for [`HabitInput::apply`] to fill on create.
+pub fn blank(id: String, created: String, position: i64) -> Habit {
+    Habit {
+        id,
+        name: String::new(),
+        description: String::new(),
+        color: DEFAULT_COLOR.to_string(),
+        kind: HabitKind::Boolean,
+        unit: None,
+        target: None,
+        frequency: Frequency { times: 1, days: 1 },
+        reminder: None,
+        archived: false,
+        position,
+        created,
+    }
+}
+
+fn validate(h: &Habit) -> Result<(), FieldError> {
+    let name_len = h.name.chars().count();
+    if name_len == 0 || name_len > 100 {
+        return refuse("name", "must be 1 to 100 characters");
+    }
+    if h.description.chars().count() > 2000 {
+        return refuse("description", "must be at most 2000 characters");
+    }
+    let hex = h.color.strip_prefix('#').unwrap_or_default();
+    if hex.len() != 6 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return refuse("color", format!("`{}` is not a #rrggbb color", h.color));
+    }
+    let f = h.frequency;
+    if f.days == 0 {
+        return refuse("frequency.days", "must be at least 1");
+    }
+    if f.times == 0 {
+        return refuse("frequency.times", "must be at least 1");
+    }
+    if f.times > f.days {
+        return refuse(
+            "frequency.times",
+            format!("{} times cannot fit in {} days", f.times, f.days),
+        );
+    }
+    if f.days > 366 {
+        return refuse("frequency.days", "must be at most 366");
+    }
+    match h.kind {
+        HabitKind::Boolean => {
+            if h.target.is_some() {
+                return refuse("target", "a boolean habit has no target");
+            }
+        }
+        HabitKind::Measurable => {
+            let Some(target) = h.target else {
+                return refuse(
+                    "target",
+                    "a measurable habit needs a target {\"value\", \"type\"}",
+                );
+            };
+            if !target.value.is_finite() || target.value < 0.0 {
+                return refuse(
+                    "target.value",
+                    format!("{} must be a number of at least 0", target.value),
+                );
+            }
+            if h.unit.as_deref().is_some_and(|u| u.chars().count() > 20) {
+                return refuse("unit", "must be at most 20 characters");
+            }
+        }
+    }
+    if let Some(reminder) = &h.reminder
+        && !is_time_of_day(reminder)
+    {
+        return refuse("reminder", format!("`{reminder}` is not a time HH:MM"));
+    }
+    Ok(())
+}
+
+fn is_time_of_day(s: &str) -> bool {
+    let Some((h, m)) = s.split_once(':') else {
+        return false;
+    };
+    h.len() == 2
+        && m.len() == 2
+        && h.parse::<u8>().is_ok_and(|h| h < 24)
+        && m.parse::<u8>().is_ok_and(|m| m < 60)
+}
+
+/// Whether `s` is a real calendar date written `YYYY-MM-DD`.
+pub fn is_date(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    let [y, m, d] = parts.as_slice() else {
+        return false;
+    };
+    if y.len() != 4 || m.len() != 2 || d.len() != 2 {
+        return false;
+    }
+    let (Ok(y), Ok(m), Ok(d)) = (y.parse::<u32>(), m.parse::<u32>(), d.parse::<u32>()) else {
+        return false;
+    };
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days_in_month = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    (1..=9999).contains(&y) && (1..=days_in_month).contains(&d)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryStatus {
+    Done,
+    Skipped,
+    /// A measured value (measurable habits).
+    Value,
+}
+
+impl EntryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryStatus::Done => "done",
+            EntryStatus::Skipped => "skipped",
+            EntryStatus::Value => "value",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "done" => Some(EntryStatus::Done),
+            "skipped" => Some(EntryStatus::Skipped),
+            "value" => Some(EntryStatus::Value),
+            _ => None,
+        }
+    }
+}
+
+/// A check-in: one per habit per local date.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Entry {
+    pub habit_id: String,
+    pub date: String,
+    pub status: EntryStatus,
+    pub value: Option<f64>,
+    pub note: Option<String>,
+    pub source: String,
+}
+
+/// An entry upsert body: `{"status": "done"}`, `{"status": "skipped"}` or
+/// `{"value": 2.5}`, each with an optional `note`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntryInput {
+    pub status: Option<EntryStatus>,
+    pub value: Option<f64>,
+    pub note: Option<String>,
+}
+
+impl EntryInput {
+    /// The entry this input records for `habit` on `date`.
+    pub fn entry(self, habit: &Habit, date: &str, source: &str) -> Result<Entry, FieldError> {
+        if !is_date(date) {
+            return refuse("date", format!("`{date}` is not a date YYYY-MM-DD"));
+        }
+        if self
+            .note
+            .as_deref()
+            .is_some_and(|n| n.chars().count() > 2000)
+        {
+            return refuse("note", "must be at most 2000 characters");
+        }
+        let (status, value) = match (self.status, self.value, habit.kind) {
+            (Some(EntryStatus::Skipped), None, _) => (EntryStatus::Skipped, None),
+            (Some(EntryStatus::Done), None, HabitKind::Boolean) => (EntryStatus::Done, None),
+            (None | Some(EntryStatus::Value), Some(v), HabitKind::Measurable) => {
+                if !v.is_finite() || v < 0.0 {
+                    return refuse("value", format!("{v} must be a number of at least 0"));
+                }
+                (EntryStatus::Value, Some(v))
+            }
+            (_, Some(_), HabitKind::Boolean) => {
+                return refuse("value", "a boolean habit takes status done or skipped");
+            }
+            (Some(EntryStatus::Done), _, HabitKind::Measurable) => {
+                return refuse(
+                    "status",
+                    "a measurable habit takes a value (or status skipped)",
+                );
+            }
+            (Some(_), Some(_), _) => return refuse("value", "send either a status or a value"),
+            (_, None, _) => {
+                return refuse(
+                    "status",
+                    "send {\"status\": \"done\"|\"skipped\"} or {\"value\": number}",
+                );
+            }
+        };
+        Ok(Entry {
+            habit_id: habit.id.clone(),
+            date: date.to_string(),
+            status,
+            value,
+            note: self.note,
+            source: source.to_string(),
+        })
+    }
+}
+
+/// Today's date in UTC, `YYYY-MM-DD`. (Per-user time zones come with user settings.)
+pub fn utc_today() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_must_exist() {
+        for ok in ["2024-02-29", "2026-12-31", "2000-02-29"] {
+            assert!(is_date(ok), "{ok}");
+        }
+        for bad in [
+            "2026-02-29",
+            "1900-02-29",
+            "2026-13-01",
+            "2026-04-31",
+            "2026-1-01",
+            "yesterday",
+            "2026-00-10",
+        ] {
+            assert!(!is_date(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn habit_rules_name_the_field() {
+        let input = |json: &str| serde_json::from_str::<HabitInput>(json).unwrap();
+        let base = || blank("h".into(), "2026-11-23".into(), 0);
+        let cases = [
+            (r#"{"name": ""}"#, "name"),
+            (
+                r#"{"name": "Run", "frequency": {"times": 4, "days": 3}}"#,
+                "frequency.times",
+            ),
+            (
+                r#"{"name": "Run", "frequency": {"times": 1, "days": 0}}"#,
+                "frequency.days",
+            ),
+            (r#"{"name": "W", "kind": "measurable"}"#, "target"),
+            (
+                r#"{"name": "W", "kind": "measurable", "target": {"value": -1, "type": "at_least"}}"#,
+                "target.value",
+            ),
+            (r#"{"name": "Run", "color": "red"}"#, "color"),
+            (r#"{"name": "Run", "reminder": "25:00"}"#, "reminder"),
+        ];
+        for (json, field) in cases {
+            let err = input(json).apply(base()).unwrap_err();
+            assert_eq!(err.field, field, "{json}: {err}");
+        }
+        let ok = input(
+            r#"{"name": "Water", "kind": "measurable", "unit": "l", "target": {"value": 2.0, "type": "at_least"}}"#,
+        );
+        assert!(ok.apply(base()).is_ok());
+    }
+}

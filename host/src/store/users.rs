@@ -1,0 +1,150 @@
+//! Users and their sessions.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Db, Result, now_ms};
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub email: Option<String>,
+    pub is_admin: bool,
+    pub time_zone: String,
+}
+
+const USER_COLUMNS: &str = "id, username, email, is_admin, time_zone";
+
+fn user_row(r: &AnyRow) -> User {
+    User {
+        id: r.get(0),
+        username: r.get(1),
+        email: r.get(2),
+        is_admin: r.get::<i64, _>(3) != 0,
+        time_zone: r.get(4),
+    }
+}
+
+/// Why a user could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateUserError {
+    #[error("the username is taken")]
+    Taken,
+    #[error(transparent)]
+    Db(#[from] super::Error),
+}
+
+impl Db {
+    /// Creates a user; the first user of a database becomes an admin.
+    pub async fn create_user(
+        &self,
+        id: &str,
+        username: &str,
+        password_hash: Option<&str>,
+        make_admin: bool,
+    ) -> Result<User, CreateUserError> {
+        let mut tx = self.pool().begin().await.map_err(super::Error::from)?;
+        let taken = sqlx::query("SELECT 1 FROM users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(super::Error::from)?;
+        if taken.is_some() {
+            return Err(CreateUserError::Taken);
+        }
+        let count: i64 = sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) FROM users")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(super::Error::from)?
+            .get(0);
+        let is_admin = make_admin || count == 0;
+        sqlx::query(
+            "INSERT INTO users (id, username, password_hash, is_admin, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id)
+        .bind(username)
+        .bind(password_hash)
+        .bind(i64::from(is_admin))
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match &e {
+            // A concurrent registration of the same name.
+            sqlx::Error::Database(d) if d.is_unique_violation() => CreateUserError::Taken,
+            _ => CreateUserError::Db(e.into()),
+        })?;
+        tx.commit().await.map_err(super::Error::from)?;
+        Ok(User {
+            id: id.to_string(),
+            username: username.to_string(),
+            email: None,
+            is_admin,
+            time_zone: "UTC".to_string(),
+        })
+    }
+
+    pub async fn count_users(&self) -> Result<i64> {
+        Ok(sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) FROM users")
+            .fetch_one(self.pool())
+            .await?
+            .get(0))
+    }
+
+    /// A user and their password hash, by username.
+    pub async fn user_with_password(
+        &self,
+        username: &str,
+    ) -> Result<Option<(User, Option<String>)>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = $1"
+        )))
+        .bind(username)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|r| (user_row(&r), r.get(5))))
+    }
+
+    /// Stores a session (by the hash of its token).
+    pub async fn create_session(
+        &self,
+        token_hash: &str,
+        user_id: &str,
+        expires_at: i64,
+    ) -> Result<()> {
+        sqlx::query("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(token_hash)
+            .bind(user_id)
+            .bind(now_ms())
+            .bind(expires_at)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// The user of a live session.
+    pub async fn session_user(&self, token_hash: &str) -> Result<Option<User>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.token_hash = $1 AND s.expires_at > $2",
+            USER_COLUMNS
+                .split(", ")
+                .map(|c| format!("u.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )))
+        .bind(token_hash)
+        .bind(now_ms())
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.as_ref().map(user_row))
+    }
+
+    pub async fn delete_session(&self, token_hash: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}
