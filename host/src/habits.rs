@@ -367,6 +367,61 @@ pub fn utc_today() -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// A workout, as synced from a source such as Strava.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Activity {
+    pub source: String,
+    pub external_id: String,
+    pub sport_type: String,
+    pub name: String,
+    /// Start, milliseconds since the Unix epoch (UTC).
+    pub start_utc: i64,
+    /// Local wall-clock start, `YYYY-MM-DDTHH:MM:SS`.
+    pub start_local: String,
+    pub distance_m: Option<f64>,
+    pub moving_time_s: Option<u32>,
+    pub elapsed_time_s: Option<u32>,
+    pub elevation_gain_m: Option<f64>,
+    pub average_heartrate: Option<f64>,
+}
+
+impl Activity {
+    pub fn validate(&self) -> Result<(), FieldError> {
+        for (field, value) in [
+            ("source", &self.source),
+            ("external_id", &self.external_id),
+            ("sport_type", &self.sport_type),
+        ] {
+            if value.is_empty() || value.len() > 200 {
+                return refuse(field, "must be 1 to 200 bytes");
+            }
+        }
+        if self.name.chars().count() > 500 {
+            return refuse("name", "must be at most 500 characters");
+        }
+        let local_ok = self.start_local.get(..10).is_some_and(is_date);
+        if !local_ok {
+            return refuse(
+                "start_local",
+                format!(
+                    "`{}` is not a local time YYYY-MM-DDTHH:MM:SS",
+                    self.start_local
+                ),
+            );
+        }
+        for (field, value) in [
+            ("distance_m", self.distance_m),
+            ("elevation_gain_m", self.elevation_gain_m),
+            ("average_heartrate", self.average_heartrate),
+        ] {
+            if value.is_some_and(|v| !v.is_finite()) {
+                return refuse(field, "must be a finite number");
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -509,6 +509,128 @@ async fn habits_story(backend: Backend) {
         403
     );
 
+    // Through the `habits` interface a plugin sees and changes only the acting
+    // user's data.
+    assert_eq!(
+        alice
+            .send(&server, Method::GET, "/plugins/probe/habits", None)
+            .await
+            .text()
+            .await
+            .unwrap(),
+        "Morning run"
+    );
+    assert_eq!(
+        bob.send(&server, Method::GET, "/plugins/probe/habits", None)
+            .await
+            .text()
+            .await
+            .unwrap(),
+        ""
+    );
+    assert_eq!(
+        anonymous
+            .send(&server, Method::GET, "/plugins/probe/habits", None)
+            .await
+            .status(),
+        403
+    );
+    let checkin = format!("/plugins/probe/habits/checkin?habit={run_id}&date=2026-11-22");
+    assert_eq!(
+        bob.send(&server, Method::GET, &checkin, None)
+            .await
+            .status(),
+        404,
+        "bob cannot check in alice's habit"
+    );
+    assert_eq!(
+        alice
+            .send(&server, Method::GET, &checkin, None)
+            .await
+            .text()
+            .await
+            .unwrap(),
+        "ok"
+    );
+    let (_, list) = alice
+        .json(
+            &server,
+            Method::GET,
+            &format!("/api/habits/{run_id}/entries?from=2026-11-22&to=2026-11-22"),
+            None,
+        )
+        .await;
+    assert_eq!(list["entries"][0]["source"], "probe");
+    assert_eq!(list["entries"][0]["note"], "from the probe");
+    let bad_date = format!("/plugins/probe/habits/checkin?habit={run_id}&date=2026-02-30");
+    assert_eq!(
+        alice
+            .send(&server, Method::GET, &bad_date, None)
+            .await
+            .status(),
+        400
+    );
+    // Activities: unique per source and external id, listed per user.
+    for _ in 0..2 {
+        let run = alice
+            .send(
+                &server,
+                Method::GET,
+                "/plugins/probe/habits/run?id=a1&km=5.2&date=2026-11-21",
+                None,
+            )
+            .await;
+        assert_eq!(run.text().await.unwrap(), "ok");
+    }
+    alice
+        .send(
+            &server,
+            Method::GET,
+            "/plugins/probe/habits/run?id=a2&km=10&date=2026-11-22",
+            None,
+        )
+        .await;
+    let (_, acts) = alice
+        .json(
+            &server,
+            Method::GET,
+            "/api/activities?from=2026-11-21&to=2026-11-21&sport=Run",
+            None,
+        )
+        .await;
+    let acts = acts["activities"].as_array().unwrap();
+    assert_eq!(acts.len(), 1, "an upsert twice is one activity");
+    assert_eq!(acts[0]["distance_m"], 5200.0);
+    assert_eq!(
+        alice
+            .json(&server, Method::GET, "/api/activities", None)
+            .await
+            .1["activities"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        bob.json(&server, Method::GET, "/api/activities", None)
+            .await
+            .1["activities"],
+        json!([])
+    );
+    assert_eq!(
+        bob.send(
+            &server,
+            Method::GET,
+            "/plugins/probe/habits/activities",
+            None
+        )
+        .await
+        .text()
+        .await
+        .unwrap(),
+        ""
+    );
+
     // A signed-in admin may use the admin routes; other users may not.
     assert_eq!(
         alice

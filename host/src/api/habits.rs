@@ -12,6 +12,7 @@ use super::{ApiError, ApiJson};
 use crate::AppState;
 use crate::auth::{self, CurrentUser};
 use crate::habits::{self, EntryInput, FieldError, Habit, HabitInput};
+use crate::store::habits::ActivityRange;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -22,6 +23,7 @@ pub fn router() -> Router<AppState> {
             "/habits/{id}/entries/{date}",
             put(upsert_entry).delete(delete_entry),
         )
+        .route("/activities", get(activities))
 }
 
 impl From<FieldError> for ApiError {
@@ -217,4 +219,42 @@ async fn entries(
         .await
         .map_err(ApiError::internal)?;
     Ok(Json(json!({ "entries": entries })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActivityQuery {
+    from: Option<String>,
+    to: Option<String>,
+    sport: Option<String>,
+}
+
+/// The user's workouts by local start date (inclusive), optionally one sport type.
+async fn activities(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Query(q): Query<ActivityQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let from = q.from.unwrap_or_else(|| "0001-01-01".into());
+    let to = q.to.unwrap_or_else(|| "9999-12-31".into());
+    for (field, value) in [("from", &from), ("to", &to)] {
+        if !habits::is_date(value) {
+            return Err(FieldError {
+                field: field.into(),
+                message: format!("`{value}` is not a date YYYY-MM-DD"),
+            }
+            .into());
+        }
+    }
+    let range = ActivityRange::LocalDates {
+        from: &from,
+        to: &to,
+        sport: q.sport.as_deref(),
+    };
+    let found = state
+        .db
+        .list_activities(&user.id, range)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(json!({ "activities": found })))
 }

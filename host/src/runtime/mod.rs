@@ -212,6 +212,23 @@ impl WasiHttpView for Invocation {
 
 impl bindings::ham::plugin::types::Host for Invocation {}
 
+impl Invocation {
+    /// The user this invocation acts for; `access-denied` for none.
+    pub fn acting_user(&self) -> Result<&str, bindings::ham::plugin::types::Error> {
+        self.user.as_deref().ok_or_else(|| {
+            bindings::ham::plugin::types::Error::AccessDenied(
+                "this invocation acts for no user".to_string(),
+            )
+        })
+    }
+
+    /// A host failure behind a WIT call: everything to the log, `internal` to the guest.
+    pub fn host_failed(&self, e: impl std::fmt::Display) -> bindings::ham::plugin::types::Error {
+        tracing::error!(plugin = %self.plugin.manifest.name, error = %e, "host call failed");
+        bindings::ham::plugin::types::Error::Internal
+    }
+}
+
 struct InvocationLimits {
     memory_mb: u32,
 }
@@ -284,6 +301,7 @@ impl Runtime {
         bindings::ham::plugin::storage::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
         bindings::ham::plugin::config::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
         bindings::ham::plugin::log::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+        bindings::ham::plugin::habits::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
 
         let cache_dir = data_dir.join("cache").join(engine_hash(&engine));
         std::fs::create_dir_all(&cache_dir)?;

@@ -5,7 +5,9 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Db, Result, now_ms};
-use crate::habits::{Entry, EntryStatus, Frequency, Habit, HabitKind, Target, TargetType};
+use crate::habits::{
+    Activity, Entry, EntryStatus, Frequency, Habit, HabitKind, Target, TargetType,
+};
 
 const HABIT_COLUMNS: &str = "id, name, description, color, kind, unit, target_value, target_type, \
      frequency_times, frequency_days, reminder, archived, position, created";
@@ -232,5 +234,358 @@ impl Db {
         .fetch_all(self.pool())
         .await?;
         Ok(rows.iter().map(entry_row).collect())
+    }
+}
+
+const ACTIVITY_COLUMNS: &str = "source, external_id, sport_type, name, start_utc, start_local, distance_m, \
+     moving_time_s, elapsed_time_s, elevation_gain_m, average_heartrate";
+
+fn activity_row(r: &AnyRow) -> Activity {
+    let seconds = |i: usize| {
+        r.get::<Option<i64>, _>(i)
+            .and_then(|v| u32::try_from(v).ok())
+    };
+    Activity {
+        source: r.get(0),
+        external_id: r.get(1),
+        sport_type: r.get(2),
+        name: r.get(3),
+        start_utc: r.get(4),
+        start_local: r.get(5),
+        distance_m: r.get(6),
+        moving_time_s: seconds(7),
+        elapsed_time_s: seconds(8),
+        elevation_gain_m: r.get(9),
+        average_heartrate: r.get(10),
+    }
+}
+
+/// Which activities to list.
+pub enum ActivityRange<'a> {
+    /// By local start date, inclusive, optionally one sport.
+    LocalDates {
+        from: &'a str,
+        to: &'a str,
+        sport: Option<&'a str>,
+    },
+    /// By UTC start, milliseconds, inclusive.
+    Utc { from: i64, to: i64 },
+}
+
+impl Db {
+    pub async fn list_activities(
+        &self,
+        user_id: &str,
+        range: ActivityRange<'_>,
+    ) -> Result<Vec<Activity>> {
+        let rows = match range {
+            ActivityRange::LocalDates { from, to, sport } => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {ACTIVITY_COLUMNS} FROM activities WHERE user_id = $1 \
+                     AND substr(start_local, 1, 10) >= $2 AND substr(start_local, 1, 10) <= $3 \
+                     AND ($4 = '' OR sport_type = $4) ORDER BY start_utc"
+                )))
+                .bind(user_id)
+                .bind(from)
+                .bind(to)
+                .bind(sport.unwrap_or(""))
+                .fetch_all(self.pool())
+                .await?
+            }
+            ActivityRange::Utc { from, to } => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {ACTIVITY_COLUMNS} FROM activities WHERE user_id = $1 \
+                     AND start_utc >= $2 AND start_utc <= $3 ORDER BY start_utc"
+                )))
+                .bind(user_id)
+                .bind(from)
+                .bind(to)
+                .fetch_all(self.pool())
+                .await?
+            }
+        };
+        Ok(rows.iter().map(activity_row).collect())
+    }
+
+    /// Inserts or replaces the user's activity with this source and external id.
+    pub async fn upsert_activity(&self, user_id: &str, a: &Activity) -> Result<()> {
+        let query = sqlx::query(
+            "INSERT INTO activities (id, user_id, source, external_id, sport_type, name, start_utc, start_local, \
+             distance_m, moving_time_s, elapsed_time_s, elevation_gain_m, average_heartrate, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+             ON CONFLICT (user_id, source, external_id) DO UPDATE SET sport_type = excluded.sport_type, \
+             name = excluded.name, start_utc = excluded.start_utc, start_local = excluded.start_local, \
+             distance_m = excluded.distance_m, moving_time_s = excluded.moving_time_s, \
+             elapsed_time_s = excluded.elapsed_time_s, elevation_gain_m = excluded.elevation_gain_m, \
+             average_heartrate = excluded.average_heartrate, updated_at = excluded.updated_at",
+        )
+        .bind(crate::auth::new_id())
+        .bind(user_id)
+        .bind(&a.source)
+        .bind(&a.external_id)
+        .bind(&a.sport_type)
+        .bind(&a.name)
+        .bind(a.start_utc)
+        .bind(&a.start_local);
+        let query = bind_f64(query, a.distance_m)
+            .bind(a.moving_time_s.map(i64::from))
+            .bind(a.elapsed_time_s.map(i64::from));
+        let query = bind_f64(query, a.elevation_gain_m);
+        bind_f64(query, a.average_heartrate)
+            .bind(now_ms())
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete_activity(
+        &self,
+        user_id: &str,
+        source: &str,
+        external_id: &str,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "DELETE FROM activities WHERE user_id = $1 AND source = $2 AND external_id = $3",
+        )
+        .bind(user_id)
+        .bind(source)
+        .bind(external_id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+// ---- the `ham:plugin/habits` interface: always the acting user's data ----
+
+mod wit {
+    use crate::habits::{self as domain, EntryInput, EntryStatus};
+    use crate::runtime::Invocation;
+    use crate::runtime::bindings::ham::plugin::habits::{
+        self as api, Activity, Entry, EntryValue, Frequency, Habit, HabitKind, Settings, Target,
+        TargetType,
+    };
+    use crate::runtime::bindings::ham::plugin::types::Error as GuestError;
+    use crate::store::habits::ActivityRange;
+
+    fn habit(h: domain::Habit) -> Habit {
+        Habit {
+            id: h.id,
+            name: h.name,
+            description: h.description,
+            color: h.color,
+            kind: match h.kind {
+                domain::HabitKind::Boolean => HabitKind::Boolean,
+                domain::HabitKind::Measurable => HabitKind::Measurable,
+            },
+            unit: h.unit,
+            target: h.target.map(|t| Target {
+                value: t.value,
+                type_: match t.target_type {
+                    domain::TargetType::AtLeast => TargetType::AtLeast,
+                    domain::TargetType::AtMost => TargetType::AtMost,
+                },
+            }),
+            frequency: Frequency {
+                times: h.frequency.times,
+                days: h.frequency.days,
+            },
+            archived: h.archived,
+            position: u32::try_from(h.position).unwrap_or(u32::MAX),
+            created: h.created,
+        }
+    }
+
+    fn entry(e: domain::Entry) -> Entry {
+        Entry {
+            habit_id: e.habit_id,
+            date: e.date,
+            value: match (e.status, e.value) {
+                (EntryStatus::Skipped, _) => EntryValue::Skipped,
+                (EntryStatus::Value, Some(v)) => EntryValue::Value(v),
+                _ => EntryValue::Done,
+            },
+            note: e.note,
+            source: e.source,
+        }
+    }
+
+    fn activity(a: domain::Activity) -> Activity {
+        Activity {
+            source: a.source,
+            external_id: a.external_id,
+            sport_type: a.sport_type,
+            name: a.name,
+            start: a.start_utc,
+            start_local: a.start_local,
+            distance_m: a.distance_m,
+            moving_time_s: a.moving_time_s,
+            elapsed_time_s: a.elapsed_time_s,
+            elevation_gain_m: a.elevation_gain_m,
+            average_heartrate: a.average_heartrate,
+        }
+    }
+
+    fn invalid(e: domain::FieldError) -> GuestError {
+        GuestError::InvalidArgument(e.to_string())
+    }
+
+    impl Invocation {
+        // Borrows only what it needs: a future holding `&Invocation` is not `Send`.
+        async fn owned_habit(&mut self, id: &str) -> Result<domain::Habit, GuestError> {
+            let user = self.acting_user()?;
+            let found = self.db.get_habit(user, id).await;
+            found
+                .map_err(|e| self.host_failed(e))?
+                .ok_or(GuestError::NotFound)
+        }
+    }
+
+    impl api::Host for Invocation {
+        async fn list_habits(&mut self) -> Result<Vec<Habit>, GuestError> {
+            let user = self.acting_user()?;
+            let habits = self
+                .db
+                .list_habits(user, true)
+                .await
+                .map_err(|e| self.host_failed(e))?;
+            Ok(habits.into_iter().map(habit).collect())
+        }
+
+        async fn list_entries(
+            &mut self,
+            habit_id: String,
+            from: String,
+            to: String,
+        ) -> Result<Vec<Entry>, GuestError> {
+            let habit = self.owned_habit(&habit_id).await?;
+            for (name, date) in [("from", &from), ("to", &to)] {
+                if !domain::is_date(date) {
+                    return Err(GuestError::InvalidArgument(format!(
+                        "{name}: `{date}` is not a date YYYY-MM-DD"
+                    )));
+                }
+            }
+            let entries = self
+                .db
+                .list_entries(&habit.id, &from, &to)
+                .await
+                .map_err(|e| self.host_failed(e))?;
+            Ok(entries.into_iter().map(entry).collect())
+        }
+
+        /// The entry's source is the plugin's name unless it names another source
+        /// (such as `strava`); `manual` is the user's own and refused.
+        async fn upsert_entry(&mut self, e: Entry) -> Result<(), GuestError> {
+            let habit = self.owned_habit(&e.habit_id).await?;
+            let source = if e.source.is_empty() {
+                self.plugin.manifest.name.clone()
+            } else {
+                e.source
+            };
+            if source == "manual" {
+                return Err(GuestError::InvalidArgument(
+                    "source: `manual` is reserved for the user".into(),
+                ));
+            }
+            let input = match e.value {
+                EntryValue::Done => EntryInput {
+                    status: Some(EntryStatus::Done),
+                    value: None,
+                    note: e.note,
+                },
+                EntryValue::Skipped => EntryInput {
+                    status: Some(EntryStatus::Skipped),
+                    value: None,
+                    note: e.note,
+                },
+                EntryValue::Value(v) => EntryInput {
+                    status: None,
+                    value: Some(v),
+                    note: e.note,
+                },
+            };
+            let entry = input.entry(&habit, &e.date, &source).map_err(invalid)?;
+            self.db
+                .upsert_entry(&entry)
+                .await
+                .map_err(|e| self.host_failed(e))
+        }
+
+        async fn delete_entry(
+            &mut self,
+            habit_id: String,
+            date: String,
+        ) -> Result<bool, GuestError> {
+            let habit = self.owned_habit(&habit_id).await?;
+            self.db
+                .delete_entry(&habit.id, &date)
+                .await
+                .map_err(|e| self.host_failed(e))
+        }
+
+        async fn list_activities(
+            &mut self,
+            from: i64,
+            to: i64,
+        ) -> Result<Vec<Activity>, GuestError> {
+            let user = self.acting_user()?;
+            let found = self
+                .db
+                .list_activities(user, ActivityRange::Utc { from, to })
+                .await;
+            Ok(found
+                .map_err(|e| self.host_failed(e))?
+                .into_iter()
+                .map(activity)
+                .collect())
+        }
+
+        async fn upsert_activity(&mut self, a: Activity) -> Result<(), GuestError> {
+            let user = self.acting_user()?;
+            let a = domain::Activity {
+                source: a.source,
+                external_id: a.external_id,
+                sport_type: a.sport_type,
+                name: a.name,
+                start_utc: a.start,
+                start_local: a.start_local,
+                distance_m: a.distance_m,
+                moving_time_s: a.moving_time_s,
+                elapsed_time_s: a.elapsed_time_s,
+                elevation_gain_m: a.elevation_gain_m,
+                average_heartrate: a.average_heartrate,
+            };
+            a.validate().map_err(invalid)?;
+            self.db
+                .upsert_activity(user, &a)
+                .await
+                .map_err(|e| self.host_failed(e))
+        }
+
+        async fn delete_activity(
+            &mut self,
+            source: String,
+            external_id: String,
+        ) -> Result<bool, GuestError> {
+            let user = self.acting_user()?;
+            self.db
+                .delete_activity(user, &source, &external_id)
+                .await
+                .map_err(|e| self.host_failed(e))
+        }
+
+        async fn get_settings(&mut self) -> Result<Settings, GuestError> {
+            let user = self.acting_user()?;
+            let time_zone = self
+                .db
+                .user_time_zone(user)
+                .await
+                .map_err(|e| self.host_failed(e))?;
+            Ok(Settings {
+                time_zone,
+                today: domain::utc_today(),
+            })
+        }
     }
 }

@@ -204,9 +204,7 @@ impl Invocation {
     fn owner(&self, scope: Scope) -> Result<&str, GuestError> {
         match scope {
             Scope::Plugin => Ok(""),
-            Scope::User => self.user.as_deref().ok_or_else(|| {
-                GuestError::AccessDenied("this invocation acts for no user".to_string())
-            }),
+            Scope::User => self.acting_user(),
         }
     }
 
@@ -242,16 +240,11 @@ fn revision_out(revision: i64) -> u64 {
 }
 
 impl Invocation {
-    fn storage_failed(&self, e: impl std::fmt::Display) -> GuestError {
-        tracing::error!(plugin = %self.plugin.manifest.name, error = %e, "storage call failed");
-        GuestError::Internal
-    }
-
     fn write_failed(&self, e: WriteError) -> GuestError {
         match e {
             WriteError::QuotaExceeded => GuestError::QuotaExceeded,
             WriteError::Conflict => GuestError::Conflict,
-            WriteError::Db(e) => self.storage_failed(e),
+            WriteError::Db(e) => self.host_failed(e),
         }
     }
 }
@@ -260,7 +253,7 @@ impl storage::Host for Invocation {
     async fn get(&mut self, scope: Scope, key: String) -> Result<Option<Entry>, GuestError> {
         check_key(&key)?;
         let found = self.db.kv_get(self.kv_scope(scope)?, &key).await;
-        let found = found.map_err(|e| self.storage_failed(e))?;
+        let found = found.map_err(|e| self.host_failed(e))?;
         Ok(found.map(|(value, revision)| Entry {
             value,
             revision: revision_out(revision),
@@ -279,7 +272,7 @@ impl storage::Host for Invocation {
     async fn delete(&mut self, scope: Scope, key: String) -> Result<bool, GuestError> {
         check_key(&key)?;
         let deleted = self.db.kv_delete(self.kv_scope(scope)?, &key).await;
-        deleted.map_err(|e| self.storage_failed(e))
+        deleted.map_err(|e| self.host_failed(e))
     }
 
     async fn list_keys(
@@ -299,7 +292,7 @@ impl storage::Host for Invocation {
             .db
             .kv_list_keys(self.kv_scope(scope)?, &prefix, cursor.as_deref(), limit + 1)
             .await;
-        let mut keys = listed.map_err(|e| self.storage_failed(e))?;
+        let mut keys = listed.map_err(|e| self.host_failed(e))?;
         let cursor = if keys.len() > limit as usize {
             keys.truncate(limit as usize);
             keys.last().cloned()

@@ -148,3 +148,14 @@ impl Db {
         Ok(done.rows_affected() > 0)
     }
 }
+
+impl Db {
+    /// The user's IANA time zone name.
+    pub async fn user_time_zone(&self, user_id: &str) -> Result<String> {
+        let row = sqlx::query("SELECT time_zone FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row.get(0))
+    }
+}

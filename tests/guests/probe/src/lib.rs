@@ -5,6 +5,9 @@
 //! - `/trap`: panics; `/sleep?ms=N`: waits on a wasi clock, then answers `label`
 //! - `/label`: the `label` variable; `/config/NAME`: any variable, or its error
 //! - `/fetch?url=U`: GET U, following up to 3 redirects itself; 502 with the error
+//! - `/habits`: the acting user's habit names; `/habits/checkin?habit=ID&date=D`
+//!   records done; `/habits/run?id=X&km=N&date=D` upserts an activity; `/habits/activities`
+//!   lists activity names
 //! - `/echo`: streams the request body back
 //! - `/stream?n=N&ms=M`: writes N lines, M ms apart, flushing each
 //! - `/kv/{plugin|user}/KEY`: GET, PUT (body), DELETE; `POST …?cas=REV|none` is
@@ -24,7 +27,7 @@ wit_bindgen::generate!({
     generate_all,
 });
 
-use ham::plugin::{config, storage};
+use ham::plugin::{config, habits, storage};
 
 struct Probe;
 
@@ -76,6 +79,7 @@ impl wasip2::exports::http::incoming_handler::Guest for Probe {
                 Err(e) => (502, e.into_bytes()),
             },
             (_, "/echo") => (200, read_body(&request)),
+            (_, p) if p.starts_with("/habits") => habits_call(p, &param),
             (_, "/stream") => {
                 let n: u32 = param("n").and_then(|v| v.parse().ok()).unwrap_or(3);
                 let ms: u64 = param("ms").and_then(|v| v.parse().ok()).unwrap_or(100);
@@ -164,6 +168,54 @@ fn kv(
         Err(storage::Error::Conflict) => (409, b"conflict".to_vec()),
         Err(storage::Error::QuotaExceeded) => (507, b"quota-exceeded".to_vec()),
         Err(storage::Error::AccessDenied(why)) => (403, why.into_bytes()),
+        Err(e) => (400, format!("{e:?}").into_bytes()),
+    }
+}
+
+fn habits_call(path: &str, param: &dyn Fn(&str) -> Option<String>) -> (u16, Vec<u8>) {
+    let result: Result<String, habits::Error> = match path {
+        "/habits" => habits::list_habits()
+            .map(|hs| hs.into_iter().map(|h| h.name).collect::<Vec<_>>().join(",")),
+        "/habits/checkin" => habits::upsert_entry(&habits::Entry {
+            habit_id: param("habit").unwrap_or_default(),
+            date: param("date").unwrap_or_default(),
+            value: habits::EntryValue::Done,
+            note: Some("from the probe".into()),
+            source: String::new(),
+        })
+        .map(|()| "ok".into()),
+        "/habits/run" => {
+            let date = param("date").unwrap_or_default();
+            habits::upsert_activity(&habits::Activity {
+                source: "probe".into(),
+                external_id: param("id").unwrap_or_default(),
+                sport_type: "Run".into(),
+                name: format!("Run {}", param("id").unwrap_or_default()),
+                start: 0,
+                start_local: format!("{date}T07:00:00"),
+                distance_m: param("km")
+                    .and_then(|k| k.parse::<f64>().ok())
+                    .map(|k| k * 1000.0),
+                moving_time_s: Some(1800),
+                elapsed_time_s: None,
+                elevation_gain_m: None,
+                average_heartrate: None,
+            })
+            .map(|()| "ok".into())
+        }
+        "/habits/activities" => habits::list_activities(i64::MIN, i64::MAX).map(|acts| {
+            acts.into_iter()
+                .map(|a| a.name)
+                .collect::<Vec<_>>()
+                .join(",")
+        }),
+        "/habits/settings" => habits::get_settings().map(|s| s.time_zone),
+        _ => return (404, Vec::new()),
+    };
+    match result {
+        Ok(text) => (200, text.into_bytes()),
+        Err(habits::Error::AccessDenied(why)) => (403, why.into_bytes()),
+        Err(habits::Error::NotFound) => (404, b"not-found".to_vec()),
         Err(e) => (400, format!("{e:?}").into_bytes()),
     }
 }
