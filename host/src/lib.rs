@@ -9,6 +9,7 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod habits;
+pub mod jobs;
 pub mod plugins;
 pub mod runtime;
 pub mod settings;
@@ -43,7 +44,9 @@ impl AppState {
         let db = Db::connect(&url)
             .await
             .with_context(|| format!("opening database {}", store::redact_url(&url)))?;
-        let runtime = Arc::new(Runtime::new(&settings.data_dir, db.clone())?);
+        let mut runtime = Runtime::new(&settings.data_dir, db.clone())?;
+        runtime.job_max_attempts = settings.job_max_attempts;
+        let runtime = Arc::new(runtime);
         let registry = Arc::new(
             Registry::load(
                 runtime.clone(),
@@ -76,9 +79,15 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let workers = jobs::spawn_workers(&state);
     // Handlers see the TCP peer (login rate limits; trusted proxies later).
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    // A job cut off here stays leased; another process (or the next start) runs it.
+    for worker in workers {
+        worker.abort();
+    }
+    served
 }

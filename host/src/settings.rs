@@ -42,6 +42,15 @@ pub struct Settings {
     pub plugins_dir: Option<PathBuf>,
     /// Largest plugin upload in bytes. `HAM_MAX_UPLOAD_BYTES`, default 32 MiB.
     pub max_upload_bytes: usize,
+    /// Attempts a job gets before it is dead. `HAM_JOB_MAX_ATTEMPTS`, default 5.
+    pub job_max_attempts: i64,
+    /// First retry delay; doubles per attempt. `HAM_JOB_BACKOFF_MS`, default 1000.
+    pub job_backoff_ms: u64,
+    /// How long a claimed job is leased before another process may take it over.
+    /// Longer than the longest plugin `timeout_ms`. `HAM_JOB_LEASE_MS`, default 360000.
+    pub job_lease_ms: i64,
+    /// Job workers per process. `HAM_JOB_WORKERS`, default 2.
+    pub job_workers: usize,
     /// Anyone may register, not just the first user and admins. `HAM_OPEN_REGISTRATION=1`.
     pub open_registration: bool,
     /// `HAM_PLUGIN_<PLUGIN>_<VARIABLE>` values for plugin variables; values redacted.
@@ -58,6 +67,10 @@ impl Default for Settings {
             plugins_dir: None,
             max_upload_bytes: 32 * 1024 * 1024,
             open_registration: false,
+            job_max_attempts: 5,
+            job_backoff_ms: 1000,
+            job_lease_ms: 360_000,
+            job_workers: 2,
             plugin_env: BTreeMap::new(),
         }
     }
@@ -83,6 +96,12 @@ pub enum SettingsError {
     File(PathBuf, toml::de::Error),
     #[error("invalid {0}: {1}")]
     Env(&'static str, String),
+}
+
+fn number<T: std::str::FromStr>(name: &'static str, value: &str) -> Result<T, SettingsError> {
+    value
+        .parse()
+        .map_err(|_| SettingsError::Env(name, format!("`{value}` is not a number")))
 }
 
 impl Settings {
@@ -133,6 +152,14 @@ impl Settings {
                         )
                     })?
                 }
+                "HAM_JOB_MAX_ATTEMPTS" => {
+                    settings.job_max_attempts = number("HAM_JOB_MAX_ATTEMPTS", &value)?
+                }
+                "HAM_JOB_BACKOFF_MS" => {
+                    settings.job_backoff_ms = number("HAM_JOB_BACKOFF_MS", &value)?
+                }
+                "HAM_JOB_LEASE_MS" => settings.job_lease_ms = number("HAM_JOB_LEASE_MS", &value)?,
+                "HAM_JOB_WORKERS" => settings.job_workers = number("HAM_JOB_WORKERS", &value)?,
                 "HAM_OPEN_REGISTRATION" => {
                     settings.open_registration = matches!(value.as_str(), "1" | "true")
                 }

@@ -29,6 +29,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         )
         .route("/plugins/{name}/versions", get(versions))
         .route("/plugins/{name}/rollback", post(rollback))
+        .route("/jobs", get(jobs))
+        .route("/jobs/{id}/retry", post(retry_job))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin))
 }
 
@@ -267,4 +269,58 @@ async fn rollback(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let installed = state.registry.rollback(&name).await?;
     Ok(Json(version_answer(&installed)))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobsQuery {
+    state: Option<String>,
+}
+
+/// The newest 500 jobs, optionally in one state (`queued`, `running`, `done`, `dead`).
+async fn jobs(
+    State(state): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<JobsQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if let Some(s) = q
+        .state
+        .as_deref()
+        .filter(|s| !["queued", "running", "done", "dead"].contains(s))
+    {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            format!("state: `{s}` is not one of queued, running, done, dead"),
+        ));
+    }
+    let jobs = state
+        .db
+        .list_jobs(q.state.as_deref(), 500)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(serde_json::json!({ "jobs": jobs })))
+}
+
+/// Requeues a dead job with fresh attempts.
+async fn retry_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Some(job) = state.db.get_job(&id).await.map_err(ApiError::internal)? else {
+        return Err(ApiError::not_found(format!("no job {id}")));
+    };
+    if !state
+        .db
+        .retry_dead_job(&id)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_dead",
+            format!("job {id} is {}; only dead jobs are retried", job.state),
+        ));
+    }
+    let job = state.db.get_job(&id).await.map_err(ApiError::internal)?;
+    Ok(Json(serde_json::json!(job)))
 }

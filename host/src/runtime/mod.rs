@@ -184,6 +184,8 @@ pub struct Invocation {
     /// The user this invocation acts for, if any.
     pub user: Option<String>,
     pub db: Db,
+    /// Attempts a job queued by this invocation gets.
+    pub job_max_attempts: i64,
     wasi: WasiCtx,
     http: WasiHttpCtx,
     table: ResourceTable,
@@ -263,6 +265,8 @@ pub struct Runtime {
     cache_dir: PathBuf,
     db: Db,
     pub stats: RuntimeStats,
+    /// Attempts each queued job gets (`HAM_JOB_MAX_ATTEMPTS`).
+    pub job_max_attempts: i64,
 }
 
 impl Runtime {
@@ -302,6 +306,7 @@ impl Runtime {
         bindings::ham::plugin::config::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
         bindings::ham::plugin::log::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
         bindings::ham::plugin::habits::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+        bindings::ham::plugin::jobs::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
 
         let cache_dir = data_dir.join("cache").join(engine_hash(&engine));
         std::fs::create_dir_all(&cache_dir)?;
@@ -312,6 +317,7 @@ impl Runtime {
             cache_dir,
             db,
             stats: RuntimeStats::default(),
+            job_max_attempts: 5,
         })
     }
 
@@ -443,6 +449,7 @@ impl Runtime {
             plugin,
             user,
             db: self.db.clone(),
+            job_max_attempts: self.job_max_attempts,
             wasi: WasiCtx::builder().build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),

@@ -6,6 +6,7 @@
 //! folders differ. Each table's queries live in the module that owns the concept.
 
 pub mod habits;
+pub mod jobs;
 pub mod kv;
 pub mod plugin_versions;
 pub mod users;

@@ -8,6 +8,7 @@
 //! - `/habits`: the acting user's habit names; `/habits/checkin?habit=ID&date=D`
 //!   records done; `/habits/run?id=X&km=N&date=D` upserts an activity; `/habits/activities`
 //!   lists activity names
+//! - `/jobs/enqueue?kind=K&payload=P`: queues a job for this plugin (see `handle`)
 //! - `/echo`: streams the request body back
 //! - `/stream?n=N&ms=M`: writes N lines, M ms apart, flushing each
 //! - `/kv/{plugin|user}/KEY`: GET, PUT (body), DELETE; `POST …?cas=REV|none` is
@@ -23,11 +24,84 @@ use wasip2::http::types::{
 
 wit_bindgen::generate!({
     path: "../../../wit",
-    world: "ham:plugin/imports",
+    inline: "
+        package test:probe;
+        world probe {
+            include ham:plugin/imports@0.1.0;
+            export ham:plugin/job-handler@0.1.0;
+        }
+    ",
+    world: "test:probe/probe",
     generate_all,
 });
 
-use ham::plugin::{config, habits, storage};
+use exports::ham::plugin::job_handler::{self, Job, JobError, RetryLater};
+use ham::plugin::{config, habits, jobs, storage};
+
+export!(Probe);
+
+/// Jobs by kind: `count` adds one to `count/<payload>` (and marks the user scope
+/// when it runs for a user); `flaky` fails until its third attempt; `broken`
+/// always asks for a retry; `fatal` gives up; `later` asks once to wait 300 ms.
+impl job_handler::Guest for Probe {
+    fn handle(job: Job) -> Result<(), JobError> {
+        match job.kind.as_str() {
+            "count" => {
+                let key = format!("count/{}", String::from_utf8_lossy(&job.payload));
+                loop {
+                    let current = storage::get(storage::Scope::Plugin, &key)
+                        .map_err(|e| JobError::Retry(format!("{e:?}")))?;
+                    let (n, expected) = match current {
+                        Some(e) => (
+                            String::from_utf8_lossy(&e.value)
+                                .parse::<u64>()
+                                .unwrap_or(0)
+                                + 1,
+                            Some(e.revision),
+                        ),
+                        None => (1, None),
+                    };
+                    match storage::compare_and_swap(
+                        storage::Scope::Plugin,
+                        &key,
+                        expected,
+                        n.to_string().as_bytes(),
+                    ) {
+                        Ok(_) => break,
+                        Err(storage::Error::Conflict) => continue,
+                        Err(e) => return Err(JobError::Retry(format!("{e:?}"))),
+                    }
+                }
+                if job.user_id.is_some() {
+                    storage::set(storage::Scope::User, "job-ran", b"yes")
+                        .map_err(|e| JobError::Retry(format!("{e:?}")))?;
+                }
+                Ok(())
+            }
+            "flaky" if job.attempt < 3 => {
+                Err(JobError::Retry(format!("flaky attempt {}", job.attempt)))
+            }
+            "flaky" => Ok(()),
+            "broken" => Err(JobError::Retry("boom".into())),
+            "fatal" => Err(JobError::Fail("nope".into())),
+            "later"
+                if job.attempt == 1
+                    && storage::get(storage::Scope::Plugin, "later-waited")
+                        .ok()
+                        .flatten()
+                        .is_none() =>
+            {
+                let _ = storage::set(storage::Scope::Plugin, "later-waited", b"1");
+                Err(JobError::RetryAfter(RetryLater {
+                    reason: "rate limited".into(),
+                    after_ms: 300,
+                }))
+            }
+            "later" => Ok(()),
+            other => Err(JobError::Fail(format!("unknown kind {other}"))),
+        }
+    }
+}
 
 struct Probe;
 
@@ -80,6 +154,14 @@ impl wasip2::exports::http::incoming_handler::Guest for Probe {
             },
             (_, "/echo") => (200, read_body(&request)),
             (_, p) if p.starts_with("/habits") => habits_call(p, &param),
+            (_, "/jobs/enqueue") => {
+                let kind = param("kind").unwrap_or_default();
+                let payload = param("payload").unwrap_or_default();
+                match jobs::enqueue(&kind, payload.as_bytes(), None) {
+                    Ok(id) => (200, id.into_bytes()),
+                    Err(e) => (400, format!("{e:?}").into_bytes()),
+                }
+            }
             (_, "/stream") => {
                 let n: u32 = param("n").and_then(|v| v.parse().ok()).unwrap_or(3);
                 let ms: u64 = param("ms").and_then(|v| v.parse().ok()).unwrap_or(100);

@@ -1,0 +1,168 @@
+//! Durable jobs: plugins queue work for themselves (`ham:plugin/jobs.enqueue`) and
+//! the host runs it later through their `job-handler` export, retrying with
+//! exponential backoff and jitter until the job succeeds or uses its attempts.
+//!
+//! A job runs for the user it was queued for (or for no user), with the same
+//! scoping as a request. Every host process runs workers against the one `jobs`
+//! table; a claim leases the job, and a job whose host died mid-run is claimed
+//! again when its lease runs out (counted as an attempt).
+
+use std::time::Duration;
+
+use crate::AppState;
+use crate::runtime::Invocation;
+use crate::runtime::bindings::exports::ham::plugin::job_handler::{Job, JobError};
+use crate::runtime::bindings::ham::plugin::jobs as wit;
+use crate::runtime::bindings::ham::plugin::types::Error as GuestError;
+use crate::store::jobs::{JobRow, NewJob};
+use crate::store::now_ms;
+
+/// How often an idle worker looks for due jobs.
+const POLL: Duration = Duration::from_millis(200);
+/// Longest delay between attempts.
+const MAX_BACKOFF_MS: u64 = 3_600_000;
+/// Largest job payload.
+pub const MAX_PAYLOAD: usize = 1024 * 1024;
+
+/// The delay before attempt `attempt + 1`: `base * 2^(attempt-1)`, capped, with
+/// ±25% jitter so failing jobs do not retry in lockstep.
+pub fn backoff_ms(attempt: i64, base_ms: u64) -> u64 {
+    let exp = u32::try_from(attempt.clamp(1, 32) - 1).unwrap_or(0);
+    let delay = base_ms
+        .saturating_mul(1u64 << exp.min(31))
+        .min(MAX_BACKOFF_MS);
+    let jitter = u64::from(rand_u16()) % (delay / 2 + 1);
+    delay - delay / 4 + jitter
+}
+
+fn rand_u16() -> u16 {
+    let id = crate::auth::new_id();
+    u16::from_str_radix(&id[..4], 16).unwrap_or(0)
+}
+
+/// Starts the configured number of workers; they run until aborted.
+pub fn spawn_workers(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..state.settings.job_workers)
+        .map(|_| {
+            let state = state.clone();
+            tokio::spawn(async move {
+                loop {
+                    match state.db.claim_job(state.settings.job_lease_ms).await {
+                        Ok(Some(job)) => run(&state, job).await,
+                        Ok(None) => tokio::time::sleep(POLL).await,
+                        Err(e) => {
+                            tracing::error!(error = %e, "claiming a job failed");
+                            tokio::time::sleep(POLL * 5).await;
+                        }
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+async fn run(state: &AppState, job: JobRow) {
+    let outcome = match state.registry.get(&job.plugin) {
+        None => Err((
+            format!("plugin {} is not installed", job.plugin),
+            None,
+            false,
+        )),
+        Some(plugin) => {
+            let call = Job {
+                id: job.id.clone(),
+                kind: job.kind.clone(),
+                payload: job.payload.clone(),
+                attempt: u32::try_from(job.attempts).unwrap_or(u32::MAX),
+                user_id: job.user_id.clone(),
+            };
+            match state
+                .runtime
+                .run_job(plugin, job.user_id.clone(), &call)
+                .await
+            {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(JobError::Retry(why))) => Err((why, None, false)),
+                Ok(Err(JobError::RetryAfter(later))) => {
+                    Err((later.reason, Some(later.after_ms), false))
+                }
+                Ok(Err(JobError::Fail(why))) => Err((why, None, true)),
+                Err(e) => Err((format!("plugin {} {e}", job.plugin), None, false)),
+            }
+        }
+    };
+    let recorded = match outcome {
+        Ok(()) => state.db.finish_job(&job.id).await,
+        Err((why, after, dead)) => {
+            // A requested delay (a rate limit) is not the job's fault: no attempt used.
+            let refund = after.is_some();
+            let delay =
+                after.unwrap_or_else(|| backoff_ms(job.attempts, state.settings.job_backoff_ms));
+            let run_after = now_ms() + i64::try_from(delay).unwrap_or(i64::MAX / 2);
+            tracing::warn!(job = %job.id, plugin = %job.plugin, kind = %job.kind, attempt = job.attempts, error = %why, "job failed");
+            state
+                .db
+                .fail_job(&job.id, &why, run_after, dead, refund)
+                .await
+        }
+    };
+    if let Err(e) = recorded {
+        // The lease runs out and another claim retries it.
+        tracing::error!(job = %job.id, error = %e, "recording a job's outcome failed");
+    }
+}
+
+impl wit::Host for Invocation {
+    async fn enqueue(
+        &mut self,
+        kind: String,
+        payload: Vec<u8>,
+        run_after: Option<i64>,
+    ) -> Result<String, GuestError> {
+        if kind.is_empty() || kind.len() > 100 {
+            return Err(GuestError::InvalidArgument(
+                "kind must be 1 to 100 bytes".into(),
+            ));
+        }
+        if payload.len() > MAX_PAYLOAD {
+            return Err(GuestError::InvalidArgument(format!(
+                "payload over {MAX_PAYLOAD} bytes"
+            )));
+        }
+        let id = crate::auth::new_id();
+        let queued = self
+            .db
+            .enqueue_job(&NewJob {
+                id: &id,
+                plugin: &self.plugin.manifest.name,
+                user_id: self.user.as_deref(),
+                kind: &kind,
+                payload: &payload,
+                run_after: run_after.unwrap_or_else(now_ms),
+                max_attempts: self.job_max_attempts,
+            })
+            .await;
+        queued.map_err(|e| self.host_failed(e))?;
+        Ok(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_stays_within_jitter() {
+        for attempt in 1..=5 {
+            let nominal = 1000u64 << (attempt - 1);
+            for _ in 0..50 {
+                let d = backoff_ms(attempt, 1000);
+                assert!(
+                    d >= nominal * 3 / 4 && d <= nominal * 5 / 4 + 1,
+                    "attempt {attempt}: {d}"
+                );
+            }
+        }
+        assert!(backoff_ms(40, 1000) <= MAX_BACKOFF_MS * 5 / 4);
+    }
+}

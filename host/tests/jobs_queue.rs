@@ -1,0 +1,267 @@
+//! Durable jobs: run, retried with backoff, dead after their attempts, requeued by
+//! an admin, taken over after a lease expires, and shared by two host processes
+//! on one PostgreSQL with each job run exactly once.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail loudly"
+)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{ADMIN_TOKEN, Backend, TestDb, TestServer, client, guest, probe_manifest, settings};
+use serde_json::{Value, json};
+
+fn job_settings(dir: &std::path::Path, db: &TestDb) -> ham_host::settings::Settings {
+    let mut s = settings(dir, db);
+    s.job_backoff_ms = 50;
+    s.job_max_attempts = 3;
+    s.job_lease_ms = 1500;
+    s
+}
+
+async fn enqueue(server: &TestServer, kind: &str, payload: &str, cookie: Option<&str>) -> String {
+    let mut request = client().get(server.url(&format!(
+        "/plugins/probe/jobs/enqueue?kind={kind}&payload={payload}"
+    )));
+    if let Some(c) = cookie {
+        request = request.header("cookie", c);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap()
+}
+
+async fn job(server: &TestServer, id: &str) -> Value {
+    let all: Value = client()
+        .get(server.url("/api/admin/jobs"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    all["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["id"] == id)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// Polls until the job reaches `state`, for at most 15 s.
+async fn until_state(server: &TestServer, id: &str, state: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let j = job(server, id).await;
+        if j["state"] == state {
+            return j;
+        }
+        assert!(Instant::now() < deadline, "job {id} is {j}, want {state}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn count(server: &TestServer, payload: &str) -> String {
+    server
+        .get_text(&format!("/plugins/probe/kv/plugin/count/{payload}"))
+        .await
+        .1
+}
+
+async fn jobs_story(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(db) = TestDb::new(backend, dir.path()).await else {
+        return;
+    };
+    let server = TestServer::start(job_settings(dir.path(), &db)).await;
+    server
+        .install(
+            "probe",
+            &probe_manifest("probe", "0.1.0", "j", ""),
+            guest("probe"),
+        )
+        .await;
+
+    // A job runs once and succeeds.
+    let id = enqueue(&server, "count", "a", None).await;
+    let done = until_state(&server, &id, "done").await;
+    assert_eq!(
+        (
+            done["attempts"].as_i64(),
+            done["plugin"].as_str(),
+            done["user_id"].clone()
+        ),
+        (Some(1), Some("probe"), Value::Null)
+    );
+    assert_eq!(count(&server, "a").await, "1\n1");
+
+    // Retries until it succeeds.
+    let id = enqueue(&server, "flaky", "", None).await;
+    assert_eq!(until_state(&server, &id, "done").await["attempts"], 3);
+
+    // Dead after its attempts, with the last error; backoff spaces the attempts.
+    let started = Instant::now();
+    let id = enqueue(&server, "broken", "", None).await;
+    let dead = until_state(&server, &id, "dead").await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(100),
+        "50 ms then 100 ms of backoff, less jitter"
+    );
+    assert_eq!(
+        (dead["attempts"].as_i64(), dead["last_error"].as_str()),
+        (Some(3), Some("boom"))
+    );
+    let listed: Value = client()
+        .get(server.url("/api/admin/jobs?state=dead"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        listed["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|j| j["state"] == "dead")
+    );
+    // An admin requeues it; it runs its attempts again.
+    let retry = client()
+        .post(server.url(&format!("/api/admin/jobs/{id}/retry")))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retry.status(), 200);
+    until_state(&server, &id, "dead").await;
+    let done_id = enqueue(&server, "count", "b", None).await;
+    until_state(&server, &done_id, "done").await;
+    let refused = client()
+        .post(server.url(&format!("/api/admin/jobs/{done_id}/retry")))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 409);
+    let missing = client()
+        .post(server.url("/api/admin/jobs/nope/retry"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let bad = client()
+        .get(server.url("/api/admin/jobs?state=lost"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+
+    // A job that gives up is dead at once.
+    let id = enqueue(&server, "fatal", "", None).await;
+    let dead = until_state(&server, &id, "dead").await;
+    assert_eq!(
+        (dead["attempts"].as_i64(), dead["last_error"].as_str()),
+        (Some(1), Some("nope"))
+    );
+
+    // A requested delay (a rate limit) does not use an attempt.
+    let id = enqueue(&server, "later", "", None).await;
+    assert_eq!(until_state(&server, &id, "done").await["attempts"], 1);
+
+    // A job whose host died mid-run (running, lease expired) is taken over.
+    let orphan = "orphan-job";
+    let now = ham_host::store::now_ms();
+    sqlx::query(
+        "INSERT INTO jobs (id, plugin, user_id, kind, payload, state, attempts, max_attempts, run_after, lease_until, created_at, updated_at) \
+         VALUES ($1, 'probe', NULL, 'count', $2, 'running', 1, 3, $3, $4, $3, $3)",
+    )
+    .bind(orphan)
+    .bind(b"orphan".to_vec())
+    .bind(now - 10_000)
+    .bind(now - 1)
+    .execute(server.state.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(until_state(&server, orphan, "done").await["attempts"], 2);
+    assert_eq!(count(&server, "orphan").await, "1\n1");
+
+    // A job queued by a signed-in user runs for that user.
+    let register = client()
+        .post(server.url("/api/auth/register"))
+        .json(&json!({"username": "alice", "password": "alice-secret-pw"}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = register.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let me: Value = register.json().await.unwrap();
+    let id = enqueue(&server, "count", "u", Some(&cookie)).await;
+    assert_eq!(until_state(&server, &id, "done").await["user_id"], me["id"]);
+    let ran = client()
+        .get(server.url("/plugins/probe/kv/user/job-ran"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ran.text().await.unwrap(), "1\nyes");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_on_sqlite() {
+    jobs_story(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_on_postgres() {
+    jobs_story(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hosts_on_one_postgres_run_each_job_once() {
+    let dir_a = tempfile::tempdir().unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    let Some(db) = TestDb::new(Backend::Postgres, dir_a.path()).await else {
+        return;
+    };
+    let a = TestServer::start(job_settings(dir_a.path(), &db)).await;
+    a.install(
+        "probe",
+        &probe_manifest("probe", "0.1.0", "j", ""),
+        guest("probe"),
+    )
+    .await;
+    let b = TestServer::start(job_settings(dir_b.path(), &db)).await;
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        let server = if i % 2 == 0 { &a } else { &b };
+        ids.push(enqueue(server, "count", &format!("p{i}"), None).await);
+    }
+    for id in &ids {
+        until_state(&a, id, "done").await;
+    }
+    for i in 0..40 {
+        assert_eq!(
+            count(&a, &format!("p{i}")).await,
+            "1\n1",
+            "job p{i} must run exactly once"
+        );
+    }
+    b.stop().await;
+    a.stop().await;
+}
