@@ -157,6 +157,42 @@ async fn habits_story(backend: Backend) {
         401
     );
 
+    // "Today" follows the user's time zone (UTC+14 here, so it is often not UTC's today).
+    let (status, error) = alice
+        .json(
+            &server,
+            Method::PATCH,
+            "/api/me",
+            Some(json!({"time_zone": "Mars/Olympus"})),
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("time_zone"),
+        "{error}"
+    );
+    let (status, me) = alice
+        .json(
+            &server,
+            Method::PATCH,
+            "/api/me",
+            Some(json!({"time_zone": "Pacific/Kiritimati"})),
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), me["time_zone"].as_str()),
+        (200, Some("Pacific/Kiritimati"))
+    );
+    let kiritimati = jiff::tz::TimeZone::get("Pacific/Kiritimati").unwrap();
+    let today = jiff::Timestamp::now()
+        .to_zoned_datetime(kiritimati)
+        .date()
+        .to_string();
+    assert_eq!(me["today"], today.as_str());
+
     // Habits of both kinds.
     let run = json!({"name": "Run", "kind": "boolean", "frequency": {"times": 3, "days": 7}});
     let (status, run) = alice
@@ -165,6 +201,11 @@ async fn habits_story(backend: Backend) {
     assert_eq!(status, 201, "{run}");
     let run_id = run["id"].as_str().unwrap().to_string();
     assert_eq!(run["frequency"], json!({"times": 3, "days": 7}));
+    assert_eq!(
+        run["created"],
+        today.as_str(),
+        "created on the user's today"
+    );
     let water = json!({"name": "Water", "kind": "measurable", "unit": "l", "target": {"value": 2.0, "type": "at_least"}, "frequency": {"times": 1, "days": 1}});
     let (status, water) = alice
         .json(&server, Method::POST, "/api/habits", Some(water))

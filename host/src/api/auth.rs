@@ -19,7 +19,7 @@ pub fn router() -> Router<AppState> {
         .route("/auth/register", post(register))
         .route("/auth/login", post(login))
         .route("/auth/logout", post(logout))
-        .route("/me", get(me))
+        .route("/me", get(me).patch(update_me))
 }
 
 #[derive(Deserialize)]
@@ -186,6 +186,41 @@ async fn logout(State(state): State<AppState>, parts: Parts) -> Result<Response,
     ))
 }
 
+/// The signed-in user, with `today` in their time zone.
 async fn me(CurrentUser(user): CurrentUser) -> Response {
-    Json(user).into_response()
+    let today = crate::habits::today_in(&user.time_zone);
+    let mut body = serde_json::to_value(&user).unwrap_or_default();
+    if let Some(map) = body.as_object_mut() {
+        map.insert("today".into(), today.into());
+    }
+    Json(body).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MeUpdate {
+    time_zone: Option<String>,
+}
+
+/// Changes the user's settings: `{"time_zone": "Europe/Berlin"}` (an IANA name).
+async fn update_me(
+    State(state): State<AppState>,
+    CurrentUser(mut user): CurrentUser,
+    ApiJson(update): ApiJson<MeUpdate>,
+) -> Result<Response, ApiError> {
+    if let Some(tz) = update.time_zone {
+        if !crate::habits::is_time_zone(&tz) {
+            return Err(invalid(
+                "time_zone",
+                &format!("`{tz}` is not an IANA time zone such as Europe/Berlin"),
+            ));
+        }
+        state
+            .db
+            .set_time_zone(&user.id, &tz)
+            .await
+            .map_err(ApiError::internal)?;
+        user.time_zone = tz;
+    }
+    Ok(me(CurrentUser(user)).await)
 }

@@ -95,7 +95,7 @@ async fn create(
         .map_err(ApiError::internal)?;
     let habit = input.apply(habits::blank(
         auth::new_id(),
-        crate::habits::utc_today(),
+        crate::habits::today_in(&user.time_zone),
         position,
     ))?;
     state

@@ -582,10 +582,8 @@ mod wit {
                 .user_time_zone(user)
                 .await
                 .map_err(|e| self.host_failed(e))?;
-            Ok(Settings {
-                time_zone,
-                today: domain::utc_today(),
-            })
+            let today = domain::today_in(&time_zone);
+            Ok(Settings { time_zone, today })
         }
     }
 }

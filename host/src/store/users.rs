@@ -159,3 +159,14 @@ impl Db {
         Ok(row.get(0))
     }
 }
+
+impl Db {
+    pub async fn set_time_zone(&self, user_id: &str, time_zone: &str) -> Result<()> {
+        sqlx::query("UPDATE users SET time_zone = $2 WHERE id = $1")
+            .bind(user_id)
+            .bind(time_zone)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}
