@@ -79,7 +79,8 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let workers = jobs::spawn_workers(&state);
+    let mut workers = jobs::spawn_workers(&state);
+    workers.push(jobs::spawn_scheduler(&state));
     // Handlers see the TCP peer (login rate limits; trusted proxies later).
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let served = axum::serve(listener, app)

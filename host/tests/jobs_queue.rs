@@ -240,9 +240,11 @@ async fn two_hosts_on_one_postgres_run_each_job_once() {
         return;
     };
     let a = TestServer::start(job_settings(dir_a.path(), &db)).await;
+    // Every minute is a slot; both hosts' schedulers see it.
+    let every_minute = "schedule = [{ cron = \"* * * * *\", job = \"count\" }]";
     a.install(
         "probe",
-        &probe_manifest("probe", "0.1.0", "j", ""),
+        &probe_manifest("probe", "0.1.0", "j", every_minute),
         guest("probe"),
     )
     .await;
@@ -261,6 +263,48 @@ async fn two_hosts_on_one_postgres_run_each_job_once() {
             "1\n1",
             "job p{i} must run exactly once"
         );
+    }
+
+    // The scheduled slot was queued once, not once per host, and ran once.
+    let scheduled = || async {
+        let all: Value = client()
+            .get(a.url("/api/admin/jobs"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        all["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|j| {
+                j["id"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("schedule:probe:count:")
+            })
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    // Polled, as a new minute may open a new slot meanwhile: all slots done and
+    // the counter equal to their number.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let slots = scheduled().await;
+        let ran = count(&a, "").await;
+        let done = !slots.is_empty() && slots.iter().all(|j| j["state"] == "done");
+        if done && ran == format!("{0}\n{0}", slots.len()) {
+            assert!(slots.len() <= 2, "one job per minute slot, got {slots:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "scheduled jobs: {slots:?}, counter {ran}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     b.stop().await;
     a.stop().await;

@@ -231,17 +231,14 @@ impl Manifest {
             }
         }
         for (i, entry) in self.schedule.iter().enumerate() {
-            if entry.cron.split_whitespace().count() != 5 {
-                return bad(
-                    &format!("schedule[{i}].cron"),
-                    format!(
-                        "`{}` must have five fields (minute hour day month weekday)",
-                        entry.cron
-                    ),
-                );
+            if let Err(why) = crate::jobs::cron::Cron::parse(&entry.cron) {
+                return bad(&format!("schedule[{i}].cron"), why);
             }
-            if entry.job.is_empty() {
-                return bad(&format!("schedule[{i}].job"), "name the job kind".into());
+            if entry.job.is_empty() || entry.job.len() > 100 {
+                return bad(
+                    &format!("schedule[{i}].job"),
+                    "name the job kind (1 to 100 bytes)".into(),
+                );
             }
         }
         Ok(())

@@ -55,11 +55,14 @@ pub struct NewJob<'a> {
 }
 
 impl Db {
+    /// Queues a job; a job with the same id already queued (a scheduled slot
+    /// another process queued first) is left as it is.
     pub async fn enqueue_job(&self, job: &NewJob<'_>) -> Result<()> {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO jobs (id, plugin, user_id, kind, payload, state, attempts, max_attempts, run_after, \
-             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $8, $8)",
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $8, $8) \
+             ON CONFLICT (id) DO NOTHING",
         )
         .bind(job.id)
         .bind(job.plugin)

@@ -7,6 +7,8 @@
 //! table; a claim leases the job, and a job whose host died mid-run is claimed
 //! again when its lease runs out (counted as an attempt).
 
+pub mod cron;
+
 use std::time::Duration;
 
 use crate::AppState;
@@ -38,6 +40,53 @@ pub fn backoff_ms(attempt: i64, base_ms: u64) -> u64 {
 fn rand_u16() -> u16 {
     let id = crate::auth::new_id();
     u16::from_str_radix(&id[..4], 16).unwrap_or(0)
+}
+
+/// How often the scheduler looks at the clock; several looks per minute, so no
+/// slot is missed while the host runs.
+const SCHEDULE_TICK: Duration = Duration::from_secs(10);
+
+/// Queues the manifests' `schedule` entries on time: each slot (a minute an entry's
+/// cron matches, in UTC) becomes one job whose id names the plugin, the job and the
+/// minute, so however many host processes look, the slot is queued once. A slot
+/// that passes while no host runs is skipped.
+pub fn spawn_scheduler(state: &AppState) -> tokio::task::JoinHandle<()> {
+    let state = state.clone();
+    tokio::spawn(async move {
+        loop {
+            let minute = now_ms() / 60_000;
+            for plugin in state.registry.snapshot().plugins.values() {
+                if !plugin.exports.job_handler {
+                    continue;
+                }
+                for entry in &plugin.manifest.schedule {
+                    let Ok(cron) = cron::Cron::parse(&entry.cron) else {
+                        continue;
+                    };
+                    if !cron.matches(minute) {
+                        continue;
+                    }
+                    let id = format!("schedule:{}:{}:{minute}", plugin.manifest.name, entry.job);
+                    let queued = state
+                        .db
+                        .enqueue_job(&NewJob {
+                            id: &id,
+                            plugin: &plugin.manifest.name,
+                            user_id: None,
+                            kind: &entry.job,
+                            payload: &[],
+                            run_after: minute * 60_000,
+                            max_attempts: state.settings.job_max_attempts,
+                        })
+                        .await;
+                    if let Err(e) = queued {
+                        tracing::error!(job = %id, error = %e, "queueing a scheduled job failed");
+                    }
+                }
+            }
+            tokio::time::sleep(SCHEDULE_TICK).await;
+        }
+    })
 }
 
 /// Starts the configured number of workers; they run until aborted.
