@@ -5,6 +5,9 @@
 //! https) whose token is stored only as its sha256, so sessions are revocable and
 //! a database leak is no login. Failed logins are limited per username and per
 //! client address.
+//!
+//! `forward-auth` mode: a proxy (Authentik behind Traefik) names the user in
+//! headers; they are believed only from `HAM_TRUSTED_PROXIES`.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -20,6 +23,7 @@ use sha2::{Digest, Sha256};
 
 use crate::AppState;
 use crate::api::ApiError;
+use crate::settings::AuthMode;
 use crate::store::users::User;
 
 pub const SESSION_COOKIE: &str = "ham_session";
@@ -123,6 +127,9 @@ impl FromRequestParts<AppState> for MaybeUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if state.settings.auth == AuthMode::ForwardAuth {
+            return forwarded_user(parts, state).await.map(Self);
+        }
         let Some(token) = session_token(parts) else {
             return Ok(Self(None));
         };
@@ -148,6 +155,64 @@ impl FromRequestParts<AppState> for CurrentUser {
             )),
         }
     }
+}
+
+/// `forward-auth`: the user named by the proxy's headers, created on first sight,
+/// but only when the TCP peer is a trusted proxy; from anyone else the headers are
+/// ignored, so a client cannot claim to be someone by sending them itself.
+async fn forwarded_user(parts: &Parts, state: &AppState) -> Result<Option<User>, ApiError> {
+    let settings = &state.settings;
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let trusted = peer.is_some_and(|ip| {
+        settings
+            .trusted_proxies
+            .iter()
+            .any(|cidr| cidr.contains(ip))
+    });
+    if !trusted {
+        if parts
+            .headers
+            .contains_key(settings.forward_auth_headers.user.as_str())
+        {
+            tracing::warn!(peer = ?peer, "forward-auth headers from an untrusted peer ignored");
+        }
+        return Ok(None);
+    }
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let Some(username) = header(&settings.forward_auth_headers.user) else {
+        return Ok(None);
+    };
+    if username.len() > 150 {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "forwarded username over 150 bytes",
+        ));
+    }
+    let email = header(&settings.forward_auth_headers.email);
+    let is_admin = match (
+        &settings.admin_group,
+        header(&settings.forward_auth_headers.groups),
+    ) {
+        (Some(admin), Some(groups)) => groups.split('|').any(|g| g.trim() == admin),
+        _ => false,
+    };
+    let user = state
+        .db
+        .forwarded_user(&new_id(), username, email, is_admin)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Some(user))
 }
 
 /// Failed logins per key (a username, a client address) within a window.

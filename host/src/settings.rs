@@ -51,6 +51,16 @@ pub struct Settings {
     pub job_lease_ms: i64,
     /// Job workers per process. `HAM_JOB_WORKERS`, default 2.
     pub job_workers: usize,
+    /// Who a request comes from: `local` accounts or `forward-auth` headers. `HAM_AUTH`.
+    pub auth: AuthMode,
+    /// Peers whose forward-auth headers are believed (CIDRs). `HAM_TRUSTED_PROXIES`.
+    pub trusted_proxies: Vec<Cidr>,
+    /// Forward-auth header names (`HAM_FORWARD_AUTH_USER_HEADER`, `…_EMAIL_HEADER`,
+    /// `…_GROUPS_HEADER`); Authentik's by default.
+    pub forward_auth_headers: ForwardAuthHeaders,
+    /// Members of this group (in the groups header, `|`-separated) are admins.
+    /// `HAM_ADMIN_GROUP`.
+    pub admin_group: Option<String>,
     /// Anyone may register, not just the first user and admins. `HAM_OPEN_REGISTRATION=1`.
     pub open_registration: bool,
     /// `HAM_PLUGIN_<PLUGIN>_<VARIABLE>` values for plugin variables; values redacted.
@@ -67,11 +77,93 @@ impl Default for Settings {
             plugins_dir: None,
             max_upload_bytes: 32 * 1024 * 1024,
             open_registration: false,
+            auth: AuthMode::Local,
+            trusted_proxies: Vec::new(),
+            forward_auth_headers: ForwardAuthHeaders::default(),
+            admin_group: None,
             job_max_attempts: 5,
             job_backoff_ms: 1000,
             job_lease_ms: 360_000,
             job_workers: 2,
             plugin_env: BTreeMap::new(),
+        }
+    }
+}
+
+/// How requests are tied to users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// Accounts and session cookies, managed by HAM.
+    Local,
+    /// A proxy in front (Authentik with Traefik) names the user in headers.
+    ForwardAuth,
+}
+
+#[derive(Debug, Clone)]
+pub struct ForwardAuthHeaders {
+    pub user: String,
+    pub email: String,
+    pub groups: String,
+}
+
+impl Default for ForwardAuthHeaders {
+    fn default() -> Self {
+        Self {
+            user: "X-authentik-username".into(),
+            email: "X-authentik-email".into(),
+            groups: "X-authentik-groups".into(),
+        }
+    }
+}
+
+/// An address range, `10.0.0.0/8`, `fd00::/8`, or one address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    network: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (ip, prefix) = s.split_once('/').map_or((s, None), |(ip, p)| (ip, Some(p)));
+        let network: std::net::IpAddr = ip
+            .parse()
+            .map_err(|_| format!("`{s}` is not an address or CIDR"))?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .parse()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("`{s}` has a bad prefix length"))?,
+        };
+        Ok(Self { network, prefix })
+    }
+}
+
+impl Cidr {
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.network, ip) {
+            (std::net::IpAddr::V4(n), std::net::IpAddr::V4(a)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (std::net::IpAddr::V6(n), std::net::IpAddr::V6(a)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
         }
     }
 }
@@ -160,6 +252,35 @@ impl Settings {
                 }
                 "HAM_JOB_LEASE_MS" => settings.job_lease_ms = number("HAM_JOB_LEASE_MS", &value)?,
                 "HAM_JOB_WORKERS" => settings.job_workers = number("HAM_JOB_WORKERS", &value)?,
+                "HAM_AUTH" => {
+                    settings.auth = match value.as_str() {
+                        "local" => AuthMode::Local,
+                        "forward-auth" => AuthMode::ForwardAuth,
+                        other => {
+                            return Err(SettingsError::Env(
+                                "HAM_AUTH",
+                                format!(
+                                    "`{other}` is not one of local, forward-auth (oidc is not built yet)"
+                                ),
+                            ));
+                        }
+                    }
+                }
+                "HAM_TRUSTED_PROXIES" => {
+                    settings.trusted_proxies = value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| {
+                            s.parse()
+                                .map_err(|why| SettingsError::Env("HAM_TRUSTED_PROXIES", why))
+                        })
+                        .collect::<Result<_, _>>()?
+                }
+                "HAM_FORWARD_AUTH_USER_HEADER" => settings.forward_auth_headers.user = value,
+                "HAM_FORWARD_AUTH_EMAIL_HEADER" => settings.forward_auth_headers.email = value,
+                "HAM_FORWARD_AUTH_GROUPS_HEADER" => settings.forward_auth_headers.groups = value,
+                "HAM_ADMIN_GROUP" if !value.is_empty() => settings.admin_group = Some(value),
                 "HAM_OPEN_REGISTRATION" => {
                     settings.open_registration = matches!(value.as_str(), "1" | "true")
                 }
@@ -214,6 +335,26 @@ mod tests {
             !shown.contains("from-env") && !shown.contains("\"hi\""),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn cidrs_contain_what_they_should() {
+        let c: Cidr = "10.42.0.0/16".parse().unwrap();
+        assert!(c.contains("10.42.3.4".parse().unwrap()));
+        assert!(c.contains("::ffff:10.42.3.4".parse().unwrap()));
+        assert!(!c.contains("10.43.0.1".parse().unwrap()));
+        let one: Cidr = "127.0.0.1".parse().unwrap();
+        assert!(
+            one.contains("127.0.0.1".parse().unwrap())
+                && !one.contains("127.0.0.2".parse().unwrap())
+        );
+        assert!(
+            "fd00::/8"
+                .parse::<Cidr>()
+                .unwrap()
+                .contains("fd12::1".parse().unwrap())
+        );
+        assert!("10.0.0.0/33".parse::<Cidr>().is_err() && "nope".parse::<Cidr>().is_err());
     }
 
     #[test]

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use super::{ApiError, ApiJson};
 use crate::AppState;
 use crate::auth::{self, CurrentUser, MaybeUser};
+use crate::settings::AuthMode;
 use crate::store::users::CreateUserError;
 
 pub fn router() -> Router<AppState> {
@@ -76,12 +77,24 @@ async fn start_session(state: &AppState, user_id: &str) -> Result<String, ApiErr
 
 /// The first user becomes an admin and is signed in. After that, only an admin may
 /// create accounts, unless `HAM_OPEN_REGISTRATION=1`.
+fn local_only(state: &AppState) -> Result<(), ApiError> {
+    match state.settings.auth {
+        AuthMode::Local => Ok(()),
+        AuthMode::ForwardAuth => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "wrong_auth_mode",
+            "accounts are managed by the proxy in front (HAM_AUTH=forward-auth)",
+        )),
+    }
+}
+
 async fn register(
     State(state): State<AppState>,
     MaybeUser(current): MaybeUser,
     parts: Parts,
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<Response, ApiError> {
+    local_only(&state)?;
     check_credentials(&body)?;
     let first = state.db.count_users().await.map_err(ApiError::internal)? == 0;
     let by_admin = current.as_ref().is_some_and(|u| u.is_admin);
@@ -123,6 +136,7 @@ async fn login(
     parts: Parts,
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<Response, ApiError> {
+    local_only(&state)?;
     let user_key = format!("user:{}", body.username);
     let keys = [user_key.clone(), format!("addr:{}", peer.ip())];
     if let Err(wait) = state.login_limiter.check(&keys) {

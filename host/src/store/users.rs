@@ -170,3 +170,53 @@ impl Db {
         Ok(())
     }
 }
+
+impl Db {
+    /// The user a forward-auth proxy names, created on first sight; email and admin
+    /// flag follow what the proxy says now.
+    pub async fn forwarded_user(
+        &self,
+        new_id: &str,
+        username: &str,
+        email: Option<&str>,
+        is_admin: bool,
+    ) -> Result<User> {
+        for _ in 0..2 {
+            if let Some((mut user, _)) = self.user_with_password(username).await? {
+                if user.email.as_deref() != email || user.is_admin != is_admin {
+                    sqlx::query("UPDATE users SET email = $2, is_admin = $3 WHERE id = $1")
+                        .bind(&user.id)
+                        .bind(email)
+                        .bind(i64::from(is_admin))
+                        .execute(self.pool())
+                        .await?;
+                    user.email = email.map(str::to_string);
+                    user.is_admin = is_admin;
+                }
+                return Ok(user);
+            }
+            let inserted = sqlx::query(
+                "INSERT INTO users (id, username, email, is_admin, created_at) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (username) DO NOTHING",
+            )
+            .bind(new_id)
+            .bind(username)
+            .bind(email)
+            .bind(i64::from(is_admin))
+            .bind(now_ms())
+            .execute(self.pool())
+            .await?;
+            if inserted.rows_affected() == 1 {
+                return Ok(User {
+                    id: new_id.to_string(),
+                    username: username.to_string(),
+                    email: email.map(str::to_string),
+                    is_admin,
+                    time_zone: "UTC".to_string(),
+                });
+            }
+            // Another request created them first: read theirs.
+        }
+        Err(sqlx::Error::RowNotFound.into())
+    }
+}

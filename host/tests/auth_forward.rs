@@ -1,0 +1,126 @@
+//! `HAM_AUTH=forward-auth`: Authentik's headers name the user, believed only from
+//! trusted proxy addresses.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail loudly"
+)]
+
+mod common;
+
+use common::{Backend, TestDb, TestServer, client, settings};
+use ham_host::settings::AuthMode;
+use serde_json::{Value, json};
+
+async fn server(trusted: &str) -> (TestServer, tempfile::TempDir, TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(Backend::Sqlite, dir.path()).await.unwrap();
+    let mut s = settings(dir.path(), &db);
+    s.auth = AuthMode::ForwardAuth;
+    s.trusted_proxies = vec![trusted.parse().unwrap()];
+    s.admin_group = Some("ham-admins".into());
+    (TestServer::start(s).await, dir, db)
+}
+
+fn as_user(request: reqwest::RequestBuilder, user: &str, groups: &str) -> reqwest::RequestBuilder {
+    request
+        .header("X-authentik-username", user)
+        .header("X-authentik-email", format!("{user}@example.org"))
+        .header("X-authentik-groups", groups)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_from_a_trusted_proxy_name_the_user() {
+    // The test client connects from 127.0.0.1, which is the trusted proxy here.
+    let (server, _dir, _db) = server("127.0.0.0/8").await;
+    let me: Value = as_user(
+        client().get(server.url("/api/me")),
+        "akadmin",
+        "users|ham-admins",
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        (me["username"].as_str(), me["is_admin"].as_bool()),
+        (Some("akadmin"), Some(true))
+    );
+    assert_eq!(me["email"], "akadmin@example.org");
+
+    // Created once, then found again; group changes follow the proxy.
+    let again: Value = as_user(client().get(server.url("/api/me")), "akadmin", "users")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (again["id"].clone(), again["is_admin"].as_bool()),
+        (me["id"].clone(), Some(false))
+    );
+
+    // The forwarded user works like any other.
+    let habit = as_user(client().post(server.url("/api/habits")), "alice", "users")
+        .json(&json!({"name": "Stretch", "kind": "boolean"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(habit.status(), 201);
+    let bobs: Value = as_user(client().get(server.url("/api/habits")), "bob", "users")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(bobs, json!({"habits": []}));
+
+    // No header: no user. Local accounts are off.
+    assert_eq!(
+        client()
+            .get(server.url("/api/me"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let register = client()
+        .post(server.url("/api/auth/register"))
+        .json(&json!({"username": "eve", "password": "long enough"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(register.status(), 400);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_from_anyone_else_are_ignored() {
+    // Only 10.0.0.0/8 is trusted; the test client (127.0.0.1) is not.
+    let (server, _dir, _db) = server("10.0.0.0/8").await;
+    let forged = as_user(client().get(server.url("/api/me")), "akadmin", "ham-admins")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 401);
+    let forged = as_user(
+        client().get(server.url("/api/admin/plugins")),
+        "akadmin",
+        "ham-admins",
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(
+        forged.status(),
+        401,
+        "forged admin headers must not open admin routes"
+    );
+    server.stop().await;
+}
