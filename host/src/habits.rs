@@ -155,7 +155,7 @@ pub fn blank(id: String, created: String, position: i64) -> Habit {
     }
 }
 
-fn validate(h: &Habit) -> Result<(), FieldError> {
+pub fn validate(h: &Habit) -> Result<(), FieldError> {
     let name_len = h.name.chars().count();
     if name_len == 0 || name_len > 100 {
         return refuse("name", "must be 1 to 100 characters");

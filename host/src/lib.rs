@@ -8,6 +8,7 @@
 pub mod api;
 pub mod auth;
 pub mod cli;
+pub mod export;
 pub mod habits;
 pub mod jobs;
 pub mod plugins;

@@ -6,6 +6,7 @@
 
 mod admin;
 mod auth;
+mod export;
 mod habits;
 mod plugin_routes;
 
@@ -164,6 +165,7 @@ pub fn router(state: AppState) -> Router {
             "/api",
             auth::router()
                 .merge(habits::router())
+                .merge(export::router())
                 .layer(axum::extract::DefaultBodyLimit::max(API_BODY_LIMIT)),
         )
         .fallback(plugin_routes::dispatch)

@@ -121,6 +121,15 @@ impl Db {
     }
 
     pub async fn insert_habit(&self, user_id: &str, h: &Habit) -> Result<()> {
+        Self::insert_habit_with(self.pool(), user_id, h).await
+    }
+
+    /// [`Db::insert_habit`] on any executor (a pool or a transaction).
+    pub async fn insert_habit_with<'c, E: sqlx::Executor<'c, Database = sqlx::Any>>(
+        executor: E,
+        user_id: &str,
+        h: &Habit,
+    ) -> Result<()> {
         let query = sqlx::query(
             "INSERT INTO habits (id, user_id, name, description, color, kind, unit, target_value, target_type, \
              frequency_times, frequency_days, reminder, archived, position, created, created_at) \
@@ -142,7 +151,7 @@ impl Db {
             .bind(h.position)
             .bind(&h.created)
             .bind(now_ms());
-        query.execute(self.pool()).await?;
+        query.execute(executor).await?;
         Ok(())
     }
 
@@ -195,6 +204,14 @@ impl Db {
 
     /// Records an entry (the habit must already be known to be the user's).
     pub async fn upsert_entry(&self, e: &Entry) -> Result<()> {
+        Self::upsert_entry_with(self.pool(), e).await
+    }
+
+    /// [`Db::upsert_entry`] on any executor (a pool or a transaction).
+    pub async fn upsert_entry_with<'c, E: sqlx::Executor<'c, Database = sqlx::Any>>(
+        executor: E,
+        e: &Entry,
+    ) -> Result<()> {
         let query = sqlx::query(
             "INSERT INTO entries (habit_id, date, status, value, note, source, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (habit_id, date) DO UPDATE \
@@ -208,7 +225,7 @@ impl Db {
             .bind(e.note.as_deref())
             .bind(&e.source)
             .bind(now_ms())
-            .execute(self.pool())
+            .execute(executor)
             .await?;
         Ok(())
     }
@@ -309,6 +326,15 @@ impl Db {
 
     /// Inserts or replaces the user's activity with this source and external id.
     pub async fn upsert_activity(&self, user_id: &str, a: &Activity) -> Result<()> {
+        Self::upsert_activity_with(self.pool(), user_id, a).await
+    }
+
+    /// [`Db::upsert_activity`] on any executor (a pool or a transaction).
+    pub async fn upsert_activity_with<'c, E: sqlx::Executor<'c, Database = sqlx::Any>>(
+        executor: E,
+        user_id: &str,
+        a: &Activity,
+    ) -> Result<()> {
         let query = sqlx::query(
             "INSERT INTO activities (id, user_id, source, external_id, sport_type, name, start_utc, start_local, \
              distance_m, moving_time_s, elapsed_time_s, elevation_gain_m, average_heartrate, updated_at) \
@@ -333,7 +359,7 @@ impl Db {
         let query = bind_f64(query, a.elevation_gain_m);
         bind_f64(query, a.average_heartrate)
             .bind(now_ms())
-            .execute(self.pool())
+            .execute(executor)
             .await?;
         Ok(())
     }
@@ -585,5 +611,35 @@ mod wit {
             let today = domain::today_in(&time_zone);
             Ok(Settings { time_zone, today })
         }
+    }
+}
+
+impl Db {
+    /// Adds imported habits (with their entries) and activities to a user's data and
+    /// sets their time zone, in one transaction: all of it or none.
+    pub async fn import(
+        &self,
+        user_id: &str,
+        time_zone: &str,
+        habits: &[(Habit, Vec<Entry>)],
+        activities: &[Activity],
+    ) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        for (habit, entries) in habits {
+            Self::insert_habit_with(&mut *tx, user_id, habit).await?;
+            for entry in entries {
+                Self::upsert_entry_with(&mut *tx, entry).await?;
+            }
+        }
+        for activity in activities {
+            Self::upsert_activity_with(&mut *tx, user_id, activity).await?;
+        }
+        sqlx::query("UPDATE users SET time_zone = $2 WHERE id = $1")
+            .bind(user_id)
+            .bind(time_zone)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 }

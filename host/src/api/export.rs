@@ -1,0 +1,195 @@
+//! `GET /api/export`, `POST /api/import`: everything a user owns, out and back in.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::ApiError;
+use crate::AppState;
+use crate::auth::{self, CurrentUser};
+use crate::export::{self, Export, ExportedHabit};
+use crate::habits::{self, EntryInput, FieldError};
+use crate::store::habits::ActivityRange;
+
+/// Largest import: ten years of daily entries for dozens of habits fit well within.
+const IMPORT_LIMIT: usize = 32 * 1024 * 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/export", get(export_all)).route(
+        "/import",
+        post(import).layer(DefaultBodyLimit::max(IMPORT_LIMIT)),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportQuery {
+    format: Option<String>,
+}
+
+async fn export_all(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Query(q): Query<ExportQuery>,
+) -> Result<Response, ApiError> {
+    let db = &state.db;
+    let mut habits = Vec::new();
+    for habit in db
+        .list_habits(&user.id, true)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        let entries = db
+            .list_entries(&habit.id, "0001-01-01", "9999-12-31")
+            .await
+            .map_err(ApiError::internal)?;
+        habits.push(ExportedHabit::of(habit, entries));
+    }
+    let range = ActivityRange::LocalDates {
+        from: "0001-01-01",
+        to: "9999-12-31",
+        sport: None,
+    };
+    let activities = db
+        .list_activities(&user.id, range)
+        .await
+        .map_err(ApiError::internal)?;
+    let document = Export {
+        format: export::FORMAT.into(),
+        version: export::VERSION,
+        time_zone: user.time_zone,
+        habits,
+        activities,
+    };
+    match q.format.as_deref().unwrap_or("json") {
+        "json" => Ok(Json(document).into_response()),
+        "csv" => {
+            let csv = export::to_csv(&document).map_err(ApiError::internal)?;
+            let headers = [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"ham-export.csv\"",
+                ),
+            ];
+            Ok((headers, csv).into_response())
+        }
+        other => Err(FieldError {
+            field: "format".into(),
+            message: format!("`{other}` is not json or csv"),
+        }
+        .into()),
+    }
+}
+
+/// Adds an export (JSON or CSV, by `Content-Type`) to the user's data.
+async fn import(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let body = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("an import may be at most {IMPORT_LIMIT} bytes"),
+        ),
+        _ => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()),
+    })?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let document: Export = if content_type.starts_with("application/json") {
+        serde_json::from_slice(&body).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                e.to_string(),
+            ),
+            _ => ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()),
+        })?
+    } else if content_type.starts_with("text/csv") {
+        let text = std::str::from_utf8(&body).map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "the CSV is not UTF-8",
+            )
+        })?;
+        export::from_csv(text)?
+    } else {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the export as application/json or text/csv",
+        ));
+    };
+    if document.format != export::FORMAT || document.version != export::VERSION {
+        return Err(FieldError {
+            field: "format".into(),
+            message: format!("expected {} version {}", export::FORMAT, export::VERSION),
+        }
+        .into());
+    }
+    if !habits::is_time_zone(&document.time_zone) {
+        return Err(FieldError {
+            field: "time_zone".into(),
+            message: format!("`{}` is not an IANA time zone", document.time_zone),
+        }
+        .into());
+    }
+    // Check everything before writing anything.
+    let first_position = state
+        .db
+        .next_habit_position(&user.id)
+        .await
+        .map_err(ApiError::internal)?;
+    let mut habits = Vec::new();
+    let mut entry_count = 0;
+    for (i, exported) in document.habits.iter().enumerate() {
+        let mut habit = exported.habit(auth::new_id())?;
+        habit.position = first_position + i64::try_from(i).unwrap_or(0);
+        let mut entries = Vec::new();
+        for e in &exported.entries {
+            let input = EntryInput {
+                status: Some(e.status),
+                value: e.value,
+                note: e.note.clone(),
+            };
+            let entry = input
+                .entry(&habit, &e.date, &e.source)
+                .map_err(|err| FieldError {
+                    field: format!(
+                        "habits[{}].entries[{}].{}",
+                        exported.name, e.date, err.field
+                    ),
+                    message: err.message,
+                })?;
+            entries.push(entry);
+        }
+        entry_count += entries.len();
+        habits.push((habit, entries));
+    }
+    for (i, activity) in document.activities.iter().enumerate() {
+        activity.validate().map_err(|e| FieldError {
+            field: format!("activities[{i}].{}", e.field),
+            message: e.message,
+        })?;
+    }
+    state
+        .db
+        .import(&user.id, &document.time_zone, &habits, &document.activities)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(
+        json!({ "habits": habits.len(), "entries": entry_count, "activities": document.activities.len() }),
+    ))
+}

@@ -1,0 +1,349 @@
+//! Everything a user owns, as one document: JSON or CSV, both ways.
+//!
+//! `GET /api/export?format=json|csv` writes it; `POST /api/import` reads either
+//! (by `Content-Type`) and adds it to the signed-in user's data in one
+//! transaction: all of it or none. Habits get new ids on import (the document's
+//! ids only link entries to their habit), so an export can be imported by another
+//! user or into a database that already holds the original.
+//!
+//! The CSV form is one table with a `record` column (`settings`, `habit`, `entry`,
+//! `activity`); each record fills the columns it uses and leaves the rest empty.
+
+use serde::{Deserialize, Serialize};
+
+use crate::habits::{
+    Activity, EntryStatus, FieldError, Frequency, Habit, HabitKind, Target, TargetType,
+};
+
+pub const FORMAT: &str = "ham-export";
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Export {
+    pub format: String,
+    pub version: u32,
+    pub time_zone: String,
+    pub habits: Vec<ExportedHabit>,
+    pub activities: Vec<Activity>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportedHabit {
+    /// Links entries to the habit within the document.
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub color: String,
+    pub kind: HabitKind,
+    pub unit: Option<String>,
+    pub target: Option<Target>,
+    pub frequency: Frequency,
+    pub reminder: Option<String>,
+    pub archived: bool,
+    pub position: i64,
+    pub created: String,
+    pub entries: Vec<ExportedEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportedEntry {
+    pub date: String,
+    pub status: EntryStatus,
+    pub value: Option<f64>,
+    pub note: Option<String>,
+    pub source: String,
+}
+
+impl ExportedHabit {
+    pub fn of(h: Habit, entries: Vec<crate::habits::Entry>) -> Self {
+        Self {
+            id: h.id,
+            name: h.name,
+            description: h.description,
+            color: h.color,
+            kind: h.kind,
+            unit: h.unit,
+            target: h.target,
+            frequency: h.frequency,
+            reminder: h.reminder,
+            archived: h.archived,
+            position: h.position,
+            created: h.created,
+            entries: entries
+                .into_iter()
+                .map(|e| ExportedEntry {
+                    date: e.date,
+                    status: e.status,
+                    value: e.value,
+                    note: e.note,
+                    source: e.source,
+                })
+                .collect(),
+        }
+    }
+
+    /// The habit under a new id, checked against the same rules as the API.
+    pub fn habit(&self, id: String) -> Result<Habit, FieldError> {
+        let habit = Habit {
+            id,
+            name: self.name.clone(),
+            description: self.description.clone(),
+            color: self.color.clone(),
+            kind: self.kind,
+            unit: self.unit.clone(),
+            target: self.target,
+            frequency: self.frequency,
+            reminder: self.reminder.clone(),
+            archived: self.archived,
+            position: self.position,
+            created: self.created.clone(),
+        };
+        crate::habits::validate(&habit).map_err(|e| FieldError {
+            field: format!("habits[{}].{}", self.name, e.field),
+            message: e.message,
+        })?;
+        if !crate::habits::is_date(&habit.created) {
+            return Err(FieldError {
+                field: format!("habits[{}].created", self.name),
+                message: "not a date YYYY-MM-DD".into(),
+            });
+        }
+        Ok(habit)
+    }
+}
+
+/// One CSV row; each record kind uses some of the columns.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct CsvRow {
+    record: String,
+    habit: Option<String>,
+    time_zone: Option<String>,
+    name: Option<String>,
+    description: Option<String>,
+    color: Option<String>,
+    kind: Option<String>,
+    unit: Option<String>,
+    target_value: Option<f64>,
+    target_type: Option<String>,
+    frequency_times: Option<u32>,
+    frequency_days: Option<u32>,
+    reminder: Option<String>,
+    archived: Option<bool>,
+    position: Option<i64>,
+    created: Option<String>,
+    date: Option<String>,
+    status: Option<String>,
+    value: Option<f64>,
+    note: Option<String>,
+    source: Option<String>,
+    external_id: Option<String>,
+    sport_type: Option<String>,
+    start_utc: Option<i64>,
+    start_local: Option<String>,
+    distance_m: Option<f64>,
+    moving_time_s: Option<u32>,
+    elapsed_time_s: Option<u32>,
+    elevation_gain_m: Option<f64>,
+    average_heartrate: Option<f64>,
+}
+
+fn kind_name(k: HabitKind) -> &'static str {
+    match k {
+        HabitKind::Boolean => "boolean",
+        HabitKind::Measurable => "measurable",
+    }
+}
+
+/// The document as CSV.
+pub fn to_csv(export: &Export) -> Result<String, csv::Error> {
+    let mut out = csv::Writer::from_writer(Vec::new());
+    out.serialize(CsvRow {
+        record: "settings".into(),
+        time_zone: Some(export.time_zone.clone()),
+        ..Default::default()
+    })?;
+    for h in &export.habits {
+        out.serialize(CsvRow {
+            record: "habit".into(),
+            habit: Some(h.id.clone()),
+            name: Some(h.name.clone()),
+            description: Some(h.description.clone()),
+            color: Some(h.color.clone()),
+            kind: Some(kind_name(h.kind).into()),
+            unit: h.unit.clone(),
+            target_value: h.target.map(|t| t.value),
+            target_type: h.target.map(|t| match t.target_type {
+                TargetType::AtLeast => "at_least".into(),
+                TargetType::AtMost => "at_most".into(),
+            }),
+            frequency_times: Some(h.frequency.times),
+            frequency_days: Some(h.frequency.days),
+            reminder: h.reminder.clone(),
+            archived: Some(h.archived),
+            position: Some(h.position),
+            created: Some(h.created.clone()),
+            ..Default::default()
+        })?;
+        for e in &h.entries {
+            out.serialize(CsvRow {
+                record: "entry".into(),
+                habit: Some(h.id.clone()),
+                date: Some(e.date.clone()),
+                status: Some(e.status.as_str().into()),
+                value: e.value,
+                note: e.note.clone(),
+                source: Some(e.source.clone()),
+                ..Default::default()
+            })?;
+        }
+    }
+    for a in &export.activities {
+        out.serialize(CsvRow {
+            record: "activity".into(),
+            name: Some(a.name.clone()),
+            source: Some(a.source.clone()),
+            external_id: Some(a.external_id.clone()),
+            sport_type: Some(a.sport_type.clone()),
+            start_utc: Some(a.start_utc),
+            start_local: Some(a.start_local.clone()),
+            distance_m: a.distance_m,
+            moving_time_s: a.moving_time_s,
+            elapsed_time_s: a.elapsed_time_s,
+            elevation_gain_m: a.elevation_gain_m,
+            average_heartrate: a.average_heartrate,
+            ..Default::default()
+        })?;
+    }
+    let bytes = out.into_inner().map_err(|e| e.into_error())?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Reads the CSV form; the error names the line and column at fault.
+pub fn from_csv(text: &str) -> Result<Export, FieldError> {
+    let bad = |line: usize, field: &str, message: String| FieldError {
+        field: format!("line {line}: {field}"),
+        message,
+    };
+    let mut export = Export {
+        format: FORMAT.into(),
+        version: VERSION,
+        time_zone: "UTC".into(),
+        habits: Vec::new(),
+        activities: Vec::new(),
+    };
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    for (i, row) in reader.deserialize::<CsvRow>().enumerate() {
+        let line = i + 2;
+        let row = row.map_err(|e| bad(line, "row", e.to_string()))?;
+        let need =
+            |v: Option<String>, field: &str| v.ok_or_else(|| bad(line, field, "required".into()));
+        match row.record.as_str() {
+            "settings" => export.time_zone = need(row.time_zone, "time_zone")?,
+            "habit" => {
+                let kind = match need(row.kind, "kind")?.as_str() {
+                    "boolean" => HabitKind::Boolean,
+                    "measurable" => HabitKind::Measurable,
+                    other => {
+                        return Err(bad(
+                            line,
+                            "kind",
+                            format!("`{other}` is not boolean or measurable"),
+                        ));
+                    }
+                };
+                let target = match (row.target_value, row.target_type.as_deref()) {
+                    (Some(value), Some("at_least")) => Some(Target {
+                        value,
+                        target_type: TargetType::AtLeast,
+                    }),
+                    (Some(value), Some("at_most")) => Some(Target {
+                        value,
+                        target_type: TargetType::AtMost,
+                    }),
+                    (None, None) => None,
+                    _ => {
+                        return Err(bad(
+                            line,
+                            "target_type",
+                            "a target is a value and at_least or at_most".into(),
+                        ));
+                    }
+                };
+                export.habits.push(ExportedHabit {
+                    id: need(row.habit, "habit")?,
+                    name: need(row.name, "name")?,
+                    description: row.description.unwrap_or_default(),
+                    color: row
+                        .color
+                        .unwrap_or_else(|| crate::habits::DEFAULT_COLOR.into()),
+                    kind,
+                    unit: row.unit,
+                    target,
+                    frequency: Frequency {
+                        times: row.frequency_times.unwrap_or(1),
+                        days: row.frequency_days.unwrap_or(1),
+                    },
+                    reminder: row.reminder,
+                    archived: row.archived.unwrap_or(false),
+                    position: row.position.unwrap_or(0),
+                    created: need(row.created, "created")?,
+                    entries: Vec::new(),
+                });
+            }
+            "entry" => {
+                let habit = need(row.habit, "habit")?;
+                let status = need(row.status, "status")?;
+                let entry = ExportedEntry {
+                    date: need(row.date, "date")?,
+                    status: EntryStatus::parse(&status).ok_or_else(|| {
+                        bad(
+                            line,
+                            "status",
+                            format!("`{status}` is not done, skipped or value"),
+                        )
+                    })?,
+                    value: row.value,
+                    note: row.note,
+                    source: row.source.unwrap_or_else(|| "manual".into()),
+                };
+                let owner = export.habits.iter_mut().find(|h| h.id == habit);
+                owner
+                    .ok_or_else(|| {
+                        bad(
+                            line,
+                            "habit",
+                            format!("no habit `{habit}` above this entry"),
+                        )
+                    })?
+                    .entries
+                    .push(entry);
+            }
+            "activity" => export.activities.push(Activity {
+                source: need(row.source, "source")?,
+                external_id: need(row.external_id, "external_id")?,
+                sport_type: need(row.sport_type, "sport_type")?,
+                name: row.name.unwrap_or_default(),
+                start_utc: row
+                    .start_utc
+                    .ok_or_else(|| bad(line, "start_utc", "required".into()))?,
+                start_local: need(row.start_local, "start_local")?,
+                distance_m: row.distance_m,
+                moving_time_s: row.moving_time_s,
+                elapsed_time_s: row.elapsed_time_s,
+                elevation_gain_m: row.elevation_gain_m,
+                average_heartrate: row.average_heartrate,
+            }),
+            other => {
+                return Err(bad(
+                    line,
+                    "record",
+                    format!("`{other}` is not settings, habit, entry or activity"),
+                ));
+            }
+        }
+    }
+    Ok(export)
+}
