@@ -33,6 +33,8 @@ pub struct AppState {
     pub runtime: Arc<Runtime>,
     pub registry: Arc<Registry>,
     pub login_limiter: Arc<auth::LoginLimiter>,
+    /// The token checker, in `oidc` mode.
+    pub oidc: Option<Arc<auth::oidc::Oidc>>,
 }
 
 impl AppState {
@@ -59,7 +61,22 @@ impl AppState {
         plugins::bundled::install_bundled(&registry)
             .await
             .context("installing bundled plugins")?;
+        let oidc = match (
+            &settings.auth,
+            &settings.oidc_issuer,
+            &settings.oidc_audience,
+        ) {
+            (settings::AuthMode::Oidc, Some(issuer), Some(audience)) => {
+                Some(Arc::new(auth::oidc::Oidc::new(
+                    issuer.clone(),
+                    audience.clone(),
+                    settings.oidc_jwks_url.clone(),
+                )?))
+            }
+            _ => None,
+        };
         Ok(Self {
+            oidc,
             settings: Arc::new(settings),
             db,
             runtime,

@@ -58,6 +58,11 @@ pub struct Settings {
     /// Forward-auth header names (`HAM_FORWARD_AUTH_USER_HEADER`, `…_EMAIL_HEADER`,
     /// `…_GROUPS_HEADER`); Authentik's by default.
     pub forward_auth_headers: ForwardAuthHeaders,
+    /// `oidc`: the issuer (`iss`), `HAM_OIDC_ISSUER`; the audience (`aud`),
+    /// `HAM_OIDC_AUDIENCE`; the JWKS, `HAM_OIDC_JWKS_URL` (default: discovered).
+    pub oidc_issuer: Option<String>,
+    pub oidc_audience: Option<String>,
+    pub oidc_jwks_url: Option<String>,
     /// Members of this group (in the groups header, `|`-separated) are admins.
     /// `HAM_ADMIN_GROUP`.
     pub admin_group: Option<String>,
@@ -81,6 +86,9 @@ impl Default for Settings {
             trusted_proxies: Vec::new(),
             forward_auth_headers: ForwardAuthHeaders::default(),
             admin_group: None,
+            oidc_issuer: None,
+            oidc_audience: None,
+            oidc_jwks_url: None,
             job_max_attempts: 5,
             job_backoff_ms: 1000,
             job_lease_ms: 360_000,
@@ -97,6 +105,8 @@ pub enum AuthMode {
     Local,
     /// A proxy in front (Authentik with Traefik) names the user in headers.
     ForwardAuth,
+    /// Bearer JWTs from an OpenID Connect issuer.
+    Oidc,
 }
 
 #[derive(Debug, Clone)]
@@ -256,12 +266,11 @@ impl Settings {
                     settings.auth = match value.as_str() {
                         "local" => AuthMode::Local,
                         "forward-auth" => AuthMode::ForwardAuth,
+                        "oidc" => AuthMode::Oidc,
                         other => {
                             return Err(SettingsError::Env(
                                 "HAM_AUTH",
-                                format!(
-                                    "`{other}` is not one of local, forward-auth (oidc is not built yet)"
-                                ),
+                                format!("`{other}` is not one of local, forward-auth, oidc"),
                             ));
                         }
                     }
@@ -277,6 +286,9 @@ impl Settings {
                         })
                         .collect::<Result<_, _>>()?
                 }
+                "HAM_OIDC_ISSUER" => settings.oidc_issuer = Some(value),
+                "HAM_OIDC_AUDIENCE" => settings.oidc_audience = Some(value),
+                "HAM_OIDC_JWKS_URL" => settings.oidc_jwks_url = Some(value),
                 "HAM_FORWARD_AUTH_USER_HEADER" => settings.forward_auth_headers.user = value,
                 "HAM_FORWARD_AUTH_EMAIL_HEADER" => settings.forward_auth_headers.email = value,
                 "HAM_FORWARD_AUTH_GROUPS_HEADER" => settings.forward_auth_headers.groups = value,
@@ -289,6 +301,14 @@ impl Settings {
                 }
                 _ => {}
             }
+        }
+        if settings.auth == AuthMode::Oidc
+            && (settings.oidc_issuer.is_none() || settings.oidc_audience.is_none())
+        {
+            return Err(SettingsError::Env(
+                "HAM_AUTH",
+                "oidc needs HAM_OIDC_ISSUER and HAM_OIDC_AUDIENCE".into(),
+            ));
         }
         Ok(settings)
     }

@@ -36,6 +36,18 @@ pub fn router(state: &AppState) -> Router<AppState> {
 
 /// Lets through the `HAM_ADMIN_TOKEN` bearer or a signed-in admin.
 async fn require_admin(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    // The admin token first: in `oidc` mode a bearer that is not a JWT would
+    // otherwise be refused as an invalid token.
+    let bearer = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if let (Some(p), Some(token)) = (bearer, state.settings.admin_token.as_ref())
+        && constant_time_eq(p.as_bytes(), token.expose().as_bytes())
+    {
+        return next.run(request).await;
+    }
     let (mut parts, body) = request.into_parts();
     let session_admin = match MaybeUser::from_request_parts(&mut parts, &state).await {
         Ok(MaybeUser(user)) => user.is_some_and(|u| u.is_admin),

@@ -80,10 +80,10 @@ async fn start_session(state: &AppState, user_id: &str) -> Result<String, ApiErr
 fn local_only(state: &AppState) -> Result<(), ApiError> {
     match state.settings.auth {
         AuthMode::Local => Ok(()),
-        AuthMode::ForwardAuth => Err(ApiError::new(
+        AuthMode::ForwardAuth | AuthMode::Oidc => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "wrong_auth_mode",
-            "accounts are managed by the proxy in front (HAM_AUTH=forward-auth)",
+            "accounts are managed by the identity provider (HAM_AUTH is not local)",
         )),
     }
 }

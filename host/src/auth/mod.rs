@@ -7,7 +7,10 @@
 //! client address.
 //!
 //! `forward-auth` mode: a proxy (Authentik behind Traefik) names the user in
-//! headers; they are believed only from `HAM_TRUSTED_PROXIES`.
+//! headers; they are believed only from `HAM_TRUSTED_PROXIES`. `oidc` mode: bearer
+//! JWTs checked against the issuer's keys ([`oidc`]).
+
+pub mod oidc;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -127,8 +130,10 @@ impl FromRequestParts<AppState> for MaybeUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if state.settings.auth == AuthMode::ForwardAuth {
-            return forwarded_user(parts, state).await.map(Self);
+        match state.settings.auth {
+            AuthMode::ForwardAuth => return forwarded_user(parts, state).await.map(Self),
+            AuthMode::Oidc => return bearer_user(parts, state).await.map(Self),
+            AuthMode::Local => {}
         }
         let Some(token) = session_token(parts) else {
             return Ok(Self(None));
@@ -210,6 +215,42 @@ async fn forwarded_user(parts: &Parts, state: &AppState) -> Result<Option<User>,
     let user = state
         .db
         .forwarded_user(&new_id(), username, email, is_admin)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Some(user))
+}
+
+/// `oidc`: the user a valid bearer token names (`preferred_username`, else `sub`),
+/// created on first sight. A present but invalid token is refused with the reason.
+async fn bearer_user(parts: &Parts, state: &AppState) -> Result<Option<User>, ApiError> {
+    let Some(oidc) = state.oidc.as_ref() else {
+        return Ok(None);
+    };
+    let token = parts
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let Some(token) = token else { return Ok(None) };
+    let claims = oidc.verify(token.trim()).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            format!("invalid token: {e}"),
+        )
+    })?;
+    let username = claims
+        .preferred_username
+        .clone()
+        .unwrap_or_else(|| claims.sub.clone());
+    let is_admin = state
+        .settings
+        .admin_group
+        .as_ref()
+        .is_some_and(|g| claims.groups.contains(g));
+    let user = state
+        .db
+        .forwarded_user(&new_id(), &username, claims.email.as_deref(), is_admin)
         .await
         .map_err(ApiError::internal)?;
     Ok(Some(user))

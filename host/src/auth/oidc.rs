@@ -1,0 +1,236 @@
+//! `oidc` identity: `Authorization: Bearer <JWT>` checked against the issuer's JWKS.
+//!
+//! Accepted: RS256 tokens whose signature verifies with a key from the JWKS (by
+//! `kid`), whose `iss` is `HAM_OIDC_ISSUER`, whose `aud` is or contains
+//! `HAM_OIDC_AUDIENCE`, and which are within `nbf`..`exp` (60 s leeway). Anything
+//! else is refused. Keys are fetched on first use (from `HAM_OIDC_JWKS_URL`, or the
+//! issuer's discovery document), cached, and fetched again when a token names an
+//! unknown `kid` (at most every 10 s), so key rotation needs no restart.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::signature::{RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents};
+use serde::Deserialize;
+
+const LEEWAY_S: u64 = 60;
+const MIN_REFRESH: Duration = Duration::from_secs(10);
+
+/// Why a token was refused; said to the client (it is their token).
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("not a JWT")]
+    Malformed,
+    #[error("unsupported algorithm {0}; RS256 is accepted")]
+    Algorithm(String),
+    #[error("no key `{0}` in the issuer's JWKS")]
+    UnknownKey(String),
+    #[error("bad signature")]
+    Signature,
+    #[error("wrong issuer")]
+    Issuer,
+    #[error("wrong audience")]
+    Audience,
+    #[error("expired")]
+    Expired,
+    #[error("not valid yet")]
+    NotYetValid,
+    #[error("the issuer's keys cannot be fetched: {0}")]
+    Jwks(String),
+}
+
+/// The claims HAM reads.
+#[derive(Debug, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    #[serde(default)]
+    aud: Audience,
+    pub exp: u64,
+    #[serde(default)]
+    nbf: Option<u64>,
+    pub sub: String,
+    #[serde(default)]
+    pub preferred_username: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
+    #[default]
+    None,
+}
+
+#[derive(Deserialize)]
+struct Header {
+    alg: String,
+    kid: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Jwks {
+    keys: Vec<Jwk>,
+}
+
+#[derive(Deserialize)]
+struct Jwk {
+    kty: String,
+    kid: Option<String>,
+    n: Option<String>,
+    e: Option<String>,
+}
+
+type Keys = HashMap<String, RsaPublicKeyComponents<Vec<u8>>>;
+
+pub struct Oidc {
+    issuer: String,
+    audience: String,
+    jwks_url: Option<String>,
+    client: reqwest::Client,
+    keys: tokio::sync::RwLock<Keys>,
+    last_fetch: tokio::sync::Mutex<Option<Instant>>,
+}
+
+impl Oidc {
+    pub fn new(issuer: String, audience: String, jwks_url: Option<String>) -> anyhow::Result<Self> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()?;
+        Ok(Self {
+            issuer,
+            audience,
+            jwks_url,
+            client,
+            keys: Default::default(),
+            last_fetch: Default::default(),
+        })
+    }
+
+    /// Verifies a token and returns its claims.
+    pub async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        let mut parts = token.split('.');
+        let (Some(h), Some(p), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(TokenError::Malformed);
+        };
+        let decode = |part: &str| {
+            URL_SAFE_NO_PAD
+                .decode(part)
+                .map_err(|_| TokenError::Malformed)
+        };
+        let header: Header =
+            serde_json::from_slice(&decode(h)?).map_err(|_| TokenError::Malformed)?;
+        if header.alg != "RS256" {
+            return Err(TokenError::Algorithm(header.alg));
+        }
+        let kid = header.kid.unwrap_or_default();
+        // Bound first: a read guard held through the match would deadlock `refresh`.
+        let cached = self.keys.read().await.get(&kid).cloned();
+        let key = match cached {
+            Some(key) => key,
+            None => {
+                self.refresh().await?;
+                self.keys
+                    .read()
+                    .await
+                    .get(&kid)
+                    .cloned()
+                    .ok_or(TokenError::UnknownKey(kid))?
+            }
+        };
+        let signed = &token[..h.len() + 1 + p.len()];
+        key.verify(&RSA_PKCS1_2048_8192_SHA256, signed.as_bytes(), &decode(s)?)
+            .map_err(|_| TokenError::Signature)?;
+        let claims: Claims =
+            serde_json::from_slice(&decode(p)?).map_err(|_| TokenError::Malformed)?;
+        if claims.iss.trim_end_matches('/') != self.issuer.trim_end_matches('/') {
+            return Err(TokenError::Issuer);
+        }
+        let audience_ok = match &claims.aud {
+            Audience::One(a) => *a == self.audience,
+            Audience::Many(all) => all.contains(&self.audience),
+            Audience::None => false,
+        };
+        if !audience_ok {
+            return Err(TokenError::Audience);
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        if claims.exp + LEEWAY_S < now {
+            return Err(TokenError::Expired);
+        }
+        if claims.nbf.is_some_and(|nbf| nbf > now + LEEWAY_S) {
+            return Err(TokenError::NotYetValid);
+        }
+        Ok(claims)
+    }
+
+    /// Fetches the JWKS again, unless it was fetched moments ago.
+    async fn refresh(&self) -> Result<(), TokenError> {
+        let mut last = self.last_fetch.lock().await;
+        if last.is_some_and(|t| t.elapsed() < MIN_REFRESH) {
+            return Ok(());
+        }
+        *last = Some(Instant::now());
+        let fail = |e: reqwest::Error| TokenError::Jwks(e.to_string());
+        let url = match &self.jwks_url {
+            Some(url) => url.clone(),
+            None => {
+                #[derive(Deserialize)]
+                struct Discovery {
+                    jwks_uri: String,
+                }
+                let discovery = format!(
+                    "{}/.well-known/openid-configuration",
+                    self.issuer.trim_end_matches('/')
+                );
+                let found: Discovery = self
+                    .client
+                    .get(discovery)
+                    .send()
+                    .await
+                    .map_err(fail)?
+                    .error_for_status()
+                    .map_err(fail)?
+                    .json()
+                    .await
+                    .map_err(fail)?;
+                found.jwks_uri
+            }
+        };
+        let jwks: Jwks = self
+            .client
+            .get(url)
+            .send()
+            .await
+            .map_err(fail)?
+            .error_for_status()
+            .map_err(fail)?
+            .json()
+            .await
+            .map_err(fail)?;
+        let mut keys = Keys::new();
+        for jwk in jwks.keys.into_iter().filter(|k| k.kty == "RSA") {
+            let (Some(n), Some(e)) = (jwk.n, jwk.e) else {
+                continue;
+            };
+            let (Ok(n), Ok(e)) = (URL_SAFE_NO_PAD.decode(n), URL_SAFE_NO_PAD.decode(e)) else {
+                continue;
+            };
+            keys.insert(jwk.kid.unwrap_or_default(), RsaPublicKeyComponents { n, e });
+        }
+        *self.keys.write().await = keys;
+        Ok(())
+    }
+}
