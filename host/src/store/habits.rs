@@ -64,6 +64,26 @@ fn target_type_str(t: TargetType) -> &'static str {
 
 type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 
+/// Binds `$1` user id, `$2` habit id and `$3`..`$14` the habit's stored fields, in
+/// the column order both the insert and the update use.
+fn bind_habit<'q>(query: AnyQuery<'q>, user_id: &'q str, h: &'q Habit) -> AnyQuery<'q> {
+    let query = query
+        .bind(user_id)
+        .bind(&h.id)
+        .bind(&h.name)
+        .bind(&h.description)
+        .bind(&h.color)
+        .bind(kind_str(h.kind))
+        .bind(h.unit.as_deref());
+    bind_f64(query, h.target.map(|t| t.value))
+        .bind(h.target.map(|t| target_type_str(t.target_type)))
+        .bind(i64::from(h.frequency.times))
+        .bind(i64::from(h.frequency.days))
+        .bind(h.reminder.as_deref())
+        .bind(i64::from(h.archived))
+        .bind(h.position)
+}
+
 /// Binds an optional `f64`. sqlx 0.9's Any driver swaps the NULL mappings of
 /// `f32` and `f64`, so a NULL `f64` reaches PostgreSQL as a `real` and is refused
 /// for a `double precision` column; a NULL `f32` arrives as `double precision`.
@@ -131,24 +151,11 @@ impl Db {
         h: &Habit,
     ) -> Result<()> {
         let query = sqlx::query(
-            "INSERT INTO habits (id, user_id, name, description, color, kind, unit, target_value, target_type, \
+            "INSERT INTO habits (user_id, id, name, description, color, kind, unit, target_value, target_type, \
              frequency_times, frequency_days, reminder, archived, position, created, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-        )
-        .bind(&h.id)
-        .bind(user_id)
-        .bind(&h.name)
-        .bind(&h.description)
-        .bind(&h.color)
-        .bind(kind_str(h.kind))
-        .bind(h.unit.as_deref());
-        let query = bind_f64(query, h.target.map(|t| t.value))
-            .bind(h.target.map(|t| target_type_str(t.target_type)))
-            .bind(i64::from(h.frequency.times))
-            .bind(i64::from(h.frequency.days))
-            .bind(h.reminder.as_deref())
-            .bind(i64::from(h.archived))
-            .bind(h.position)
+        );
+        let query = bind_habit(query, user_id, h)
             .bind(&h.created)
             .bind(now_ms());
         query.execute(executor).await?;
@@ -160,21 +167,8 @@ impl Db {
             "UPDATE habits SET name = $3, description = $4, color = $5, kind = $6, unit = $7, target_value = $8, \
              target_type = $9, frequency_times = $10, frequency_days = $11, reminder = $12, archived = $13, \
              position = $14 WHERE user_id = $1 AND id = $2",
-        )
-        .bind(user_id)
-        .bind(&h.id)
-        .bind(&h.name)
-        .bind(&h.description)
-        .bind(&h.color)
-        .bind(kind_str(h.kind))
-        .bind(h.unit.as_deref());
-        let query = bind_f64(query, h.target.map(|t| t.value))
-            .bind(h.target.map(|t| target_type_str(t.target_type)))
-            .bind(i64::from(h.frequency.times))
-            .bind(i64::from(h.frequency.days))
-            .bind(h.reminder.as_deref())
-            .bind(i64::from(h.archived))
-            .bind(h.position);
+        );
+        let query = bind_habit(query, user_id, h);
         let done = query.execute(self.pool()).await?;
         Ok(done.rows_affected() > 0)
     }
