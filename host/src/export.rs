@@ -18,7 +18,7 @@ use crate::habits::{
 pub const FORMAT: &str = "ham-export";
 pub const VERSION: u32 = 1;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Export {
     pub format: String,
@@ -28,7 +28,7 @@ pub struct Export {
     pub activities: Vec<Activity>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExportedHabit {
     /// Links entries to the habit within the document.
@@ -47,7 +47,7 @@ pub struct ExportedHabit {
     pub entries: Vec<ExportedEntry>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExportedEntry {
     pub date: String,

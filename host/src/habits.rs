@@ -5,14 +5,14 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum HabitKind {
     Boolean,
     Measurable,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TargetType {
     AtLeast,
@@ -20,14 +20,14 @@ pub enum TargetType {
 }
 
 /// `times` check-ins every `days` days: daily is 1/1, three times a week is 3/7.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Frequency {
     pub times: u32,
     pub days: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Target {
     pub value: f64,
@@ -36,7 +36,7 @@ pub struct Target {
 }
 
 /// A habit as stored and shown.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Habit {
     pub id: String,
     pub name: String,
@@ -55,7 +55,7 @@ pub struct Habit {
 
 /// A create or update body. On create, `name` and `kind` are required; on update,
 /// absent fields keep their value and `null` clears an optional one.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HabitInput {
     pub name: Option<String>,
@@ -63,11 +63,14 @@ pub struct HabitInput {
     pub color: Option<String>,
     pub kind: Option<HabitKind>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, nullable)]
     pub unit: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Target>, nullable)]
     pub target: Option<Option<Target>>,
     pub frequency: Option<Frequency>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, nullable, example = "07:30")]
     pub reminder: Option<Option<String>>,
     pub archived: Option<bool>,
     pub position: Option<i64>,
@@ -248,7 +251,7 @@ pub fn is_date(s: &str) -> bool {
     (1..=9999).contains(&y) && (1..=days_in_month).contains(&d)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EntryStatus {
     Done,
@@ -277,7 +280,7 @@ impl EntryStatus {
 }
 
 /// A check-in: one per habit per local date.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Entry {
     pub habit_id: String,
     pub date: String,
@@ -289,7 +292,7 @@ pub struct Entry {
 
 /// An entry upsert body: `{"status": "done"}`, `{"status": "skipped"}` or
 /// `{"value": 2.5}`, each with an optional `note`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EntryInput {
     pub status: Option<EntryStatus>,
@@ -362,7 +365,7 @@ pub fn today_in(name: &str) -> String {
 }
 
 /// A workout, as synced from a source such as Strava.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Activity {
     pub source: String,
     pub external_id: String,

@@ -11,10 +11,14 @@ pub mod cli;
 pub mod export;
 pub mod habits;
 pub mod jobs;
+pub mod llm;
 pub mod plugins;
+pub mod rules;
 pub mod runtime;
 pub mod settings;
 pub mod store;
+pub mod telemetry;
+pub mod web;
 
 use std::sync::Arc;
 
@@ -33,6 +37,8 @@ pub struct AppState {
     pub runtime: Arc<Runtime>,
     pub registry: Arc<Registry>,
     pub login_limiter: Arc<auth::LoginLimiter>,
+    /// Habit stats from the rules plugin, cached.
+    pub evaluator: Arc<rules::Evaluator>,
     /// The token checker, in `oidc` mode.
     pub oidc: Option<Arc<auth::oidc::Oidc>>,
 }
@@ -49,6 +55,12 @@ impl AppState {
             .with_context(|| format!("opening database {}", store::redact_url(&url)))?;
         let mut runtime = Runtime::new(&settings.data_dir, db.clone())?;
         runtime.job_max_attempts = settings.job_max_attempts;
+        runtime.secret = store::sealed::HostSecret::load(
+            settings.secret_key.as_ref().map(|s| s.expose()),
+            &settings.data_dir,
+        )
+        .context("loading the secret key")?;
+        runtime.llm = Arc::new(llm::Llm::new(&settings.llm, db.clone())?);
         let runtime = Arc::new(runtime);
         let registry = Arc::new(
             Registry::load(
@@ -58,6 +70,9 @@ impl AppState {
             )
             .await?,
         );
+        let evaluator = Arc::new(rules::Evaluator::new(Arc::downgrade(&registry), db.clone()));
+        // Set once, right here; a second set cannot happen.
+        let _ = runtime.evaluator.set(evaluator.clone());
         plugins::bundled::install_bundled(&registry)
             .await
             .context("installing bundled plugins")?;
@@ -81,6 +96,7 @@ impl AppState {
             db,
             runtime,
             registry,
+            evaluator,
             login_limiter: Default::default(),
         })
     }

@@ -29,6 +29,23 @@ enum Command {
     /// Manage plugins on a running server.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Serve a fake LLM provider (tests and demos); prints its base URL.
+    #[command(hide = true)]
+    FakeLlm {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        addr: std::net::SocketAddr,
+        /// `anthropic` or `openai`.
+        #[arg(long, default_value = "anthropic")]
+        provider: ham_host::llm::fake::FakeProvider,
+        #[arg(
+            long,
+            default_value = "Hello from the fake model. Keep up the good work!"
+        )]
+        reply: String,
+        /// Delay between streamed pieces.
+        #[arg(long, default_value_t = 50)]
+        delay_ms: u64,
+    },
 }
 
 #[derive(Args, Default)]
@@ -95,6 +112,19 @@ async fn main() -> anyhow::Result<()> {
         Command::Plugin(PluginCommand::List { remote }) => cli::list(&remote.into()).await,
         Command::Plugin(PluginCommand::Rollback { name, remote }) => {
             cli::rollback(&remote.into(), &name).await
+        }
+        Command::FakeLlm {
+            addr,
+            provider,
+            reply,
+            delay_ms,
+        } => {
+            use ham_host::llm::fake::{FakeLlm, Reply};
+            let reply = Reply::text(&reply, std::time::Duration::from_millis(delay_ms));
+            let fake = FakeLlm::start_on(addr, provider, reply).await?;
+            println!("{}", fake.url());
+            shutdown_signal().await;
+            Ok(())
         }
     }
 }

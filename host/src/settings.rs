@@ -38,6 +38,10 @@ pub struct Settings {
     pub database_url: Option<Secret>,
     /// Bearer token for the admin routes. `HAM_ADMIN_TOKEN`; unset turns them off.
     pub admin_token: Option<Secret>,
+    /// The root of the keys that seal plugin secrets at rest and sign grants
+    /// (at least 32 bytes). `HAM_SECRET_KEY`; unset: a random key generated once
+    /// into `<data dir>/secret.key`. Replicas must share it.
+    pub secret_key: Option<Secret>,
     /// Watched plugin directory (development). `HAM_PLUGINS_DIR`.
     pub plugins_dir: Option<PathBuf>,
     /// Largest plugin upload in bytes. `HAM_MAX_UPLOAD_BYTES`, default 32 MiB.
@@ -70,6 +74,8 @@ pub struct Settings {
     pub open_registration: bool,
     /// `HAM_PLUGIN_<PLUGIN>_<VARIABLE>` values for plugin variables; values redacted.
     pub plugin_env: BTreeMap<String, Secret>,
+    /// The language model behind `ham:plugin/llm` (`HAM_LLM_*`, `ANTHROPIC_*`).
+    pub llm: crate::llm::LlmSettings,
 }
 
 impl Default for Settings {
@@ -79,6 +85,7 @@ impl Default for Settings {
             data_dir: PathBuf::from("./data"),
             database_url: None,
             admin_token: None,
+            secret_key: None,
             plugins_dir: None,
             max_upload_bytes: 32 * 1024 * 1024,
             open_registration: false,
@@ -94,6 +101,7 @@ impl Default for Settings {
             job_lease_ms: 360_000,
             job_workers: 2,
             plugin_env: BTreeMap::new(),
+            llm: Default::default(),
         }
     }
 }
@@ -185,9 +193,19 @@ struct FileSettings {
     data_dir: Option<PathBuf>,
     database_url: Option<Secret>,
     admin_token: Option<Secret>,
+    secret_key: Option<Secret>,
     plugins_dir: Option<PathBuf>,
     max_upload_bytes: Option<usize>,
     open_registration: Option<bool>,
+    llm_provider: Option<String>,
+    llm_model: Option<String>,
+    llm_base_url: Option<String>,
+    llm_api_key: Option<Secret>,
+    anthropic_api_key: Option<Secret>,
+    anthropic_base_url: Option<String>,
+    llm_daily_tokens: Option<u64>,
+    llm_allowed_models: Option<Vec<String>>,
+    llm_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -227,9 +245,35 @@ impl Settings {
             settings.data_dir = f.data_dir.unwrap_or(settings.data_dir);
             settings.database_url = f.database_url.or(settings.database_url);
             settings.admin_token = f.admin_token.or(settings.admin_token);
+            settings.secret_key = f.secret_key.or(settings.secret_key);
             settings.plugins_dir = f.plugins_dir.or(settings.plugins_dir);
             settings.max_upload_bytes = f.max_upload_bytes.unwrap_or(settings.max_upload_bytes);
             settings.open_registration = f.open_registration.unwrap_or(settings.open_registration);
+            let llm_keys = [
+                ("HAM_LLM_PROVIDER", f.llm_provider),
+                ("HAM_LLM_MODEL", f.llm_model),
+                ("HAM_LLM_BASE_URL", f.llm_base_url),
+                ("HAM_LLM_API_KEY", f.llm_api_key.map(|s| s.0)),
+                ("ANTHROPIC_API_KEY", f.anthropic_api_key.map(|s| s.0)),
+                ("ANTHROPIC_BASE_URL", f.anthropic_base_url),
+                (
+                    "HAM_LLM_DAILY_TOKENS",
+                    f.llm_daily_tokens.map(|n| n.to_string()),
+                ),
+                (
+                    "HAM_LLM_ALLOWED_MODELS",
+                    f.llm_allowed_models.map(|m| m.join(",")),
+                ),
+                (
+                    "HAM_LLM_TIMEOUT_MS",
+                    f.llm_timeout_ms.map(|n| n.to_string()),
+                ),
+            ];
+            for (key, value) in llm_keys {
+                if let Some(value) = value {
+                    settings.llm.apply(key, &value)?;
+                }
+            }
         }
         for (key, value) in env {
             match key.as_str() {
@@ -243,6 +287,7 @@ impl Settings {
                 "HAM_ADMIN_TOKEN" if !value.is_empty() => {
                     settings.admin_token = Some(Secret(value))
                 }
+                "HAM_SECRET_KEY" if !value.is_empty() => settings.secret_key = Some(Secret(value)),
                 "HAM_PLUGINS_DIR" if !value.is_empty() => {
                     settings.plugins_dir = Some(PathBuf::from(value))
                 }
@@ -296,6 +341,7 @@ impl Settings {
                 "HAM_OPEN_REGISTRATION" => {
                     settings.open_registration = matches!(value.as_str(), "1" | "true")
                 }
+                _ if settings.llm.apply(&key, &value)? => {}
                 _ if key.starts_with("HAM_PLUGIN_") => {
                     settings.plugin_env.insert(key, Secret(value));
                 }

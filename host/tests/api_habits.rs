@@ -9,60 +9,10 @@
 
 mod common;
 
+use common::session::{Session, credentials};
 use common::{Backend, TestDb, TestServer, client, error_of, guest, probe_manifest, settings};
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::{Value, json};
-
-/// A signed-in browser: the session cookie, sent back on every request.
-#[derive(Clone, Default)]
-struct Session {
-    cookie: Option<String>,
-}
-
-impl Session {
-    async fn send(
-        &mut self,
-        server: &TestServer,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> reqwest::Response {
-        let mut request = client().request(method, server.url(path));
-        if let Some(cookie) = &self.cookie {
-            request = request.header("cookie", cookie);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        if let Some(set) = response.headers().get("set-cookie") {
-            let set = set.to_str().unwrap();
-            self.cookie =
-                Some(set.split(';').next().unwrap().to_string()).filter(|c| c != "ham_session=");
-        }
-        response
-    }
-
-    async fn json(
-        &mut self,
-        server: &TestServer,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let response = self.send(server, method, path, body).await;
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-}
-
-fn credentials(username: &str) -> Option<Value> {
-    Some(json!({ "username": username, "password": format!("{username}-secret-pw") }))
-}
 
 async fn habits_story(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();

@@ -3,34 +3,36 @@
 //! All need `Authorization: Bearer $HAM_ADMIN_TOKEN`. Without the variable set the
 //! routes are off (403, saying how to turn them on): there is no default token.
 
+use axum::Json;
 use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
 use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::ApiError;
+use super::{ApiError, ErrorBody};
 use crate::AppState;
 use crate::auth::MaybeUser;
 use crate::plugins::manifest::RouteClaim;
 use crate::plugins::{Installed, Source};
 use crate::runtime::LoadedPlugin;
+use crate::store::jobs::JobRow;
 use axum::extract::FromRequestParts;
 
-pub fn router(state: &AppState) -> Router<AppState> {
-    Router::new()
-        .route("/plugins", get(list))
-        .route(
-            "/plugins/{name}",
-            put(upload).layer(DefaultBodyLimit::max(state.settings.max_upload_bytes)),
-        )
-        .route("/plugins/{name}/versions", get(versions))
-        .route("/plugins/{name}/rollback", post(rollback))
-        .route("/jobs", get(jobs))
-        .route("/jobs/{id}/retry", post(retry_job))
+pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
+    let (schemas, paths, upload) = routes!(upload);
+    let upload = upload.layer(DefaultBodyLimit::max(state.settings.max_upload_bytes));
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes((schemas, paths, upload))
+        .routes(routes!(versions))
+        .routes(routes!(rollback))
+        .routes(routes!(jobs))
+        .routes(routes!(retry_job))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin))
 }
 
@@ -95,8 +97,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// A plugin as the admin API shows it.
-#[derive(Serialize)]
-struct PluginView {
+#[derive(Serialize, ToSchema)]
+pub struct PluginView {
     name: String,
     version: String,
     sha256: String,
@@ -131,6 +133,9 @@ fn timestamp(ms: i64) -> String {
     humantime::format_rfc3339_millis(time).to_string()
 }
 
+/// The active plugins.
+#[utoipa::path(get, path = "/plugins", tag = "admin",
+    responses((status = 200, body = Vec<PluginView>), (status = 401, body = ErrorBody)))]
 async fn list(State(state): State<AppState>) -> Json<Vec<PluginView>> {
     let snapshot = state.registry.snapshot();
     Json(
@@ -142,6 +147,14 @@ async fn list(State(state): State<AppState>) -> Json<Vec<PluginView>> {
     )
 }
 
+/// Uploads a version (multipart: `manifest`, `component`) and makes it active.
+#[utoipa::path(put, path = "/plugins/{name}", tag = "admin", params(("name" = String, Path)),
+    request_body(content_type = "multipart/form-data", description = "fields `manifest` (plugin.toml text) and `component` (the .wasm)"),
+    responses((status = 201, body = InstalledVersion, description = "a new version, now active"),
+        (status = 200, body = InstalledVersion, description = "an identical upload: the stored version, active"),
+        (status = 400, body = ErrorBody), (status = 409, description = "route_taken", body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 422, description = "invalid_manifest, invalid_component or contract_mismatch; the active version keeps serving", body = ErrorBody)))]
 async fn upload(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -206,7 +219,7 @@ async fn upload(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(version_answer(&installed))).into_response())
+    Ok((status, Json(InstalledVersion::of(&installed))).into_response())
 }
 
 fn multipart_error(e: axum::extract::multipart::MultipartError, state: &AppState) -> ApiError {
@@ -227,16 +240,26 @@ fn multipart_error(e: axum::extract::multipart::MultipartError, state: &AppState
     )
 }
 
-fn version_answer(installed: &Installed) -> serde_json::Value {
-    let mut view = serde_json::to_value(PluginView::of(&installed.plugin)).unwrap_or_default();
-    if let Some(map) = view.as_object_mut() {
-        map.insert("id".into(), installed.row.id.into());
-    }
-    view
+/// The version an upload or rollback made active.
+#[derive(Serialize, ToSchema)]
+pub struct InstalledVersion {
+    /// The stored version's id.
+    id: i64,
+    #[serde(flatten)]
+    plugin: PluginView,
 }
 
-#[derive(Serialize)]
-struct VersionView {
+impl InstalledVersion {
+    fn of(installed: &Installed) -> Self {
+        Self {
+            id: installed.row.id,
+            plugin: PluginView::of(&installed.plugin),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct VersionView {
     id: i64,
     version: String,
     sha256: String,
@@ -245,6 +268,9 @@ struct VersionView {
     active: bool,
 }
 
+/// Every stored version of a plugin, the active one marked.
+#[utoipa::path(get, path = "/plugins/{name}/versions", tag = "admin", params(("name" = String, Path)),
+    responses((status = 200, body = Vec<VersionView>), (status = 404, body = ErrorBody)))]
 async fn versions(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -275,25 +301,37 @@ async fn versions(
     ))
 }
 
+/// Reactivates the version that was active before the current one.
+#[utoipa::path(post, path = "/plugins/{name}/rollback", tag = "admin", params(("name" = String, Path)),
+    responses((status = 200, body = InstalledVersion), (status = 404, body = ErrorBody),
+        (status = 409, description = "no_previous_version", body = ErrorBody)))]
 async fn rollback(
     State(state): State<AppState>,
     Path(name): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<InstalledVersion>, ApiError> {
     let installed = state.registry.rollback(&name).await?;
-    Ok(Json(version_answer(&installed)))
+    Ok(Json(InstalledVersion::of(&installed)))
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 struct JobsQuery {
+    /// `queued`, `running`, `done` or `dead`.
     state: Option<String>,
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct JobList {
+    jobs: Vec<JobRow>,
+}
+
 /// The newest 500 jobs, optionally in one state (`queued`, `running`, `done`, `dead`).
+#[utoipa::path(get, path = "/jobs", tag = "admin", params(JobsQuery),
+    responses((status = 200, body = JobList), (status = 422, body = ErrorBody)))]
 async fn jobs(
     State(state): State<AppState>,
     axum::extract::Query(q): axum::extract::Query<JobsQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<JobList>, ApiError> {
     if let Some(s) = q
         .state
         .as_deref()
@@ -310,14 +348,17 @@ async fn jobs(
         .list_jobs(q.state.as_deref(), 500)
         .await
         .map_err(ApiError::internal)?;
-    Ok(Json(serde_json::json!({ "jobs": jobs })))
+    Ok(Json(JobList { jobs }))
 }
 
 /// Requeues a dead job with fresh attempts.
+#[utoipa::path(post, path = "/jobs/{id}/retry", tag = "admin", params(("id" = String, Path)),
+    responses((status = 200, body = JobRow), (status = 404, body = ErrorBody),
+        (status = 409, description = "not_dead", body = ErrorBody)))]
 async fn retry_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<JobRow>, ApiError> {
     let Some(job) = state.db.get_job(&id).await.map_err(ApiError::internal)? else {
         return Err(ApiError::not_found(format!("no job {id}")));
     };
@@ -333,6 +374,11 @@ async fn retry_job(
             format!("job {id} is {}; only dead jobs are retried", job.state),
         ));
     }
-    let job = state.db.get_job(&id).await.map_err(ApiError::internal)?;
-    Ok(Json(serde_json::json!(job)))
+    let job = state
+        .db
+        .get_job(&id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no job {id}")))?;
+    Ok(Json(job))
 }

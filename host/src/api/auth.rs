@@ -2,28 +2,42 @@
 
 use std::net::SocketAddr;
 
+use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{ApiError, ApiJson};
+use super::{ApiError, ApiJson, ErrorBody};
 use crate::AppState;
 use crate::auth::{self, CurrentUser, MaybeUser};
 use crate::settings::AuthMode;
-use crate::store::users::CreateUserError;
+use crate::store::users::{CreateUserError, User};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/auth/register", post(register))
-        .route("/auth/login", post(login))
-        .route("/auth/logout", post(logout))
-        .route("/me", get(me).patch(update_me))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(config))
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(me, update_me))
 }
 
-#[derive(Deserialize)]
+/// How this server identifies users.
+#[derive(serde::Serialize, ToSchema)]
+pub struct AuthConfig {
+    /// `local`, `forward-auth` or `oidc`.
+    mode: &'static str,
+    /// No account exists yet: the first to register becomes the admin.
+    first_run: bool,
+    /// Anyone may register (`HAM_OPEN_REGISTRATION=1`).
+    open_registration: bool,
+}
+
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Credentials {
     username: String,
@@ -88,6 +102,34 @@ fn local_only(state: &AppState) -> Result<(), ApiError> {
     }
 }
 
+/// How this server identifies users, so the browser app knows whether to show
+/// first-run registration, sign-in, or nothing (a proxy signs users in).
+#[utoipa::path(get, path = "/auth/config", tag = "auth", security(()),
+    responses((status = 200, body = AuthConfig)))]
+async fn config(State(state): State<AppState>) -> Result<Json<AuthConfig>, ApiError> {
+    let mode = match state.settings.auth {
+        AuthMode::Local => "local",
+        AuthMode::ForwardAuth => "forward-auth",
+        AuthMode::Oidc => "oidc",
+    };
+    let first_run = match state.settings.auth {
+        AuthMode::Local => state.db.count_users().await.map_err(ApiError::internal)? == 0,
+        AuthMode::ForwardAuth | AuthMode::Oidc => false,
+    };
+    Ok(Json(AuthConfig {
+        mode,
+        first_run,
+        open_registration: state.settings.open_registration,
+    }))
+}
+
+/// Creates an account (`HAM_AUTH=local`). The first becomes the admin and is
+/// signed in; later ones only by an admin, or by anyone with open registration.
+#[utoipa::path(post, path = "/auth/register", tag = "auth", security((), ("session" = [])), request_body = Credentials,
+    responses((status = 201, body = User, description = "the account; a session cookie when it signs in"),
+        (status = 403, description = "registration_closed", body = ErrorBody),
+        (status = 409, description = "username_taken", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 async fn register(
     State(state): State<AppState>,
     MaybeUser(current): MaybeUser,
@@ -130,6 +172,11 @@ async fn register(
     Ok(with_session(response, Some(&token), auth::is_https(&parts)))
 }
 
+/// Signs in (`HAM_AUTH=local`): a session cookie `ham_session`.
+#[utoipa::path(post, path = "/auth/login", tag = "auth", security(()), request_body = Credentials,
+    responses((status = 200, body = User),
+        (status = 401, description = "bad_credentials", body = ErrorBody),
+        (status = 429, description = "too_many_attempts, with Retry-After", body = ErrorBody)))]
 async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -185,6 +232,7 @@ async fn login(
 }
 
 /// Revokes the session on the server and clears the cookie.
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", responses((status = 204)))]
 async fn logout(State(state): State<AppState>, parts: Parts) -> Result<Response, ApiError> {
     if let Some(token) = auth::session_token(&parts) {
         state
@@ -200,28 +248,38 @@ async fn logout(State(state): State<AppState>, parts: Parts) -> Result<Response,
     ))
 }
 
-/// The signed-in user, with `today` in their time zone.
-async fn me(CurrentUser(user): CurrentUser) -> Response {
-    let today = crate::habits::today_in(&user.time_zone);
-    let mut body = serde_json::to_value(&user).unwrap_or_default();
-    if let Some(map) = body.as_object_mut() {
-        map.insert("today".into(), today.into());
-    }
-    Json(body).into_response()
+/// The signed-in user and their today.
+#[derive(serde::Serialize, ToSchema)]
+pub struct Me {
+    #[serde(flatten)]
+    user: User,
+    /// Today in the user's time zone, `YYYY-MM-DD`.
+    today: String,
 }
 
-#[derive(Deserialize)]
+/// The signed-in user, with `today` in their time zone.
+#[utoipa::path(get, path = "/me", tag = "auth",
+    responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
+async fn me(CurrentUser(user): CurrentUser) -> Json<Me> {
+    let today = crate::habits::today_in(&user.time_zone);
+    Json(Me { user, today })
+}
+
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct MeUpdate {
+    /// An IANA time zone such as `Europe/Berlin`.
     time_zone: Option<String>,
 }
 
 /// Changes the user's settings: `{"time_zone": "Europe/Berlin"}` (an IANA name).
+#[utoipa::path(patch, path = "/me", tag = "auth", request_body = MeUpdate,
+    responses((status = 200, body = Me), (status = 422, body = ErrorBody)))]
 async fn update_me(
     State(state): State<AppState>,
     CurrentUser(mut user): CurrentUser,
     ApiJson(update): ApiJson<MeUpdate>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<Me>, ApiError> {
     if let Some(tz) = update.time_zone {
         if !crate::habits::is_time_zone(&tz) {
             return Err(invalid(

@@ -1,16 +1,17 @@
 //! `GET /api/export`, `POST /api/import`: everything a user owns, out and back in.
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::ApiError;
+use super::{ApiError, ErrorBody};
 use crate::AppState;
 use crate::auth::{self, CurrentUser};
 use crate::export::{self, Export, ExportedHabit};
@@ -20,19 +21,34 @@ use crate::store::habits::ActivityRange;
 /// Largest import: ten years of daily entries for dozens of habits fit well within.
 const IMPORT_LIMIT: usize = 32 * 1024 * 1024;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/export", get(export_all)).route(
-        "/import",
-        post(import).layer(DefaultBodyLimit::max(IMPORT_LIMIT)),
-    )
+pub fn router() -> OpenApiRouter<AppState> {
+    let (schemas, paths, import) = routes!(import);
+    OpenApiRouter::new().routes(routes!(export_all)).routes((
+        schemas,
+        paths,
+        import.layer(DefaultBodyLimit::max(IMPORT_LIMIT)),
+    ))
 }
 
-#[derive(Deserialize)]
+/// What an import added.
+#[derive(Serialize, ToSchema)]
+pub struct Imported {
+    habits: usize,
+    entries: usize,
+    activities: usize,
+}
+
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 struct ExportQuery {
+    /// `json` (the default) or `csv`.
     format: Option<String>,
 }
 
+/// Everything the user owns, as JSON or as one CSV table.
+#[utoipa::path(get, path = "/export", tag = "export", params(ExportQuery),
+    responses((status = 200, content((Export = "application/json"), (String = "text/csv"))),
+        (status = 422, body = ErrorBody)))]
 async fn export_all(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -88,13 +104,19 @@ async fn export_all(
     }
 }
 
-/// Adds an export (JSON or CSV, by `Content-Type`) to the user's data.
+/// Adds an export (JSON or CSV, by `Content-Type`) to the user's data, all or
+/// nothing.
+#[utoipa::path(post, path = "/import", tag = "export",
+    request_body(content((Export = "application/json"), (String = "text/csv"))),
+    responses((status = 200, body = Imported),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, description = "the document is refused; the message names the field or CSV line", body = ErrorBody)))]
 async fn import(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Imported>, ApiError> {
     let body = body.map_err(|e| match e.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -189,7 +211,9 @@ async fn import(
         .import(&user.id, &document.time_zone, &habits, &document.activities)
         .await
         .map_err(ApiError::internal)?;
-    Ok(Json(
-        json!({ "habits": habits.len(), "entries": entry_count, "activities": document.activities.len() }),
-    ))
+    Ok(Json(Imported {
+        habits: habits.len(),
+        entries: entry_count,
+        activities: document.activities.len(),
+    }))
 }

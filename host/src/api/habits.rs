@@ -1,29 +1,63 @@
 //! `/api/habits`: a user's habits and their entries. Another user's ids are 404.
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{ApiError, ApiJson};
+use super::{ApiError, ApiJson, ErrorBody};
 use crate::AppState;
 use crate::auth::{self, CurrentUser};
 use crate::habits::{self, EntryInput, FieldError, Habit, HabitInput};
+use crate::rules::{self, StatsError};
 use crate::store::habits::ActivityRange;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/habits", get(list).post(create))
-        .route("/habits/{id}", get(read).patch(update).delete(remove))
-        .route("/habits/{id}/entries", get(entries))
-        .route(
-            "/habits/{id}/entries/{date}",
-            put(upsert_entry).delete(delete_entry),
-        )
-        .route("/activities", get(activities))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(all_stats))
+        .routes(routes!(read, update, remove))
+        .routes(routes!(stats))
+        .routes(routes!(entries))
+        .routes(routes!(upsert_entry, delete_entry))
+        .routes(routes!(activities))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HabitList {
+    habits: Vec<Habit>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EntryList {
+    entries: Vec<habits::Entry>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ActivityList {
+    activities: Vec<habits::Activity>,
+}
+
+/// Today's standing of one habit, in `GET /api/habits/stats`.
+#[derive(Serialize, ToSchema)]
+pub struct HabitToday {
+    habit_id: String,
+    /// Today's score, 0..1.
+    score: f64,
+    /// Days in the current streak; 0 for none.
+    current_streak: u32,
+    /// Days in the longest streak ever.
+    best_streak: u32,
+    window: rules::Window,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct StatsList {
+    stats: Vec<HabitToday>,
 }
 
 impl From<FieldError> for ApiError {
@@ -49,26 +83,33 @@ async fn owned(state: &AppState, user_id: &str, id: &str) -> Result<Habit, ApiEr
         .ok_or_else(not_found)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
+    /// Include archived habits.
     #[serde(default)]
     archived: bool,
 }
 
+/// The user's habits, by position.
+#[utoipa::path(get, path = "/habits", tag = "habits", params(ListQuery),
+    responses((status = 200, body = HabitList), (status = 401, body = ErrorBody)))]
 async fn list(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     Query(q): Query<ListQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<HabitList>, ApiError> {
     let habits = state
         .db
         .list_habits(&user.id, q.archived)
         .await
         .map_err(ApiError::internal)?;
-    Ok(Json(json!({ "habits": habits })))
+    Ok(Json(HabitList { habits }))
 }
 
+/// Creates a habit; `name` and `kind` are required.
+#[utoipa::path(post, path = "/habits", tag = "habits", request_body = HabitInput,
+    responses((status = 201, body = Habit), (status = 422, description = "a field is invalid; the message names it", body = ErrorBody)))]
 async fn create(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -106,6 +147,9 @@ async fn create(
     Ok((StatusCode::CREATED, Json(habit)).into_response())
 }
 
+/// One habit.
+#[utoipa::path(get, path = "/habits/{id}", tag = "habits", params(("id" = String, Path)),
+    responses((status = 200, body = Habit), (status = 404, body = ErrorBody)))]
 async fn read(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -114,6 +158,9 @@ async fn read(
     Ok(Json(owned(&state, &user.id, &id).await?))
 }
 
+/// Changes a habit: absent fields stay, `null` clears `unit`, `target`, `reminder`.
+#[utoipa::path(patch, path = "/habits/{id}", tag = "habits", params(("id" = String, Path)), request_body = HabitInput,
+    responses((status = 200, body = Habit), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn update(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -132,6 +179,9 @@ async fn update(
     Ok(Json(habit))
 }
 
+/// Deletes a habit and its entries.
+#[utoipa::path(delete, path = "/habits/{id}", tag = "habits", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
 async fn remove(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -148,6 +198,10 @@ async fn remove(
     }
 }
 
+/// Records the entry of a date (an idempotent upsert).
+#[utoipa::path(put, path = "/habits/{id}/entries/{date}", tag = "habits",
+    params(("id" = String, Path), ("date" = String, Path, description = "YYYY-MM-DD")), request_body = EntryInput,
+    responses((status = 200, body = habits::Entry), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn upsert_entry(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -164,6 +218,10 @@ async fn upsert_entry(
     Ok(Json(entry))
 }
 
+/// Deletes the entry of a date.
+#[utoipa::path(delete, path = "/habits/{id}/entries/{date}", tag = "habits",
+    params(("id" = String, Path), ("date" = String, Path, description = "YYYY-MM-DD")),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
 async fn delete_entry(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -188,19 +246,23 @@ async fn delete_entry(
     }
 }
 
-#[derive(Deserialize)]
+/// Dates `YYYY-MM-DD`, inclusive.
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 struct Range {
     from: Option<String>,
     to: Option<String>,
 }
 
+/// A habit's entries between two dates, oldest first.
+#[utoipa::path(get, path = "/habits/{id}/entries", tag = "habits", params(("id" = String, Path), Range),
+    responses((status = 200, body = EntryList), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn entries(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     Path(id): Path<String>,
     Query(range): Query<Range>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<EntryList>, ApiError> {
     let habit = owned(&state, &user.id, &id).await?;
     let from = range.from.unwrap_or_else(|| "0001-01-01".into());
     let to = range.to.unwrap_or_else(|| "9999-12-31".into());
@@ -218,10 +280,10 @@ async fn entries(
         .list_entries(&habit.id, &from, &to)
         .await
         .map_err(ApiError::internal)?;
-    Ok(Json(json!({ "entries": entries })))
+    Ok(Json(EntryList { entries }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 struct ActivityQuery {
     from: Option<String>,
@@ -230,11 +292,13 @@ struct ActivityQuery {
 }
 
 /// The user's workouts by local start date (inclusive), optionally one sport type.
+#[utoipa::path(get, path = "/activities", tag = "activities", params(ActivityQuery),
+    responses((status = 200, body = ActivityList), (status = 422, body = ErrorBody)))]
 async fn activities(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     Query(q): Query<ActivityQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<ActivityList>, ApiError> {
     let from = q.from.unwrap_or_else(|| "0001-01-01".into());
     let to = q.to.unwrap_or_else(|| "9999-12-31".into());
     for (field, value) in [("from", &from), ("to", &to)] {
@@ -256,5 +320,111 @@ async fn activities(
         .list_activities(&user.id, range)
         .await
         .map_err(ApiError::internal)?;
-    Ok(Json(json!({ "activities": found })))
+    Ok(Json(ActivityList { activities: found }))
+}
+
+impl From<StatsError> for ApiError {
+    fn from(e: StatsError) -> Self {
+        match e {
+            StatsError::NoRulesPlugin => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "rules_unavailable",
+                format!("{e}; install one (the bundled habit-rules is installed at start)"),
+            ),
+            StatsError::Invoke { .. } => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "rules_plugin_failed",
+                e.to_string(),
+            ),
+            StatsError::BadAnswer { .. } => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "rules_plugin_invalid",
+                e.to_string(),
+            ),
+            StatsError::Db(e) => ApiError::internal(e),
+        }
+    }
+}
+
+fn today_of(user: &crate::store::users::User) -> Result<jiff::civil::Date, ApiError> {
+    habits::today_in(&user.time_zone)
+        .parse()
+        .map_err(ApiError::internal)
+}
+
+/// A habit's stats over `from..=to` (default: the 30 days ending today), judged by
+/// the active rules plugin.
+#[utoipa::path(get, path = "/habits/{id}/stats", tag = "habits", params(("id" = String, Path), Range),
+    responses((status = 200, body = rules::HabitStats), (status = 404, body = ErrorBody),
+        (status = 422, description = "a bad date or a range over 3660 days", body = ErrorBody),
+        (status = 502, description = "the rules plugin failed or answered out of range; names the plugin and version", body = ErrorBody),
+        (status = 503, description = "no rules plugin is active", body = ErrorBody)))]
+async fn stats(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+    Query(q): Query<Range>,
+) -> Result<Json<rules::HabitStats>, ApiError> {
+    let found = state
+        .db
+        .habit_with_revision(&user.id, &id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(not_found)?;
+    let today = today_of(&user)?;
+    let to = q.to.unwrap_or_else(|| today.to_string());
+    let from = match q.from {
+        Some(from) => from,
+        None => to
+            .parse::<jiff::civil::Date>()
+            .ok()
+            .and_then(|d| d.checked_sub(jiff::Span::new().days(29)).ok())
+            .map_or_else(|| to.clone(), |d| d.to_string()),
+    };
+    let range = rules::Range::parse(&from, &to).map_err(|message| {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message)
+    })?;
+    let mut stats = state
+        .evaluator
+        .evaluate(&user.id, &[found], today, &range)
+        .await?;
+    let one = stats
+        .pop()
+        .ok_or_else(|| ApiError::internal("no stats returned"))?;
+    Ok(Json(rules::HabitStats::clone(&one)))
+}
+
+/// Today's score and streak of every active habit, from one rules plugin call.
+#[utoipa::path(get, path = "/habits/stats", tag = "habits",
+    responses((status = 200, body = StatsList), (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn all_stats(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+) -> Result<Json<StatsList>, ApiError> {
+    let habits = state
+        .db
+        .habits_with_revision(&user.id, false)
+        .await
+        .map_err(ApiError::internal)?;
+    let today = today_of(&user)?;
+    let range = rules::Range {
+        from: today,
+        to: today,
+    };
+    let stats = state
+        .evaluator
+        .evaluate(&user.id, &habits, today, &range)
+        .await?;
+    let stats = habits
+        .iter()
+        .zip(stats)
+        .map(|((habit, _), s)| HabitToday {
+            habit_id: habit.id.clone(),
+            score: s.score,
+            current_streak: s.current_streak,
+            best_streak: s.best_streaks.iter().map(|b| b.length).max().unwrap_or(0),
+            window: s.window.clone(),
+        })
+        .collect();
+    Ok(Json(StatsList { stats }))
 }

@@ -8,6 +8,7 @@ mod admin;
 mod auth;
 mod export;
 mod habits;
+mod openapi;
 mod plugin_routes;
 
 use axum::extract::rejection::JsonRejection;
@@ -16,7 +17,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::AppState;
 use crate::plugins::InstallError;
@@ -54,9 +55,28 @@ impl ApiError {
     }
 }
 
+/// The body of every error answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, for programs: `not_found`, `invalid_field`, `plugin_trap`, ...
+    code: String,
+    /// For people: what is wrong, naming the field at fault.
+    message: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Json(json!({ "error": { "code": self.code, "message": self.message } }));
+        let body = Json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
+            },
+        });
         (self.status, body).into_response()
     }
 }
@@ -94,12 +114,13 @@ pub fn invoke_error(plugin: &str, version: &str, e: InvokeError) -> ApiError {
     let (status, code) = match &e {
         InvokeError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "plugin_timeout"),
         InvokeError::MemoryLimit(_) => (StatusCode::INTERNAL_SERVER_ERROR, "plugin_memory_limit"),
+        InvokeError::OutOfFuel(_) => (StatusCode::INTERNAL_SERVER_ERROR, "plugin_out_of_fuel"),
         InvokeError::Trap(_) => (StatusCode::INTERNAL_SERVER_ERROR, "plugin_trap"),
         InvokeError::NoResponse | InvokeError::GuestError(_) => {
             (StatusCode::INTERNAL_SERVER_ERROR, "plugin_failed")
         }
         InvokeError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "plugin_busy"),
-        InvokeError::NoHttpExport | InvokeError::NoJobHandler => {
+        InvokeError::NoHttpExport | InvokeError::NoJobHandler | InvokeError::NoRules => {
             (StatusCode::NOT_FOUND, "not_found")
         }
         InvokeError::Internal(_) => {
@@ -155,11 +176,10 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<
     }
 }
 
-/// The whole HTTP surface of the host.
+/// The whole HTTP surface of the host. The `/api` routes are registered with
+/// their OpenAPI description (utoipa-axum), which `GET /api/openapi.json` serves.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
+    let (api, document) = OpenApiRouter::with_openapi(openapi::base())
         .nest("/api/admin", admin::router(&state))
         .nest(
             "/api",
@@ -168,6 +188,18 @@ pub fn router(state: AppState) -> Router {
                 .merge(export::router())
                 .layer(axum::extract::DefaultBodyLimit::max(API_BODY_LIMIT)),
         )
+        .split_for_parts();
+    let document = std::sync::Arc::new(document);
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/llm/status", get(crate::llm::status))
+        .route(
+            "/api/openapi.json",
+            get(move |state| openapi::serve(state, document.clone())),
+        )
+        .merge(api)
         .fallback(plugin_routes::dispatch)
         .with_state(state)
 }
@@ -183,4 +215,16 @@ async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> 
         )
         .into_response()
     }
+}
+
+/// The host's counters in Prometheus' text format.
+async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.runtime.metrics.render(),
+    )
+        .into_response()
 }

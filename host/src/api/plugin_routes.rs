@@ -81,7 +81,9 @@ async fn route(
         }
         plugin.clone()
     } else {
-        return Err(ApiError::not_found(format!("no route for {path}")));
+        // Last: the browser app (its files, and index.html for client routes).
+        return crate::web::serve(request.method(), &path, request.headers())
+            .ok_or_else(|| ApiError::not_found(format!("no route for {path}")));
     };
 
     // wasi:http needs an authority; HTTP/1.1 clients send Host, others may not.

@@ -8,6 +8,7 @@
 //! again when its lease runs out (counted as an attempt).
 
 pub mod cron;
+pub mod grant;
 
 use std::time::Duration;
 
@@ -66,21 +67,41 @@ pub fn spawn_scheduler(state: &AppState) -> tokio::task::JoinHandle<()> {
                     if !cron.matches(minute) {
                         continue;
                     }
-                    let id = format!("schedule:{}:{}:{minute}", plugin.manifest.name, entry.job);
-                    let queued = state
-                        .db
-                        .enqueue_job(&NewJob {
-                            id: &id,
-                            plugin: &plugin.manifest.name,
-                            user_id: None,
-                            kind: &entry.job,
-                            payload: &[],
-                            run_after: minute * 60_000,
-                            max_attempts: state.settings.job_max_attempts,
-                        })
-                        .await;
-                    if let Err(e) = queued {
-                        tracing::error!(job = %id, error = %e, "queueing a scheduled job failed");
+                    let users = match entry.per_user {
+                        false => vec![None],
+                        true => match state.db.kv_users(&plugin.manifest.name).await {
+                            Ok(users) => users.into_iter().map(Some).collect(),
+                            Err(e) => {
+                                tracing::error!(plugin = %plugin.manifest.name, error = %e, "listing a plugin's users failed");
+                                continue;
+                            }
+                        },
+                    };
+                    for user in &users {
+                        let id = match user {
+                            None => {
+                                format!("schedule:{}:{}:{minute}", plugin.manifest.name, entry.job)
+                            }
+                            Some(user) => format!(
+                                "schedule:{}:{}:{minute}:{user}",
+                                plugin.manifest.name, entry.job
+                            ),
+                        };
+                        let queued = state
+                            .db
+                            .enqueue_job(&NewJob {
+                                id: &id,
+                                plugin: &plugin.manifest.name,
+                                user_id: user.as_deref(),
+                                kind: &entry.job,
+                                payload: &[],
+                                run_after: minute * 60_000,
+                                max_attempts: state.settings.job_max_attempts,
+                            })
+                            .await;
+                        if let Err(e) = queued {
+                            tracing::error!(job = %id, error = %e, "queueing a scheduled job failed");
+                        }
                     }
                 }
             }
@@ -111,7 +132,51 @@ pub fn spawn_workers(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
 }
 
 async fn run(state: &AppState, job: JobRow) {
-    let outcome = match state.registry.get(&job.plugin) {
+    // While the job runs, its lease is renewed: a short lease then means a quick
+    // takeover when a host dies, never a second run of a job that is still going.
+    let lease_ms = state.settings.job_lease_ms;
+    let heartbeat = {
+        let (db, id, attempt) = (state.db.clone(), job.id.clone(), job.attempts);
+        let every = Duration::from_millis(u64::try_from(lease_ms / 3).unwrap_or(1000).max(10));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                match db.extend_lease(&id, attempt, lease_ms).await {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(e) => {
+                        tracing::warn!(job = %id, error = %e, "renewing a job's lease failed")
+                    }
+                }
+            }
+        })
+    };
+    let outcome = run_once(state, &job).await;
+    heartbeat.abort();
+    let recorded = match outcome {
+        Ok(()) => state.db.finish_job(&job.id, job.attempts).await,
+        Err((why, after, dead)) => {
+            // A requested delay (a rate limit) is not the job's fault: no attempt used.
+            let refund = after.is_some();
+            let delay =
+                after.unwrap_or_else(|| backoff_ms(job.attempts, state.settings.job_backoff_ms));
+            let run_after = now_ms() + i64::try_from(delay).unwrap_or(i64::MAX / 2);
+            tracing::warn!(job = %job.id, plugin = %job.plugin, kind = %job.kind, attempt = job.attempts, error = %why, "job failed");
+            state
+                .db
+                .fail_job(&job.id, job.attempts, &why, run_after, dead, refund)
+                .await
+        }
+    };
+    if let Err(e) = recorded {
+        // The lease runs out and another claim retries it.
+        tracing::error!(job = %job.id, error = %e, "recording a job's outcome failed");
+    }
+}
+
+/// One run of a job through its plugin: `Err((why, retry after ms, dead))`.
+async fn run_once(state: &AppState, job: &JobRow) -> Result<(), (String, Option<u64>, bool)> {
+    match state.registry.get(&job.plugin) {
         None => Err((
             format!("plugin {} is not installed", job.plugin),
             None,
@@ -139,31 +204,14 @@ async fn run(state: &AppState, job: JobRow) {
                 Err(e) => Err((format!("plugin {} {e}", job.plugin), None, false)),
             }
         }
-    };
-    let recorded = match outcome {
-        Ok(()) => state.db.finish_job(&job.id).await,
-        Err((why, after, dead)) => {
-            // A requested delay (a rate limit) is not the job's fault: no attempt used.
-            let refund = after.is_some();
-            let delay =
-                after.unwrap_or_else(|| backoff_ms(job.attempts, state.settings.job_backoff_ms));
-            let run_after = now_ms() + i64::try_from(delay).unwrap_or(i64::MAX / 2);
-            tracing::warn!(job = %job.id, plugin = %job.plugin, kind = %job.kind, attempt = job.attempts, error = %why, "job failed");
-            state
-                .db
-                .fail_job(&job.id, &why, run_after, dead, refund)
-                .await
-        }
-    };
-    if let Err(e) = recorded {
-        // The lease runs out and another claim retries it.
-        tracing::error!(job = %job.id, error = %e, "recording a job's outcome failed");
     }
 }
 
-impl wit::Host for Invocation {
-    async fn enqueue(
+impl Invocation {
+    /// Queues a job of this plugin acting for `user` (or for no user).
+    async fn queue_job(
         &mut self,
+        user: Option<String>,
         kind: String,
         payload: Vec<u8>,
         run_after: Option<i64>,
@@ -184,7 +232,7 @@ impl wit::Host for Invocation {
             .enqueue_job(&NewJob {
                 id: &id,
                 plugin: &self.plugin.manifest.name,
-                user_id: self.user.as_deref(),
+                user_id: user.as_deref(),
                 kind: &kind,
                 payload: &payload,
                 run_after: run_after.unwrap_or_else(now_ms),
@@ -193,6 +241,38 @@ impl wit::Host for Invocation {
             .await;
         queued.map_err(|e| self.host_failed(e))?;
         Ok(id)
+    }
+}
+
+impl wit::Host for Invocation {
+    async fn enqueue(
+        &mut self,
+        kind: String,
+        payload: Vec<u8>,
+        run_after: Option<i64>,
+    ) -> Result<String, GuestError> {
+        let user = self.user.clone();
+        self.queue_job(user, kind, payload, run_after).await
+    }
+
+    async fn grant(&mut self) -> Result<String, GuestError> {
+        let user = self.acting_user()?;
+        Ok(grant::issue(&self.secret, &self.plugin.manifest.name, user))
+    }
+
+    async fn enqueue_granted(
+        &mut self,
+        grant: String,
+        kind: String,
+        payload: Vec<u8>,
+        run_after: Option<i64>,
+    ) -> Result<String, GuestError> {
+        let Some(user) = grant::verify(&self.secret, &self.plugin.manifest.name, &grant) else {
+            return Err(GuestError::AccessDenied(
+                "the grant was not issued to this plugin".into(),
+            ));
+        };
+        self.queue_job(Some(user), kind, payload, run_after).await
     }
 }
 

@@ -54,8 +54,10 @@ pub struct Manifest {
     pub variables: BTreeMap<String, Variable>,
 }
 
-/// An exact route the plugin serves besides `/plugins/{name}/…`.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+/// A route the plugin serves besides `/plugins/{name}/…`: an exact path, or a
+/// path ending in `/*`, which matches the path before it and everything below
+/// (`/api/coach/conversations/*` matches `/api/coach/conversations/42`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteClaim {
     pub path: String,
@@ -69,7 +71,7 @@ fn default_methods() -> Vec<String> {
     vec!["GET".to_string()]
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RouteAuth {
     /// Anyone may call it (webhooks).
@@ -84,6 +86,10 @@ pub enum RouteAuth {
 pub struct ScheduleEntry {
     pub cron: String,
     pub job: String,
+    /// Queue one job per user who has used the plugin (who has rows in its user
+    /// scope of `storage`), acting for that user, instead of one for no user.
+    #[serde(default)]
+    pub per_user: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -92,6 +98,11 @@ pub struct Limits {
     pub memory_mb: u32,
     pub timeout_ms: u64,
     pub storage_quota_mb: u32,
+    /// An instruction budget per invocation (wasmtime fuel: about one unit per
+    /// wasm instruction). Unlike the deadline it does not depend on the machine's
+    /// speed or load, so a pure plugin (a rule set) gives the same answer, or the
+    /// same refusal, every time. None: no budget, only the deadline.
+    pub fuel: Option<u64>,
 }
 
 impl Default for Limits {
@@ -100,6 +111,7 @@ impl Default for Limits {
             memory_mb: 64,
             timeout_ms: 5000,
             storage_quota_mb: 10,
+            fuel: None,
         }
     }
 }
@@ -127,6 +139,7 @@ pub const HOST_ROUTE_PREFIXES: &[&str] = &[
     "/api/export",
     "/api/import",
     "/api/openapi.json",
+    "/api/llm",
 ];
 
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
@@ -170,6 +183,12 @@ impl Manifest {
                 format!("{} is not within 0..=1024", l.storage_quota_mb),
             );
         }
+        if l.fuel == Some(0) {
+            return bad(
+                "limits.fuel",
+                "0 leaves no instructions to run; omit it for no budget".into(),
+            );
+        }
         for (name, variable) in &self.variables {
             if !is_variable_name(name) {
                 return bad(
@@ -201,15 +220,23 @@ impl Manifest {
         }
         for (i, route) in self.routes.iter().enumerate() {
             let key = format!("routes[{i}]");
-            if !route.path.starts_with("/api/") || route.path.contains(['?', '#', '*', '{']) {
+            let base = route.prefix().unwrap_or(&route.path);
+            if !base.starts_with("/api/")
+                || base.len() <= "/api/".len()
+                || base.ends_with('/')
+                || base.contains(['?', '#', '*', '{'])
+            {
                 return bad(
                     &format!("{key}.path"),
-                    format!("`{}` must be an exact path under /api/", route.path),
+                    format!(
+                        "`{}` must be an exact path under /api/, or one ending in /*",
+                        route.path
+                    ),
                 );
             }
             if let Some(prefix) = HOST_ROUTE_PREFIXES
                 .iter()
-                .find(|p| is_under(&route.path, p))
+                .find(|p| is_under(base, p) || is_under(p, base))
             {
                 return bad(
                     &format!("{key}.path"),
@@ -259,7 +286,23 @@ impl Manifest {
     }
 }
 
-fn is_under(path: &str, prefix: &str) -> bool {
+impl RouteClaim {
+    /// For a claim ending in `/*`, the path it covers (without the `/*`).
+    pub fn prefix(&self) -> Option<&str> {
+        self.path.strip_suffix("/*")
+    }
+
+    /// Whether a request path falls under this claim.
+    pub fn matches(&self, path: &str) -> bool {
+        match self.prefix() {
+            Some(base) => is_under(path, base),
+            None => self.path == path,
+        }
+    }
+}
+
+/// `path` is `prefix` or below it (segment-wise: `/api/ab` is not under `/api/a`).
+pub fn is_under(path: &str, prefix: &str) -> bool {
     path == prefix
         || path
             .strip_prefix(prefix)
@@ -316,6 +359,22 @@ mod tests {
     const MINIMAL: &str = "name = \"hello\"\nversion = \"0.1.0\"\n";
 
     #[test]
+    fn prefix_claims_match_their_path_and_below() {
+        let m = Manifest::parse(
+            "name = \"c\"\nversion = \"0.1.0\"\nroutes = [{ path = \"/api/c/items/*\" }]",
+        )
+        .unwrap();
+        let claim = &m.routes[0];
+        assert_eq!(claim.prefix(), Some("/api/c/items"));
+        for path in ["/api/c/items", "/api/c/items/1", "/api/c/items/1/x"] {
+            assert!(claim.matches(path), "{path}");
+        }
+        for path in ["/api/c/itemsx", "/api/c", "/api/c/item"] {
+            assert!(!claim.matches(path), "{path}");
+        }
+    }
+
+    #[test]
     fn a_minimal_manifest_gets_defaults() {
         let m = Manifest::parse(MINIMAL).unwrap();
         assert_eq!(m.limits.memory_mb, 64);
@@ -355,6 +414,18 @@ mod tests {
             ),
             (
                 "name = \"x\"\nversion = \"0.1.0\"\nroutes = [{ path = \"/elsewhere\" }]",
+                "routes[0].path",
+            ),
+            (
+                "name = \"x\"\nversion = \"0.1.0\"\nroutes = [{ path = \"/api/*\" }]",
+                "routes[0].path",
+            ),
+            (
+                "name = \"x\"\nversion = \"0.1.0\"\nroutes = [{ path = \"/api/x/*/y\" }]",
+                "routes[0].path",
+            ),
+            (
+                "name = \"x\"\nversion = \"0.1.0\"\nroutes = [{ path = \"/api/habits/*\" }]",
                 "routes[0].path",
             ),
             (

@@ -19,18 +19,35 @@ use crate::runtime::{LoadError, LoadedPlugin, Runtime};
 use crate::store::plugin_versions::{NewVersion, VersionRow};
 use crate::store::{self, Db, now_ms};
 
-/// The active plugins and the exact routes they claim. Immutable once published.
+/// The active plugins and the routes they claim. Immutable once published.
 #[derive(Default)]
 pub struct Snapshot {
     pub plugins: BTreeMap<String, Arc<LoadedPlugin>>,
+    /// Claimed paths (exact, or ending in `/*`) and the plugin claiming each.
     routes: HashMap<String, String>,
+    /// The `/*` claims as (path covered, plugin), longest path first.
+    prefixes: Vec<(String, String)>,
 }
 
 impl Snapshot {
-    /// The plugin claiming an exact path, with its claim.
+    /// The plugin claiming a path, with its claim: an exact claim first, else the
+    /// longest `/*` claim covering it.
     pub fn route(&self, path: &str) -> Option<(&Arc<LoadedPlugin>, &RouteClaim)> {
-        let plugin = self.plugins.get(self.routes.get(path)?)?;
-        let claim = plugin.manifest.routes.iter().find(|r| r.path == path)?;
+        if let Some(owner) = self.routes.get(path).filter(|_| !path.ends_with("/*")) {
+            let plugin = self.plugins.get(owner)?;
+            let claim = plugin.manifest.routes.iter().find(|r| r.path == path)?;
+            return Some((plugin, claim));
+        }
+        let (base, owner) = self
+            .prefixes
+            .iter()
+            .find(|(base, _)| super::manifest::is_under(path, base))?;
+        let plugin = self.plugins.get(owner)?;
+        let claim = plugin
+            .manifest
+            .routes
+            .iter()
+            .find(|r| r.prefix() == Some(base.as_str()))?;
         Some((plugin, claim))
     }
 
@@ -61,8 +78,20 @@ impl Snapshot {
                     .iter()
                     .map(|r| (r.path.clone(), p.manifest.name.clone()))
             })
+            .collect::<HashMap<_, _>>();
+        let mut prefixes: Vec<(String, String)> = routes
+            .iter()
+            .filter_map(|(path, owner)| {
+                path.strip_suffix("/*")
+                    .map(|base| (base.to_string(), owner.clone()))
+            })
             .collect();
-        Self { plugins, routes }
+        prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
+        Self {
+            plugins,
+            routes,
+            prefixes,
+        }
     }
 }
 

@@ -35,7 +35,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use self::bindings::exports::ham::plugin::job_handler;
+use self::bindings::exports::ham::plugin::{job_handler, rules};
 use self::config::Variables;
 use self::outbound::{OutboundHooks, OutboundPolicy};
 use crate::plugins::manifest::Manifest;
@@ -94,6 +94,8 @@ pub enum InvokeError {
     Timeout(u64),
     #[error("exceeded its memory limit of {0} MiB")]
     MemoryLimit(u32),
+    #[error("ran out of fuel (its budget of {0} instructions)")]
+    OutOfFuel(u64),
     #[error("trapped: {0}")]
     Trap(String),
     #[error("returned no response")]
@@ -106,8 +108,28 @@ pub enum InvokeError {
     NoHttpExport,
     #[error("does not handle jobs")]
     NoJobHandler,
+    #[error("does not export rules")]
+    NoRules,
     #[error("failed in the host: {0}")]
     Internal(String),
+}
+
+impl InvokeError {
+    /// A short name for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            InvokeError::Timeout(_) => "timeout",
+            InvokeError::MemoryLimit(_) => "memory",
+            InvokeError::OutOfFuel(_) => "fuel",
+            InvokeError::Trap(_) => "trap",
+            InvokeError::Busy => "busy",
+            InvokeError::NoResponse | InvokeError::GuestError(_) => "failed",
+            InvokeError::NoHttpExport | InvokeError::NoJobHandler | InvokeError::NoRules => {
+                "no_export"
+            }
+            InvokeError::Internal(_) => "internal",
+        }
+    }
 }
 
 /// The memory cap a store enforces; raised as an error, not a plain trap, so it can
@@ -155,6 +177,7 @@ pub struct LoadedPlugin {
     instance_pre: InstancePre<Invocation>,
     proxy_pre: Option<ProxyPre<Invocation>>,
     job_indices: Option<job_handler::GuestIndices>,
+    rules_indices: Option<rules::GuestIndices>,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -184,8 +207,14 @@ pub struct Invocation {
     /// The user this invocation acts for, if any.
     pub user: Option<String>,
     pub db: Db,
+    /// Habit stats for the `habits.list-stats` call.
+    pub evaluator: Option<Arc<crate::rules::Evaluator>>,
+    /// The configured language model (`ham:plugin/llm`).
+    pub llm: Arc<crate::llm::Llm>,
     /// Attempts a job queued by this invocation gets.
     pub job_max_attempts: i64,
+    /// The root of sealing and grant keys (`storage.set-sealed`, `jobs.grant`).
+    pub secret: crate::store::sealed::HostSecret,
     wasi: WasiCtx,
     http: WasiHttpCtx,
     table: ResourceTable,
@@ -265,8 +294,17 @@ pub struct Runtime {
     cache_dir: PathBuf,
     db: Db,
     pub stats: RuntimeStats,
+    /// Invocation and error counters, exposed at `/metrics`.
+    pub metrics: crate::telemetry::Metrics,
+    /// Set once the registry exists (it needs the runtime first).
+    pub evaluator: std::sync::OnceLock<Arc<crate::rules::Evaluator>>,
+    /// The language model plugins with `llm = true` call; `none` until set.
+    pub llm: Arc<crate::llm::Llm>,
     /// Attempts each queued job gets (`HAM_JOB_MAX_ATTEMPTS`).
     pub job_max_attempts: i64,
+    /// Sealing and grant keys derive from it; a random one until the app sets
+    /// the configured one (`HAM_SECRET_KEY` or `<data dir>/secret.key`).
+    pub secret: crate::store::sealed::HostSecret,
 }
 
 impl Runtime {
@@ -276,6 +314,9 @@ impl Runtime {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
+        // Fuel gives pure plugins (rule sets) a deterministic instruction budget;
+        // stores of plugins without `limits.fuel` get an unlimited tank.
+        config.consume_fuel(true);
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(MAX_CONCURRENT_INSTANCES)
             .total_core_instances(MAX_CONCURRENT_INSTANCES)
@@ -307,17 +348,26 @@ impl Runtime {
         bindings::ham::plugin::log::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
         bindings::ham::plugin::habits::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
         bindings::ham::plugin::jobs::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+        bindings::ham::plugin::llm::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
 
         let cache_dir = data_dir.join("cache").join(engine_hash(&engine));
         std::fs::create_dir_all(&cache_dir)?;
         spawn_epoch_ticker(&engine);
+        let llm = Arc::new(crate::llm::Llm::new(
+            &crate::llm::LlmSettings::default(),
+            db.clone(),
+        )?);
         Ok(Self {
             engine,
             linker,
             cache_dir,
             db,
             stats: RuntimeStats::default(),
+            metrics: Default::default(),
+            evaluator: Default::default(),
+            llm,
             job_max_attempts: 5,
+            secret: crate::store::sealed::HostSecret::random()?,
         })
     }
 
@@ -382,6 +432,13 @@ impl Runtime {
             ),
             false => None,
         };
+        let rules_indices = match exports.rules {
+            true => Some(
+                rules::GuestIndices::new(&instance_pre)
+                    .map_err(|e| LoadError::Internal(format!("{e:#}")))?,
+            ),
+            false => None,
+        };
         let variables = Variables::resolve(&manifest, plugin_env);
         let rules = manifest
             .outbound_rules(&variables)
@@ -399,6 +456,7 @@ impl Runtime {
             instance_pre,
             proxy_pre,
             job_indices,
+            rules_indices,
         })
     }
 
@@ -449,13 +507,20 @@ impl Runtime {
             plugin,
             user,
             db: self.db.clone(),
+            evaluator: self.evaluator.get().cloned(),
+            llm: self.llm.clone(),
             job_max_attempts: self.job_max_attempts,
+            secret: self.secret.clone(),
             wasi: WasiCtx::builder().build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
         };
+        let fuel = invocation.plugin.manifest.limits.fuel.unwrap_or(u64::MAX);
         let mut store = Store::new(&self.engine, invocation);
         store.limiter(|inv| &mut inv.limits);
+        if let Err(e) = store.set_fuel(fuel) {
+            tracing::error!(error = %e, "could not set a store's fuel");
+        }
         // Yield to the executor every tick so a busy guest does not hog a worker
         // thread, and interrupt it at its deadline.
         store.set_epoch_deadline(1);
@@ -473,6 +538,22 @@ impl Runtime {
     /// body streams from the guest as it writes; the invocation's deadline covers
     /// the whole exchange.
     pub async fn serve_http<B>(
+        &self,
+        plugin: Arc<LoadedPlugin>,
+        user: Option<String>,
+        request: http::Request<B>,
+    ) -> Result<http::Response<HyperOutgoingBody>, InvokeError>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let counted = plugin.clone();
+        let result = self.serve_http_inner(plugin, user, request).await;
+        self.record(&counted, "http", result.as_ref().err());
+        result
+    }
+
+    async fn serve_http_inner<B>(
         &self,
         plugin: Arc<LoadedPlugin>,
         user: Option<String>,
@@ -539,6 +620,7 @@ impl Runtime {
         let Some(indices) = plugin.job_indices.clone() else {
             return Err(InvokeError::NoJobHandler);
         };
+        let counted = plugin.clone();
         let limits = plugin.manifest.limits.clone();
         let pre = plugin.instance_pre.clone();
         let mut store = self.new_store(plugin, user);
@@ -547,9 +629,58 @@ impl Runtime {
             let guest = indices.load(&mut store, &instance)?;
             guest.call_handle(&mut store, job).await
         };
-        match tokio::time::timeout(Duration::from_millis(limits.timeout_ms), run).await {
+        let result = match tokio::time::timeout(Duration::from_millis(limits.timeout_ms), run).await
+        {
             Ok(result) => result.map_err(|e| classify(e, &limits)),
             Err(_) => Err(InvokeError::Timeout(limits.timeout_ms)),
+        };
+        self.record(&counted, "job-handler", result.as_ref().err());
+        result
+    }
+    /// Evaluates habits with a fresh instance of the plugin's `rules` export: one
+    /// call for many habits. The plugin's answers are returned as given; checking
+    /// them is the caller's business.
+    pub async fn evaluate_rules(
+        &self,
+        plugin: Arc<LoadedPlugin>,
+        inputs: &[rules::EvaluationInput],
+    ) -> Result<Vec<Result<rules::Evaluation, String>>, InvokeError> {
+        let Some(indices) = plugin.rules_indices.clone() else {
+            return Err(InvokeError::NoRules);
+        };
+        let counted = plugin.clone();
+        let limits = plugin.manifest.limits.clone();
+        let pre = plugin.instance_pre.clone();
+        let mut store = self.new_store(plugin, None);
+        let run = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            let guest = indices.load(&mut store, &instance)?;
+            guest.call_evaluate(&mut store, inputs).await
+        };
+        let result = match tokio::time::timeout(Duration::from_millis(limits.timeout_ms), run).await
+        {
+            Ok(result) => result.map_err(|e| classify(e, &limits)),
+            Err(_) => Err(InvokeError::Timeout(limits.timeout_ms)),
+        };
+        self.record(&counted, "rules", result.as_ref().err());
+        result
+    }
+
+    /// Counts an invocation, and its failure if it failed.
+    fn record(&self, plugin: &LoadedPlugin, export: &'static str, error: Option<&InvokeError>) {
+        let version = plugin.version_label();
+        let labels = [
+            ("plugin", plugin.manifest.name.as_str()),
+            ("version", version.as_str()),
+            ("export", export),
+        ];
+        self.metrics.inc("ham_plugin_invocations_total", &labels);
+        if let Some(e) = error {
+            let [plugin, version, export] = labels;
+            self.metrics.inc(
+                "ham_plugin_errors_total",
+                &[plugin, version, export, ("kind", e.kind())],
+            );
         }
     }
 }
@@ -563,6 +694,7 @@ fn classify(e: wasmtime::Error, limits: &crate::plugins::manifest::Limits) -> In
     }
     match e.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => InvokeError::Timeout(limits.timeout_ms),
+        Some(Trap::OutOfFuel) => InvokeError::OutOfFuel(limits.fuel.unwrap_or(u64::MAX)),
         Some(trap) => InvokeError::Trap(trap.to_string()),
         None => InvokeError::Trap(format!("{e:#}")),
     }

@@ -10,7 +10,7 @@ use sqlx::any::AnyRow;
 
 use super::{Backend, Db, Result, now_ms};
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct JobRow {
     pub id: String,
     pub plugin: String,
@@ -98,13 +98,33 @@ impl Db {
         Ok(row.as_ref().map(job_row))
     }
 
-    /// Marks a running job done.
-    pub async fn finish_job(&self, id: &str) -> Result<()> {
+    /// Extends the lease of a job this worker still holds (its claim was attempt
+    /// `attempt`) to `now + lease_ms`. False when the job is no longer ours.
+    pub async fn extend_lease(&self, id: &str, attempt: i64, lease_ms: i64) -> Result<bool> {
+        let now = now_ms();
+        let done = sqlx::query(
+            "UPDATE jobs SET lease_until = $3, updated_at = $4 \
+             WHERE id = $1 AND attempts = $2 AND state = 'running'",
+        )
+        .bind(id)
+        .bind(attempt)
+        .bind(now + lease_ms)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Marks a running job done, if the claim `attempt` still holds it (a claim
+    /// taken over after its lease ran out records nothing).
+    pub async fn finish_job(&self, id: &str, attempt: i64) -> Result<()> {
         sqlx::query(
-            "UPDATE jobs SET state = 'done', lease_until = NULL, updated_at = $2 WHERE id = $1",
+            "UPDATE jobs SET state = 'done', lease_until = NULL, updated_at = $2 \
+             WHERE id = $1 AND attempts = $3 AND state = 'running'",
         )
         .bind(id)
         .bind(now_ms())
+        .bind(attempt)
         .execute(self.pool())
         .await?;
         Ok(())
@@ -112,9 +132,11 @@ impl Db {
 
     /// Puts a job back in the queue to run at `run_after`, or kills it when it has
     /// used its attempts (or `dead` is set). `refund` does not count this attempt.
+    /// Like [`Db::finish_job`], only while the claim `attempt` holds it.
     pub async fn fail_job(
         &self,
         id: &str,
+        attempt: i64,
         error: &str,
         run_after: i64,
         dead: bool,
@@ -123,7 +145,8 @@ impl Db {
         sqlx::query(
             "UPDATE jobs SET attempts = attempts - $5, \
              state = CASE WHEN $4 = 1 OR attempts - $5 >= max_attempts THEN 'dead' ELSE 'queued' END, \
-             run_after = $3, lease_until = NULL, last_error = $2, updated_at = $6 WHERE id = $1",
+             run_after = $3, lease_until = NULL, last_error = $2, updated_at = $6 \
+             WHERE id = $1 AND attempts = $7 AND state = 'running'",
         )
         .bind(id)
         .bind(error)
@@ -131,6 +154,7 @@ impl Db {
         .bind(i64::from(dead))
         .bind(i64::from(refund))
         .bind(now_ms())
+        .bind(attempt)
         .execute(self.pool())
         .await?;
         Ok(())

@@ -49,6 +49,17 @@ const OTHERS_SIZE: &str = "(SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM p
      WHERE plugin = $1 AND NOT (owner = $2 AND key = $3))";
 
 impl Db {
+    /// The users with rows in a plugin's user scope: who has used the plugin.
+    pub async fn kv_users(&self, plugin: &str) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT owner FROM plugin_kv WHERE plugin = $1 AND owner <> '' ORDER BY owner",
+        )
+        .bind(plugin)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(|r| r.get::<String, _>(0)).collect())
+    }
+
     pub async fn kv_get(&self, scope: KvScope<'_>, key: &str) -> Result<Option<(Vec<u8>, i64)>> {
         let row = sqlx::query(
             "SELECT value, revision FROM plugin_kv WHERE plugin = $1 AND owner = $2 AND key = $3",
@@ -316,5 +327,37 @@ impl storage::Host for Invocation {
             .kv_compare_and_swap(self.kv_scope(scope)?, &key, expected, &value, self.quota())
             .await;
         written.map(revision_out).map_err(|e| self.write_failed(e))
+    }
+
+    /// `set`, with the value sealed (see [`super::sealed`]) before it is stored.
+    async fn set_sealed(
+        &mut self,
+        scope: Scope,
+        key: String,
+        value: Vec<u8>,
+    ) -> Result<u64, GuestError> {
+        check_key(&key)?;
+        let kv = self.kv_scope(scope)?;
+        let sealed = self.secret.seal(kv.plugin, kv.owner, &key, &value);
+        let sealed = sealed.map_err(|e| self.host_failed(e))?;
+        let written = self.db.kv_set(kv, &key, &sealed, self.quota()).await;
+        written.map(revision_out).map_err(|e| self.write_failed(e))
+    }
+
+    async fn get_sealed(&mut self, scope: Scope, key: String) -> Result<Option<Entry>, GuestError> {
+        check_key(&key)?;
+        let kv = self.kv_scope(scope)?;
+        let found = self.db.kv_get(kv, &key).await;
+        let Some((stored, revision)) = found.map_err(|e| self.host_failed(e))? else {
+            return Ok(None);
+        };
+        let value = self
+            .secret
+            .open(kv.plugin, kv.owner, &key, &stored)
+            .map_err(|e| GuestError::InvalidArgument(format!("{key}: {e}")))?;
+        Ok(Some(Entry {
+            value,
+            revision: revision_out(revision),
+        }))
     }
 }

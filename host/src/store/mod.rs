@@ -9,6 +9,7 @@ pub mod habits;
 pub mod jobs;
 pub mod kv;
 pub mod plugin_versions;
+pub mod sealed;
 pub mod users;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -91,6 +92,17 @@ impl Db {
 
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Begins a transaction that will write. On SQLite it takes the write lock at
+    /// once (`BEGIN IMMEDIATE`): a deferred transaction that reads, then writes
+    /// after another connection wrote, fails at once with "database is locked"
+    /// instead of waiting its turn.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
     }
 
     /// Whether the database answers a trivial query (for `/readyz`).

@@ -52,7 +52,7 @@ impl Db {
     /// Stores a version (or finds the identical one already stored) and makes it the
     /// active one. Returns the row and whether it was newly stored.
     pub async fn store_and_activate(&self, new: &NewVersion<'_>) -> Result<(VersionRow, bool)> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let existing = sqlx::query(AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM plugin_versions WHERE name = $1 AND sha256 = $2 AND manifest = $3"
         )))
@@ -105,7 +105,7 @@ impl Db {
 
     /// Makes a stored version the active one of its name.
     pub async fn activate(&self, id: i64) -> Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         stamp_active(&mut tx, id).await?;
         tx.commit().await?;
         Ok(())

@@ -5,7 +5,7 @@ use sqlx::any::AnyRow;
 
 use super::{Db, Result, now_ms};
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct User {
     pub id: String,
     pub username: String,
@@ -44,7 +44,7 @@ impl Db {
         password_hash: Option<&str>,
         make_admin: bool,
     ) -> Result<User, CreateUserError> {
-        let mut tx = self.pool().begin().await.map_err(super::Error::from)?;
+        let mut tx = self.begin_write().await?;
         let taken = sqlx::query("SELECT 1 FROM users WHERE username = $1")
             .bind(username)
             .fetch_optional(&mut *tx)

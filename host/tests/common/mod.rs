@@ -10,6 +10,11 @@
     reason = "tests fail loudly"
 )]
 
+pub mod fake_strava;
+pub mod llm;
+pub mod process;
+pub mod session;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -46,7 +51,9 @@ pub fn guests_dir() -> &'static Path {
             "guest-no-known-export",
             "guest-unprovided-import",
             "guest-trivial-job",
+            "guest-bad-rules",
             "wasi-proxy",
+            "rules-strict-streaks",
         ] {
             cmd.args(["-p", package]);
         }
@@ -72,7 +79,7 @@ pub fn guests_dir() -> &'static Path {
 /// The bytes of a built guest (`probe`, `no-known-export`, …) or example (`wasi-proxy`).
 pub fn guest(name: &str) -> Vec<u8> {
     let file = match name {
-        "wasi-proxy" => "wasi_proxy.wasm".to_string(),
+        "wasi-proxy" | "rules-strict-streaks" => format!("{}.wasm", name.replace('-', "_")),
         other => format!("guest_{}.wasm", other.replace('-', "_")),
     };
     std::fs::read(guests_dir().join(&file)).unwrap_or_else(|e| panic!("reading {file}: {e}"))

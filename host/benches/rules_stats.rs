@@ -1,0 +1,260 @@
+//! `cargo bench -p ham-host --bench rules_stats`: habit stats through the host and
+//! the bundled `habit-rules` component, for docs/benchmarks.md.
+//!
+//! 1. One daily habit with 10 years of entries: `GET /api/habits/{id}/stats` for
+//!    the last year, uncached (every request a new range, so the host loads all
+//!    3,650 entries and calls the plugin) and cached; the plugin call alone.
+//! 2. 50 habits with a year of entries each: today's stats of all of them in one
+//!    plugin call (uncached, through the evaluator), and `GET /api/habits/stats`
+//!    (cached).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a benchmark fails loudly"
+)]
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::session::Session;
+use common::{Backend, TestDb, TestServer, settings};
+use std::sync::Arc;
+
+use ham_host::rules::{Evaluator, Range};
+use ham_host::runtime::bindings::exports::ham::plugin::rules::EvaluationInput;
+use ham_host::store::habits::wit;
+use jiff::ToSpan as _;
+use jiff::civil::Date;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const SAMPLES: usize = 400;
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn report(label: &str, mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    let median = percentile(&samples, 0.5);
+    println!(
+        "{label:<58} median {:>8.3} ms   p99 {:>8.3} ms",
+        median.as_secs_f64() * 1e3,
+        percentile(&samples, 0.99).as_secs_f64() * 1e3
+    );
+    median
+}
+
+/// A habit document with `days` days of history ending today: done on most days,
+/// some skipped, some missed.
+fn habit(name: &str, today: Date, days: i64) -> Value {
+    let entries: Vec<Value> = (0..days)
+        .filter_map(|i| {
+            let date = today.checked_sub(i.days()).unwrap().to_string();
+            match (i * 7919) % 10 {
+                0 => None,
+                1 => Some(json!({"date": date, "status": "skipped", "value": null, "note": null, "source": "manual"})),
+                _ => Some(json!({"date": date, "status": "done", "value": null, "note": null, "source": "manual"})),
+            }
+        })
+        .collect();
+    json!({
+        "id": name, "name": name, "description": "", "color": "#4f46e5", "kind": "boolean",
+        "unit": null, "target": null, "frequency": {"times": 1, "days": 1}, "reminder": null,
+        "archived": false, "position": 0, "created": today.checked_sub(days.days()).unwrap().to_string(),
+        "entries": entries,
+    })
+}
+
+async fn import(server: &TestServer, session: &mut Session, habits: Vec<Value>) {
+    let document = json!({"format": "ham-export", "version": 1, "time_zone": "UTC", "habits": habits, "activities": []});
+    let (status, body) = session
+        .json(server, Method::POST, "/api/import", Some(document))
+        .await;
+    assert!(status.is_success(), "{body}");
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(Backend::Sqlite, dir.path()).await.unwrap();
+    let server = TestServer::start(settings(dir.path(), &db)).await;
+    let mut ada = Session::register(&server, "ada").await;
+    let today = jiff::Timestamp::now()
+        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .date();
+
+    println!("## one daily habit, 10 years of entries, stats for the last 365 days");
+    import(&server, &mut ada, vec![habit("decade", today, 3650)]).await;
+    let (_, list) = ada.json(&server, Method::GET, "/api/habits", None).await;
+    let id = list["habits"][0]["id"].as_str().unwrap().to_string();
+    let path = |offset: i64| {
+        let to = today.checked_sub(offset.days()).unwrap();
+        let from = to.checked_sub(364.days()).unwrap();
+        format!("/api/habits/{id}/stats?from={from}&to={to}")
+    };
+    for i in 0..20 {
+        ada.json(&server, Method::GET, &path(1000 + i), None).await;
+    }
+    let mut uncached = Vec::new();
+    for i in 0..SAMPLES as i64 {
+        let started = Instant::now();
+        let (status, _) = ada.json(&server, Method::GET, &path(i), None).await;
+        uncached.push(started.elapsed());
+        assert!(status.is_success());
+    }
+    let decade_uncached = report(
+        "GET /stats, uncached (3,650 entries loaded, plugin call)",
+        uncached,
+    );
+    let mut cached = Vec::new();
+    for _ in 0..SAMPLES {
+        let started = Instant::now();
+        ada.json(&server, Method::GET, &path(0), None).await;
+        cached.push(started.elapsed());
+    }
+    report("GET /stats, cached", cached);
+
+    // Where the time goes: the entries query, and the plugin call with its input
+    // built (a fresh evaluator each time: no cache).
+    let user = server
+        .state
+        .db
+        .user_with_password("ada")
+        .await
+        .unwrap()
+        .unwrap()
+        .0;
+    let habits = server
+        .state
+        .db
+        .habits_with_revision(&user.id, false)
+        .await
+        .unwrap();
+    let range = Range {
+        from: today.checked_sub(364.days()).unwrap(),
+        to: today,
+    };
+    let mut query = Vec::new();
+    let mut loaded = Default::default();
+    for _ in 0..SAMPLES {
+        let started = Instant::now();
+        loaded = server
+            .state
+            .db
+            .entries_for_rules(&user.id, Some(&id), &today.to_string())
+            .await
+            .unwrap();
+        query.push(started.elapsed());
+    }
+    report("entries query alone (3,285 entries, aggregated)", query);
+    let mut row_by_row = Vec::new();
+    for _ in 0..50 {
+        let started = Instant::now();
+        server
+            .state
+            .db
+            .list_entries(&id, "0000-01-01", &today.to_string())
+            .await
+            .unwrap();
+        row_by_row.push(started.elapsed());
+    }
+    report(
+        "  (the same entries row by row, for comparison)",
+        row_by_row,
+    );
+    let inputs = vec![EvaluationInput {
+        habit: wit::habit(habits[0].0.clone()),
+        entries: loaded
+            .remove(&id)
+            .unwrap()
+            .into_iter()
+            .map(wit::entry)
+            .collect(),
+        today: today.to_string(),
+        from: range.from.to_string(),
+        to: range.to.to_string(),
+    }];
+    let plugin = server.state.registry.get("habit-rules").unwrap();
+    let mut call = Vec::new();
+    for _ in 0..SAMPLES {
+        let started = Instant::now();
+        server
+            .state
+            .runtime
+            .evaluate_rules(plugin.clone(), &inputs)
+            .await
+            .unwrap();
+        call.push(started.elapsed());
+    }
+    report("plugin call alone (fresh instance, input built)", call);
+    let mut alone = Vec::new();
+    for _ in 0..SAMPLES {
+        let fresh = Evaluator::new(
+            Arc::downgrade(&server.state.registry),
+            server.state.db.clone(),
+        );
+        let started = Instant::now();
+        fresh
+            .evaluate(&user.id, &habits, today, &range)
+            .await
+            .unwrap();
+        alone.push(started.elapsed());
+    }
+    report("evaluator, uncached (entries query + plugin call)", alone);
+
+    println!("\n## 50 habits, a year of entries each, today's stats in one call");
+    let fifty: Vec<Value> = (0..50)
+        .map(|i| habit(&format!("h{i:02}"), today, 365))
+        .collect();
+    import(&server, &mut ada, fifty).await;
+    let habits = server
+        .state
+        .db
+        .habits_with_revision(&user.id, false)
+        .await
+        .unwrap();
+    assert_eq!(habits.len(), 51);
+    let mut bulk = Vec::new();
+    let today_only = Range {
+        from: today,
+        to: today,
+    };
+    for _ in 0..SAMPLES {
+        let fresh = Evaluator::new(
+            Arc::downgrade(&server.state.registry),
+            server.state.db.clone(),
+        );
+        let started = Instant::now();
+        fresh
+            .evaluate(&user.id, &habits, today, &today_only)
+            .await
+            .unwrap();
+        bulk.push(started.elapsed());
+    }
+    let bulk_uncached = report("evaluator, 51 habits, uncached (one plugin call)", bulk);
+    let mut all = Vec::new();
+    for _ in 0..SAMPLES {
+        let started = Instant::now();
+        let (status, _) = ada
+            .json(&server, Method::GET, "/api/habits/stats", None)
+            .await;
+        all.push(started.elapsed());
+        assert!(status.is_success());
+    }
+    report("GET /api/habits/stats, 51 habits, cached", all);
+
+    println!("\n## summary");
+    println!(
+        "10-year habit, uncached, through HTTP: median {:.3} ms (target < 2 ms)",
+        decade_uncached.as_secs_f64() * 1e3
+    );
+    println!(
+        "51 habits, uncached, one plugin call:  median {:.3} ms",
+        bulk_uncached.as_secs_f64() * 1e3
+    );
+    server.stop().await;
+}

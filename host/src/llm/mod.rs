@@ -1,0 +1,960 @@
+//! Language-model calls for plugins: the host side of `ham:plugin/llm`.
+//!
+//! The host owns the provider, the API key, the budget and the stream; a plugin
+//! only sends a request (system prompt, messages, limits) and reads text chunks.
+//! Keys never leave this module: they are [`Secret`]s, sent only as request
+//! headers to the configured provider, and no error or log line carries them.
+//!
+//! - Providers ([`ProviderKind`], `HAM_LLM_PROVIDER`): `anthropic` (the Messages
+//!   API, [`anthropic`]), `openai` (any OpenAI-compatible chat completions server:
+//!   Ollama, llama.cpp, vLLM, OpenAI itself, [`openai`]), `none` (the default:
+//!   every call is `not-configured` with a message saying how to configure one).
+//! - Retries: 429, 529 and 5xx answers (and connection failures) are retried with
+//!   exponential backoff, honouring `retry-after`; only before the first byte of a
+//!   reply, never in the middle of a stream.
+//! - Cancellation: a [`CompletionStream`] owns the upstream response. Dropping it
+//!   (the guest drops the resource, or the invocation ends because the browser went
+//!   away, timed out or trapped) drops the connection, so the provider stops.
+//! - Usage: every call records its input and output tokens per user, UTC day,
+//!   provider and model (`llm_usage`), including the part of a stream read before
+//!   it was cancelled. With `HAM_LLM_DAILY_TOKENS` a user whose tokens today reach
+//!   the budget is refused (`quota-exceeded`) until the next UTC day.
+
+pub mod anthropic;
+pub mod fake;
+pub mod openai;
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use bytes::BytesMut;
+use serde_json::json;
+use sqlx::Row;
+use wasmtime::component::Resource;
+use wasmtime_wasi::WasiView;
+
+use crate::AppState;
+use crate::auth::CurrentUser;
+use crate::runtime::Invocation;
+use crate::runtime::bindings::ham::plugin::llm::{
+    self as wit, Chunk, Finish, Request, Response, Usage,
+};
+use crate::runtime::bindings::ham::plugin::types::Error as GuestError;
+use crate::settings::{Secret, SettingsError};
+use crate::store::{Db, now_ms};
+
+/// Largest `max-tokens` a plugin may ask for.
+pub const MAX_TOKENS: u32 = 32_000;
+/// Longest system prompt plus messages a plugin may send, in bytes.
+pub const MAX_PROMPT_BYTES: usize = 512 * 1024;
+/// The longest `retry-after` the host waits out itself; a longer one is handed to
+/// the plugin as `rate-limited`.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// Which provider answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProviderKind {
+    /// No provider: calls say how to configure one.
+    #[default]
+    None,
+    /// Anthropic's Messages API.
+    Anthropic,
+    /// An OpenAI-compatible chat completions server.
+    OpenAi,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::None => "none",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::OpenAi => "openai",
+        }
+    }
+}
+
+impl std::str::FromStr for ProviderKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "" | "none" => Ok(Self::None),
+            "anthropic" => Ok(Self::Anthropic),
+            "openai" => Ok(Self::OpenAi),
+            other => Err(format!("`{other}` is not one of none, anthropic, openai")),
+        }
+    }
+}
+
+/// The LLM settings (part of [`crate::settings::Settings`]).
+#[derive(Debug, Clone)]
+pub struct LlmSettings {
+    /// `HAM_LLM_PROVIDER`: `none` (default), `anthropic`, `openai`.
+    pub provider: ProviderKind,
+    /// `HAM_LLM_MODEL`; default per provider.
+    pub model: Option<String>,
+    /// `ANTHROPIC_API_KEY`.
+    pub anthropic_api_key: Option<Secret>,
+    /// `ANTHROPIC_BASE_URL`, default `https://api.anthropic.com`.
+    pub anthropic_base_url: String,
+    /// `HAM_LLM_BASE_URL`: the OpenAI-compatible server, e.g. `http://127.0.0.1:11434/v1`.
+    pub base_url: Option<String>,
+    /// `HAM_LLM_API_KEY`: its key, if it wants one (sent as a bearer token).
+    pub api_key: Option<Secret>,
+    /// `HAM_LLM_DAILY_TOKENS`: input plus output tokens a user may use per UTC day.
+    pub daily_tokens: Option<u64>,
+    /// `HAM_LLM_ALLOWED_MODELS`: models a request may name instead of the default.
+    pub allowed_models: Vec<String>,
+    /// `HAM_LLM_TIMEOUT_MS`: the longest wait for a reply to start, for the next
+    /// piece of a stream, and for a whole non-streamed completion. Default 120000.
+    pub timeout_ms: u64,
+    /// `HAM_LLM_MAX_RETRIES`: retries after a 429, 529 or 5xx. Default 3.
+    pub max_retries: u32,
+    /// `HAM_LLM_RETRY_BASE_MS`: the first retry delay without `retry-after`;
+    /// doubles per retry. Default 500.
+    pub retry_base_ms: u64,
+}
+
+impl Default for LlmSettings {
+    fn default() -> Self {
+        Self {
+            provider: ProviderKind::None,
+            model: None,
+            anthropic_api_key: None,
+            anthropic_base_url: "https://api.anthropic.com".into(),
+            base_url: None,
+            api_key: None,
+            daily_tokens: None,
+            allowed_models: Vec::new(),
+            timeout_ms: 120_000,
+            max_retries: 3,
+            retry_base_ms: 500,
+        }
+    }
+}
+
+fn number<T: std::str::FromStr>(name: &'static str, value: &str) -> Result<T, SettingsError> {
+    value
+        .parse()
+        .map_err(|_| SettingsError::Env(name, format!("`{value}` is not a number")))
+}
+
+impl LlmSettings {
+    /// Applies one environment variable (or settings-file key, under its variable
+    /// name); false when the name is not an LLM setting.
+    pub fn apply(&mut self, key: &str, value: &str) -> Result<bool, SettingsError> {
+        let some = |v: &str| (!v.is_empty()).then(|| v.to_string());
+        match key {
+            "HAM_LLM_PROVIDER" => {
+                self.provider = value
+                    .parse()
+                    .map_err(|why| SettingsError::Env("HAM_LLM_PROVIDER", why))?
+            }
+            "HAM_LLM_MODEL" => self.model = some(value),
+            "ANTHROPIC_API_KEY" => self.anthropic_api_key = some(value).map(Secret::new),
+            "ANTHROPIC_BASE_URL" if !value.is_empty() => {
+                self.anthropic_base_url = value.trim_end_matches('/').to_string()
+            }
+            "HAM_LLM_BASE_URL" => self.base_url = some(value.trim_end_matches('/')),
+            "HAM_LLM_API_KEY" => self.api_key = some(value).map(Secret::new),
+            "HAM_LLM_DAILY_TOKENS" => {
+                self.daily_tokens = match value {
+                    "" | "0" => None,
+                    v => Some(number("HAM_LLM_DAILY_TOKENS", v)?),
+                }
+            }
+            "HAM_LLM_ALLOWED_MODELS" => {
+                self.allowed_models = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|m| !m.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            }
+            "HAM_LLM_TIMEOUT_MS" => self.timeout_ms = number("HAM_LLM_TIMEOUT_MS", value)?,
+            "HAM_LLM_MAX_RETRIES" => self.max_retries = number("HAM_LLM_MAX_RETRIES", value)?,
+            "HAM_LLM_RETRY_BASE_MS" => self.retry_base_ms = number("HAM_LLM_RETRY_BASE_MS", value)?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The model used when a request names none.
+    pub fn default_model(&self) -> String {
+        match (&self.model, self.provider) {
+            (Some(m), _) => m.clone(),
+            (None, ProviderKind::Anthropic) => "claude-sonnet-4-5".into(),
+            (None, ProviderKind::OpenAi) => "llama3.2".into(),
+            (None, ProviderKind::None) => String::new(),
+        }
+    }
+}
+
+/// Why a call was refused or failed. Messages never carry keys.
+#[derive(Debug, thiserror::Error)]
+pub enum LlmError {
+    #[error("{0}")]
+    NotConfigured(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("today's token budget of {0} is spent; it renews at 00:00 UTC")]
+    BudgetSpent(u64),
+    #[error("the provider is rate limiting; retry in {0} ms")]
+    RateLimited(u64),
+    #[error("{0}")]
+    Upstream(String),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<LlmError> for GuestError {
+    fn from(e: LlmError) -> Self {
+        match e {
+            LlmError::NotConfigured(m) => GuestError::NotConfigured(m),
+            LlmError::InvalidRequest(m) => GuestError::InvalidArgument(m),
+            LlmError::BudgetSpent(_) => GuestError::QuotaExceeded,
+            LlmError::RateLimited(ms) => GuestError::RateLimited(ms),
+            LlmError::Upstream(m) => GuestError::Upstream(m),
+            LlmError::Internal(m) => {
+                tracing::error!(error = %m, "llm call failed in the host");
+                GuestError::Internal
+            }
+        }
+    }
+}
+
+/// A piece of a reply, as a provider's stream decoder yields it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Piece {
+    Text(String),
+    /// Input tokens, as soon as the provider says (Anthropic: `message_start`).
+    InputTokens(u32),
+    /// Output tokens so far (cumulative).
+    OutputTokens(u32),
+    StopReason(String),
+    /// The reply is complete.
+    End,
+}
+
+/// The configured provider, its HTTP client, and the usage table.
+pub struct Llm {
+    settings: LlmSettings,
+    client: reqwest::Client,
+    db: Db,
+}
+
+impl std::fmt::Debug for Llm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Llm")
+            .field("provider", &self.settings.provider)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The answer of `GET /api/llm/status`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct Status {
+    pub provider: String,
+    pub model: String,
+    pub configured: bool,
+}
+
+impl Llm {
+    pub fn new(settings: &LlmSettings, db: Db) -> anyhow::Result<Self> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()?;
+        Ok(Self {
+            settings: settings.clone(),
+            client,
+            db,
+        })
+    }
+
+    pub fn settings(&self) -> &LlmSettings {
+        &self.settings
+    }
+
+    pub fn status(&self) -> Status {
+        Status {
+            provider: self.settings.provider.as_str().into(),
+            model: self.settings.default_model(),
+            configured: self.not_configured().is_none(),
+        }
+    }
+
+    /// Why calls cannot be made, if they cannot.
+    fn not_configured(&self) -> Option<String> {
+        match self.settings.provider {
+            ProviderKind::None => Some(
+                "no language model is configured: set HAM_LLM_PROVIDER=anthropic with \
+                 ANTHROPIC_API_KEY, or HAM_LLM_PROVIDER=openai with HAM_LLM_BASE_URL \
+                 (for example http://127.0.0.1:11434/v1 for Ollama), and restart HAM"
+                    .into(),
+            ),
+            ProviderKind::Anthropic if self.settings.anthropic_api_key.is_none() => {
+                Some("HAM_LLM_PROVIDER is anthropic but ANTHROPIC_API_KEY is not set".into())
+            }
+            ProviderKind::OpenAi if self.settings.base_url.is_none() => Some(
+                "HAM_LLM_PROVIDER is openai but HAM_LLM_BASE_URL is not set \
+                 (for example http://127.0.0.1:11434/v1 for Ollama)"
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.settings.timeout_ms.max(1))
+    }
+
+    /// Checks the request and the budget; returns the model to use.
+    async fn admit(&self, user: Option<&str>, request: &Request) -> Result<String, LlmError> {
+        if let Some(why) = self.not_configured() {
+            return Err(LlmError::NotConfigured(why));
+        }
+        if request.messages.is_empty() {
+            return Err(LlmError::InvalidRequest(
+                "messages: at least one message is needed".into(),
+            ));
+        }
+        if !(1..=MAX_TOKENS).contains(&request.max_tokens) {
+            return Err(LlmError::InvalidRequest(format!(
+                "max-tokens: {} is not within 1..={MAX_TOKENS}",
+                request.max_tokens
+            )));
+        }
+        if let Some(t) = request.temperature
+            && !(0.0..=2.0).contains(&t)
+        {
+            return Err(LlmError::InvalidRequest(format!(
+                "temperature: {t} is not within 0..=2"
+            )));
+        }
+        let size = request.system.as_ref().map_or(0, String::len)
+            + request.messages.iter().map(|m| m.text.len()).sum::<usize>();
+        if size > MAX_PROMPT_BYTES {
+            return Err(LlmError::InvalidRequest(format!(
+                "the prompt is {size} bytes; at most {MAX_PROMPT_BYTES}"
+            )));
+        }
+        let model = match &request.model {
+            None => self.settings.default_model(),
+            Some(m) if *m == self.settings.default_model() => m.clone(),
+            Some(m) if self.settings.allowed_models.contains(m) => m.clone(),
+            Some(m) => {
+                return Err(LlmError::InvalidRequest(format!(
+                    "model: `{m}` is not allowed (allowed: the default{}{})",
+                    if self.settings.allowed_models.is_empty() {
+                        ""
+                    } else {
+                        ", "
+                    },
+                    self.settings.allowed_models.join(", ")
+                )));
+            }
+        };
+        if let (Some(budget), Some(user)) = (self.settings.daily_tokens, user) {
+            let used = self
+                .db
+                .llm_tokens_on(user, &utc_day(now_ms()))
+                .await
+                .map_err(|e| LlmError::Internal(e.to_string()))?;
+            if used >= budget {
+                return Err(LlmError::BudgetSpent(budget));
+            }
+        }
+        Ok(model)
+    }
+
+    /// One whole completion.
+    pub async fn complete(
+        &self,
+        user: Option<&str>,
+        request: &Request,
+    ) -> Result<Response, LlmError> {
+        let model = self.admit(user, request).await?;
+        let provider = self.settings.provider;
+        let body = self.body(request, &model, false);
+        let work = async {
+            let response = self.send(&body, false).await?;
+            let text = response
+                .text()
+                .await
+                .map_err(|e| LlmError::Upstream(describe(&e)))?;
+            match provider {
+                ProviderKind::OpenAi => openai::parse_response(&text),
+                _ => anthropic::parse_response(&text),
+            }
+        };
+        let answer = tokio::time::timeout(self.timeout(), work)
+            .await
+            .map_err(|_| LlmError::Upstream(format!("{} timed out", provider.as_str())))??;
+        let response = Response {
+            model: if answer.model.is_empty() {
+                model
+            } else {
+                answer.model
+            },
+            ..answer
+        };
+        self.record(user, &response.model, &response.usage).await;
+        Ok(response)
+    }
+
+    /// Starts a streamed completion.
+    pub async fn stream(
+        &self,
+        user: Option<&str>,
+        request: &Request,
+    ) -> Result<CompletionStream, LlmError> {
+        let model = self.admit(user, request).await?;
+        let body = self.body(request, &model, true);
+        let response = tokio::time::timeout(self.timeout(), self.send(&body, true))
+            .await
+            .map_err(|_| {
+                LlmError::Upstream(format!("{} timed out", self.settings.provider.as_str()))
+            })??;
+        Ok(CompletionStream {
+            provider: self.settings.provider,
+            model,
+            user: user.map(str::to_string),
+            db: self.db.clone(),
+            idle_timeout: self.timeout(),
+            response: Some(response),
+            buffer: BytesMut::new(),
+            pending: VecDeque::new(),
+            usage: Usage {
+                input_tokens: 0,
+                output_tokens: 0,
+            },
+            stop_reason: None,
+            finished: false,
+            recorded: false,
+        })
+    }
+
+    fn body(&self, request: &Request, model: &str, stream: bool) -> serde_json::Value {
+        match self.settings.provider {
+            ProviderKind::OpenAi => openai::request_body(request, model, stream),
+            _ => anthropic::request_body(request, model, stream),
+        }
+    }
+
+    /// Sends, retrying 429, 529, 5xx and connection failures with backoff.
+    async fn send(
+        &self,
+        body: &serde_json::Value,
+        stream: bool,
+    ) -> Result<reqwest::Response, LlmError> {
+        let provider = self.settings.provider;
+        let mut attempt = 0u32;
+        loop {
+            let request = match provider {
+                ProviderKind::OpenAi => openai::http_request(&self.client, &self.settings, body),
+                _ => anthropic::http_request(&self.client, &self.settings, body),
+            };
+            let request = match stream {
+                true => request.header(http::header::ACCEPT, "text/event-stream"),
+                false => request,
+            };
+            let retries_left = attempt < self.settings.max_retries;
+            let delay = match request.send().await {
+                Ok(response) if response.status().is_success() => return Ok(response),
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let retry_after = retry_after(response.headers());
+                    let retryable = status == 429 || status == 529 || status >= 500;
+                    if !retryable
+                        || !retries_left
+                        || retry_after.is_some_and(|d| d > MAX_RETRY_AFTER)
+                    {
+                        let text = response.text().await.unwrap_or_default();
+                        return Err(upstream_status(provider, status, &text, retry_after));
+                    }
+                    tracing::warn!(
+                        provider = provider.as_str(),
+                        status,
+                        attempt,
+                        "llm provider busy; retrying"
+                    );
+                    retry_after.unwrap_or_else(|| self.backoff(attempt))
+                }
+                Err(e) if retries_left && (e.is_connect() || e.is_timeout()) => {
+                    tracing::warn!(provider = provider.as_str(), error = %describe(&e), attempt, "llm provider unreachable; retrying");
+                    self.backoff(attempt)
+                }
+                Err(e) => {
+                    return Err(LlmError::Upstream(format!(
+                        "{}: {}",
+                        provider.as_str(),
+                        describe(&e)
+                    )));
+                }
+            };
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let base = self
+            .settings
+            .retry_base_ms
+            .saturating_mul(1 << attempt.min(10));
+        let jitter = u64::from(crate::auth::new_id().as_bytes()[0]) % (base / 4 + 1);
+        Duration::from_millis(base + jitter)
+    }
+
+    async fn record(&self, user: Option<&str>, model: &str, usage: &Usage) {
+        record_usage(
+            &self.db,
+            user,
+            self.settings.provider,
+            model,
+            usage.input_tokens,
+            usage.output_tokens,
+        )
+        .await;
+    }
+}
+
+async fn record_usage(
+    db: &Db,
+    user: Option<&str>,
+    provider: ProviderKind,
+    model: &str,
+    input: u32,
+    output: u32,
+) {
+    let day = utc_day(now_ms());
+    let added = db
+        .llm_usage_add(
+            user.unwrap_or(""),
+            &day,
+            provider.as_str(),
+            model,
+            i64::from(input),
+            i64::from(output),
+        )
+        .await;
+    if let Err(e) = added {
+        tracing::error!(error = %e, "recording llm usage failed");
+    }
+}
+
+/// A reqwest error without its URL (which may be an operator's private address).
+fn describe(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_decode() || e.is_body() {
+        "the reply broke off"
+    } else {
+        "request failed"
+    };
+    kind.to_string()
+}
+
+fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
+    let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?;
+    let secs: f64 = value.trim().parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_millis((secs * 1000.0) as u64))
+}
+
+/// An upstream HTTP error: status and the provider's own error type and message,
+/// cut short (providers do not echo keys back).
+fn upstream_status(
+    provider: ProviderKind,
+    status: u16,
+    body: &str,
+    retry_after: Option<Duration>,
+) -> LlmError {
+    if status == 429 {
+        let ms = retry_after.map_or(60_000, |d| u64::try_from(d.as_millis()).unwrap_or(60_000));
+        return LlmError::RateLimited(ms);
+    }
+    let detail = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            v["error"]["message"]
+                .as_str()
+                .map(|m| match v["error"]["type"].as_str() {
+                    Some(t) => format!("{t}: {m}"),
+                    None => m.to_string(),
+                })
+        })
+        .unwrap_or_default();
+    let detail: String = detail.chars().take(200).collect();
+    LlmError::Upstream(if detail.is_empty() {
+        format!("{} answered {status}", provider.as_str())
+    } else {
+        format!("{} answered {status} ({detail})", provider.as_str())
+    })
+}
+
+/// The UTC calendar day of a timestamp, `YYYY-MM-DD`.
+pub fn utc_day(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| {
+            t.to_zoned_datetime(jiff::tz::TimeZone::UTC)
+                .date()
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+/// A streamed completion in progress: owns the upstream response. Dropping it
+/// closes the connection; tokens read until then are recorded.
+pub struct CompletionStream {
+    provider: ProviderKind,
+    model: String,
+    user: Option<String>,
+    db: Db,
+    idle_timeout: Duration,
+    response: Option<reqwest::Response>,
+    buffer: BytesMut,
+    pending: VecDeque<Chunk>,
+    usage: Usage,
+    stop_reason: Option<String>,
+    finished: bool,
+    recorded: bool,
+}
+
+impl CompletionStream {
+    /// The next chunk: text, then one `finish`, then none.
+    pub async fn next(&mut self) -> Result<Option<Chunk>, LlmError> {
+        loop {
+            if let Some(chunk) = self.pending.pop_front() {
+                return Ok(Some(chunk));
+            }
+            if self.finished {
+                return Ok(None);
+            }
+            let Some(response) = self.response.as_mut() else {
+                return Ok(None);
+            };
+            let read = tokio::time::timeout(self.idle_timeout, response.chunk()).await;
+            let bytes = match read {
+                Err(_) => {
+                    return Err(self.fail(format!("{} stopped sending", self.provider.as_str())));
+                }
+                Ok(Err(e)) => return Err(self.fail(describe(&e))),
+                Ok(Ok(None)) => {
+                    return Err(
+                        self.fail(format!("{} ended the reply early", self.provider.as_str()))
+                    );
+                }
+                Ok(Ok(Some(bytes))) => bytes,
+            };
+            self.buffer.extend_from_slice(&bytes);
+            while let Some(event) = take_event(&mut self.buffer) {
+                let pieces = match self.provider {
+                    ProviderKind::OpenAi => openai::decode_event(&event),
+                    _ => anthropic::decode_event(&event),
+                };
+                for piece in pieces.map_err(|m| self.fail(m))? {
+                    match piece {
+                        Piece::Text(t) if !t.is_empty() => self.pending.push_back(Chunk::Text(t)),
+                        Piece::Text(_) => {}
+                        Piece::InputTokens(n) => self.usage.input_tokens = n,
+                        Piece::OutputTokens(n) => self.usage.output_tokens = n,
+                        Piece::StopReason(r) => self.stop_reason = Some(r),
+                        Piece::End => {
+                            self.finished = true;
+                            self.response = None;
+                            self.pending.push_back(Chunk::Finish(Finish {
+                                stop_reason: self
+                                    .stop_reason
+                                    .clone()
+                                    .unwrap_or_else(|| "end_turn".into()),
+                                usage: self.usage,
+                            }));
+                            self.record().await;
+                        }
+                    }
+                }
+                if self.finished {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Ends the stream after an upstream failure (the usage so far is recorded
+    /// when the stream is dropped).
+    fn fail(&mut self, message: String) -> LlmError {
+        self.finished = true;
+        self.response = None;
+        LlmError::Upstream(message)
+    }
+
+    async fn record(&mut self) {
+        if self.recorded {
+            return;
+        }
+        self.recorded = true;
+        record_usage(
+            &self.db,
+            self.user.as_deref(),
+            self.provider,
+            &self.model,
+            self.usage.input_tokens,
+            self.usage.output_tokens,
+        )
+        .await;
+    }
+}
+
+impl Drop for CompletionStream {
+    fn drop(&mut self) {
+        // Cancelled or failed: the connection closes with `response`; record the
+        // tokens the provider reported so far.
+        if self.recorded || (self.usage.input_tokens == 0 && self.usage.output_tokens == 0) {
+            return;
+        }
+        self.recorded = true;
+        let (db, user, provider, model, usage) = (
+            self.db.clone(),
+            self.user.clone(),
+            self.provider,
+            std::mem::take(&mut self.model),
+            self.usage,
+        );
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                record_usage(
+                    &db,
+                    user.as_deref(),
+                    provider,
+                    &model,
+                    usage.input_tokens,
+                    usage.output_tokens,
+                )
+                .await;
+            });
+        }
+    }
+}
+
+/// One server-sent event: its `event:` name and its `data:` lines joined.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SseEvent {
+    pub event: Option<String>,
+    pub data: String,
+}
+
+/// Takes one complete event (up to a blank line) off the front of `buffer`.
+pub fn take_event(buffer: &mut BytesMut) -> Option<SseEvent> {
+    loop {
+        let text = buffer.as_ref();
+        let (end, skip) = find_blank_line(text)?;
+        let block = buffer.split_to(end + skip);
+        let block = String::from_utf8_lossy(&block[..end]).into_owned();
+        let mut event = SseEvent::default();
+        let mut has_data = false;
+        for line in block.lines() {
+            let (field, value) = match line.split_once(':') {
+                Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
+                None => (line, ""),
+            };
+            match field {
+                "event" => event.event = Some(value.to_string()),
+                "data" => {
+                    if has_data {
+                        event.data.push('\n');
+                    }
+                    event.data.push_str(value);
+                    has_data = true;
+                }
+                _ => {}
+            }
+        }
+        if has_data || event.event.is_some() {
+            return Some(event);
+        }
+    }
+}
+
+/// The end of the first event in `text` and the length of its separator.
+fn find_blank_line(text: &[u8]) -> Option<(usize, usize)> {
+    let mut i = 0;
+    while i + 1 < text.len() {
+        if text[i] == b'\n' && text[i + 1] == b'\n' {
+            return Some((i, 2));
+        }
+        if text[i..].starts_with(b"\r\n\r\n") {
+            return Some((i, 4));
+        }
+        i += 1;
+    }
+    None
+}
+
+impl wit::Host for Invocation {
+    async fn complete(&mut self, request: Request) -> Result<Response, GuestError> {
+        let llm = self.llm.clone();
+        let user = self.user.clone();
+        Ok(llm.complete(user.as_deref(), &request).await?)
+    }
+
+    async fn stream(&mut self, request: Request) -> Result<Resource<CompletionStream>, GuestError> {
+        let llm = self.llm.clone();
+        let user = self.user.clone();
+        let stream = llm.stream(user.as_deref(), &request).await?;
+        self.ctx()
+            .table
+            .push(stream)
+            .map_err(|e| self.host_failed(e))
+    }
+}
+
+impl wit::HostCompletionStream for Invocation {
+    async fn next(
+        &mut self,
+        stream: Resource<CompletionStream>,
+    ) -> Result<Option<Chunk>, GuestError> {
+        let stream = self
+            .ctx()
+            .table
+            .get_mut(&stream)
+            .map_err(|e| GuestError::InvalidArgument(format!("completion-stream: {e}")))?;
+        Ok(stream.next().await?)
+    }
+
+    async fn drop(&mut self, stream: Resource<CompletionStream>) -> wasmtime::Result<()> {
+        // Dropping the stream closes the upstream connection.
+        self.ctx().table.delete(stream)?;
+        Ok(())
+    }
+}
+
+impl Db {
+    /// Adds tokens to a user's usage of a day, provider and model.
+    pub async fn llm_usage_add(
+        &self,
+        user: &str,
+        day: &str,
+        provider: &str,
+        model: &str,
+        input: i64,
+        output: i64,
+    ) -> crate::store::Result<()> {
+        sqlx::query(
+            "INSERT INTO llm_usage (user_id, day, provider, model, input_tokens, output_tokens, calls, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 1, $7) \
+             ON CONFLICT (user_id, day, provider, model) DO UPDATE SET \
+             input_tokens = llm_usage.input_tokens + excluded.input_tokens, \
+             output_tokens = llm_usage.output_tokens + excluded.output_tokens, \
+             calls = llm_usage.calls + 1, updated_at = excluded.updated_at",
+        )
+        .bind(user)
+        .bind(day)
+        .bind(provider)
+        .bind(model)
+        .bind(input)
+        .bind(output)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Input plus output tokens a user used on a day, over all providers and models.
+    pub async fn llm_tokens_on(&self, user: &str, day: &str) -> crate::store::Result<u64> {
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(input_tokens + output_tokens), 0) AS BIGINT) \
+             FROM llm_usage WHERE user_id = $1 AND day = $2",
+        )
+        .bind(user)
+        .bind(day)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(u64::try_from(row.get::<i64, _>(0)).unwrap_or(0))
+    }
+
+    /// A user's usage rows: (day, provider, model, input, output, calls), newest day first.
+    pub async fn llm_usage_of(&self, user: &str) -> crate::store::Result<Vec<UsageRow>> {
+        let rows = sqlx::query(
+            "SELECT day, provider, model, input_tokens, output_tokens, calls FROM llm_usage \
+             WHERE user_id = $1 ORDER BY day DESC, provider, model",
+        )
+        .bind(user)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| UsageRow {
+                day: r.get(0),
+                provider: r.get(1),
+                model: r.get(2),
+                input_tokens: r.get(3),
+                output_tokens: r.get(4),
+                calls: r.get(5),
+            })
+            .collect())
+    }
+}
+
+/// One line of `llm_usage`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UsageRow {
+    pub day: String,
+    pub provider: String,
+    pub model: String,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub calls: i64,
+}
+
+/// `GET /api/llm/status`: which provider and model answer, and whether calls can
+/// be made. Never shows keys or URLs.
+pub async fn status(State(state): State<AppState>, _user: CurrentUser) -> Json<serde_json::Value> {
+    let s = state.runtime.llm.status();
+    Json(json!({ "provider": s.provider, "model": s.model, "configured": s.configured }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sse_events_split_on_blank_lines_across_reads() {
+        let mut buffer = BytesMut::from(&b"event: ping\ndata: {}\n\nevent: content"[..]);
+        assert_eq!(
+            take_event(&mut buffer),
+            Some(SseEvent {
+                event: Some("ping".into()),
+                data: "{}".into()
+            })
+        );
+        assert_eq!(take_event(&mut buffer), None);
+        buffer.extend_from_slice(b"_block_delta\r\ndata: a\r\ndata: b\r\n\r\n: comment\n\n");
+        assert_eq!(
+            take_event(&mut buffer),
+            Some(SseEvent {
+                event: Some("content_block_delta".into()),
+                data: "a\nb".into()
+            })
+        );
+        assert_eq!(take_event(&mut buffer), None);
+        assert!(buffer.is_empty());
+    }
+
+    #[test]
+    fn settings_parse_and_keys_stay_hidden() {
+        let mut s = LlmSettings::default();
+        assert!(s.apply("HAM_LLM_PROVIDER", "anthropic").unwrap());
+        assert!(s.apply("ANTHROPIC_API_KEY", "sk-secret").unwrap());
+        assert!(s.apply("HAM_LLM_ALLOWED_MODELS", "a, b,,c").unwrap());
+        assert!(!s.apply("HAM_OTHER", "x").unwrap());
+        assert!(s.apply("HAM_LLM_PROVIDER", "gpt").is_err());
+        assert_eq!(s.allowed_models, ["a", "b", "c"]);
+        assert!(!format!("{s:?}").contains("sk-secret"));
+        assert_eq!(utc_day(0), "1970-01-01");
+    }
+}

@@ -1,0 +1,142 @@
+//! OpenAI-compatible chat completions (`POST {HAM_LLM_BASE_URL}/chat/completions`):
+//! OpenAI itself, Ollama (`http://127.0.0.1:11434/v1`), llama.cpp's server
+//! (`http://127.0.0.1:8080/v1`), vLLM and others.
+//!
+//! The key, if any, goes as `Authorization: Bearer`. A streamed reply is `data:`
+//! lines of `chat.completion.chunk` objects ending with `data: [DONE]`; usage comes
+//! in a last chunk because the request asks `stream_options.include_usage` (servers
+//! that ignore it leave the usage at 0).
+
+use serde_json::{Value, json};
+
+use super::{LlmError, LlmSettings, Piece, SseEvent};
+use crate::runtime::bindings::ham::plugin::llm::{Request, Response, Role, Usage};
+
+pub fn request_body(request: &Request, model: &str, stream: bool) -> Value {
+    let mut messages = Vec::new();
+    if let Some(system) = &request.system {
+        messages.push(json!({"role": "system", "content": system}));
+    }
+    for m in &request.messages {
+        messages.push(json!({
+            "role": match m.role { Role::User => "user", Role::Assistant => "assistant" },
+            "content": m.text,
+        }));
+    }
+    let mut body = json!({
+        "model": model,
+        "max_tokens": request.max_tokens,
+        "messages": messages,
+    });
+    if let Some(t) = request.temperature {
+        body["temperature"] = json!(t);
+    }
+    if stream {
+        body["stream"] = json!(true);
+        body["stream_options"] = json!({"include_usage": true});
+    }
+    body
+}
+
+pub fn http_request(
+    client: &reqwest::Client,
+    settings: &LlmSettings,
+    body: &Value,
+) -> reqwest::RequestBuilder {
+    let base = settings.base_url.as_deref().unwrap_or_default();
+    let request = client.post(format!("{base}/chat/completions")).json(body);
+    match &settings.api_key {
+        Some(key) => request.bearer_auth(key.expose()),
+        None => request,
+    }
+}
+
+fn tokens(v: &Value) -> u32 {
+    v.as_u64()
+        .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+pub fn parse_response(text: &str) -> Result<Response, LlmError> {
+    let v: Value = serde_json::from_str(text)
+        .map_err(|_| LlmError::Upstream("openai answered something that is not JSON".into()))?;
+    let choice = &v["choices"][0];
+    if choice.is_null() {
+        return Err(LlmError::Upstream("openai's reply has no choices".into()));
+    }
+    Ok(Response {
+        text: choice["message"]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        stop_reason: choice["finish_reason"]
+            .as_str()
+            .unwrap_or("stop")
+            .to_string(),
+        model: v["model"].as_str().unwrap_or_default().to_string(),
+        usage: Usage {
+            input_tokens: tokens(&v["usage"]["prompt_tokens"]),
+            output_tokens: tokens(&v["usage"]["completion_tokens"]),
+        },
+    })
+}
+
+/// The pieces one `data:` line carries.
+pub fn decode_event(event: &SseEvent) -> Result<Vec<Piece>, String> {
+    let data = event.data.trim();
+    if data == "[DONE]" {
+        return Ok(vec![Piece::End]);
+    }
+    if data.is_empty() {
+        return Ok(Vec::new());
+    }
+    let v: Value =
+        serde_json::from_str(data).map_err(|_| "openai sent an unreadable chunk".to_string())?;
+    if let Some(message) = v["error"]["message"].as_str() {
+        let message: String = message.chars().take(200).collect();
+        return Err(format!("openai failed mid-reply ({message})"));
+    }
+    let mut pieces = Vec::new();
+    if let Some(choice) = v["choices"].get(0) {
+        if let Some(text) = choice["delta"]["content"].as_str() {
+            pieces.push(Piece::Text(text.to_string()));
+        }
+        if let Some(reason) = choice["finish_reason"].as_str() {
+            pieces.push(Piece::StopReason(reason.to_string()));
+        }
+    }
+    if v["usage"].is_object() {
+        pieces.push(Piece::InputTokens(tokens(&v["usage"]["prompt_tokens"])));
+        pieces.push(Piece::OutputTokens(tokens(
+            &v["usage"]["completion_tokens"],
+        )));
+    }
+    Ok(pieces)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(v: &str) -> SseEvent {
+        SseEvent {
+            event: None,
+            data: v.into(),
+        }
+    }
+
+    #[test]
+    fn decodes_chunks_usage_and_done() {
+        let chunk =
+            json!({"choices": [{"index": 0, "delta": {"content": "Hel"}, "finish_reason": null}]});
+        assert_eq!(
+            decode_event(&data(&chunk.to_string())).unwrap(),
+            [Piece::Text("Hel".into())]
+        );
+        let usage = json!({"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 3}});
+        assert_eq!(
+            decode_event(&data(&usage.to_string())).unwrap(),
+            [Piece::InputTokens(9), Piece::OutputTokens(3)]
+        );
+        assert_eq!(decode_event(&data("[DONE]")).unwrap(), [Piece::End]);
+    }
+}

@@ -1,0 +1,18 @@
+//! `habit-rules`: the bundled rule set. It exports `ham:plugin/rules` and judges
+//! habits the way Loop Habit Tracker 2.x does ([`Policy::LOOP`]); the rules
+//! themselves live in the `habit-rules-engine` crate, shared with other rule sets.
+
+use habit_rules_engine::Policy;
+use habit_rules_engine::bindings::exports::ham::plugin::rules::{
+    Evaluation, EvaluationInput, Guest,
+};
+
+struct LoopRules;
+
+impl Guest for LoopRules {
+    fn evaluate(inputs: Vec<EvaluationInput>) -> Vec<Result<Evaluation, String>> {
+        habit_rules_engine::evaluate_all(inputs, Policy::LOOP)
+    }
+}
+
+habit_rules_engine::bindings::export!(LoopRules);
