@@ -41,7 +41,8 @@ use ham::plugin::{config, habits, jobs, storage};
 export!(Probe);
 
 /// Jobs by kind: `count` adds one to `count/<payload>` (and marks the user scope
-/// when it runs for a user); `flaky` fails until its third attempt; `broken`
+/// when it runs for a user); `slow` sleeps `<payload>` ms, then adds one to
+/// `count/slow<payload>`; `flaky` fails until its third attempt; `broken`
 /// always asks for a retry; `fatal` gives up; `later` asks once to wait 300 ms.
 impl job_handler::Guest for Probe {
     fn handle(job: Job) -> Result<(), JobError> {
@@ -76,6 +77,25 @@ impl job_handler::Guest for Probe {
                     storage::set(storage::Scope::User, "job-ran", b"yes")
                         .map_err(|e| JobError::Retry(format!("{e:?}")))?;
                 }
+                Ok(())
+            }
+            "slow" => {
+                // Sleeps for the payload's milliseconds, then counts like `count`:
+                // a host killed meanwhile leaves it running until its lease ends.
+                let ms: u64 = String::from_utf8_lossy(&job.payload)
+                    .parse()
+                    .unwrap_or(1000);
+                wasip2::clocks::monotonic_clock::subscribe_duration(ms * 1_000_000).block();
+                let key = format!("count/slow{ms}");
+                let current = storage::get(storage::Scope::Plugin, &key)
+                    .map_err(|e| JobError::Retry(format!("{e:?}")))?;
+                let n = current.map_or(0, |e| {
+                    String::from_utf8_lossy(&e.value)
+                        .parse::<u64>()
+                        .unwrap_or(0)
+                }) + 1;
+                storage::set(storage::Scope::Plugin, &key, n.to_string().as_bytes())
+                    .map_err(|e| JobError::Retry(format!("{e:?}")))?;
                 Ok(())
             }
             "flaky" if job.attempt < 3 => {
