@@ -1,0 +1,165 @@
+// The host's JSON shapes (host/src/api/*.rs and the routes other issues add).
+
+export type AuthMode = 'local' | 'forward-auth' | 'oidc';
+export interface AuthConfig {
+  mode: AuthMode;
+  first_run: boolean;
+  open_registration: boolean;
+}
+
+export interface User {
+  id: string;
+  username: string;
+  email: string | null;
+  is_admin: boolean;
+  time_zone: string;
+  /** The user's today, YYYY-MM-DD (GET /api/me). */
+  today?: string;
+}
+
+export type HabitKind = 'boolean' | 'measurable';
+export type TargetType = 'at_least' | 'at_most';
+export interface Target {
+  value: number;
+  type: TargetType;
+}
+export interface Frequency {
+  times: number;
+  days: number;
+}
+export interface Habit {
+  id: string;
+  name: string;
+  description: string;
+  color: string;
+  kind: HabitKind;
+  unit: string | null;
+  target: Target | null;
+  frequency: Frequency;
+  reminder: string | null;
+  archived: boolean;
+  position: number;
+  created: string;
+}
+/** A create or update body (PATCH: absent fields stay, null clears). */
+export interface HabitInput {
+  name?: string;
+  description?: string;
+  color?: string;
+  kind?: HabitKind;
+  unit?: string | null;
+  target?: Target | null;
+  frequency?: Frequency;
+  reminder?: string | null;
+  archived?: boolean;
+  position?: number;
+}
+
+export type EntryStatus = 'done' | 'skipped' | 'value';
+export interface Entry {
+  habit_id: string;
+  date: string;
+  status: EntryStatus;
+  value: number | null;
+  note: string | null;
+  source: string;
+}
+export type EntryInput = { status: 'done' | 'skipped'; note?: string } | { value: number; note?: string };
+
+export interface HabitStats {
+  score: number;
+  scores: { date: string; value: number }[];
+  current_streak: number;
+  best_streaks: { start: string; end: string; length: number }[];
+  window: { done: number; target: number; days: number };
+}
+export interface HabitStatsSummary {
+  habit_id: string;
+  score: number;
+  current_streak: number;
+}
+
+export interface Activity {
+  source: string;
+  external_id: string;
+  sport_type: string;
+  name: string;
+  start_utc: number;
+  start_local: string;
+  distance_m: number | null;
+  moving_time_s: number | null;
+  elapsed_time_s: number | null;
+  elevation_gain_m: number | null;
+  average_heartrate: number | null;
+}
+
+export interface PluginRoute {
+  path: string;
+  methods?: string[];
+  auth?: string;
+}
+export interface PluginView {
+  name: string;
+  version: string;
+  sha256: string;
+  active: boolean;
+  exports: string[];
+  imports: string[];
+  routes: PluginRoute[];
+  uploaded_at: string;
+  missing_variables: string[];
+  id?: number;
+}
+export interface PluginVersion {
+  id: number;
+  version: string;
+  sha256: string;
+  source: string;
+  uploaded_at: string;
+  active: boolean;
+}
+
+export interface StravaStatus {
+  connected: boolean;
+  athlete: unknown;
+  last_sync: string | null;
+  last_error: string | null;
+}
+export type RuleMeasure = 'done' | 'distance_km' | 'moving_time_min';
+export interface StravaRule {
+  id: string;
+  habit_id: string;
+  sport_types: string[];
+  min_distance_m: number | null;
+  min_moving_time_s: number | null;
+  measure: RuleMeasure;
+}
+
+export interface LlmStatus {
+  provider: string | null;
+  model: string | null;
+  configured: boolean;
+}
+export interface ConversationSummary {
+  id: string;
+  title: string;
+  /** RFC 3339, or milliseconds since the epoch. */
+  updated_at: string | number;
+}
+export interface ChatMessage {
+  role: 'user' | 'assistant' | string;
+  text: string;
+  incomplete?: boolean;
+  at?: string | number;
+}
+export interface Conversation {
+  id: string;
+  title: string;
+  messages: ChatMessage[];
+}
+
+export interface ImportCounts {
+  habits: number;
+  entries: number;
+  activities: number;
+}

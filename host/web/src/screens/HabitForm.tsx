@@ -1,0 +1,194 @@
+// Create or edit a habit: yes/no or measurable, how often, color, reminder.
+import { useEffect, useState, type FormEvent } from 'react';
+import { useQueryClient } from '@tanstack/react-query';
+import { api, ApiError, describeError } from '../lib/api';
+import {
+  emptyHabitForm,
+  habitFormToInput,
+  habitToForm,
+  validateHabitForm,
+  type HabitFormErrors,
+  type HabitFormValues,
+} from '../lib/habitForm';
+import { keys, useHabit } from '../lib/queries';
+import { navigate, useTitle } from '../lib/router';
+import type { Habit } from '../lib/types';
+import { ErrorBox, Loading } from '../components/Status';
+
+const COLORS = ['#4f46e5', '#0891b2', '#059669', '#65a30d', '#d97706', '#dc2626', '#db2777', '#7c3aed'];
+
+export function HabitFormScreen({ id }: { id?: string | undefined }) {
+  const habit = useHabit(id ?? '');
+  useTitle(id ? 'Edit habit' : 'New habit');
+  if (id && habit.isPending) return <Loading label="Loading the habit…" lines={6} />;
+  if (id && habit.isError) return <ErrorBox error={habit.error} retry={() => void habit.refetch()} />;
+  return <HabitForm habit={id ? habit.data : undefined} />;
+}
+
+function HabitForm({ habit }: { habit: Habit | undefined }) {
+  const qc = useQueryClient();
+  const [values, setValues] = useState<HabitFormValues>(() => (habit ? habitToForm(habit) : emptyHabitForm()));
+  const [errors, setErrors] = useState<HabitFormErrors>({});
+  const [serverError, setServerError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  useEffect(() => {
+    if (habit) setValues(habitToForm(habit));
+  }, [habit]);
+
+  const set = <K extends keyof HabitFormValues>(key: K, value: HabitFormValues[K]) => {
+    setValues((v) => ({ ...v, [key]: value }));
+    if (errors[key]) setErrors((e) => ({ ...e, [key]: undefined }));
+  };
+
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    const found = validateHabitForm(values);
+    setErrors(found);
+    setServerError(null);
+    const first = Object.keys(found)[0];
+    if (first) {
+      document.getElementById(`habit-${first}`)?.focus();
+      return;
+    }
+    setBusy(true);
+    try {
+      const body = habitFormToInput(values);
+      const saved = habit
+        ? await api<Habit>(`/api/habits/${habit.id}`, { method: 'PATCH', body })
+        : await api<Habit>('/api/habits', { body });
+      qc.setQueryData(keys.habit(saved.id), saved);
+      await qc.invalidateQueries({ queryKey: ['habits'] });
+      navigate(habit ? `/habits/${saved.id}` : '/');
+    } catch (err) {
+      // The host names the field at fault: "target: …".
+      if (err instanceof ApiError && err.code === 'invalid_field') {
+        const field = err.message.split(':')[0] ?? '';
+        const map: Record<string, keyof HabitFormValues> = { name: 'name', target: 'targetValue', unit: 'unit', frequency: 'times', color: 'color', reminder: 'reminder', description: 'description' };
+        const key = Object.entries(map).find(([k]) => field.startsWith(k))?.[1];
+        if (key) setErrors((x) => ({ ...x, [key]: err.message }));
+      }
+      setServerError(describeError(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const field = (key: keyof HabitFormValues) => ({
+    id: `habit-${key}`,
+    'aria-invalid': errors[key] ? true : undefined,
+    'aria-describedby': errors[key] ? `habit-${key}-error` : undefined,
+  });
+  const error = (key: keyof HabitFormValues) =>
+    errors[key] ? (
+      <span className="field-error" id={`habit-${key}-error`}>
+        {errors[key]}
+      </span>
+    ) : null;
+
+  return (
+    <section aria-labelledby="form-title">
+      <h1 id="form-title">{habit ? `Edit ${habit.name}` : 'New habit'}</h1>
+      <form className="stack habit-form" onSubmit={(e) => void submit(e)} noValidate>
+        <div className="field">
+          <label htmlFor="habit-name">
+            Name
+          </label>
+          <input {...field('name')} value={values.name} maxLength={200} onChange={(e) => set('name', e.target.value)} autoFocus={!habit} />
+          {error('name')}
+        </div>
+        <div className="field">
+          <label htmlFor="habit-description">
+            Description <span className="muted">(optional)</span>
+          </label>
+          <textarea {...field('description')} rows={2} value={values.description} onChange={(e) => set('description', e.target.value)} />
+          {error('description')}
+        </div>
+        <fieldset>
+          <legend>Kind</legend>
+          <label className="inline">
+            <input type="radio" name="kind" value="boolean" checked={values.kind === 'boolean'} onChange={() => set('kind', 'boolean')} />
+            Yes or no
+          </label>
+          <label className="inline">
+            <input type="radio" name="kind" value="measurable" checked={values.kind === 'measurable'} onChange={() => set('kind', 'measurable')} />
+            Measurable (a number)
+          </label>
+        </fieldset>
+        {values.kind === 'measurable' && (
+          <fieldset className="row-fields">
+            <legend>Goal</legend>
+            <label>
+              Target type
+              <select id="habit-targetType" value={values.targetType} onChange={(e) => set('targetType', e.target.value as HabitFormValues['targetType'])}>
+                <option value="at_least">At least</option>
+                <option value="at_most">At most</option>
+              </select>
+            </label>
+            <div className="field">
+              <label htmlFor="habit-targetValue">
+                Target
+              </label>
+              <input {...field('targetValue')} type="number" inputMode="decimal" min={0} step="any" value={values.targetValue} onChange={(e) => set('targetValue', e.target.value)} />
+              {error('targetValue')}
+            </div>
+            <div className="field">
+              <label htmlFor="habit-unit">
+                Unit
+              </label>
+              <input {...field('unit')} value={values.unit} placeholder="km, l, pages…" onChange={(e) => set('unit', e.target.value)} />
+              {error('unit')}
+            </div>
+          </fieldset>
+        )}
+        <fieldset className="row-fields">
+          <legend>How often</legend>
+          <div className="field">
+            <label htmlFor="habit-times">
+              Times
+            </label>
+            <input {...field('times')} type="number" inputMode="numeric" min={1} value={values.times} onChange={(e) => set('times', e.target.value)} />
+            {error('times')}
+          </div>
+          <div className="field">
+            <label htmlFor="habit-days">
+              Every … days
+            </label>
+            <input {...field('days')} type="number" inputMode="numeric" min={1} max={366} value={values.days} onChange={(e) => set('days', e.target.value)} />
+            {error('days')}
+          </div>
+        </fieldset>
+        <fieldset>
+          <legend>Color</legend>
+          <div className="swatches">
+            {COLORS.map((c) => (
+              <button key={c} type="button" className="swatch" style={{ background: c }} aria-label={`Color ${c}`} aria-pressed={values.color.toLowerCase() === c} onClick={() => set('color', c)} />
+            ))}
+            <label className="inline">
+              <span className="visually-hidden">Custom color</span>
+              <input {...field('color')} type="color" value={values.color} onChange={(e) => set('color', e.target.value)} />
+            </label>
+          </div>
+          {error('color')}
+        </fieldset>
+        <div className="field">
+          <label htmlFor="habit-reminder">
+            Reminder time <span className="muted">(optional)</span>
+          </label>
+          <input {...field('reminder')} type="time" value={values.reminder} onChange={(e) => set('reminder', e.target.value)} />
+          {error('reminder')}
+        </div>
+        <p className="form-error" role="alert">
+          {serverError}
+        </p>
+        <div className="actions">
+          <button type="submit" className="primary" disabled={busy}>
+            {habit ? 'Save changes' : 'Create habit'}
+          </button>
+          <button type="button" onClick={() => history.back()}>
+            Cancel
+          </button>
+        </div>
+      </form>
+    </section>
+  );
+}
