@@ -309,3 +309,101 @@ async fn two_hosts_on_one_postgres_run_each_job_once() {
     b.stop().await;
     a.stop().await;
 }
+
+/// A `per_user` schedule queues one job per user who has data in the plugin's
+/// user storage, each acting for that user, once per slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_user_schedules_run_once_for_each_user() {
+    use common::session::Session;
+    use reqwest::Method;
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(Backend::Sqlite, dir.path()).await.unwrap();
+    let mut s = job_settings(dir.path(), &db);
+    s.open_registration = true;
+    let server = TestServer::start(s).await;
+    let per_user = "schedule = [{ cron = \"* * * * *\", job = \"count\", per_user = true }]";
+    server
+        .install(
+            "probe",
+            &probe_manifest("probe", "0.1.0", "j", per_user),
+            guest("probe"),
+        )
+        .await;
+    let mut users = Vec::new();
+    for name in ["ada", "bob", "cyd"] {
+        let mut session = Session::register(&server, name).await;
+        if name != "cyd" {
+            // ada and bob have used the plugin; cyd has not.
+            let response = session
+                .send(&server, Method::PUT, "/plugins/probe/kv/user/seen", None)
+                .await;
+            assert_eq!(response.status(), 200);
+        }
+        let (_, me) = session.json(&server, Method::GET, "/api/me", None).await;
+        users.push((name, me["id"].as_str().unwrap().to_string(), session));
+    }
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let slots = loop {
+        let all: Value = client()
+            .get(server.url("/api/admin/jobs"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let slots: Vec<Value> = all["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|j| {
+                j["id"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("schedule:probe:count:")
+            })
+            .cloned()
+            .collect();
+        let ada_and_bob_done = ["ada", "bob"].iter().all(|name| {
+            let id = &users.iter().find(|u| u.0 == *name).unwrap().1;
+            slots
+                .iter()
+                .any(|j| j["user_id"] == id.as_str() && j["state"] == "done")
+        });
+        if ada_and_bob_done {
+            break slots;
+        }
+        assert!(Instant::now() < deadline, "per-user slots: {slots:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let cy = &users.iter().find(|u| u.0 == "cyd").unwrap().1;
+    assert!(
+        slots
+            .iter()
+            .all(|j| j["user_id"] != cy.as_str() && !j["user_id"].is_null()),
+        "only users with data get a job, and each acts for its user: {slots:?}"
+    );
+    for (name, id, session) in &mut users {
+        let per_slot = slots.iter().filter(|j| j["user_id"] == id.as_str()).count();
+        let (status, ran) = session
+            .json(&server, Method::GET, "/plugins/probe/kv/user/job-ran", None)
+            .await;
+        assert_eq!(status, 200);
+        if *name == "cyd" {
+            assert_eq!((per_slot, ran.as_str()), (0, Some("absent")), "{ran}");
+        } else {
+            assert!(
+                (1..=2).contains(&per_slot),
+                "{name}: one job per minute slot"
+            );
+            assert!(
+                ran.as_str().unwrap().ends_with("yes"),
+                "{name}'s job ran as {name}: {ran}"
+            );
+        }
+    }
+    server.stop().await;
+}
