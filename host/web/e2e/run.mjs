@@ -487,6 +487,35 @@ async function main() {
     expect(unexpected.length === 0, `console errors:\n${unexpected.join('\n')}`);
   });
 
+  await step('forward-auth: the proxy signs the user in, no sign-in form', page, async () => {
+    // A second server behind a "proxy" on loopback (trusted); the browser sends
+    // the header Authentik would add.
+    const fwdPort = await freePort();
+    const fwdBase = `http://127.0.0.1:${fwdPort}`;
+    start(bin, ['serve'], {
+      ...env,
+      HAM_DATA_DIR: join(temp, 'data-forward-auth'),
+      HAM_ADDR: `127.0.0.1:${fwdPort}`,
+      HAM_AUTH: 'forward-auth',
+      HAM_TRUSTED_PROXIES: '127.0.0.1/32',
+    });
+    await waitFor(async () => (await fetch(`${fwdBase}/healthz`)).ok, 'the forward-auth ham to answer', 60_000);
+    const proxied = await context.newPage();
+    await proxied.setExtraHTTPHeaders({ 'X-authentik-username': 'eve', 'X-authentik-email': 'eve@example.com' });
+    await proxied.goto(`${fwdBase}/`);
+    await proxied.getByRole('heading', { name: 'Today', level: 1 }).waitFor();
+    expect((await proxied.getByLabel('Password').count()) === 0, 'no sign-in form behind the proxy');
+    await proxied.screenshot({ path: join(artifacts, '16-forward-auth-today.png') });
+    // Without the header (not through the proxy) nobody is signed in, and there is
+    // still no form: the page says to sign in through the proxy.
+    const direct = await context.newPage();
+    await direct.goto(`${fwdBase}/`);
+    await direct.getByText(/signs users in through/).waitFor();
+    expect((await direct.getByLabel('Password').count()) === 0, 'no sign-in form in forward-auth mode');
+    await proxied.close();
+    await direct.close();
+  });
+
   await context.close();
 }
 
