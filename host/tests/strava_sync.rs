@@ -11,7 +11,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::fake_strava::{self, ATHLETE_ID, FakeStrava, event, post_event, run};
+use common::fake_strava::{ATHLETE_ID, FakeStrava, event, post_event, run};
 use common::llm::user_id;
 use common::process::until;
 use common::session::Session;
@@ -28,42 +28,32 @@ struct Env {
     _dir: tempfile::TempDir,
 }
 
-async fn start() -> Env {
+/// A host with the plugin pointed at a fresh fake; None when the backend is
+/// unavailable (PostgreSQL outside CI).
+async fn start(backend: Backend) -> Option<Env> {
+    start_configured(backend, true).await
+}
+
+/// `configured: false` leaves every `HAM_PLUGIN_STRAVA_SYNC_*` variable unset.
+async fn start_configured(backend: Backend, configured: bool) -> Option<Env> {
     let fake = FakeStrava::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let db = TestDb::new(Backend::Sqlite, dir.path()).await.unwrap();
+    let db = TestDb::new(backend, dir.path()).await?;
     let mut s = settings(dir.path(), &db);
     s.open_registration = true;
     s.job_backoff_ms = 50;
-    for (name, value) in [
-        ("CLIENT_ID", fake_strava::CLIENT_ID.to_string()),
-        ("CLIENT_SECRET", fake_strava::CLIENT_SECRET.to_string()),
-        ("VERIFY_TOKEN", fake_strava::VERIFY_TOKEN.to_string()),
-        ("API_BASE_URL", fake.api_base()),
-        ("OAUTH_BASE_URL", fake.oauth_base()),
-        ("SUBSCRIPTION_ID", fake_strava::SUBSCRIPTION_ID.to_string()),
-    ] {
-        s.plugin_env
-            .insert(format!("HAM_PLUGIN_STRAVA_SYNC_{name}"), Secret::new(value));
+    if configured {
+        for (name, value) in fake.plugin_env() {
+            s.plugin_env.insert(name, Secret::new(value));
+        }
     }
     let server = TestServer::start(s).await;
-    Env {
+    Some(Env {
         server,
         fake,
         _db: db,
         _dir: dir,
-    }
-}
-
-fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-fn location(response: &reqwest::Response) -> String {
-    response.headers()["location"].to_str().unwrap().to_string()
+    })
 }
 
 /// Registers alice and connects her through the fake's OAuth; returns her
@@ -71,52 +61,9 @@ fn location(response: &reqwest::Response) -> String {
 async fn connect(env: &Env) -> (Session, String) {
     let server = &env.server;
     let mut alice = Session::register(server, "alice").await;
-    let cookie = alice.cookie.clone().unwrap();
-    let client = no_redirects();
-    let to_strava = client
-        .get(server.url("/api/strava/connect"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(to_strava.status(), 302);
-    let authorize = location(&to_strava);
-    assert!(
-        authorize.starts_with(&format!("{}/authorize?", env.fake.oauth_base())),
-        "{authorize}"
-    );
-    for part in [
-        "response_type=code",
-        "approval_prompt=auto",
-        "scope=read%2Cactivity%3Aread_all",
-        "client_id=12345",
-        "state=",
-    ] {
-        assert!(authorize.contains(part), "{part} missing in {authorize}");
-    }
-    let back = client.get(&authorize).send().await.unwrap();
-    assert_eq!(back.status(), 303, "the fake redirects back");
-    let callback = location(&back);
-    assert!(
-        callback.starts_with(&server.url("/api/strava/callback?")),
-        "{callback}"
-    );
-    let done = client
-        .get(&callback)
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(done.status(), 302);
-    assert_eq!(location(&done), "/strava");
-    // The state is single use.
-    let again = client
-        .get(&callback)
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), 400);
+    env.fake
+        .connect(&server.url, alice.cookie.as_deref().unwrap())
+        .await;
     let id = user_id(server, &mut alice).await;
     (alice, id)
 }
@@ -174,7 +121,7 @@ async fn pending_jobs(server: &TestServer) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_verification_echoes_the_challenge_only_for_the_right_token() {
-    let env = start().await;
+    let env = start(Backend::Sqlite).await.unwrap();
     let server = &env.server;
     let ok = common::client()
         .get(server.url(
@@ -223,8 +170,19 @@ async fn server_stop(env: Env) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connecting_seals_the_tokens_and_status_shows_no_token() {
-    let env = start().await;
+async fn connecting_seals_the_tokens_and_status_shows_no_token_on_sqlite() {
+    connecting_story(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connecting_seals_the_tokens_and_status_shows_no_token_on_postgres() {
+    connecting_story(Backend::Postgres).await;
+}
+
+async fn connecting_story(backend: Backend) {
+    let Some(env) = start(backend).await else {
+        return;
+    };
     let server = &env.server;
     let (mut alice, _) = connect(&env).await;
     let (status, body) = alice
@@ -274,8 +232,19 @@ async fn connecting_seals_the_tokens_and_status_shows_no_token() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_create_update_delete_and_deauthorize_each_have_their_effect() {
-    let env = start().await;
+async fn events_create_update_delete_and_deauthorize_each_have_their_effect_on_sqlite() {
+    events_story(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_create_update_delete_and_deauthorize_each_have_their_effect_on_postgres() {
+    events_story(Backend::Postgres).await;
+}
+
+async fn events_story(backend: Backend) {
+    let Some(env) = start(backend).await else {
+        return;
+    };
     let server = &env.server;
     let (mut alice, user) = connect(&env).await;
     let run_habit = habit(
@@ -468,7 +437,7 @@ async fn events_create_update_delete_and_deauthorize_each_have_their_effect() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_and_server_errors_delay_the_job_and_the_webhook_answers_at_once() {
-    let env = start().await;
+    let env = start(Backend::Sqlite).await.unwrap();
     let server = &env.server;
     let (mut alice, user) = connect(&env).await;
     let run_habit = habit(
@@ -493,13 +462,17 @@ async fn rate_limits_and_server_errors_delay_the_job_and_the_webhook_answers_at_
         took < Duration::from_millis(500),
         "acknowledged in {took:?}"
     );
+    // The job writes the activity, then the check-in: wait for both.
     until(
         Duration::from_secs(20),
-        "the activity after 429 and 500",
-        || async { (activities(server, &user).await.len() == 1).then_some(()) },
+        "the activity and check-in after 429 and 500",
+        || async {
+            (activities(server, &user).await.len() == 1
+                && entries(server, &run_habit).await.len() == 1)
+                .then_some(())
+        },
     )
     .await;
-    assert_eq!(entries(server, &run_habit).await.len(), 1);
     let calls: Vec<_> = env
         .fake
         .requests()
@@ -535,7 +508,7 @@ async fn rate_limits_and_server_errors_delay_the_job_and_the_webhook_answers_at_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_swap_of_the_sync_plugin_while_events_arrive_loses_none() {
-    let env = start().await;
+    let env = start(Backend::Sqlite).await.unwrap();
     let server = &env.server;
     let (_, user) = connect(&env).await;
     let bundled = ham_host::plugins::bundled::BUNDLED
@@ -586,5 +559,413 @@ async fn a_swap_of_the_sync_plugin_while_events_arrive_loses_none() {
         || async { (activities(server, &user).await.len() == 20).then_some(()) },
     )
     .await;
+    server_stop(env).await;
+}
+
+/// The plugin's jobs as `GET /api/admin/jobs` shows them (newest first).
+async fn admin_jobs(server: &TestServer) -> Vec<Value> {
+    let all: Value = common::client()
+        .get(server.url("/api/admin/jobs"))
+        .bearer_auth(common::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    all["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| j["plugin"] == "strava-sync")
+        .cloned()
+        .collect()
+}
+
+/// How many API calls the fake saw whose line contains `part`.
+fn calls(fake: &FakeStrava, part: &str) -> usize {
+    fake.requests().iter().filter(|r| r.contains(part)).count()
+}
+
+async fn status_of(server: &TestServer, session: &Session) -> Value {
+    let (status, body) = session
+        .clone()
+        .json(server, Method::GET, "/api/strava/status", None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_pages_through_the_athlete_s_activities_and_each_arrives_once() {
+    let env = start(Backend::Sqlite).await.unwrap();
+    let server = &env.server;
+    let (mut alice, user) = connect(&env).await;
+    let run_habit = habit(
+        server,
+        &mut alice,
+        json!({"name": "Run", "kind": "boolean", "frequency": {"times": 1, "days": 1}}),
+    )
+    .await;
+    rule(
+        server,
+        &mut alice,
+        json!({"habit_id": run_habit, "sport_types": ["Run"], "measure": "done"}),
+    )
+    .await;
+    // Five runs before `since`, then 230 from it, three a day: three pages of 100.
+    for i in 0..5u64 {
+        env.fake.put_activity(run(
+            5000 + i,
+            &format!("Old {i}"),
+            &format!("2025-12-2{i}"),
+            5000.0,
+        ));
+    }
+    let first_day = jiff::civil::date(2026, 1, 1);
+    for i in 0..230u64 {
+        let day = first_day
+            .checked_add(jiff::Span::new().days(i64::try_from(i / 3).unwrap()))
+            .unwrap();
+        env.fake
+            .put_activity(run(6000 + i, &format!("Run {i}"), &day.to_string(), 5000.0));
+    }
+    // A bad `since` is refused, naming the field.
+    let (status, body) = alice
+        .json(
+            server,
+            Method::POST,
+            "/api/strava/backfill",
+            Some(json!({"since": "last year"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("since"),
+        "{body}"
+    );
+    let (status, body) = alice
+        .json(
+            server,
+            Method::POST,
+            "/api/strava/backfill",
+            Some(json!({"since": "2026-01-01"})),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    assert!(body["job_id"].is_string(), "{body}");
+    until(Duration::from_secs(60), "the backfill", || async {
+        (pending_jobs(server).await == 0 && activities(server, &user).await.len() == 230)
+            .then_some(())
+    })
+    .await;
+    let acts = activities(server, &user).await;
+    let mut ids: Vec<&str> = acts.iter().map(|a| a.external_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(
+        ids.len(),
+        230,
+        "every activity once, none from before since"
+    );
+    assert!(acts.iter().all(|a| a.start_local.as_str() >= "2026-01-01"));
+    let runs = entries(server, &run_habit).await;
+    assert_eq!(runs.len(), 77, "one check-in per day with runs");
+    assert!(runs.iter().all(|e| e.source == "strava"));
+    // The fake saw each page once, with `after`, `page` and `per_page`.
+    let pages: Vec<String> = env
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.contains("/athlete/activities"))
+        .collect();
+    assert_eq!(
+        pages,
+        (1..=3)
+            .map(|page| format!(
+                "GET /api/v3/athlete/activities?after=1767225600&page={page}&per_page=100"
+            ))
+            .collect::<Vec<_>>()
+    );
+    let backfills: Vec<Value> = admin_jobs(server)
+        .await
+        .into_iter()
+        .filter(|j| j["kind"] == "backfill")
+        .collect();
+    assert_eq!(backfills.len(), 3, "a job per page: {backfills:?}");
+    assert!(
+        backfills
+            .iter()
+            .all(|j| j["state"] == "done" && j["attempts"] == 1),
+        "{backfills:?}"
+    );
+    assert!(status_of(server, &alice).await["last_sync"].is_number());
+    server_stop(env).await;
+}
+
+/// Posts a create event for `id` and waits until the user has `arrived` activities.
+async fn deliver(server: &TestServer, user: &str, id: u64, arrived: usize) {
+    let (status, _) = post_event(&server.url, &event("activity", "create", id, json!({}))).await;
+    assert_eq!(status, 200);
+    until(Duration::from_secs(20), "the activity", || async {
+        (activities(server, user).await.len() == arrived).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_about_to_expire_is_refreshed_first_and_the_new_refresh_token_replaces_the_old() {
+    let env = start(Backend::Sqlite).await.unwrap();
+    let server = &env.server;
+    // Tokens that expire in two minutes: within the five-minute margin.
+    env.fake.expire_tokens_in(120);
+    let (_, user) = connect(&env).await;
+    for id in 4001..=4004 {
+        env.fake
+            .put_activity(run(id, &format!("Run {id}"), "2026-03-10", 5000.0));
+    }
+    deliver(server, &user, 4001, 1).await;
+    let refreshes = env.fake.refreshes();
+    assert_eq!(refreshes.len(), 1, "refreshed before use: {refreshes:?}");
+    assert!(refreshes[0].issued.is_some(), "the fake accepted it");
+    let log = env.fake.requests();
+    let fetch = log
+        .iter()
+        .position(|r| r == "GET /api/v3/activities/4001")
+        .unwrap();
+    assert_eq!(
+        log[fetch - 1],
+        "POST /oauth/token grant_type=refresh_token",
+        "the refresh comes before the call: {log:?}"
+    );
+
+    // The new tokens expire soon too: the next call refreshes with the new refresh
+    // token (the fake takes a refresh token once, so the old one would fail).
+    deliver(server, &user, 4002, 2).await;
+    let refreshes = env.fake.refreshes();
+    assert_eq!(refreshes.len(), 2, "{refreshes:?}");
+    assert_eq!(Some(&refreshes[1].presented), refreshes[0].issued.as_ref());
+    assert!(refreshes[1].issued.is_some());
+
+    // Tokens good for hours are used as they are.
+    env.fake.expire_tokens_in(6 * 3600);
+    deliver(server, &user, 4003, 3).await;
+    deliver(server, &user, 4004, 4).await;
+    let refreshes = env.fake.refreshes();
+    assert_eq!(
+        refreshes.len(),
+        3,
+        "no refresh for a fresh token: {refreshes:?}"
+    );
+    assert_eq!(Some(&refreshes[2].presented), refreshes[1].issued.as_ref());
+    server_stop(env).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_401_refreshes_once_then_the_connection_needs_a_reconnect() {
+    let env = start(Backend::Sqlite).await.unwrap();
+    let server = &env.server;
+    let (alice, user) = connect(&env).await;
+    env.fake
+        .put_activity(run(4101, "Tempo", "2026-03-11", 6000.0));
+    env.fake
+        .put_activity(run(4102, "Long", "2026-03-12", 20000.0));
+
+    // One 401: a refresh and one more try, which works.
+    env.fake.script(&[401]);
+    post_event(&server.url, &event("activity", "create", 4101, json!({}))).await;
+    until(
+        Duration::from_secs(20),
+        "the activity after a 401",
+        || async { (activities(server, &user).await.len() == 1).then_some(()) },
+    )
+    .await;
+    assert_eq!(env.fake.refreshes().len(), 1);
+    assert_eq!(calls(&env.fake, "/activities/4101"), 2);
+    let status = status_of(server, &alice).await;
+    assert_eq!(status["needs_reconnect"], false, "{status}");
+    assert_eq!(status["last_error"], Value::Null, "{status}");
+
+    // A 401 after the refresh too: no more tries, the user must reconnect.
+    env.fake.script(&[401, 401]);
+    let (code, _) = post_event(&server.url, &event("activity", "create", 4102, json!({}))).await;
+    assert_eq!(code, 200);
+    let status = until(Duration::from_secs(20), "needs_reconnect", || async {
+        let status = status_of(server, &alice).await;
+        (status["needs_reconnect"] == true).then_some(status)
+    })
+    .await;
+    assert_eq!(status["connected"], true, "{status}");
+    assert!(
+        status["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("reconnect"),
+        "{status}"
+    );
+    assert_eq!(env.fake.refreshes().len(), 2, "one refresh for that call");
+    assert_eq!(calls(&env.fake, "/activities/4102"), 2, "no third try");
+    until(Duration::from_secs(20), "the job to fail", || async {
+        (pending_jobs(server).await == 0).then_some(())
+    })
+    .await;
+    let dead: Vec<Value> = admin_jobs(server)
+        .await
+        .into_iter()
+        .filter(|j| j["state"] == "dead")
+        .collect();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["attempts"], 1, "not retried: {dead:?}");
+    assert_eq!(activities(server, &user).await.len(), 1);
+    server_stop(env).await;
+}
+
+/// The end of the 15-minute window `now_ms` is in.
+fn next_quarter_hour(now_ms: i64) -> i64 {
+    (now_ms.div_euclid(900_000) + 1) * 900_000
+}
+
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_at_the_limit_delays_the_next_call_to_the_next_window_instead_of_failing() {
+    let env = start(Backend::Sqlite).await.unwrap();
+    let server = &env.server;
+    let (_, user) = connect(&env).await;
+    env.fake
+        .put_activity(run(4201, "Spent", "2026-03-13", 5000.0));
+    env.fake
+        .put_activity(run(4202, "Later", "2026-03-13", 5000.0));
+    // A 200 that spends the 15-minute limit (100 of 100): this answer counts.
+    env.fake.rate_usage(Some("100,150"));
+    let before = now_ms();
+    post_event(&server.url, &event("activity", "create", 4201, json!({}))).await;
+    until(Duration::from_secs(20), "the first activity", || async {
+        (activities(server, &user).await.len() == 1).then_some(())
+    })
+    .await;
+    let after = now_ms();
+    // The next event waits for the next window, without calling Strava.
+    let (status, took) =
+        post_event(&server.url, &event("activity", "create", 4202, json!({}))).await;
+    assert_eq!(status, 200);
+    assert!(
+        took < Duration::from_millis(500),
+        "acknowledged in {took:?}"
+    );
+    let delayed = until(Duration::from_secs(20), "the job to be delayed", || async {
+        admin_jobs(server)
+            .await
+            .into_iter()
+            .find(|j| j["state"] == "queued" && j["last_error"].is_string())
+    })
+    .await;
+    assert_eq!(delayed["kind"], "event");
+    assert_eq!(
+        delayed["attempts"], 0,
+        "the wait uses no attempt: {delayed}"
+    );
+    assert!(
+        delayed["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("rate limit"),
+        "{delayed}"
+    );
+    let run_after = delayed["run_after"].as_i64().unwrap();
+    assert!(
+        [next_quarter_hour(before), next_quarter_hour(after)]
+            .iter()
+            .any(|window| (run_after - window).abs() < 2000),
+        "run_after {run_after} is not the next quarter hour after {before}..{after}"
+    );
+    assert_eq!(calls(&env.fake, "/activities/4202"), 0);
+    assert_eq!(activities(server, &user).await.len(), 1);
+    server_stop(env).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unconfigured_the_routes_answer_503_naming_the_variable_to_set() {
+    let env = start_configured(Backend::Sqlite, false).await.unwrap();
+    let server = &env.server;
+    let mut alice = Session::register(server, "alice").await;
+    let status = status_of(server, &alice).await;
+    assert_eq!(status["configured"], false, "{status}");
+    assert_eq!(status["connected"], false, "{status}");
+    let rule_body = json!({"habit_id": "h", "sport_types": ["Run"], "measure": "done"});
+    for (method, path, body) in [
+        (Method::GET, "/api/strava/connect", None),
+        (Method::GET, "/api/strava/callback?state=ab&code=c", None),
+        (Method::DELETE, "/api/strava/connection", None),
+        (
+            Method::POST,
+            "/api/strava/backfill",
+            Some(json!({"since": "2026-01-01"})),
+        ),
+        (Method::GET, "/api/strava/rules", None),
+        (Method::POST, "/api/strava/rules", Some(rule_body)),
+        (
+            Method::GET,
+            "/api/strava/webhook?hub.mode=subscribe&hub.verify_token=x&hub.challenge=y",
+            None,
+        ),
+        (
+            Method::POST,
+            "/api/strava/webhook",
+            Some(event("activity", "create", 1, json!({}))),
+        ),
+    ] {
+        let (status, body) = alice.json(server, method.clone(), path, body).await;
+        assert_eq!(status, 503, "{method} {path}: {body}");
+        assert_eq!(body["error"]["code"], "not_configured", "{method} {path}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("HAM_PLUGIN_STRAVA_SYNC_CLIENT_ID"),
+            "{method} {path}: {body}"
+        );
+    }
+    assert_eq!(pending_jobs(server).await, 0);
+    server_stop(env).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_at_once_near_token_expiry_share_one_refresh_and_none_is_lost() {
+    let env = start(Backend::Sqlite).await.unwrap();
+    let server = &env.server;
+    env.fake.expire_tokens_in(120);
+    let (alice, user) = connect(&env).await;
+    for id in 4301..=4306 {
+        env.fake
+            .put_activity(run(id, &format!("Run {id}"), "2026-03-14", 5000.0));
+    }
+    // Both job workers refresh at once with the same refresh token; Strava takes
+    // it once, so one of them is refused and must use the other's new tokens.
+    let posts: Vec<_> = (4301..=4306u64)
+        .map(|id| {
+            let url = server.url.clone();
+            tokio::spawn(async move {
+                post_event(&url, &event("activity", "create", id, json!({}))).await
+            })
+        })
+        .collect();
+    for post in posts {
+        assert_eq!(post.await.unwrap().0, 200);
+    }
+    until(Duration::from_secs(30), "every event", || async {
+        (pending_jobs(server).await == 0).then_some(())
+    })
+    .await;
+    let jobs = admin_jobs(server).await;
+    assert!(jobs.iter().all(|j| j["state"] == "done"), "{jobs:?}");
+    assert_eq!(activities(server, &user).await.len(), 6);
+    let status = status_of(server, &alice).await;
+    assert_eq!(status["needs_reconnect"], false, "{status}");
     server_stop(env).await;
 }

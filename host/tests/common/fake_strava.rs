@@ -1,7 +1,10 @@
 //! A fake Strava on loopback: OAuth (authorize, token exchange and refresh,
 //! deauthorize), the API (athlete activities with paging, activity detail) with
-//! rate-limit headers, scripted failures (429, 500, a stall), and a log of every
-//! request. Plus [`post_event`], which posts a webhook event the way Strava does.
+//! rate-limit headers (counted, or fixed with [`FakeStrava::rate_usage`]), scripted
+//! failures (429, 500, 401, a stall), short-lived tokens, a log of every request
+//! and of every refresh grant. Plus [`post_event`], which posts a webhook event the
+//! way Strava does, [`FakeStrava::plugin_env`], the variables that point the plugin
+//! here, and [`FakeStrava::connect`], a browser's walk through the OAuth redirects.
 //!
 //! Base URLs: API `{url}/api/v3`, OAuth `{url}/oauth`.
 #![allow(
@@ -48,6 +51,18 @@ struct Inner {
     deauthorized: u64,
     /// `expires_at` handed out with new tokens, seconds from now.
     expires_in: i64,
+    /// `X-RateLimit-Usage` on answers instead of the counted usage.
+    usage: Option<String>,
+    /// Every refresh-token grant: the token presented, the one issued (None when
+    /// refused).
+    refreshes: Vec<Refresh>,
+}
+
+/// One `grant_type=refresh_token` call at the token endpoint.
+#[derive(Clone, Debug)]
+pub struct Refresh {
+    pub presented: String,
+    pub issued: Option<String>,
 }
 
 /// The fake's handle: script it, read its log.
@@ -111,6 +126,84 @@ impl FakeStrava {
         self.inner.lock().unwrap().expires_in = seconds;
     }
 
+    /// Answers carry this `X-RateLimit-Usage` (the limit is `100,1000`) instead of
+    /// the counted usage; None goes back to counting.
+    pub fn rate_usage(&self, usage: Option<&str>) {
+        self.inner.lock().unwrap().usage = usage.map(str::to_string);
+    }
+
+    /// Every refresh-token grant so far, in order.
+    pub fn refreshes(&self) -> Vec<Refresh> {
+        self.inner.lock().unwrap().refreshes.clone()
+    }
+
+    /// The `HAM_PLUGIN_STRAVA_SYNC_*` variables that point the plugin at this fake.
+    pub fn plugin_env(&self) -> Vec<(String, String)> {
+        [
+            ("CLIENT_ID", CLIENT_ID.to_string()),
+            ("CLIENT_SECRET", CLIENT_SECRET.to_string()),
+            ("VERIFY_TOKEN", VERIFY_TOKEN.to_string()),
+            ("API_BASE_URL", self.api_base()),
+            ("OAUTH_BASE_URL", self.oauth_base()),
+            ("SUBSCRIPTION_ID", SUBSCRIPTION_ID.to_string()),
+        ]
+        .into_iter()
+        .map(|(name, value)| (format!("HAM_PLUGIN_STRAVA_SYNC_{name}"), value))
+        .collect()
+    }
+
+    /// Connects the signed-in user (`cookie`) of the HAM at `server_url` through
+    /// this fake's OAuth, as a browser would, checking each step: HAM's redirect to
+    /// the authorize page, the fake's redirect back, the callback's redirect to
+    /// `/strava`, and that the `state` works once.
+    pub async fn connect(&self, server_url: &str, cookie: &str) {
+        let client = no_redirects();
+        let to_strava = client
+            .get(format!("{server_url}/api/strava/connect"))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(to_strava.status(), 302);
+        let authorize = location(&to_strava);
+        assert!(
+            authorize.starts_with(&format!("{}/authorize?", self.oauth_base())),
+            "{authorize}"
+        );
+        for part in [
+            "response_type=code",
+            "approval_prompt=auto",
+            "scope=read%2Cactivity%3Aread_all",
+            "client_id=12345",
+            "state=",
+        ] {
+            assert!(authorize.contains(part), "{part} missing in {authorize}");
+        }
+        let back = client.get(&authorize).send().await.unwrap();
+        assert_eq!(back.status(), 303, "the fake redirects back");
+        let callback = location(&back);
+        assert!(
+            callback.starts_with(&format!("{server_url}/api/strava/callback?")),
+            "{callback}"
+        );
+        let done = client
+            .get(&callback)
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(done.status(), 302);
+        assert_eq!(location(&done), "/strava");
+        // The state is single use.
+        let again = client
+            .get(&callback)
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), 400);
+    }
+
     /// Forgets every access token, as if Strava had revoked them.
     pub fn revoke_access_tokens(&self) {
         self.inner.lock().unwrap().access.clear();
@@ -135,6 +228,17 @@ impl FakeStrava {
     pub fn deauthorized(&self) -> u64 {
         self.inner.lock().unwrap().deauthorized
     }
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response.headers()["location"].to_str().unwrap().to_string()
 }
 
 /// A run as the API describes it, on `date` (local) at 07:00.
@@ -236,11 +340,18 @@ async fn token(State(inner): Shared, Form(f): Form<HashMap<String, String>>) -> 
             .into_response();
     }
     let mut g = inner.lock().unwrap();
-    let athlete = match f.get("grant_type").map(String::as_str) {
+    let grant = f.get("grant_type").map(String::as_str);
+    let athlete = match grant {
         Some("authorization_code") => f.get("code").and_then(|c| g.codes.remove(c)),
         Some("refresh_token") => f.get("refresh_token").and_then(|t| g.refresh.remove(t)),
         _ => None,
     };
+    if grant == Some("refresh_token") {
+        g.refreshes.push(Refresh {
+            presented: f.get("refresh_token").cloned().unwrap_or_default(),
+            issued: None,
+        });
+    }
     let Some(athlete) = athlete else {
         return (
             StatusCode::BAD_REQUEST,
@@ -253,6 +364,11 @@ async fn token(State(inner): Shared, Form(f): Form<HashMap<String, String>>) -> 
     let refresh = format!("refresh-{}-{}", g.issued, rand_hex());
     g.access.insert(access.clone(), athlete);
     g.refresh.insert(refresh.clone(), athlete);
+    if grant == Some("refresh_token")
+        && let Some(last) = g.refreshes.last_mut()
+    {
+        last.issued = Some(refresh.clone());
+    }
     let now = i64::try_from(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -320,13 +436,15 @@ async fn api_call(
     Ok(())
 }
 
-fn with_limits(mut response: Response, usage: usize) -> Response {
+fn with_limits(mut response: Response, g: &Inner) -> Response {
+    let counted = g.requests.len();
+    let usage = g
+        .usage
+        .clone()
+        .unwrap_or_else(|| format!("{},{counted}", counted % 100));
     let h = response.headers_mut();
     h.insert("x-ratelimit-limit", "100,1000".parse().unwrap());
-    h.insert(
-        "x-ratelimit-usage",
-        format!("{},{}", usage % 100, usage).parse().unwrap(),
-    );
+    h.insert("x-ratelimit-usage", usage.parse().unwrap());
     response
 }
 
@@ -335,16 +453,15 @@ async fn activity(State(inner): Shared, Path(id): Path<u64>, headers: HeaderMap)
         return r;
     }
     let g = inner.lock().unwrap();
-    let usage = g.requests.len();
     match g.activities.get(&id) {
-        Some(a) => with_limits(Json(a.clone()).into_response(), usage),
+        Some(a) => with_limits(Json(a.clone()).into_response(), &g),
         None => with_limits(
             (
                 StatusCode::NOT_FOUND,
                 Json(json!({"message": "Record Not Found"})),
             )
                 .into_response(),
-            usage,
+            &g,
         ),
     }
 }
@@ -376,7 +493,7 @@ async fn athlete_activities(
         .take(per_page)
         .cloned()
         .collect();
-    with_limits(Json(Value::Array(items)).into_response(), g.requests.len())
+    with_limits(Json(Value::Array(items)).into_response(), &g)
 }
 
 trait Lenient {

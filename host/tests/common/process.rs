@@ -26,7 +26,10 @@ impl HamProcess {
     /// Starts `ham serve` on an ephemeral port with `env` (on top of a clean
     /// environment) and waits, up to 60 s, for it to log its address.
     pub fn spawn(env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_ham"));
+        // Cargo names the binary for tests and benches (not for examples).
+        let bin =
+            option_env!("CARGO_BIN_EXE_ham").expect("the ham binary (tests and benches only)");
+        let mut command = Command::new(bin);
         command
             .arg("serve")
             .env_clear()

@@ -181,15 +181,38 @@ pub fn token_request(cfg: &Config, extra: &[(&str, &str)]) -> Result<TokenReply,
 }
 
 /// Refreshes the connection's tokens; the new refresh token replaces the old one.
+///
+/// Strava takes a refresh token once, and two jobs of one user can refresh at
+/// the same moment: the loser's token is refused. It then takes the tokens the
+/// winner stored (waiting a moment for the winner to store them) instead of
+/// failing, so concurrent events near expiry are not lost.
 pub fn refresh(cfg: &Config, conn: &mut Connection) -> Result<(), ApiError> {
-    let refresh_token = conn.refresh_token.clone();
-    let reply = token_request(
+    let presented = conn.refresh_token.clone();
+    let reply = match token_request(
         cfg,
         &[
             ("grant_type", "refresh_token"),
-            ("refresh_token", &refresh_token),
+            ("refresh_token", &presented),
         ],
-    )?;
+    ) {
+        Ok(reply) => reply,
+        Err(refused @ (ApiError::Unauthorized | ApiError::Permanent(_))) => {
+            for wait_ms in [0u64, 250, 1000] {
+                if wait_ms > 0 {
+                    wasip2::clocks::monotonic_clock::subscribe_duration(wait_ms * 1_000_000)
+                        .block();
+                }
+                if let Ok(Some(stored)) = Connection::load()
+                    && stored.refresh_token != presented
+                {
+                    *conn = stored;
+                    return Ok(());
+                }
+            }
+            return Err(refused);
+        }
+        Err(e) => return Err(e),
+    };
     conn.access_token = reply.access_token;
     conn.refresh_token = reply.refresh_token;
     conn.expires_at = reply.expires_at;
