@@ -28,16 +28,7 @@ fn env<'a>(db: &'a TestDb, dir: &'a str) -> Vec<(&'a str, &'a str)> {
 }
 
 async fn jobs(host: &HamProcess) -> Vec<Value> {
-    let all: Value = client()
-        .get(host.url("/api/admin/jobs"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    all["jobs"].as_array().unwrap().clone()
+    common::admin_jobs(&host.url).await
 }
 
 async fn job(host: &HamProcess, id: &str) -> Value {

@@ -36,21 +36,10 @@ async fn enqueue(server: &TestServer, kind: &str, payload: &str, cookie: Option<
 }
 
 async fn job(server: &TestServer, id: &str) -> Value {
-    let all: Value = client()
-        .get(server.url("/api/admin/jobs"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
+    common::admin_jobs(&server.url)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    all["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
+        .into_iter()
         .find(|j| j["id"] == id)
-        .cloned()
         .unwrap_or(Value::Null)
 }
 
@@ -267,26 +256,15 @@ async fn two_hosts_on_one_postgres_run_each_job_once() {
 
     // The scheduled slot was queued once, not once per host, and ran once.
     let scheduled = || async {
-        let all: Value = client()
-            .get(a.url("/api/admin/jobs"))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
+        common::admin_jobs(&a.url)
             .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        all["jobs"]
-            .as_array()
-            .unwrap()
-            .iter()
+            .into_iter()
             .filter(|j| {
                 j["id"]
                     .as_str()
                     .unwrap()
                     .starts_with("schedule:probe:count:")
             })
-            .cloned()
             .collect::<Vec<_>>()
     };
     // Polled, as a new minute may open a new slot meanwhile: all slots done and
@@ -346,26 +324,15 @@ async fn per_user_schedules_run_once_for_each_user() {
 
     let deadline = Instant::now() + Duration::from_secs(30);
     let slots = loop {
-        let all: Value = client()
-            .get(server.url("/api/admin/jobs"))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
+        let slots: Vec<Value> = common::admin_jobs(&server.url)
             .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let slots: Vec<Value> = all["jobs"]
-            .as_array()
-            .unwrap()
-            .iter()
+            .into_iter()
             .filter(|j| {
                 j["id"]
                     .as_str()
                     .unwrap()
                     .starts_with("schedule:probe:count:")
             })
-            .cloned()
             .collect();
         let ada_and_bob_done = ["ada", "bob"].iter().all(|name| {
             let id = &users.iter().find(|u| u.0 == *name).unwrap().1;

@@ -80,21 +80,10 @@ async fn register(host: &HamProcess, username: &str) -> String {
 }
 
 async fn event_jobs(host: &HamProcess) -> Vec<Value> {
-    let all: Value = client()
-        .get(host.url("/api/admin/jobs"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
+    common::admin_jobs(&host.url)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    all["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
+        .into_iter()
         .filter(|j| j["plugin"] == "strava-sync" && j["kind"] == "event")
-        .cloned()
         .collect()
 }
 

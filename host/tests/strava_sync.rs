@@ -564,21 +564,10 @@ async fn a_swap_of_the_sync_plugin_while_events_arrive_loses_none() {
 
 /// The plugin's jobs as `GET /api/admin/jobs` shows them (newest first).
 async fn admin_jobs(server: &TestServer) -> Vec<Value> {
-    let all: Value = common::client()
-        .get(server.url("/api/admin/jobs"))
-        .bearer_auth(common::ADMIN_TOKEN)
-        .send()
+    common::admin_jobs(&server.url)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    all["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
+        .into_iter()
         .filter(|j| j["plugin"] == "strava-sync")
-        .cloned()
         .collect()
 }
 

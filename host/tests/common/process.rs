@@ -26,7 +26,12 @@ impl HamProcess {
     /// Starts `ham serve` on an ephemeral port with `env` (on top of a clean
     /// environment) and waits, up to 60 s, for it to log its address.
     pub fn spawn(env: &[(&str, &str)]) -> Self {
-        // Cargo names the binary for tests and benches (not for examples).
+        // Cargo names the binary for tests and benches, not for examples (which
+        // include this harness but never start a process).
+        #[allow(
+            clippy::option_env_unwrap,
+            reason = "only tests and benches call this, and cargo defines it for them"
+        )]
         let bin =
             option_env!("CARGO_BIN_EXE_ham").expect("the ham binary (tests and benches only)");
         let mut command = Command::new(bin);
