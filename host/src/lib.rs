@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod backup;
 pub mod cli;
 pub mod export;
 pub mod habits;
@@ -60,7 +61,9 @@ impl AppState {
             &settings.data_dir,
         )
         .context("loading the secret key")?;
-        runtime.llm = Arc::new(llm::Llm::new(&settings.llm, db.clone())?);
+        let mut llm = llm::Llm::new(&settings.llm, db.clone())?;
+        llm.metrics = runtime.metrics.clone();
+        runtime.llm = Arc::new(llm);
         let runtime = Arc::new(runtime);
         let registry = Arc::new(
             Registry::load(
@@ -115,6 +118,12 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let mut workers = jobs::spawn_workers(&state);
     workers.push(jobs::spawn_scheduler(&state));
+    if state.db.backend() == store::Backend::Postgres {
+        workers.push(plugins::replicas::spawn(
+            state.registry.clone(),
+            state.settings.database_url(),
+        ));
+    }
     // Handlers see the TCP peer (login rate limits; trusted proxies later).
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let served = axum::serve(listener, app)

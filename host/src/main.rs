@@ -29,6 +29,16 @@ enum Command {
     /// Manage plugins on a running server.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Write a consistent snapshot of the SQLite database (the server may run).
+    Backup {
+        /// The snapshot file to write (must not exist).
+        path: PathBuf,
+    },
+    /// Put a snapshot in place of the SQLite database (stop the server first).
+    Restore {
+        /// A snapshot written by `ham backup`.
+        path: PathBuf,
+    },
     /// Serve a fake LLM provider (tests and demos); prints its base URL.
     #[command(hide = true)]
     FakeLlm {
@@ -113,6 +123,23 @@ async fn main() -> anyhow::Result<()> {
         Command::Plugin(PluginCommand::Rollback { name, remote }) => {
             cli::rollback(&remote.into(), &name).await
         }
+        Command::Backup { path } => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            ham_host::backup::backup(&settings.database_url(), &path).await?;
+            println!("backup written to {} (integrity check ok)", path.display());
+            Ok(())
+        }
+        Command::Restore { path } => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            let target = ham_host::backup::restore(&settings.database_url(), &path).await?;
+            println!(
+                "restored {} to {} (the previous file is kept as {}.before-restore)",
+                path.display(),
+                target.display(),
+                target.display()
+            );
+            Ok(())
+        }
         Command::FakeLlm {
             addr,
             provider,
@@ -130,12 +157,20 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(config: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("HAM_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HAM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    match std::env::var("HAM_LOG_FORMAT").as_deref() {
+        // One JSON object per line, with the fields of the current span and its
+        // parents (the request's method, route and status; the plugin and version).
+        Ok("json") => tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .with_env_filter(filter)
+            .init(),
+        Ok("text") | Err(_) => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        Ok(other) => anyhow::bail!("HAM_LOG_FORMAT must be `text` or `json`, not `{other}`"),
+    }
     let mut settings = Settings::load(config.as_deref())?;
     if args.watch.is_some() {
         settings.plugins_dir = args.watch;

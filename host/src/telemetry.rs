@@ -1,48 +1,194 @@
-//! Counters the host keeps about itself, rendered in Prometheus' text format at
-//! `GET /metrics`.
+//! What the host tells operators about itself: metrics in Prometheus' text format at
+//! `GET /metrics`, and the per-request span of the HTTP layer.
 //!
-//! A counter is a name plus label pairs; it comes into being at its first
-//! increment. Names are `&'static str` from the [`HELP`] table, so every exposed
-//! metric has its `# HELP` and `# TYPE` lines. Label values are escaped as the
-//! exposition format requires. Secrets never become labels.
+//! Three kinds of metric, all in this file and none from a crate:
+//!
+//! - counters ([`Metrics::inc`], [`Metrics::add`]) and histograms
+//!   ([`Metrics::observe`], seconds, fixed [`BUCKETS`]) the host updates as it works;
+//!   a series comes into being at its first update;
+//! - gauges read at scrape time ([`Gauge`]: the active plugin versions, the job
+//!   queue by state, resident memory), passed to [`Metrics::render`].
+//!
+//! Every name is a `&'static str` from the [`HELP`] table, so each exposed family
+//! has its `# HELP` and `# TYPE` lines, and a name outside the table is never
+//! rendered. Label values are escaped as the exposition format requires. Secrets
+//! never become labels; route labels are templates (`/api/habits/{id}`), never raw
+//! paths, so a scan of random URLs cannot grow the series without bound.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
+use std::time::Instant;
 
-/// Every counter the host exposes, with its help text.
-pub const HELP: &[(&str, &str)] = &[
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::Instrument as _;
+
+use crate::AppState;
+
+/// A metric family's type, as written on its `# TYPE` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Histogram,
+    Gauge,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Histogram => "histogram",
+            Kind::Gauge => "gauge",
+        }
+    }
+}
+
+/// Every metric family the host exposes: name, type, help.
+pub const HELP: &[(&str, Kind, &str)] = &[
+    (
+        "ham_http_requests_total",
+        Kind::Counter,
+        "HTTP requests by method, route template and status.",
+    ),
+    (
+        "ham_http_request_duration_seconds",
+        Kind::Histogram,
+        "HTTP request latency (to the response head) by method and route template.",
+    ),
     (
         "ham_plugin_invocations_total",
+        Kind::Counter,
         "Plugin invocations by plugin, version and export.",
     ),
     (
         "ham_plugin_errors_total",
+        Kind::Counter,
         "Failed plugin invocations by plugin, version, export and kind (timeout, memory, fuel, trap, busy, failed, internal).",
     ),
     (
+        "ham_plugin_invocation_duration_seconds",
+        Kind::Histogram,
+        "Plugin invocation latency by plugin, version and export.",
+    ),
+    (
+        "ham_plugin_active",
+        Kind::Gauge,
+        "1 for the version of each plugin this process serves.",
+    ),
+    (
+        "ham_plugin_swaps_total",
+        Kind::Counter,
+        "Activations this process published (uploads, rollbacks, reloads from another replica) by plugin.",
+    ),
+    (
         "ham_rules_rejected_answers_total",
+        Kind::Counter,
         "Answers of a rules plugin refused by the host (a score outside 0..1, a wrong number of days, a refused input).",
     ),
+    (
+        "ham_jobs",
+        Kind::Gauge,
+        "Jobs in the queue by state (queued, running, done, dead), read from the database at scrape.",
+    ),
+    (
+        "ham_job_run_duration_seconds",
+        Kind::Histogram,
+        "Job runs by plugin and outcome (done, retry, dead).",
+    ),
+    (
+        "ham_llm_tokens_total",
+        Kind::Counter,
+        "Language model tokens by provider, model and direction (input, output).",
+    ),
+    (
+        "ham_process_resident_memory_bytes",
+        Kind::Gauge,
+        "Resident memory of this process.",
+    ),
+];
+
+/// Histogram bucket upper bounds, in seconds (`+Inf` is implied).
+pub const BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
 type Labels = Vec<(&'static str, String)>;
 
-/// The host's counters.
+#[derive(Debug, Default, Clone)]
+struct Histogram {
+    /// Per bucket (not cumulative); the last slot is `+Inf`.
+    buckets: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+/// A gauge value read at scrape time.
+#[derive(Debug, Clone)]
+pub struct Gauge {
+    pub name: &'static str,
+    pub labels: Labels,
+    pub value: f64,
+}
+
+impl Gauge {
+    pub fn new(name: &'static str, labels: &[(&'static str, &str)], value: f64) -> Self {
+        Self {
+            name,
+            labels: owned(labels),
+            value,
+        }
+    }
+}
+
+/// The host's counters and histograms.
 #[derive(Debug, Default)]
 pub struct Metrics {
     counters: Mutex<BTreeMap<(&'static str, Labels), u64>>,
+    histograms: Mutex<BTreeMap<(&'static str, Labels), Histogram>>,
+}
+
+fn owned(labels: &[(&'static str, &str)]) -> Labels {
+    labels.iter().map(|(k, v)| (*k, (*v).to_string())).collect()
+}
+
+fn same(l: &Labels, labels: &[(&str, &str)]) -> bool {
+    l.len() == labels.len()
+        && l.iter()
+            .zip(labels)
+            .all(|((k, v), (k2, v2))| k == k2 && v == v2)
 }
 
 impl Metrics {
     /// Adds one to the counter `name` with these labels.
     pub fn inc(&self, name: &'static str, labels: &[(&'static str, &str)]) {
-        let key = (
-            name,
-            labels.iter().map(|(k, v)| (*k, (*v).to_string())).collect(),
-        );
+        self.add(name, labels, 1);
+    }
+
+    /// Adds `n` to the counter `name` with these labels.
+    pub fn add(&self, name: &'static str, labels: &[(&'static str, &str)], n: u64) {
         if let Ok(mut counters) = self.counters.lock() {
-            *counters.entry(key).or_insert(0) += 1;
+            *counters.entry((name, owned(labels))).or_insert(0) += n;
+        }
+    }
+
+    /// Records one observation (seconds) in the histogram `name`.
+    pub fn observe(&self, name: &'static str, labels: &[(&'static str, &str)], seconds: f64) {
+        if let Ok(mut histograms) = self.histograms.lock() {
+            let h = histograms.entry((name, owned(labels))).or_default();
+            if h.buckets.is_empty() {
+                h.buckets = vec![0; BUCKETS.len() + 1];
+            }
+            let slot = BUCKETS
+                .iter()
+                .position(|le| seconds <= *le)
+                .unwrap_or(BUCKETS.len());
+            if let Some(b) = h.buckets.get_mut(slot) {
+                *b += 1;
+            }
+            h.sum += seconds;
+            h.count += 1;
         }
     }
 
@@ -53,34 +199,97 @@ impl Metrics {
         };
         counters
             .iter()
-            .filter(|((n, l), _)| {
-                *n == name
-                    && l.len() == labels.len()
-                    && l.iter()
-                        .zip(labels)
-                        .all(|((k, v), (k2, v2))| k == k2 && v == v2)
-            })
+            .filter(|((n, l), _)| *n == name && same(l, labels))
             .map(|(_, v)| *v)
             .sum()
     }
 
-    /// The exposition: every counter, grouped by name with its help.
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        let Ok(counters) = self.counters.lock() else {
-            return out;
+    /// How many observations a histogram holds (0 if none).
+    pub fn observations(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
+        let Ok(histograms) = self.histograms.lock() else {
+            return 0;
         };
-        for (name, help) in HELP {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            for ((_, labels), value) in counters.iter().filter(|((n, _), _)| n == name) {
-                let labels: Vec<String> = labels
-                    .iter()
-                    .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
-                    .collect();
-                let _ = writeln!(out, "{name}{{{}}} {value}", labels.join(","));
+        histograms
+            .iter()
+            .filter(|((n, l), _)| *n == name && same(l, labels))
+            .map(|(_, h)| h.count)
+            .sum()
+    }
+
+    /// The exposition: every family of [`HELP`] with its series, the gauges read
+    /// at scrape included.
+    pub fn render(&self, gauges: &[Gauge]) -> String {
+        let mut out = String::new();
+        let counters = self.counters.lock().map(|c| c.clone()).unwrap_or_default();
+        let histograms = self
+            .histograms
+            .lock()
+            .map(|h| h.clone())
+            .unwrap_or_default();
+        for (name, kind, help) in HELP {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {}", kind.as_str());
+            match kind {
+                Kind::Counter => {
+                    for ((_, labels), value) in counters.iter().filter(|((n, _), _)| n == name) {
+                        let _ = writeln!(out, "{name}{} {value}", label_set(labels, None));
+                    }
+                }
+                Kind::Gauge => {
+                    for g in gauges.iter().filter(|g| g.name == *name) {
+                        let _ = writeln!(
+                            out,
+                            "{name}{} {}",
+                            label_set(&g.labels, None),
+                            number(g.value)
+                        );
+                    }
+                }
+                Kind::Histogram => {
+                    for ((_, labels), h) in histograms.iter().filter(|((n, _), _)| n == name) {
+                        let mut cumulative = 0;
+                        for (i, count) in h.buckets.iter().enumerate() {
+                            cumulative += count;
+                            let le = BUCKETS.get(i).map_or("+Inf".to_string(), |b| number(*b));
+                            let _ = writeln!(
+                                out,
+                                "{name}_bucket{} {cumulative}",
+                                label_set(labels, Some(&le))
+                            );
+                        }
+                        let set = label_set(labels, None);
+                        let _ = writeln!(out, "{name}_sum{set} {}", number(h.sum));
+                        let _ = writeln!(out, "{name}_count{set} {}", h.count);
+                    }
+                }
             }
         }
         out
+    }
+}
+
+fn label_set(labels: &Labels, le: Option<&str>) -> String {
+    let mut parts: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+        .collect();
+    if let Some(le) = le {
+        parts.push(format!("le=\"{le}\""));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("{{{}}}", parts.join(","))
+    }
+}
+
+/// A sample value as Prometheus writes it (`1`, `0.25`, `+Inf`).
+fn number(v: f64) -> String {
+    if v.is_infinite() {
+        if v > 0.0 { "+Inf" } else { "-Inf" }.to_string()
+    } else if v.is_nan() {
+        "NaN".to_string()
+    } else {
+        format!("{v}")
     }
 }
 
@@ -89,6 +298,75 @@ fn escape(value: &str) -> String {
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+/// This process's resident memory in bytes, from `/proc/self/statm` (Linux);
+/// `None` elsewhere.
+pub fn resident_memory_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // The page size is 4 KiB on the platforms HAM ships for (amd64, arm64 Linux);
+    // no libc call, as the crate forbids `unsafe`.
+    Some(pages * 4096)
+}
+
+/// The route label of a request: the matched route template, else (plugin
+/// routes, served by the fallback) `/plugins/{plugin}` for a plugin that exists
+/// or the path a plugin claims, else `unmatched`.
+fn route_label(state: &AppState, request: &Request) -> String {
+    if let Some(matched) = request.extensions().get::<MatchedPath>() {
+        return matched.as_str().to_string();
+    }
+    let path = request.uri().path();
+    let snapshot = state.registry.snapshot();
+    if let Some(rest) = path.strip_prefix("/plugins/") {
+        let name = rest.split('/').next().unwrap_or_default();
+        if snapshot.plugins.contains_key(name) {
+            return format!("/plugins/{name}");
+        }
+    } else if let Some((_, claim)) = snapshot.route(path) {
+        return claim.path.clone();
+    } else if !path.starts_with("/api/") {
+        return "web".to_string();
+    }
+    "unmatched".to_string()
+}
+
+/// Middleware: one span per request (method, route, status) and the HTTP
+/// metrics. The latency is to the response head; streamed bodies run on.
+pub async fn track_requests(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    // Standard methods only: an invented one must not become a new series.
+    let method = match request.method().as_str() {
+        m @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => m,
+        _ => "other",
+    }
+    .to_string();
+    let route = route_label(&state, &request);
+    let span = tracing::info_span!(
+        "request",
+        method = %method,
+        route = %route,
+        status = tracing::field::Empty
+    );
+    let response = next.run(request).instrument(span.clone()).await;
+    let status = response.status().as_u16().to_string();
+    span.record("status", status.as_str());
+    let metrics = &state.runtime.metrics;
+    metrics.inc(
+        "ham_http_requests_total",
+        &[("method", &method), ("route", &route), ("status", &status)],
+    );
+    metrics.observe(
+        "ham_http_request_duration_seconds",
+        &[("method", &method), ("route", &route)],
+        started.elapsed().as_secs_f64(),
+    );
+    response
 }
 
 #[cfg(test)]
@@ -106,7 +384,7 @@ mod tests {
             "ham_plugin_errors_total",
             &[("plugin", "a\"b"), ("kind", "trap")],
         );
-        let text = m.render();
+        let text = m.render(&[]);
         assert!(text.contains("ham_plugin_errors_total{plugin=\"a\\\"b\",kind=\"trap\"} 2"));
         assert!(text.contains("# TYPE ham_plugin_invocations_total counter"));
         assert_eq!(
@@ -116,5 +394,34 @@ mod tests {
             ),
             2
         );
+    }
+
+    #[test]
+    fn renders_cumulative_histograms_and_gauges() {
+        let m = Metrics::default();
+        let labels = [("method", "GET"), ("route", "/healthz")];
+        m.observe("ham_http_request_duration_seconds", &labels, 0.003);
+        m.observe("ham_http_request_duration_seconds", &labels, 100.0);
+        let text = m.render(&[Gauge::new("ham_jobs", &[("state", "queued")], 3.0)]);
+        let h = "ham_http_request_duration_seconds";
+        assert!(text.contains(&format!(
+            "{h}_bucket{{method=\"GET\",route=\"/healthz\",le=\"0.0025\"}} 0"
+        )));
+        assert!(text.contains(&format!(
+            "{h}_bucket{{method=\"GET\",route=\"/healthz\",le=\"0.005\"}} 1"
+        )));
+        assert!(text.contains(&format!(
+            "{h}_bucket{{method=\"GET\",route=\"/healthz\",le=\"+Inf\"}} 2"
+        )));
+        assert!(text.contains(&format!("{h}_count{{method=\"GET\",route=\"/healthz\"}} 2")));
+        assert!(text.contains("ham_jobs{state=\"queued\"} 3\n"));
+        assert_eq!(m.observations(h, &labels), 2);
+    }
+
+    #[test]
+    fn reads_resident_memory_on_linux() {
+        if cfg!(target_os = "linux") {
+            assert!(resident_memory_bytes().unwrap_or(0) > 0);
+        }
     }
 }

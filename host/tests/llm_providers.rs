@@ -81,6 +81,20 @@ async fn both_providers_stream_and_complete() {
         let whole = llm.complete(Some("u1"), &request("again")).await.unwrap();
         assert_eq!(whole.text, "one two three four");
         assert_eq!(whole.usage.output_tokens, 4);
+        // Tokens are counted for `/metrics` where usage is recorded.
+        let provider_label = llm.status().provider;
+        let tokens = |direction| {
+            llm.metrics.get(
+                "ham_llm_tokens_total",
+                &[
+                    ("provider", provider_label.as_str()),
+                    ("model", whole.model.as_str()),
+                    ("direction", direction),
+                ],
+            )
+        };
+        assert!(tokens("output") >= 4, "{provider:?}");
+        assert!(tokens("input") > 0, "{provider:?}");
         let requests = fake.requests();
         assert_eq!(requests.len(), 2);
         assert_eq!(requests[0].body["stream"], true);

@@ -201,6 +201,10 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(api)
         .fallback(plugin_routes::dispatch)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::telemetry::track_requests,
+        ))
         .with_state(state)
 }
 
@@ -217,14 +221,46 @@ async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> 
     }
 }
 
-/// The host's counters in Prometheus' text format.
+/// The host's metrics in Prometheus' text format; the gauges (active versions,
+/// jobs by state, memory) are read now.
 async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    use crate::telemetry::Gauge;
+    let mut gauges: Vec<Gauge> = state
+        .registry
+        .snapshot()
+        .plugins
+        .values()
+        .map(|p| {
+            Gauge::new(
+                "ham_plugin_active",
+                &[
+                    ("plugin", &p.manifest.name),
+                    ("version", &p.version_label()),
+                ],
+                1.0,
+            )
+        })
+        .collect();
+    match crate::jobs::count_by_state(&state.db).await {
+        Ok(counts) => gauges.extend(counts.into_iter().map(|(job_state, n)| {
+            // Counts fit an f64 exactly far beyond any real queue.
+            #[allow(clippy::cast_precision_loss, reason = "a job count")]
+            let n = n as f64;
+            Gauge::new("ham_jobs", &[("state", &job_state)], n)
+        })),
+        Err(e) => tracing::warn!(error = %e, "could not count jobs for /metrics"),
+    }
+    if let Some(bytes) = crate::telemetry::resident_memory_bytes() {
+        #[allow(clippy::cast_precision_loss, reason = "memory in bytes")]
+        let bytes = bytes as f64;
+        gauges.push(Gauge::new("ham_process_resident_memory_bytes", &[], bytes));
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.runtime.metrics.render(),
+        state.runtime.metrics.render(&gauges),
     )
         .into_response()
 }

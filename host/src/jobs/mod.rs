@@ -151,8 +151,19 @@ async fn run(state: &AppState, job: JobRow) {
             }
         })
     };
+    let started = std::time::Instant::now();
     let outcome = run_once(state, &job).await;
     heartbeat.abort();
+    let result = match &outcome {
+        Ok(()) => "done",
+        Err((_, _, true)) => "dead",
+        Err(_) => "retry",
+    };
+    state.runtime.metrics.observe(
+        "ham_job_run_duration_seconds",
+        &[("plugin", &job.plugin), ("outcome", result)],
+        started.elapsed().as_secs_f64(),
+    );
     let recorded = match outcome {
         Ok(()) => state.db.finish_job(&job.id, job.attempts).await,
         Err((why, after, dead)) => {
@@ -274,6 +285,15 @@ impl wit::Host for Invocation {
         };
         self.queue_job(Some(user), kind, payload, run_after).await
     }
+}
+
+/// Jobs by state, for the `ham_jobs` gauge read at scrape time.
+pub async fn count_by_state(db: &crate::store::Db) -> crate::store::Result<Vec<(String, i64)>> {
+    use sqlx::Row as _;
+    let rows = sqlx::query("SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state")
+        .fetch_all(db.pool())
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
 #[cfg(test)]

@@ -242,6 +242,8 @@ pub struct Llm {
     settings: LlmSettings,
     client: reqwest::Client,
     db: Db,
+    /// Where token counts go for `/metrics` (`ham_llm_tokens_total`).
+    pub metrics: std::sync::Arc<crate::telemetry::Metrics>,
 }
 
 impl std::fmt::Debug for Llm {
@@ -271,6 +273,7 @@ impl Llm {
             settings: settings.clone(),
             client,
             db,
+            metrics: Default::default(),
         })
     }
 
@@ -423,6 +426,7 @@ impl Llm {
             model,
             user: user.map(str::to_string),
             db: self.db.clone(),
+            metrics: self.metrics.clone(),
             idle_timeout: self.timeout(),
             response: Some(response),
             buffer: BytesMut::new(),
@@ -512,6 +516,7 @@ impl Llm {
     async fn record(&self, user: Option<&str>, model: &str, usage: &Usage) {
         record_usage(
             &self.db,
+            &self.metrics,
             user,
             self.settings.provider,
             model,
@@ -524,12 +529,24 @@ impl Llm {
 
 async fn record_usage(
     db: &Db,
+    metrics: &crate::telemetry::Metrics,
     user: Option<&str>,
     provider: ProviderKind,
     model: &str,
     input: u32,
     output: u32,
 ) {
+    for (direction, tokens) in [("input", input), ("output", output)] {
+        metrics.add(
+            "ham_llm_tokens_total",
+            &[
+                ("provider", provider.as_str()),
+                ("model", model),
+                ("direction", direction),
+            ],
+            u64::from(tokens),
+        );
+    }
     let day = utc_day(now_ms());
     let added = db
         .llm_usage_add(
@@ -615,6 +632,7 @@ pub struct CompletionStream {
     model: String,
     user: Option<String>,
     db: Db,
+    metrics: std::sync::Arc<crate::telemetry::Metrics>,
     idle_timeout: Duration,
     response: Option<reqwest::Response>,
     buffer: BytesMut,
@@ -700,6 +718,7 @@ impl CompletionStream {
         self.recorded = true;
         record_usage(
             &self.db,
+            &self.metrics,
             self.user.as_deref(),
             self.provider,
             &self.model,
@@ -718,8 +737,9 @@ impl Drop for CompletionStream {
             return;
         }
         self.recorded = true;
-        let (db, user, provider, model, usage) = (
+        let (db, metrics, user, provider, model, usage) = (
             self.db.clone(),
+            self.metrics.clone(),
             self.user.clone(),
             self.provider,
             std::mem::take(&mut self.model),
@@ -729,6 +749,7 @@ impl Drop for CompletionStream {
             handle.spawn(async move {
                 record_usage(
                     &db,
+                    &metrics,
                     user.as_deref(),
                     provider,
                     &model,

@@ -291,9 +291,40 @@ impl Registry {
         })
     }
 
+    /// Makes this process serve the version the database says is active for
+    /// `name`, when another process activated it (an upload or rollback there).
+    /// Returns whether the snapshot changed.
+    ///
+    /// The slow part (reading and preparing the component, milliseconds from the
+    /// compiled cache) runs outside the writer lock; under the lock the database is
+    /// asked again, so a local install that won the race is never replaced by the
+    /// version read before it.
+    pub async fn reload(&self, name: &str) -> Result<bool, InstallError> {
+        let Some(row) = self.db.active_version(name).await? else {
+            return Ok(false);
+        };
+        if self.get(name).map(|p| p.version_id) == Some(row.id) {
+            return Ok(false);
+        }
+        let component = self.db.component_bytes(row.id).await?;
+        let plugin = self.prepare(&row, &component).await?;
+        let _writer = self.writer.lock().await;
+        let still_active = self.db.active_version(name).await?.map(|r| r.id) == Some(row.id);
+        if !still_active || self.get(name).map(|p| p.version_id) == Some(row.id) {
+            return Ok(false);
+        }
+        self.publish(Arc::new(plugin));
+        tracing::info!(plugin = %row.name, version = %row.version, sha256 = %row.sha256, "plugin version active (activated by another process)");
+        Ok(true)
+    }
+
     fn publish(&self, plugin: Arc<LoadedPlugin>) {
+        let name = plugin.manifest.name.clone();
         let next = self.snapshot().with(plugin);
         self.active.store(Arc::new(next));
         self.swaps.fetch_add(1, Ordering::Relaxed);
+        self.runtime
+            .metrics
+            .inc("ham_plugin_swaps_total", &[("plugin", &name)]);
     }
 }

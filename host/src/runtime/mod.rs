@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body::Body;
+use tracing::Instrument as _;
 use wasmtime::component::{Component, HasSelf, InstancePre, Linker, ResourceTable};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolConcurrencyLimitError, PoolingAllocationConfig,
@@ -294,8 +295,9 @@ pub struct Runtime {
     cache_dir: PathBuf,
     db: Db,
     pub stats: RuntimeStats,
-    /// Invocation and error counters, exposed at `/metrics`.
-    pub metrics: crate::telemetry::Metrics,
+    /// Invocation and error counters, exposed at `/metrics`; shared with the HTTP
+    /// layer, the jobs and the LLM client.
+    pub metrics: Arc<crate::telemetry::Metrics>,
     /// Set once the registry exists (it needs the runtime first).
     pub evaluator: std::sync::OnceLock<Arc<crate::rules::Evaluator>>,
     /// The language model plugins with `llm = true` call; `none` until set.
@@ -548,8 +550,12 @@ impl Runtime {
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
         let counted = plugin.clone();
-        let result = self.serve_http_inner(plugin, user, request).await;
-        self.record(&counted, "http", result.as_ref().err());
+        let started = Instant::now();
+        let result = self
+            .serve_http_inner(plugin, user, request)
+            .instrument(invocation_span(&counted, "http"))
+            .await;
+        self.record(&counted, "http", started, result.as_ref().err());
         result
     }
 
@@ -580,24 +586,28 @@ impl Runtime {
         let out = http
             .new_response_outparam(tx)
             .map_err(|e| InvokeError::Internal(format!("{e:#}")))?;
-        let task = tokio::spawn(async move {
-            let run = async {
-                let proxy = pre.instantiate_async(&mut store).await?;
-                proxy
-                    .wasi_http_incoming_handler()
-                    .call_handle(&mut store, req, out)
-                    .await
-            };
-            let result =
-                match tokio::time::timeout(Duration::from_millis(limits.timeout_ms), run).await {
-                    Ok(result) => result.map_err(|e| classify(e, &limits)),
-                    Err(_) => Err(InvokeError::Timeout(limits.timeout_ms)),
+        let task = tokio::spawn(
+            async move {
+                let run = async {
+                    let proxy = pre.instantiate_async(&mut store).await?;
+                    proxy
+                        .wasi_http_incoming_handler()
+                        .call_handle(&mut store, req, out)
+                        .await
                 };
-            if let Err(e) = &result {
-                tracing::warn!(plugin = %name, error = %e, "plugin invocation failed");
+                let result =
+                    match tokio::time::timeout(Duration::from_millis(limits.timeout_ms), run).await
+                    {
+                        Ok(result) => result.map_err(|e| classify(e, &limits)),
+                        Err(_) => Err(InvokeError::Timeout(limits.timeout_ms)),
+                    };
+                if let Err(e) = &result {
+                    tracing::warn!(plugin = %name, error = %e, "plugin invocation failed");
+                }
+                result
             }
-            result
-        });
+            .in_current_span(),
+        );
         match rx.await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(code)) => Err(InvokeError::GuestError(format!("{code:?}"))),
@@ -624,17 +634,19 @@ impl Runtime {
         let limits = plugin.manifest.limits.clone();
         let pre = plugin.instance_pre.clone();
         let mut store = self.new_store(plugin, user);
+        let started = Instant::now();
         let run = async {
             let instance = pre.instantiate_async(&mut store).await?;
             let guest = indices.load(&mut store, &instance)?;
             guest.call_handle(&mut store, job).await
         };
-        let result = match tokio::time::timeout(Duration::from_millis(limits.timeout_ms), run).await
-        {
+        let run = tokio::time::timeout(Duration::from_millis(limits.timeout_ms), run)
+            .instrument(invocation_span(&counted, "job-handler"));
+        let result = match run.await {
             Ok(result) => result.map_err(|e| classify(e, &limits)),
             Err(_) => Err(InvokeError::Timeout(limits.timeout_ms)),
         };
-        self.record(&counted, "job-handler", result.as_ref().err());
+        self.record(&counted, "job-handler", started, result.as_ref().err());
         result
     }
     /// Evaluates habits with a fresh instance of the plugin's `rules` export: one
@@ -652,22 +664,30 @@ impl Runtime {
         let limits = plugin.manifest.limits.clone();
         let pre = plugin.instance_pre.clone();
         let mut store = self.new_store(plugin, None);
+        let started = Instant::now();
         let run = async {
             let instance = pre.instantiate_async(&mut store).await?;
             let guest = indices.load(&mut store, &instance)?;
             guest.call_evaluate(&mut store, inputs).await
         };
-        let result = match tokio::time::timeout(Duration::from_millis(limits.timeout_ms), run).await
-        {
+        let run = tokio::time::timeout(Duration::from_millis(limits.timeout_ms), run)
+            .instrument(invocation_span(&counted, "rules"));
+        let result = match run.await {
             Ok(result) => result.map_err(|e| classify(e, &limits)),
             Err(_) => Err(InvokeError::Timeout(limits.timeout_ms)),
         };
-        self.record(&counted, "rules", result.as_ref().err());
+        self.record(&counted, "rules", started, result.as_ref().err());
         result
     }
 
-    /// Counts an invocation, and its failure if it failed.
-    fn record(&self, plugin: &LoadedPlugin, export: &'static str, error: Option<&InvokeError>) {
+    /// Counts an invocation and its latency, and its failure if it failed.
+    fn record(
+        &self,
+        plugin: &LoadedPlugin,
+        export: &'static str,
+        started: Instant,
+        error: Option<&InvokeError>,
+    ) {
         let version = plugin.version_label();
         let labels = [
             ("plugin", plugin.manifest.name.as_str()),
@@ -675,6 +695,11 @@ impl Runtime {
             ("export", export),
         ];
         self.metrics.inc("ham_plugin_invocations_total", &labels);
+        self.metrics.observe(
+            "ham_plugin_invocation_duration_seconds",
+            &labels,
+            started.elapsed().as_secs_f64(),
+        );
         if let Some(e) = error {
             let [plugin, version, export] = labels;
             self.metrics.inc(
@@ -683,6 +708,16 @@ impl Runtime {
             );
         }
     }
+}
+
+/// The span of one plugin invocation: the plugin, its version and the export.
+fn invocation_span(plugin: &LoadedPlugin, export: &'static str) -> tracing::Span {
+    tracing::info_span!(
+        "plugin",
+        plugin = %plugin.manifest.name,
+        version = %plugin.manifest.version,
+        export
+    )
 }
 
 fn classify(e: wasmtime::Error, limits: &crate::plugins::manifest::Limits) -> InvokeError {

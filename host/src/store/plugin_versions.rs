@@ -80,7 +80,7 @@ impl Db {
                 (row.get::<i64, _>(0), true)
             }
         };
-        stamp_active(&mut tx, id).await?;
+        stamp_active(&mut tx, id, self.backend()).await?;
         let row = sqlx::query(AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM plugin_versions WHERE id = $1"
         )))
@@ -106,7 +106,7 @@ impl Db {
     /// Makes a stored version the active one of its name.
     pub async fn activate(&self, id: i64) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        stamp_active(&mut tx, id).await?;
+        stamp_active(&mut tx, id, self.backend()).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -123,6 +123,30 @@ impl Db {
             .iter()
             .map(|r| (version_row(r), r.get::<Vec<u8>, _>(8)))
             .collect())
+    }
+
+    /// The active version of one plugin, without its component.
+    pub async fn active_version(&self, name: &str) -> Result<Option<VersionRow>> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM plugin_versions WHERE name = $1 AND activated_seq IS NOT NULL \
+             ORDER BY activated_seq DESC LIMIT 1"
+        )))
+        .bind(name)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.as_ref().map(version_row))
+    }
+
+    /// (name, id) of the active version of every plugin: the cheap check replicas
+    /// run periodically.
+    pub async fn active_version_ids(&self) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT name, id FROM plugin_versions v WHERE activated_seq = \
+             (SELECT MAX(activated_seq) FROM plugin_versions w WHERE w.name = v.name) ORDER BY name",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
     /// The component bytes of one version.
@@ -146,7 +170,14 @@ impl Db {
     }
 }
 
-async fn stamp_active(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: i64) -> Result<()> {
+/// Stamps a version active. On PostgreSQL the activation is also announced on the
+/// `ham_plugins` channel (payload: the plugin name), delivered when the transaction
+/// commits, so other processes reload it (see `plugins::replicas`).
+async fn stamp_active(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: i64,
+    backend: super::Backend,
+) -> Result<()> {
     sqlx::query(
         "UPDATE plugin_versions SET activated_seq = \
          (SELECT COALESCE(MAX(activated_seq), 0) + 1 FROM plugin_versions) WHERE id = $1",
@@ -154,5 +185,18 @@ async fn stamp_active(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: i64) -> Res
     .bind(id)
     .execute(&mut **tx)
     .await?;
+    if backend == super::Backend::Postgres {
+        // `pg_notify` returns `void`, which the Any driver cannot decode: count it.
+        sqlx::query(
+            "SELECT COUNT(*) FROM (SELECT pg_notify($1, name) FROM plugin_versions WHERE id = $2) AS n",
+        )
+        .bind(SWAP_CHANNEL)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    }
     Ok(())
 }
+
+/// The PostgreSQL channel activations are announced on.
+pub const SWAP_CHANNEL: &str = "ham_plugins";

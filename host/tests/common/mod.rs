@@ -336,3 +336,18 @@ pub async fn error_of(response: reqwest::Response) -> (u16, String, String) {
             .to_string(),
     )
 }
+
+/// Every job, newest first, as `GET /api/admin/jobs` of the server at `base_url`
+/// lists them.
+pub async fn admin_jobs(base_url: &str) -> Vec<serde_json::Value> {
+    let all: serde_json::Value = client()
+        .get(format!("{base_url}/api/admin/jobs"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    all["jobs"].as_array().unwrap().clone()
+}

@@ -1,0 +1,118 @@
+//! Two real `ham serve` processes on one PostgreSQL: a version uploaded through one
+//! is served by the other within 2 s (LISTEN/NOTIFY), and a rollback through the
+//! second reaches the first the same way.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail loudly"
+)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::process::{HamProcess, until};
+use common::{ADMIN_TOKEN, Backend, TestDb, client, guest, probe_manifest, rebuilt};
+
+fn env<'a>(db: &'a TestDb, dir: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("DATABASE_URL", db.url.as_str()),
+        ("HAM_DATA_DIR", dir),
+        ("HAM_ADMIN_TOKEN", ADMIN_TOKEN),
+    ]
+}
+
+async fn upload(host: &HamProcess, version: &str, label: &str) {
+    let form = reqwest::multipart::Form::new()
+        .text("manifest", probe_manifest("probe", version, label, ""))
+        .part(
+            "component",
+            reqwest::multipart::Part::bytes(rebuilt(&guest("probe"), label))
+                .file_name("probe.wasm"),
+        );
+    let response = client()
+        .put(host.url("/api/admin/plugins/probe"))
+        .bearer_auth(ADMIN_TOKEN)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+}
+
+async fn label(host: &HamProcess) -> Option<String> {
+    let response = client()
+        .get(host.url("/plugins/probe/label"))
+        .send()
+        .await
+        .ok()?;
+    if response.status() != 200 {
+        return None;
+    }
+    response.text().await.ok()
+}
+
+/// Polls `host` until it answers `expected`, for at most 2 s.
+async fn serves(host: &HamProcess, expected: &str, what: &str) {
+    until(Duration::from_secs(2), what, || async {
+        (label(host).await.as_deref() == Some(expected)).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_upload_and_a_rollback_reach_the_other_replica_within_two_seconds() {
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let Some(db) = TestDb::new(Backend::Postgres, dir_a.path()).await else {
+        return;
+    };
+    let (path_a, path_b) = (
+        dir_a.path().display().to_string(),
+        dir_b.path().display().to_string(),
+    );
+    let a = HamProcess::spawn(&env(&db, &path_a));
+    let b = HamProcess::spawn(&env(&db, &path_b));
+
+    // A plugin new to both: uploaded through A, B starts serving it.
+    upload(&a, "0.1.0", "one").await;
+    assert_eq!(label(&a).await.as_deref(), Some("one"));
+    serves(&b, "one", "B to serve probe 0.1.0 uploaded through A").await;
+
+    // A new version through A.
+    upload(&a, "0.2.0", "two").await;
+    assert_eq!(label(&a).await.as_deref(), Some("two"));
+    serves(&b, "two", "B to serve probe 0.2.0 uploaded through A").await;
+
+    // Rollback through B; A follows.
+    let response = client()
+        .post(b.url("/api/admin/plugins/probe/rollback"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    assert_eq!(label(&b).await.as_deref(), Some("one"));
+    serves(&a, "one", "A to follow the rollback made through B").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_that_was_down_serves_the_active_version_at_start() {
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let Some(db) = TestDb::new(Backend::Postgres, dir_a.path()).await else {
+        return;
+    };
+    let (path_a, path_b) = (
+        dir_a.path().display().to_string(),
+        dir_b.path().display().to_string(),
+    );
+    let a = HamProcess::spawn(&env(&db, &path_a));
+    upload(&a, "0.1.0", "one").await;
+    let b = HamProcess::spawn(&env(&db, &path_b));
+    assert_eq!(label(&b).await.as_deref(), Some("one"));
+    b.kill();
+    // B misses this one while it is down.
+    upload(&a, "0.2.0", "two").await;
+    let b = HamProcess::spawn(&env(&db, &path_b));
+    assert_eq!(label(&b).await.as_deref(), Some("two"));
+}
