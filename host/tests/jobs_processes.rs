@@ -75,22 +75,13 @@ async fn a_killed_host_s_job_runs_once_on_another_process() {
     let a = HamProcess::spawn(&env(&db, &path_a));
     let every_minute =
         "schedule = [{ cron = \"* * * * *\", job = \"count\" }]\n[limits]\ntimeout_ms = 20000";
-    let form = reqwest::multipart::Form::new()
-        .text(
-            "manifest",
-            probe_manifest("probe", "0.1.0", "p", every_minute),
-        )
-        .part(
-            "component",
-            reqwest::multipart::Part::bytes(guest("probe")).file_name("probe.wasm"),
-        );
-    let response = client()
-        .put(a.url("/api/admin/plugins/probe"))
-        .bearer_auth(ADMIN_TOKEN)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let response = common::upload_plugin(
+        &a.url,
+        "probe",
+        &probe_manifest("probe", "0.1.0", "p", every_minute),
+        guest("probe"),
+    )
+    .await;
     assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
 
     // A takes a job that sleeps 4 s, and dies in the middle of it.

@@ -63,19 +63,13 @@ async fn json_logs_carry_request_and_plugin_spans_and_no_secrets() {
     .await;
     let url = |path: &str| format!("http://{addr}{path}");
 
-    let form = reqwest::multipart::Form::new()
-        .text("manifest", probe_manifest("probe", "0.1.0", "one", ""))
-        .part(
-            "component",
-            reqwest::multipart::Part::bytes(guest("probe")).file_name("probe.wasm"),
-        );
-    let response = client()
-        .put(url("/api/admin/plugins/probe"))
-        .bearer_auth(ADMIN_TOKEN)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let response = common::upload_plugin(
+        &url(""),
+        "probe",
+        &probe_manifest("probe", "0.1.0", "one", ""),
+        guest("probe"),
+    )
+    .await;
     assert_eq!(response.status(), 201);
     let response = client()
         .get(url("/plugins/probe/trap"))

@@ -24,20 +24,13 @@ fn env<'a>(db: &'a TestDb, dir: &'a str) -> Vec<(&'a str, &'a str)> {
 }
 
 async fn upload(host: &HamProcess, version: &str, label: &str) {
-    let form = reqwest::multipart::Form::new()
-        .text("manifest", probe_manifest("probe", version, label, ""))
-        .part(
-            "component",
-            reqwest::multipart::Part::bytes(rebuilt(&guest("probe"), label))
-                .file_name("probe.wasm"),
-        );
-    let response = client()
-        .put(host.url("/api/admin/plugins/probe"))
-        .bearer_auth(ADMIN_TOKEN)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let response = common::upload_plugin(
+        &host.url,
+        "probe",
+        &probe_manifest("probe", version, label, ""),
+        rebuilt(&guest("probe"), label),
+    )
+    .await;
     assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
 }
 

@@ -268,19 +268,7 @@ impl TestServer {
         manifest: &str,
         component: Vec<u8>,
     ) -> reqwest::Response {
-        let form = reqwest::multipart::Form::new()
-            .text("manifest", manifest.to_string())
-            .part(
-                "component",
-                reqwest::multipart::Part::bytes(component).file_name("c.wasm"),
-            );
-        client()
-            .put(self.url(&format!("/api/admin/plugins/{name}")))
-            .bearer_auth(ADMIN_TOKEN)
-            .multipart(form)
-            .send()
-            .await
-            .unwrap()
+        upload_plugin(&self.url, name, manifest, component).await
     }
 
     /// Uploads and asserts success.
@@ -350,4 +338,27 @@ pub async fn admin_jobs(base_url: &str) -> Vec<serde_json::Value> {
         .await
         .unwrap();
     all["jobs"].as_array().unwrap().clone()
+}
+
+/// `PUT /api/admin/plugins/{name}` (multipart `manifest`, `component`) with the
+/// admin token, to the server at `base_url`.
+pub async fn upload_plugin(
+    base_url: &str,
+    name: &str,
+    manifest: &str,
+    component: Vec<u8>,
+) -> reqwest::Response {
+    let form = reqwest::multipart::Form::new()
+        .text("manifest", manifest.to_string())
+        .part(
+            "component",
+            reqwest::multipart::Part::bytes(component).file_name("c.wasm"),
+        );
+    client()
+        .put(format!("{base_url}/api/admin/plugins/{name}"))
+        .bearer_auth(ADMIN_TOKEN)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
 }
