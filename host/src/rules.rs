@@ -34,6 +34,8 @@ pub const RULES_PLUGIN: &str = "habit-rules";
 pub const MAX_RANGE_DAYS: i64 = 3660;
 /// Cached answers kept at most; the cache is emptied when it would grow past this.
 const CACHE_CAPACITY: usize = 10_000;
+/// Entries kept for the rules at most (about 24 bytes each).
+const KEPT_ENTRIES: usize = 2_000_000;
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DayScore {
@@ -141,11 +143,23 @@ struct Fingerprint {
     plugin_version: i64,
 }
 
+/// A habit's entries as the rules take them, as of one revision, up to the day
+/// `last`.
+struct LoadedEntries {
+    revision: i64,
+    last: i32,
+    entries: Vec<wit::DayEntry>,
+}
+
 /// Evaluates habits with the active rules plugin, and caches the answers.
 pub struct Evaluator {
     registry: Weak<Registry>,
     db: Db,
     cache: Mutex<HashMap<CacheKey, (Fingerprint, Arc<HabitStats>)>>,
+    /// Entries by habit id, kept while the habit's revision stands: another range
+    /// or day of an unchanged habit calls the plugin without reading ten years of
+    /// entries again. Any entry write bumps the revision, so it reloads.
+    entries: Mutex<HashMap<String, LoadedEntries>>,
 }
 
 impl Evaluator {
@@ -155,6 +169,7 @@ impl Evaluator {
             registry,
             db,
             cache: Mutex::new(HashMap::new()),
+            entries: Mutex::new(HashMap::new()),
         }
     }
 
@@ -192,30 +207,21 @@ impl Evaluator {
             return Ok(answers.into_iter().flatten().collect());
         }
 
-        // Entries up to the later of `to` and today, from the very first: of the one
-        // habit, or of all the user's habits when several missed.
-        let last = range.to.max(today).to_string();
-        let only = match misses.as_slice() {
-            [(i, _, _)] => Some(habits[*i].0.id.as_str()),
-            _ => None,
-        };
-        let mut entries = self.db.entries_for_rules(user_id, only, &last).await?;
-        let inputs: Vec<wit::EvaluationInput> = misses
+        // Entries up to the later of `to` and today, from the very first.
+        let last = range.to.max(today);
+        let missed: Vec<(&Habit, i64)> = misses
             .iter()
-            .map(|(i, _, _)| {
-                let habit = &habits[*i].0;
-                wit::EvaluationInput {
-                    habit: convert::habit(habit.clone()),
-                    entries: entries
-                        .remove(&habit.id)
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(convert::entry)
-                        .collect(),
-                    today: today.to_string(),
-                    from: range.from.to_string(),
-                    to: range.to.to_string(),
-                }
+            .map(|(i, _, _)| (&habits[*i].0, habits[*i].1))
+            .collect();
+        let mut entries = self.entries_for(user_id, &missed, last).await?;
+        let inputs: Vec<wit::EvaluationInput> = missed
+            .iter()
+            .map(|(habit, _)| wit::EvaluationInput {
+                habit: convert::habit((*habit).clone()),
+                entries: entries.remove(&habit.id).unwrap_or_default(),
+                today: day_of(today),
+                from: day_of(range.from),
+                to: day_of(range.to),
             })
             .collect();
 
@@ -256,6 +262,134 @@ impl Evaluator {
     }
 }
 
+/// A date as the `rules` interface counts it: days since 1970-01-01. jiff's dates
+/// (years -9999 to 9999) are all within `s32`.
+pub fn day_of(date: Date) -> i32 {
+    civil_day::from_ymd(
+        i64::from(date.year()),
+        i64::from(date.month()),
+        i64::from(date.day()),
+    )
+    .and_then(|d| i32::try_from(d).ok())
+    .unwrap_or(i32::MIN)
+}
+
+impl Evaluator {
+    /// This process wrote `entry`: patch the habit's kept entries instead of
+    /// reading them all again at the next evaluation.
+    pub async fn entry_written(&self, entry: &crate::habits::Entry) {
+        use crate::habits::EntryStatus;
+        use crate::runtime::bindings::ham::plugin::habits::EntryValue;
+        let value = match (entry.status, entry.value) {
+            (EntryStatus::Skipped, _) => EntryValue::Skipped,
+            (EntryStatus::Value, Some(v)) => EntryValue::Value(v),
+            _ => EntryValue::Done,
+        };
+        self.entry_changed(&entry.habit_id, &entry.date, Some(value))
+            .await;
+    }
+
+    /// This process deleted the entry of `date`: patch the kept entries.
+    pub async fn entry_deleted(&self, habit_id: &str, date: &str) {
+        self.entry_changed(habit_id, date, None).await;
+    }
+
+    /// Patches a habit's kept entries after a write of one day (`None`: deleted)
+    /// that this process just made. The patch applies only if the habit's
+    /// revision is now exactly one past the kept one, so that write is the only
+    /// one since; otherwise (a write by another replica or path came between)
+    /// the kept entries are dropped and the next evaluation reads them. Setting
+    /// one day is idempotent, so kept entries that already hold this write (read
+    /// between the write and this call) stay right.
+    async fn entry_changed(
+        &self,
+        habit_id: &str,
+        date: &str,
+        value: Option<crate::runtime::bindings::ham::plugin::habits::EntryValue>,
+    ) {
+        let revision = self.db.habit_revision(habit_id).await.ok().flatten();
+        let day = civil_day::parse(date).and_then(|d| i32::try_from(d).ok());
+        let mut kept = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let (Some(revision), Some(day)) = (revision, day) else {
+            kept.remove(habit_id);
+            return;
+        };
+        let Some(k) = kept.get_mut(habit_id) else {
+            return;
+        };
+        if k.revision + 1 != revision {
+            kept.remove(habit_id);
+            return;
+        }
+        if day <= k.last {
+            match (k.entries.binary_search_by_key(&day, |e| e.day), value) {
+                (Ok(i), Some(value)) => k.entries[i].value = value,
+                (Ok(i), None) => {
+                    k.entries.remove(i);
+                }
+                (Err(i), Some(value)) => k.entries.insert(i, wit::DayEntry { day, value }),
+                (Err(_), None) => {}
+            }
+        }
+        k.revision = revision;
+    }
+
+    /// The entries of `habits` (with their revisions) up to `last`: kept ones
+    /// where the revision still stands, the rest read from the database (one
+    /// habit's, or all the user's habits' when several are missing).
+    async fn entries_for(
+        &self,
+        user_id: &str,
+        habits: &[(&Habit, i64)],
+        last: Date,
+    ) -> Result<HashMap<String, Vec<wit::DayEntry>>, StatsError> {
+        let last_day = day_of(last);
+        let mut found = HashMap::new();
+        let mut missing = Vec::new();
+        {
+            let kept = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+            for (habit, revision) in habits {
+                match kept.get(&habit.id) {
+                    Some(k) if k.revision == *revision && k.last >= last_day => {
+                        let upto = k.entries.partition_point(|e| e.day <= last_day);
+                        found.insert(habit.id.clone(), k.entries[..upto].to_vec());
+                    }
+                    _ => missing.push((*habit, *revision)),
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let only = match missing.as_slice() {
+            [(habit, _)] => Some(habit.id.as_str()),
+            _ => None,
+        };
+        let mut loaded = self
+            .db
+            .entries_for_rules(user_id, only, &last.to_string())
+            .await?;
+        let mut kept = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let total: usize = kept.values().map(|k| k.entries.len()).sum();
+        if total + loaded.values().map(Vec::len).sum::<usize>() > KEPT_ENTRIES {
+            kept.clear();
+        }
+        for (habit, revision) in missing {
+            let entries = loaded.remove(&habit.id).unwrap_or_default();
+            kept.insert(
+                habit.id.clone(),
+                LoadedEntries {
+                    revision,
+                    last: last_day,
+                    entries: entries.clone(),
+                },
+            );
+            found.insert(habit.id.clone(), entries);
+        }
+        Ok(found)
+    }
+}
+
 fn key(habit: &Habit, range: &Range, today: Date) -> CacheKey {
     CacheKey {
         habit_id: habit.id.clone(),
@@ -289,10 +423,13 @@ fn check_answer(
             inputs.len()
         ));
     }
-    let expected_days: Vec<String> = range
+    let (from, to) = (day_of(range.from), day_of(range.to));
+    let expected_days = usize::try_from(to - from + 1).unwrap_or(0);
+    // The range's dates, written once for every habit's scores.
+    let dates: Vec<String> = range
         .from
         .series(1.day())
-        .take_while(|d| *d <= range.to)
+        .take(expected_days)
         .map(|d| d.to_string())
         .collect();
     evaluations
@@ -301,37 +438,36 @@ fn check_answer(
         .map(|(evaluation, input)| {
             let habit = &input.habit.id;
             let e = evaluation.map_err(|why| format!("habit {habit} refused: {why}"))?;
-            if e.scores.len() != expected_days.len() {
+            if e.scores.len() != expected_days {
                 return Err(format!(
-                    "habit {habit}: {} scores for {} days",
+                    "habit {habit}: {} scores for {expected_days} days",
                     e.scores.len(),
-                    expected_days.len()
                 ));
             }
-            for (score, day) in e.scores.iter().zip(&expected_days) {
-                if score.date != *day {
-                    return Err(format!(
-                        "habit {habit}: score dated {} where {day} was due",
-                        score.date
-                    ));
-                }
-                check_unit(habit, &score.date, score.value)?;
+            for (value, date) in e.scores.iter().zip(&dates) {
+                check_unit(habit, date, *value)?;
             }
             check_unit(habit, &today.to_string(), e.today_score)?;
             let streak = |s: wit::Streak| -> Result<Streak, String> {
-                let (Ok(start), Ok(end)) = (s.start.parse::<Date>(), s.end.parse::<Date>()) else {
-                    return Err(format!("habit {habit}: a streak has a malformed date"));
-                };
-                let days = (end - start).get_days() as i64 + 1;
+                let text = |day: i32| civil_day::format(i64::from(day));
+                let (start, end) = (text(s.start), text(s.end));
+                let in_calendar =
+                    |day: i32| (civil_day::MIN_DAY..=civil_day::MAX_DAY).contains(&i64::from(day));
+                if !in_calendar(s.start) || !in_calendar(s.end) {
+                    return Err(format!(
+                        "habit {habit}: a streak has a day outside the calendar"
+                    ));
+                }
+                let days = i64::from(s.end) - i64::from(s.start) + 1;
                 if s.length == 0 || i64::from(s.length) != days {
                     return Err(format!(
-                        "habit {habit}: streak {}..{} has length {}",
-                        s.start, s.end, s.length
+                        "habit {habit}: streak {start}..{end} has length {}",
+                        s.length
                     ));
                 }
                 Ok(Streak {
-                    start: s.start,
-                    end: s.end,
+                    start,
+                    end,
                     length: s.length,
                 })
             };
@@ -349,13 +485,11 @@ fn check_answer(
             }
             Ok(HabitStats {
                 score: e.today_score,
-                scores: e
-                    .scores
-                    .into_iter()
-                    .map(|s| DayScore {
-                        date: s.date,
-                        value: s.value,
-                    })
+                scores: dates
+                    .iter()
+                    .cloned()
+                    .zip(e.scores)
+                    .map(|(date, value)| DayScore { date, value })
                     .collect(),
                 current_streak: current.map_or(0, |s| s.length),
                 best_streaks: best,

@@ -1,6 +1,7 @@
-//! One habit's evaluation, end to end: check the [`Request`] (dates as the WIT
-//! gives them, `YYYY-MM-DD`), build the history under a [`Policy`], and answer
-//! with scores, streaks and window progress in the same shape the WIT wants.
+//! One habit's evaluation, end to end: check the [`DayRequest`] (days as numbers,
+//! as the WIT gives them), build the history under a [`Policy`], and answer with
+//! scores, streaks and window progress in the shape the WIT wants. [`Request`] and
+//! [`Outcome`] are the same with `YYYY-MM-DD` dates, for people and tests.
 //!
 //! This is the whole contract of a rule set short of the wit-bindgen glue, so a
 //! component's adapter only copies fields. Input is untrusted: anything malformed
@@ -45,6 +46,38 @@ pub struct Request {
     /// The days to score, inclusive.
     pub from: String,
     pub to: String,
+}
+
+/// [`Request`] with days as numbers: what the `rules` WIT interface carries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DayRequest {
+    pub kind: HabitKind,
+    pub target: Option<Target>,
+    pub frequency: Frequency,
+    pub created: Day,
+    /// (day, mark), in any order; the later of two on one day wins.
+    pub entries: Vec<(Day, Mark)>,
+    pub today: Day,
+    pub from: Day,
+    pub to: Day,
+}
+
+/// A streak by day numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DaySpan {
+    pub start: Day,
+    pub end: Day,
+    pub length: u32,
+}
+
+/// [`Outcome`] by day numbers: one score per day from `from` to `to`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DayOutcome {
+    pub scores: Vec<f64>,
+    pub today_score: f64,
+    pub current_streak: Option<DaySpan>,
+    pub best_streaks: Vec<DaySpan>,
+    pub window: window::Progress,
 }
 
 /// A streak with its dates written out.
@@ -97,17 +130,59 @@ fn day(field: impl Into<String>, text: &str) -> Result<Day, InvalidInput> {
     }
 }
 
-/// Evaluates one habit under `policy`.
+/// Evaluates one habit under `policy`, dates as text.
 pub fn evaluate(request: &Request, policy: Policy) -> Result<Outcome, InvalidInput> {
-    let habit = habit(request)?;
-    let today = day("today", &request.today)?;
-    let from = day("from", &request.from)?;
-    let to = day("to", &request.to)?;
-    let created = day("habit.created", &request.created)?;
+    let mut entries = Vec::with_capacity(request.entries.len());
+    for (i, (text, mark)) in request.entries.iter().enumerate() {
+        entries.push((day(format!("entries[{i}].date"), text)?, *mark));
+    }
+    let days = DayRequest {
+        kind: request.kind,
+        target: request.target,
+        frequency: request.frequency,
+        created: day("habit.created", &request.created)?,
+        entries,
+        today: day("today", &request.today)?,
+        from: day("from", &request.from)?,
+        to: day("to", &request.to)?,
+    };
+    let outcome = evaluate_days(&days, policy)?;
+    let text = |span: DaySpan| StreakSpan {
+        start: date::format(span.start),
+        end: date::format(span.end),
+        length: span.length,
+    };
+    Ok(Outcome {
+        scores: (days.from..=days.to)
+            .map(date::format)
+            .zip(outcome.scores)
+            .collect(),
+        today_score: outcome.today_score,
+        current_streak: outcome.current_streak.map(text),
+        best_streaks: outcome.best_streaks.into_iter().map(text).collect(),
+        window: outcome.window,
+    })
+}
+
+fn in_calendar(field: &str, day: Day) -> Result<Day, InvalidInput> {
+    if (date::MIN_DAY..=date::MAX_DAY).contains(&day) {
+        Ok(day)
+    } else {
+        refuse(field, format!("day {day} is outside the years 1 to 9999"))
+    }
+}
+
+/// Evaluates one habit under `policy`, days as numbers.
+pub fn evaluate_days(request: &DayRequest, policy: Policy) -> Result<DayOutcome, InvalidInput> {
+    let habit = habit(request.kind, request.target, request.frequency)?;
+    let today = in_calendar("today", request.today)?;
+    let from = in_calendar("from", request.from)?;
+    let to = in_calendar("to", request.to)?;
+    let created = in_calendar("habit.created", request.created)?;
     if from > to {
         return refuse(
             "from",
-            format!("{} is after to ({})", request.from, request.to),
+            format!("{} is after to ({})", date::format(from), date::format(to)),
         );
     }
     if to - from >= MAX_SPAN_DAYS {
@@ -115,12 +190,13 @@ pub fn evaluate(request: &Request, policy: Policy) -> Result<Outcome, InvalidInp
             "to",
             format!(
                 "from {} to {} is more than {MAX_SPAN_DAYS} days",
-                request.from, request.to
+                date::format(from),
+                date::format(to)
             ),
         );
     }
-    let mut entries = Vec::with_capacity(request.entries.len());
-    for (i, (text, mark)) in request.entries.iter().enumerate() {
+    for (i, &(day, mark)) in request.entries.iter().enumerate() {
+        in_calendar(&format!("entries[{i}].day"), day)?;
         if let Mark::Value(v) = mark
             && !v.is_finite()
         {
@@ -129,8 +205,8 @@ pub fn evaluate(request: &Request, policy: Policy) -> Result<Outcome, InvalidInp
                 format!("{v} is not a number"),
             );
         }
-        entries.push((day(format!("entries[{i}].date"), text)?, *mark));
     }
+    let entries = &request.entries;
 
     let end = to.max(today);
     if let Some(first) = entries.iter().map(|&(d, _)| d).min()
@@ -145,14 +221,12 @@ pub fn evaluate(request: &Request, policy: Policy) -> Result<Outcome, InvalidInp
             ),
         );
     }
-    let history = History::new(&habit, &entries, created, end, policy);
+    let history = History::new(&habit, entries, created, end, policy);
     let scores = Scores::of(&habit, &history);
     let all = streaks::all(&habit, &history, today);
 
-    Ok(Outcome {
-        scores: (from..=to)
-            .map(|d| (date::format(d), scores.at(d)))
-            .collect(),
+    Ok(DayOutcome {
+        scores: (from..=to).map(|d| scores.at(d)).collect(),
         today_score: scores.at(today),
         current_streak: streaks::current(&all, today).map(span),
         best_streaks: streaks::best(&all, BEST_STREAKS)
@@ -163,8 +237,12 @@ pub fn evaluate(request: &Request, policy: Policy) -> Result<Outcome, InvalidInp
     })
 }
 
-fn habit(request: &Request) -> Result<Habit, InvalidInput> {
-    let Frequency { times, days } = request.frequency;
+fn habit(
+    kind: HabitKind,
+    target: Option<Target>,
+    frequency: Frequency,
+) -> Result<Habit, InvalidInput> {
+    let Frequency { times, days } = frequency;
     if times == 0 {
         return refuse("habit.frequency.times", "must be at least 1");
     }
@@ -183,7 +261,7 @@ fn habit(request: &Request) -> Result<Habit, InvalidInput> {
             format!("must be at most {MAX_PERIOD_DAYS}"),
         );
     }
-    let kind = match (request.kind, request.target) {
+    let kind = match (kind, target) {
         (HabitKind::Boolean, _) => Kind::Boolean,
         (HabitKind::Measurable, None) => {
             return refuse("habit.target", "a measurable habit needs a target");
@@ -198,16 +276,13 @@ fn habit(request: &Request) -> Result<Habit, InvalidInput> {
             Kind::Measurable(target)
         }
     };
-    Ok(Habit {
-        kind,
-        frequency: request.frequency,
-    })
+    Ok(Habit { kind, frequency })
 }
 
-fn span(streak: streaks::Streak) -> StreakSpan {
-    StreakSpan {
-        start: date::format(streak.start),
-        end: date::format(streak.end),
+fn span(streak: streaks::Streak) -> DaySpan {
+    DaySpan {
+        start: streak.start,
+        end: streak.end,
         length: u32::try_from(streak.length()).unwrap_or(u32::MAX),
     }
 }

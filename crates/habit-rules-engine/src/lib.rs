@@ -5,10 +5,10 @@
 //! the current window. A [`Policy`] picks how skips count, which is what tells the
 //! bundled `habit-rules` from `examples/rules-strict-streaks`.
 //!
-//! The rules are plain Rust, one concern a module: [`date`] (days as numbers),
-//! [`habit`] (the types and the [`Policy`]), [`history`] (entries as one check a
-//! day), [`score`], [`streaks`], [`window`], and [`evaluation`] (validation and the
-//! answer, string dates in and out). [`bindings`] is the `ham:plugin/rules-plugin`
+//! The rules are plain Rust, one concern a module: [`date`] (days as numbers, the
+//! `civil-day` crate), [`habit`] (the types and the [`Policy`]), [`history`]
+//! (entries as one check a day), [`score`], [`streaks`], [`window`], and
+//! [`evaluation`] (validation and the answer, by day numbers or by dates). [`bindings`] is the `ham:plugin/rules-plugin`
 //! world, generated once here, and [`evaluate_all`] answers its `evaluate` call, so
 //! a rule set component is a few lines:
 //!
@@ -22,7 +22,7 @@
 //! habit_rules_engine::bindings::export!(Rules);
 //! ```
 
-pub mod date;
+pub use civil_day as date;
 pub mod evaluation;
 pub mod habit;
 pub mod history;
@@ -30,7 +30,10 @@ pub mod score;
 pub mod streaks;
 pub mod window;
 
-pub use evaluation::{HabitKind, InvalidInput, Outcome, Request, StreakSpan, evaluate};
+pub use evaluation::{
+    DayOutcome, DayRequest, DaySpan, HabitKind, InvalidInput, Outcome, Request, StreakSpan,
+    evaluate, evaluate_days,
+};
 pub use habit::{Frequency, Mark, Policy, SkipRule, Target, TargetType};
 
 /// The `ham:plugin/rules-plugin` world. The export macro is public
@@ -49,10 +52,9 @@ pub mod bindings {
     });
 }
 
-use bindings::exports::ham::plugin::rules::{
-    DayScore, Evaluation, EvaluationInput, Streak, WindowProgress,
-};
+use bindings::exports::ham::plugin::rules::{Evaluation, EvaluationInput, Streak, WindowProgress};
 use bindings::ham::plugin::habits;
+use date::Day;
 
 /// Answers a `rules.evaluate` call under `policy`: one result per input, in order;
 /// an input the rules refuse gets its reason, never a trap.
@@ -63,16 +65,23 @@ pub fn evaluate_all(
     inputs
         .into_iter()
         .map(|input| {
-            evaluate(&request(input), policy)
+            request(input)
+                .and_then(|request| evaluate_days(&request, policy))
                 .map(evaluation)
                 .map_err(|e| e.to_string())
         })
         .collect()
 }
 
-fn request(input: EvaluationInput) -> Request {
+fn request(input: EvaluationInput) -> Result<DayRequest, InvalidInput> {
     let habit = input.habit;
-    Request {
+    let Some(created) = date::parse(&habit.created) else {
+        return Err(InvalidInput {
+            field: "habit.created".into(),
+            message: format!("`{}` is not a date YYYY-MM-DD", habit.created),
+        });
+    };
+    Ok(DayRequest {
         kind: match habit.kind {
             habits::HabitKind::Boolean => HabitKind::Boolean,
             habits::HabitKind::Measurable => HabitKind::Measurable,
@@ -88,7 +97,7 @@ fn request(input: EvaluationInput) -> Request {
             times: habit.frequency.times,
             days: habit.frequency.days,
         },
-        created: habit.created,
+        created,
         entries: input
             .entries
             .into_iter()
@@ -98,22 +107,18 @@ fn request(input: EvaluationInput) -> Request {
                     habits::EntryValue::Skipped => Mark::Skipped,
                     habits::EntryValue::Value(v) => Mark::Value(v),
                 };
-                (e.date, mark)
+                (Day::from(e.day), mark)
             })
             .collect(),
-        today: input.today,
-        from: input.from,
-        to: input.to,
-    }
+        today: Day::from(input.today),
+        from: Day::from(input.from),
+        to: Day::from(input.to),
+    })
 }
 
-fn evaluation(outcome: Outcome) -> Evaluation {
+fn evaluation(outcome: DayOutcome) -> Evaluation {
     Evaluation {
-        scores: outcome
-            .scores
-            .into_iter()
-            .map(|(date, value)| DayScore { date, value })
-            .collect(),
+        scores: outcome.scores,
         today_score: outcome.today_score,
         current_streak: outcome.current_streak.map(streak),
         best_streaks: outcome.best_streaks.into_iter().map(streak).collect(),
@@ -125,10 +130,12 @@ fn evaluation(outcome: Outcome) -> Evaluation {
     }
 }
 
-fn streak(span: StreakSpan) -> Streak {
+/// Spans come from days the input gave as `s32`, so they fit back.
+fn streak(span: DaySpan) -> Streak {
+    let day = |d: Day| i32::try_from(d).unwrap_or(if d < 0 { i32::MIN } else { i32::MAX });
     Streak {
-        start: span.start,
-        end: span.end,
+        start: day(span.start),
+        end: day(span.end),
         length: span.length,
     }
 }

@@ -215,6 +215,7 @@ async fn upsert_entry(
         .upsert_entry(&entry)
         .await
         .map_err(ApiError::internal)?;
+    state.evaluator.entry_written(&entry).await;
     Ok(Json(entry))
 }
 
@@ -241,7 +242,10 @@ async fn delete_entry(
         .await
         .map_err(ApiError::internal)?
     {
-        true => Ok(StatusCode::NO_CONTENT),
+        true => {
+            state.evaluator.entry_deleted(&habit.id, &date).await;
+            Ok(StatusCode::NO_CONTENT)
+        }
         false => Err(ApiError::not_found(format!("no entry on {date}"))),
     }
 }

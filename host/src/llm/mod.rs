@@ -880,7 +880,7 @@ impl Db {
         .bind(input)
         .bind(output)
         .bind(now_ms())
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }

@@ -72,7 +72,7 @@ impl Db {
         .bind(job.max_attempts)
         .bind(job.run_after)
         .bind(now)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -93,7 +93,7 @@ impl Db {
         )))
         .bind(now)
         .bind(now + lease_ms)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.writer())
         .await?;
         Ok(row.as_ref().map(job_row))
     }
@@ -110,7 +110,7 @@ impl Db {
         .bind(attempt)
         .bind(now + lease_ms)
         .bind(now)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -125,7 +125,7 @@ impl Db {
         .bind(id)
         .bind(now_ms())
         .bind(attempt)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -155,7 +155,7 @@ impl Db {
         .bind(i64::from(refund))
         .bind(now_ms())
         .bind(attempt)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -191,7 +191,7 @@ impl Db {
         )
         .bind(id)
         .bind(now)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected() > 0)
     }

@@ -95,7 +95,7 @@ impl Db {
             .bind(value)
             .bind(size)
             .bind(quota)
-            .fetch_optional(self.pool())
+            .fetch_optional(self.writer())
             .await?;
         row.map(|r| r.get::<i64, _>(0))
             .ok_or(WriteError::QuotaExceeded)
@@ -125,7 +125,7 @@ impl Db {
                     .bind(value)
                     .bind(size)
                     .bind(quota)
-                    .fetch_optional(self.pool())
+                    .fetch_optional(self.writer())
                     .await?
             }
             Some(revision) => {
@@ -142,7 +142,7 @@ impl Db {
                     .bind(size)
                     .bind(quota)
                     .bind(revision)
-                    .fetch_optional(self.pool())
+                    .fetch_optional(self.writer())
                     .await?
             }
         };
@@ -164,7 +164,7 @@ impl Db {
                 .bind(scope.plugin)
                 .bind(scope.owner)
                 .bind(key)
-                .execute(self.pool())
+                .execute(self.writer())
                 .await?;
         Ok(done.rows_affected() > 0)
     }

@@ -37,6 +37,22 @@ pub enum Error {
     Sqlx(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(
+        "the database schema is behind this binary (pending migrations: {0}); run `ham migrate`"
+    )]
+    SchemaBehind(String),
+}
+
+/// What [`Db::open`] does about migrations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Migrations {
+    /// Apply pending migrations (the default for `ham serve`).
+    Apply,
+    /// Apply nothing; fail with [`Error::SchemaBehind`] if any migration this
+    /// binary knows is not applied yet (a separate `ham migrate` step owns them).
+    Require,
+    /// Touch nothing (`ham migrate`, which then calls [`Db::migrate`]).
+    Leave,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -45,12 +61,22 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: AnyPool,
+    /// Where writes go: on SQLite a pool of one connection, so writers queue in
+    /// order in-process instead of in SQLite's busy handler, whose sleeps grow to
+    /// 25-100 ms under contention (the tail of webhook acknowledgements); on
+    /// PostgreSQL the same pool as reads.
+    writer: AnyPool,
     backend: Backend,
 }
 
 impl Db {
     /// Connects (creating a SQLite file if missing) and runs pending migrations.
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::open(url, Migrations::Apply).await
+    }
+
+    /// Connects, then applies or requires this binary's migrations.
+    pub async fn open(url: &str, migrations: Migrations) -> Result<Self> {
         install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -79,11 +105,75 @@ impl Db {
                 .execute(&pool)
                 .await?;
         }
-        match backend {
-            Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
-            Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
+        let writer = match backend {
+            Backend::Sqlite => {
+                AnyPoolOptions::new()
+                    .max_connections(1)
+                    .connect(&url)
+                    .await?
+            }
+            Backend::Postgres => pool.clone(),
+        };
+        let db = Self {
+            pool,
+            writer,
+            backend,
+        };
+        match migrations {
+            Migrations::Apply => db.migrator().run(&db.pool).await?,
+            Migrations::Require => {
+                let pending = db.pending_migrations().await?;
+                if !pending.is_empty() {
+                    return Err(Error::SchemaBehind(pending.join(", ")));
+                }
+            }
+            Migrations::Leave => {}
         }
-        Ok(Self { pool, backend })
+        Ok(db)
+    }
+
+    fn migrator(&self) -> &'static Migrator {
+        match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        }
+    }
+
+    /// The migrations this binary knows that the database has not applied, as
+    /// `<version>_<description>`. Migrations newer than the binary are fine: an
+    /// older replica keeps serving while a rolling update replaces it.
+    pub async fn pending_migrations(&self) -> Result<Vec<String>> {
+        let tables: i64 = sqlx::query_scalar(match self.backend {
+            Backend::Sqlite => {
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'"
+            }
+            Backend::Postgres => {
+                "SELECT COUNT(*) FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_name = '_sqlx_migrations'"
+            }
+        })
+        .fetch_one(&self.pool)
+        .await?;
+        let applied: Vec<i64> = if tables > 0 {
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.pool)
+                .await?
+        } else {
+            Vec::new()
+        };
+        Ok(self
+            .migrator()
+            .iter()
+            .filter(|m| !applied.contains(&m.version))
+            .map(|m| format!("{}_{}", m.version, m.description.replace(' ', "_")))
+            .collect())
+    }
+
+    /// Applies pending migrations; returns how many there were.
+    pub async fn migrate(&self) -> Result<usize> {
+        let pending = self.pending_migrations().await?.len();
+        self.migrator().run(&self.pool).await?;
+        Ok(pending)
     }
 
     pub fn backend(&self) -> Backend {
@@ -94,13 +184,19 @@ impl Db {
         &self.pool
     }
 
+    /// The pool for statements that write outside a [`Db::begin_write`]
+    /// transaction.
+    pub fn writer(&self) -> &AnyPool {
+        &self.writer
+    }
+
     /// Begins a transaction that will write. On SQLite it takes the write lock at
     /// once (`BEGIN IMMEDIATE`): a deferred transaction that reads, then writes
     /// after another connection wrote, fails at once with "database is locked"
     /// instead of waiting its turn.
     pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
         Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         })
     }
@@ -112,6 +208,7 @@ impl Db {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 }
 

@@ -117,7 +117,7 @@ impl Db {
             .bind(user_id)
             .bind(now_ms())
             .bind(expires_at)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -143,7 +143,7 @@ impl Db {
     pub async fn delete_session(&self, token_hash: &str) -> Result<bool> {
         let done = sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
             .bind(token_hash)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -165,7 +165,7 @@ impl Db {
         sqlx::query("UPDATE users SET time_zone = $2 WHERE id = $1")
             .bind(user_id)
             .bind(time_zone)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -188,7 +188,7 @@ impl Db {
                         .bind(&user.id)
                         .bind(email)
                         .bind(i64::from(is_admin))
-                        .execute(self.pool())
+                        .execute(self.writer())
                         .await?;
                     user.email = email.map(str::to_string);
                     user.is_admin = is_admin;
@@ -204,7 +204,7 @@ impl Db {
             .bind(email)
             .bind(i64::from(is_admin))
             .bind(now_ms())
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
             if inserted.rows_affected() == 1 {
                 return Ok(User {

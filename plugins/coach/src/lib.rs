@@ -15,11 +15,11 @@
 //! The weekly review (`weekly-review` job, one per user, scheduled in the manifest)
 //! writes a short review into a new conversation of that user.
 
-mod dates;
 mod prompt;
 
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 
+use guest_http::{MAX_BODY, error, new_id, now_ms, read_body, respond, respond_json};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use wasip2::http::types::{
@@ -54,7 +54,6 @@ use bindings::ham::plugin::{config, log};
 /// Longest chat message, in characters.
 pub const MAX_MESSAGE_CHARS: usize = 8_000;
 /// Longest request body read.
-const MAX_BODY: usize = 64 * 1024;
 const PREFIX: &str = "conversations/";
 
 struct Coach;
@@ -106,22 +105,6 @@ impl wasip2::exports::http::incoming_handler::Guest for Coach {
             },
         }
     }
-}
-
-fn now_ms() -> i64 {
-    let now = wasip2::clocks::wall_clock::now();
-    i64::try_from(now.seconds)
-        .unwrap_or(0)
-        .saturating_mul(1000)
-        .saturating_add(i64::from(now.nanoseconds / 1_000_000))
-}
-
-fn new_id() -> String {
-    format!(
-        "{:016x}{:016x}",
-        wasip2::random::random::get_random_u64(),
-        wasip2::random::random::get_random_u64()
-    )
 }
 
 fn valid_id(id: &str) -> bool {
@@ -193,7 +176,7 @@ fn remove(id: &str, out: ResponseOutparam) {
         return error(out, 404, "not_found", "no such conversation");
     }
     match storage::delete(Scope::User, &format!("{PREFIX}{id}")) {
-        Ok(true) => respond(out, 204, None, b""),
+        Ok(true) => respond(out, 204, &[], b""),
         Ok(false) => error(out, 404, "not_found", "no such conversation"),
         Err(e) => host_error(out, &e),
     }
@@ -417,35 +400,6 @@ fn send(
     stream.flush()
 }
 
-/// The request body, or none when it is larger than [`MAX_BODY`].
-fn read_body(request: &IncomingRequest) -> Option<Vec<u8>> {
-    let mut buf = Vec::new();
-    if let Ok(body) = request.consume()
-        && let Ok(stream) = body.stream()
-    {
-        let limit = u64::try_from(MAX_BODY).unwrap_or(u64::MAX) + 1;
-        let _ = stream.take(limit).read_to_end(&mut buf);
-    }
-    (buf.len() <= MAX_BODY).then_some(buf)
-}
-
-fn respond_json(out: ResponseOutparam, status: u16, value: &serde_json::Value) {
-    respond(
-        out,
-        status,
-        Some("application/json"),
-        value.to_string().as_bytes(),
-    );
-}
-
-fn error(out: ResponseOutparam, status: u16, code: &str, message: &str) {
-    respond_json(
-        out,
-        status,
-        &json!({"error": {"code": code, "message": message}}),
-    );
-}
-
 fn host_error(out: ResponseOutparam, e: &HostError) {
     log::log(
         log::Level::Error,
@@ -457,28 +411,6 @@ fn host_error(out: ResponseOutparam, e: &HostError) {
         HostError::QuotaExceeded => error(out, 507, "storage_full", "the coach's storage is full"),
         _ => error(out, 500, "internal", "the coach failed; see the server log"),
     }
-}
-
-fn respond(out: ResponseOutparam, status: u16, content_type: Option<&str>, body: &[u8]) {
-    let fields = Fields::new();
-    if let Some(ct) = content_type {
-        let _ = fields.append("content-type", ct.as_bytes());
-    }
-    let response = OutgoingResponse::new(fields);
-    let _ = response.set_status_code(status);
-    let Ok(outgoing) = response.body() else {
-        return;
-    };
-    ResponseOutparam::set(out, Ok(response));
-    if let Ok(mut stream) = outgoing.write() {
-        for chunk in body.chunks(4096) {
-            if stream.write_all(chunk).is_err() {
-                break;
-            }
-        }
-        let _ = stream.flush();
-    }
-    let _ = OutgoingBody::finish(outgoing, None);
 }
 
 /// `weekly-review`: for the user the job runs for, a short review of the past
@@ -531,7 +463,7 @@ fn weekly_review() -> Result<(), JobError> {
         }
         Err(e) => return Err(JobError::Retry(format!("{e:?}"))),
     };
-    let day = dates::format_day(now.div_euclid(86_400_000));
+    let day = civil_day::format(now.div_euclid(86_400_000));
     let conversation = Conversation {
         id: new_id(),
         title: format!("Weekly review, {day}"),

@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 
 use crate::bindings::ham::plugin::habits::{self, EntryValue, HabitKind, TargetType};
 use crate::bindings::ham::plugin::llm::{Message, Role};
-use crate::dates;
 
 /// Who the coach is and how it answers.
 pub const SYSTEM_PROMPT: &str = "You are HAM's coach: a warm, practical habit and \
@@ -58,7 +57,7 @@ pub fn user_context(now_ms: i64) -> String {
         }
         Err(_) => {
             out.push_str("# The user's data\n");
-            dates::format_day(now_ms.div_euclid(86_400_000))
+            civil_day::format(now_ms.div_euclid(86_400_000))
         }
     };
     out.push_str(&habit_lines(&today));
@@ -85,8 +84,8 @@ fn habit_lines(today: &str) -> String {
     let stats: BTreeMap<String, habits::HabitStats> = habits::list_stats()
         .map(|s| s.into_iter().map(|s| (s.habit_id.clone(), s)).collect())
         .unwrap_or_default();
-    let from = dates::parse_day(today)
-        .map(|d| dates::format_day(d - (ENTRY_DAYS - 1)))
+    let from = civil_day::parse(today)
+        .map(|d| civil_day::format(d - (ENTRY_DAYS - 1)))
         .unwrap_or_else(|| today.to_string());
     for habit in list.iter().take(40) {
         let goal = match (&habit.kind, &habit.target) {

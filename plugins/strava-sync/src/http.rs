@@ -3,29 +3,14 @@
 
 use std::io::{Read as _, Write as _};
 
-use serde_json::json;
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{
-    Fields, IncomingRequest, Method, OutgoingBody, OutgoingRequest, OutgoingResponse,
-    ResponseOutparam, Scheme,
+    Fields, IncomingRequest, Method, OutgoingBody, OutgoingRequest, ResponseOutparam, Scheme,
 };
 
-/// Longest request body read from a client.
-pub const MAX_BODY: usize = 64 * 1024;
+pub use guest_http::{error, read_body, respond, respond_json};
 /// Longest response body read from Strava.
 const MAX_UPSTREAM_BODY: u64 = 8 * 1024 * 1024;
-
-/// The request body, or none when it is larger than [`MAX_BODY`].
-pub fn read_body(request: &IncomingRequest) -> Option<Vec<u8>> {
-    let mut buf = Vec::new();
-    if let Ok(body) = request.consume()
-        && let Ok(stream) = body.stream()
-    {
-        let limit = u64::try_from(MAX_BODY).unwrap_or(u64::MAX) + 1;
-        let _ = stream.take(limit).read_to_end(&mut buf);
-    }
-    (buf.len() <= MAX_BODY).then_some(buf)
-}
 
 /// The first value of a request header.
 pub fn header(request: &IncomingRequest, name: &str) -> Option<String> {
@@ -100,46 +85,6 @@ pub fn form(pairs: &[(&str, &str)]) -> String {
         .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
         .collect::<Vec<_>>()
         .join("&")
-}
-
-pub fn respond(out: ResponseOutparam, status: u16, headers: &[(&str, &str)], body: &[u8]) {
-    let fields = Fields::new();
-    for (name, value) in headers {
-        let _ = fields.append(name, value.as_bytes());
-    }
-    let response = OutgoingResponse::new(fields);
-    let _ = response.set_status_code(status);
-    let Ok(outgoing) = response.body() else {
-        return;
-    };
-    ResponseOutparam::set(out, Ok(response));
-    if let Ok(mut stream) = outgoing.write() {
-        for chunk in body.chunks(4096) {
-            if stream.write_all(chunk).is_err() {
-                break;
-            }
-        }
-        let _ = stream.flush();
-    }
-    let _ = OutgoingBody::finish(outgoing, None);
-}
-
-pub fn respond_json(out: ResponseOutparam, status: u16, value: &serde_json::Value) {
-    respond(
-        out,
-        status,
-        &[("content-type", "application/json")],
-        value.to_string().as_bytes(),
-    );
-}
-
-/// The host's error shape: `{"error": {"code", "message"}}`.
-pub fn error(out: ResponseOutparam, status: u16, code: &str, message: &str) {
-    respond_json(
-        out,
-        status,
-        &json!({"error": {"code": code, "message": message}}),
-    );
 }
 
 pub fn redirect(out: ResponseOutparam, location: &str) {

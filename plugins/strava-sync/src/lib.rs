@@ -51,6 +51,8 @@ use bindings::exports::ham::plugin::job_handler::{self, Job, JobError};
 use bindings::ham::plugin::storage::{self, Scope};
 use bindings::ham::plugin::types::Error as HostError;
 use bindings::ham::plugin::{jobs, log};
+use guest_http::new_id;
+pub use guest_http::now_ms;
 use http::{error, param, respond_json};
 use strava::{Config, Connection, Status};
 
@@ -63,22 +65,6 @@ const STATE_PREFIX: &str = "oauth-state/";
 struct StravaSync;
 
 wasip2::http::proxy::export!(StravaSync);
-
-pub fn now_ms() -> i64 {
-    let now = wasip2::clocks::wall_clock::now();
-    i64::try_from(now.seconds)
-        .unwrap_or(0)
-        .saturating_mul(1000)
-        .saturating_add(i64::from(now.nanoseconds / 1_000_000))
-}
-
-fn new_id() -> String {
-    format!(
-        "{:016x}{:016x}",
-        wasip2::random::random::get_random_u64(),
-        wasip2::random::random::get_random_u64()
-    )
-}
 
 impl wasip2::exports::http::incoming_handler::Guest for StravaSync {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {

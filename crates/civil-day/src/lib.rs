@@ -1,6 +1,7 @@
-//! Calendar dates as day numbers: the rules count days, so a date is the number of
-//! days since 1970-01-01 ([`Day`]), and `YYYY-MM-DD` text is parsed once at the
-//! edge and written back only for the answer.
+//! Calendar dates as day numbers: a date is the number of days since 1970-01-01
+//! ([`Day`]), the unit the `rules` WIT interface uses, and `YYYY-MM-DD` text is
+//! parsed once at an edge and written back only for people. The host and the
+//! guests share this crate, so both sides count days the same way.
 //!
 //! The conversions are the proleptic Gregorian ones (Howard Hinnant's
 //! `days_from_civil` / `civil_from_days`), for years 1 to 9999: the range the
@@ -63,6 +64,15 @@ fn month_length(year: i64, month: i64) -> i64 {
         4 | 6 | 9 | 11 => 30,
         _ => 31,
     }
+}
+
+/// The day of a valid calendar date (years 1 to 9999); none for anything else.
+pub fn from_ymd(year: i64, month: i64, day: i64) -> Option<Day> {
+    ((1..=9999).contains(&year)
+        && (1..=12).contains(&month)
+        && day >= 1
+        && day <= month_length(year, month))
+    .then(|| from_civil(year, month, day))
 }
 
 fn from_civil(year: i64, month: i64, day: i64) -> Day {
@@ -130,6 +140,13 @@ mod tests {
         assert!(parse("2024-02-29").is_some());
         assert!(parse("2000-02-29").is_some());
         assert_eq!(parse("1900-02-29"), None);
+    }
+
+    #[test]
+    fn from_ymd_checks_the_calendar() {
+        assert_eq!(from_ymd(2000, 3, 1), Some(11_017));
+        assert_eq!(from_ymd(2023, 2, 29), None);
+        assert_eq!(from_ymd(0, 1, 1), None);
     }
 
     #[test]
