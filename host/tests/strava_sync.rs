@@ -425,11 +425,16 @@ async fn events_story(backend: Backend) {
     .await
     .unwrap();
     assert_eq!(rows.get::<i64, _>(0), 0);
-    let before = pending_jobs(server).await;
+    // The deauthorization job may still be finishing after its effect shows: let it settle
+    // so the count below measures only what the next event queues.
+    until(Duration::from_secs(20), "the queue to drain", || async {
+        (pending_jobs(server).await == 0).then_some(())
+    })
+    .await;
     post_event(&server.url, &event("activity", "create", 1003, json!({}))).await;
     assert_eq!(
         pending_jobs(server).await,
-        before,
+        0,
         "an unknown athlete queues nothing"
     );
     server_stop(env).await;
@@ -458,10 +463,7 @@ async fn rate_limits_and_server_errors_delay_the_job_and_the_webhook_answers_at_
     let (status, took) =
         post_event(&server.url, &event("activity", "create", 2001, json!({}))).await;
     assert_eq!(status, 200);
-    assert!(
-        took < Duration::from_millis(500),
-        "acknowledged in {took:?}"
-    );
+    assert!(took < Duration::from_secs(2), "acknowledged in {took:?}");
     // The job writes the activity, then the check-in: wait for both.
     until(
         Duration::from_secs(20),
@@ -487,7 +489,8 @@ async fn rate_limits_and_server_errors_delay_the_job_and_the_webhook_answers_at_
             .unwrap();
     assert_eq!(row.get::<i64, _>(0), 2, "the 429 used no attempt");
 
-    // A stalled Strava does not slow the webhook.
+    // A stalled Strava does not slow the webhook: every ack stays inside Strava's 2 s
+    // deadline, which the 3 s stall would break if the answer waited on the API.
     env.fake.stall(Some(Duration::from_secs(3)));
     env.fake
         .put_activity(run(2002, "Easy", "2026-03-04", 4000.0));
@@ -498,10 +501,7 @@ async fn rate_limits_and_server_errors_delay_the_job_and_the_webhook_answers_at_
         assert_eq!(status, 200);
         slowest = slowest.max(took);
     }
-    assert!(
-        slowest < Duration::from_millis(500),
-        "slowest ack {slowest:?}"
-    );
+    assert!(slowest < Duration::from_secs(2), "slowest ack {slowest:?}");
     env.fake.stall(None);
     server_stop(env).await;
 }
@@ -843,10 +843,7 @@ async fn usage_at_the_limit_delays_the_next_call_to_the_next_window_instead_of_f
     let (status, took) =
         post_event(&server.url, &event("activity", "create", 4202, json!({}))).await;
     assert_eq!(status, 200);
-    assert!(
-        took < Duration::from_millis(500),
-        "acknowledged in {took:?}"
-    );
+    assert!(took < Duration::from_secs(2), "acknowledged in {took:?}");
     let delayed = until(Duration::from_secs(20), "the job to be delayed", || async {
         admin_jobs(server)
             .await
