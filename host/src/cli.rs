@@ -131,3 +131,32 @@ pub async fn rollback(remote: &Remote, name: &str) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Checks that the server listening on `addr` answers `GET /healthz` with 200
+/// within 3 s. An unspecified listen address (`0.0.0.0`, `::`) is reached over
+/// loopback, so the check works inside the server's own container.
+pub async fn healthcheck(addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    let mut target = addr;
+    if target.ip().is_unspecified() {
+        target.set_ip(match target {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let url = format!("http://{target}/healthz");
+    // reqwest wants a crypto provider even for plain HTTP.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .build()?;
+    let response = client
+        .get(&url)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
+    if !response.status().is_success() {
+        bail!("{url} answered {}", response.status());
+    }
+    println!("ok");
+    Ok(())
+}

@@ -51,7 +51,7 @@ impl AppState {
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
         let url = settings.database_url();
-        let db = Db::connect(&url)
+        let db = open_database(&url, settings.migrate_on_start)
             .await
             .with_context(|| format!("opening database {}", store::redact_url(&url)))?;
         let mut runtime = Runtime::new(&settings.data_dir, db.clone())?;
@@ -134,4 +134,23 @@ pub async fn serve(
         worker.abort();
     }
     served
+}
+
+/// Opens the database for `ham serve`. Without `migrate_on_start` the schema must
+/// already be current; a rolling update may start this process a moment before
+/// the migrations Job finishes, so it waits up to a minute before giving up.
+async fn open_database(url: &str, migrate_on_start: bool) -> Result<Db, store::Error> {
+    if migrate_on_start {
+        return Db::open(url, store::Migrations::Apply).await;
+    }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        match Db::open(url, store::Migrations::Require).await {
+            Err(store::Error::SchemaBehind(pending)) if tokio::time::Instant::now() < deadline => {
+                tracing::warn!(%pending, "waiting for `ham migrate` to apply migrations");
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            }
+            other => return other,
+        }
+    }
 }

@@ -29,6 +29,11 @@ enum Command {
     /// Manage plugins on a running server.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Apply pending database migrations, then exit (for a migrations Job when
+    /// servers run with `HAM_MIGRATE_ON_START=false`).
+    Migrate,
+    /// Exit 0 if the server on `HAM_ADDR` answers `/healthz` (container health checks).
+    Healthcheck,
     /// Write a consistent snapshot of the SQLite database (the server may run).
     Backup {
         /// The snapshot file to write (must not exist).
@@ -122,6 +127,22 @@ async fn main() -> anyhow::Result<()> {
         Command::Plugin(PluginCommand::List { remote }) => cli::list(&remote.into()).await,
         Command::Plugin(PluginCommand::Rollback { name, remote }) => {
             cli::rollback(&remote.into(), &name).await
+        }
+        Command::Migrate => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            let url = settings.database_url();
+            let db = ham_host::store::Db::open(&url, ham_host::store::Migrations::Leave)
+                .await
+                .with_context(|| {
+                    format!("opening database {}", ham_host::store::redact_url(&url))
+                })?;
+            let applied = db.migrate().await?;
+            println!("{applied} migrations applied; the schema is current");
+            Ok(())
+        }
+        Command::Healthcheck => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            cli::healthcheck(settings.addr).await
         }
         Command::Backup { path } => {
             let settings = Settings::load(cli.config.as_deref())?;

@@ -72,6 +72,10 @@ pub struct Settings {
     pub admin_group: Option<String>,
     /// Anyone may register, not just the first user and admins. `HAM_OPEN_REGISTRATION=1`.
     pub open_registration: bool,
+    /// Apply pending migrations at start. `HAM_MIGRATE_ON_START`, default true;
+    /// `false` when a separate `ham migrate` step (a Kubernetes Job) owns them, and
+    /// the server then waits up to a minute for the schema, then refuses to start.
+    pub migrate_on_start: bool,
     /// `HAM_PLUGIN_<PLUGIN>_<VARIABLE>` values for plugin variables; values redacted.
     pub plugin_env: BTreeMap<String, Secret>,
     /// The language model behind `ham:plugin/llm` (`HAM_LLM_*`, `ANTHROPIC_*`).
@@ -89,6 +93,7 @@ impl Default for Settings {
             plugins_dir: None,
             max_upload_bytes: 32 * 1024 * 1024,
             open_registration: false,
+            migrate_on_start: true,
             auth: AuthMode::Local,
             trusted_proxies: Vec::new(),
             forward_auth_headers: ForwardAuthHeaders::default(),
@@ -340,6 +345,18 @@ impl Settings {
                 "HAM_ADMIN_GROUP" if !value.is_empty() => settings.admin_group = Some(value),
                 "HAM_OPEN_REGISTRATION" => {
                     settings.open_registration = matches!(value.as_str(), "1" | "true")
+                }
+                "HAM_MIGRATE_ON_START" => {
+                    settings.migrate_on_start = match value.as_str() {
+                        "1" | "true" => true,
+                        "0" | "false" => false,
+                        _ => {
+                            return Err(SettingsError::Env(
+                                "HAM_MIGRATE_ON_START",
+                                format!("`{value}` is not true or false"),
+                            ));
+                        }
+                    }
                 }
                 _ if settings.llm.apply(&key, &value)? => {}
                 _ if key.starts_with("HAM_PLUGIN_") => {

@@ -65,7 +65,7 @@ pub const HELP: &[(&str, Kind, &str)] = &[
     (
         "ham_plugin_errors_total",
         Kind::Counter,
-        "Failed plugin invocations by plugin, version, export and kind (timeout, memory, fuel, trap, busy, failed, internal).",
+        "Plugin failures by plugin, version, export and kind: failed invocations (timeout, memory, fuel, trap, busy, failed, internal) and outbound requests the host refused (denied_outbound).",
     ),
     (
         "ham_plugin_invocation_duration_seconds",
@@ -86,6 +86,11 @@ pub const HELP: &[(&str, Kind, &str)] = &[
         "ham_rules_rejected_answers_total",
         Kind::Counter,
         "Answers of a rules plugin refused by the host (a score outside 0..1, a wrong number of days, a refused input).",
+    ),
+    (
+        "ham_plugin_jobs_enqueued_total",
+        Kind::Counter,
+        "Jobs plugins queued, by plugin and job kind (strava-sync's `event` jobs are Strava webhook events received).",
     ),
     (
         "ham_jobs",

@@ -124,3 +124,66 @@ async fn headers_from_anyone_else_are_ignored() {
     );
     server.stop().await;
 }
+
+/// A route a plugin claims with `auth = "none"` (a webhook) is exposed by the
+/// proxy without authentication, so identity headers on it came from the client:
+/// they name no one and create no account, while the same headers on a `user`
+/// route (through the proxy's authentication) do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_headers_on_an_unauthenticated_route_name_no_one() {
+    let (server, _dir, _db) = server("127.0.0.0/8").await;
+    let extra = "routes = [{ path = \"/api/hook/*\", methods = [\"POST\"], auth = \"none\" }, \
+                 { path = \"/api/private/*\", methods = [\"GET\"] }]";
+    server
+        .install(
+            "probe",
+            &common::probe_manifest("probe", "0.1.0", "x", extra),
+            common::guest("probe"),
+        )
+        .await;
+    let accounts = |name: &'static str| {
+        let db = server.state.db.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users WHERE username = $1")
+                .bind(name)
+                .fetch_one(db.pool())
+                .await
+                .unwrap()
+        }
+    };
+
+    // The request reaches the plugin (the probe knows no such path: its 404).
+    let forged = as_user(
+        client().post(server.url("/api/hook/event")),
+        "mallory",
+        "ham-admins",
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(forged.status(), 404);
+    assert_eq!(forged.text().await.unwrap(), "no such probe\n");
+    assert_eq!(
+        accounts("mallory").await,
+        0,
+        "no account from a webhook route"
+    );
+
+    let authenticated = as_user(
+        client().get(server.url("/api/private/page")),
+        "alice",
+        "users",
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(authenticated.status(), 404);
+    assert_eq!(accounts("alice").await, 1);
+    let anonymous = client()
+        .get(server.url("/api/private/page"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    server.stop().await;
+}

@@ -11,6 +11,8 @@
 
 mod common;
 
+use common::process::run_ham as ham;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -20,23 +22,6 @@ use common::{Backend, TestDb, TestServer, settings};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use sqlx::{Connection as _, Row as _};
-
-/// Runs `ham <args>` with only these variables; (success, stdout + stderr).
-async fn ham(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_ham"))
-        .args(args)
-        .env_clear()
-        .envs(env.iter().copied())
-        .output()
-        .await
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
-}
 
 fn date(i: usize) -> String {
     format!(

@@ -14,19 +14,9 @@ use std::time::{Duration, Instant};
 
 use common::{ADMIN_TOKEN, Backend, TestDb, TestServer, guest, probe_manifest, rebuilt, settings};
 
+/// `ham <args>` with a clean environment: settings come from the flags.
 async fn ham(args: &[&str]) -> (bool, String) {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_ham"))
-        .args(args)
-        .env_remove("HAM_ADMIN_TOKEN")
-        .output()
-        .await
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
+    common::process::run_ham(args, &[]).await
 }
 
 fn write_plugin(dir: &Path, version: &str, label: &str, component: &[u8]) {

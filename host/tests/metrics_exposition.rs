@@ -398,5 +398,45 @@ async fn metrics_count_requests_plugin_calls_and_failures() {
     // Memory read at scrape; no jobs yet.
     assert!(m.value("ham_process_resident_memory_bytes", &[]).unwrap() > 1_000_000.0);
     assert_eq!(m.sum("ham_jobs"), 0.0);
+
+    // Refused outbound requests and queued jobs, per plugin.
+    let (status, body) = server
+        .get_text("/plugins/probe/fetch?url=http://example.invalid/")
+        .await;
+    assert_eq!(status, 502, "the probe reports the refusal: {body}");
+    for _ in 0..2 {
+        let (status, body) = server
+            .get_text("/plugins/probe/jobs/enqueue?kind=event&payload=x")
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let text = client()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let m = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(
+        m.value(
+            "ham_plugin_errors_total",
+            &[v2[0], v2[1], v2[2], ("kind", "denied_outbound")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.value(
+            "ham_plugin_jobs_enqueued_total",
+            &[("plugin", "probe"), ("kind", "event")]
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        m.sum("ham_jobs"),
+        2.0,
+        "both jobs are in the queue, in some state"
+    );
     server.stop().await;
 }

@@ -7,7 +7,7 @@
 //! the signed-in user, if any; a claimed route with `auth = "user"` requires one.
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{FromRequestParts as _, Request, State};
 use axum::http::{HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
@@ -17,26 +17,32 @@ use crate::AppState;
 use crate::auth::MaybeUser;
 use crate::plugins::manifest::RouteAuth;
 
-pub async fn dispatch(
-    State(state): State<AppState>,
-    MaybeUser(user): MaybeUser,
-    request: Request,
-) -> Response {
-    match route(&state, user.map(|u| u.id), request).await {
+pub async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
+    match route(&state, request).await {
         Ok(response) => response,
         Err(e) => e.into_response(),
     }
 }
 
-/// `user` is the signed-in user the invocation acts for, if any.
-async fn route(
+/// The signed-in user the request comes from, if any. Asked only where an
+/// invocation may act for a user: never for a route claimed with `auth = "none"`
+/// (a webhook: forward-auth headers there did not come through the proxy's
+/// authentication, so they must not name anyone) nor for the browser app's files.
+async fn acting_user(
     state: &AppState,
-    user: Option<String>,
-    mut request: Request,
-) -> Result<Response, ApiError> {
+    request: Request,
+) -> (Request, Result<Option<String>, ApiError>) {
+    let (mut parts, body) = request.into_parts();
+    let user = MaybeUser::from_request_parts(&mut parts, state)
+        .await
+        .map(|MaybeUser(user)| user.map(|u| u.id));
+    (Request::from_parts(parts, body), user)
+}
+
+async fn route(state: &AppState, mut request: Request) -> Result<Response, ApiError> {
     let snapshot = state.registry.snapshot();
     let path = request.uri().path().to_string();
-    let plugin = if let Some(rest) = path.strip_prefix("/plugins/") {
+    let (plugin, user) = if let Some(rest) = path.strip_prefix("/plugins/") {
         let (name, inner) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
@@ -63,7 +69,9 @@ async fn route(
         let prefix = HeaderValue::from_str(&format!("/plugins/{name}"))
             .map_err(|_| ApiError::not_found("invalid plugin name"))?;
         request.headers_mut().insert("x-forwarded-prefix", prefix);
-        plugin
+        let (with_user, user) = acting_user(state, request).await;
+        request = with_user;
+        (plugin, user?)
     } else if let Some((plugin, claim)) = snapshot.route(&path) {
         if !claim.methods.iter().any(|m| m == request.method().as_str()) {
             return Err(ApiError::new(
@@ -72,14 +80,24 @@ async fn route(
                 format!("{path} accepts {}", claim.methods.join(", ")),
             ));
         }
-        if claim.auth == RouteAuth::User && user.is_none() {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "sign in first",
-            ));
-        }
-        plugin.clone()
+        let user = match claim.auth {
+            RouteAuth::None => None,
+            RouteAuth::User => {
+                let (with_user, user) = acting_user(state, request).await;
+                request = with_user;
+                match user? {
+                    Some(user) => Some(user),
+                    None => {
+                        return Err(ApiError::new(
+                            StatusCode::UNAUTHORIZED,
+                            "unauthorized",
+                            "sign in first",
+                        ));
+                    }
+                }
+            }
+        };
+        (plugin.clone(), user)
     } else {
         // Last: the browser app (its files, and index.html for client routes).
         return crate::web::serve(request.method(), &path, request.headers())

@@ -251,6 +251,12 @@ impl Invocation {
             })
             .await;
         queued.map_err(|e| self.host_failed(e))?;
+        // Kinds are a plugin's own constants (`event`, `backfill`), so the series
+        // stay few.
+        self.hooks.metrics.inc(
+            "ham_plugin_jobs_enqueued_total",
+            &[("plugin", &self.plugin.manifest.name), ("kind", &kind)],
+        );
         Ok(id)
     }
 }

@@ -220,7 +220,7 @@ pub struct Invocation {
     http: WasiHttpCtx,
     table: ResourceTable,
     limits: InvocationLimits,
-    hooks: OutboundHooks,
+    pub(crate) hooks: OutboundHooks,
 }
 
 impl WasiView for Invocation {
@@ -497,11 +497,18 @@ impl Runtime {
         Ok(component)
     }
 
-    fn new_store(&self, plugin: Arc<LoadedPlugin>, user: Option<String>) -> Store<Invocation> {
+    fn new_store(
+        &self,
+        plugin: Arc<LoadedPlugin>,
+        export: &'static str,
+        user: Option<String>,
+    ) -> Store<Invocation> {
         let deadline = Instant::now() + plugin.timeout();
         let invocation = Invocation {
             hooks: OutboundHooks {
-                policy: plugin.outbound.clone(),
+                plugin: plugin.clone(),
+                export,
+                metrics: self.metrics.clone(),
             },
             limits: InvocationLimits {
                 memory_mb: plugin.manifest.limits.memory_mb,
@@ -574,7 +581,7 @@ impl Runtime {
         };
         let limits = plugin.manifest.limits.clone();
         let name = plugin.manifest.name.clone();
-        let mut store = self.new_store(plugin, user);
+        let mut store = self.new_store(plugin, "http", user);
         let (tx, rx) = tokio::sync::oneshot::channel();
         let mut http = store.data_mut().http();
         let req = http
@@ -633,7 +640,7 @@ impl Runtime {
         let counted = plugin.clone();
         let limits = plugin.manifest.limits.clone();
         let pre = plugin.instance_pre.clone();
-        let mut store = self.new_store(plugin, user);
+        let mut store = self.new_store(plugin, "job-handler", user);
         let started = Instant::now();
         let run = async {
             let instance = pre.instantiate_async(&mut store).await?;
@@ -663,7 +670,7 @@ impl Runtime {
         let counted = plugin.clone();
         let limits = plugin.manifest.limits.clone();
         let pre = plugin.instance_pre.clone();
-        let mut store = self.new_store(plugin, None);
+        let mut store = self.new_store(plugin, "rules", None);
         let started = Instant::now();
         let run = async {
             let instance = pre.instantiate_async(&mut store).await?;

@@ -269,7 +269,11 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
 /// The `wasi:http` hooks of one invocation: every outgoing request goes through
 /// the plugin's [`OutboundPolicy`], and bodies the guest writes are buffered.
 pub struct OutboundHooks {
-    pub policy: Arc<OutboundPolicy>,
+    /// The invocation's plugin (its policy, and its version for the refusal
+    /// counter) and export.
+    pub plugin: Arc<super::LoadedPlugin>,
+    pub export: &'static str,
+    pub metrics: Arc<crate::telemetry::Metrics>,
 }
 
 impl WasiHttpHooks for OutboundHooks {
@@ -296,9 +300,24 @@ impl WasiHttpHooks for OutboundHooks {
                 >,
             > + Send,
     > {
-        let policy = self.policy.clone();
+        let plugin = self.plugin.clone();
+        let metrics = self.metrics.clone();
+        let export = self.export;
         Box::new(async move {
-            let response = send(&policy, request, options).await?;
+            let policy = &plugin.outbound;
+            let response = send(policy, request, options).await.inspect_err(|e| {
+                if matches!(e, HttpError::HttpRequestDenied) {
+                    metrics.inc(
+                        "ham_plugin_errors_total",
+                        &[
+                            ("plugin", policy.plugin.as_str()),
+                            ("version", plugin.version_label().as_str()),
+                            ("export", export),
+                            ("kind", "denied_outbound"),
+                        ],
+                    );
+                }
+            })?;
             let done: Box<dyn Future<Output = Result<(), HttpError>> + Send> =
                 Box::new(async { Ok(()) });
             Ok((response, done))

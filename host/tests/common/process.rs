@@ -16,6 +16,34 @@ use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Runs `ham <args>` to completion with only `env` as its environment;
+/// (success, stdout then stderr).
+pub async fn run_ham(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let output = tokio::process::Command::new(ham_binary())
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .await
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// The `ham` binary. Cargo names it for tests and benches, not for examples
+/// (which include this harness but never start a process).
+fn ham_binary() -> &'static str {
+    #[allow(
+        clippy::option_env_unwrap,
+        reason = "only tests and benches call this, and cargo defines it for them"
+    )]
+    option_env!("CARGO_BIN_EXE_ham").expect("the ham binary (tests and benches only)")
+}
+
 /// A running `ham serve` process.
 pub struct HamProcess {
     child: Child,
@@ -26,15 +54,7 @@ impl HamProcess {
     /// Starts `ham serve` on an ephemeral port with `env` (on top of a clean
     /// environment) and waits, up to 60 s, for it to log its address.
     pub fn spawn(env: &[(&str, &str)]) -> Self {
-        // Cargo names the binary for tests and benches, not for examples (which
-        // include this harness but never start a process).
-        #[allow(
-            clippy::option_env_unwrap,
-            reason = "only tests and benches call this, and cargo defines it for them"
-        )]
-        let bin =
-            option_env!("CARGO_BIN_EXE_ham").expect("the ham binary (tests and benches only)");
-        let mut command = Command::new(bin);
+        let mut command = Command::new(ham_binary());
         command
             .arg("serve")
             .env_clear()
