@@ -22,6 +22,14 @@ fn main() -> Result<(), Box<dyn Error>> {
     let plugins_dir = root.join("plugins");
     println!("cargo:rerun-if-changed={}", plugins_dir.display());
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
+    // The crates the plugins share (the rules engine, civil days, guest HTTP).
+    println!("cargo:rerun-if-changed={}", root.join("crates").display());
+    // `sqlx::migrate!` embeds the migrations but does not tell cargo to watch
+    // them: without this a new migration file would not rebuild the crate.
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("migrations").display()
+    );
 
     let target_dir = match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) => PathBuf::from(dir).join("wasm"),

@@ -1,12 +1,15 @@
 //! `cargo bench -p ham-host --bench rules_stats`: habit stats through the host and
 //! the bundled `habit-rules` component, for docs/benchmarks.md.
 //!
-//! 1. One daily habit with 10 years of entries: `GET /api/habits/{id}/stats` for
+//! 1. One daily habit with 10 years of entries, written day by day between four
+//!    other habits' (as a household's database holds them, not side by side as one
+//!    import lays them out): `GET /api/habits/{id}/stats` for
 //!    the last year after an entry write through the API (the host patches the
 //!    entries it keeps and calls the plugin), after a write by another process
 //!    (all entries read again, plugin called), for another range of the unchanged
 //!    habit (entries kept, plugin called), and cached; the entries query and the
-//!    plugin call alone.
+//!    plugin call alone, and the entries query right after a write (when SQLite's
+//!    connections have dropped their page caches).
 //! 2. 50 habits with a year of entries each: today's stats of all of them in one
 //!    plugin call (uncached, through the evaluator), and `GET /api/habits/stats`
 //!    (cached).
@@ -72,6 +75,11 @@ fn habit(name: &str, today: Date, days: i64) -> Value {
     })
 }
 
+fn without_entries(mut habit: Value) -> Value {
+    habit["entries"] = json!([]);
+    habit
+}
+
 async fn import(server: &TestServer, session: &mut Session, habits: Vec<Value>) {
     let document = json!({"format": "ham-export", "version": 1, "time_zone": "UTC", "habits": habits, "activities": []});
     let (status, body) = session
@@ -84,16 +92,68 @@ async fn import(server: &TestServer, session: &mut Session, habits: Vec<Value>) 
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let db = TestDb::new(Backend::Sqlite, dir.path()).await.unwrap();
-    let server = TestServer::start(settings(dir.path(), &db)).await;
+    let server = TestServer::start(ham_host::settings::Settings {
+        open_registration: true,
+        ..settings(dir.path(), &db)
+    })
+    .await;
     let mut ada = Session::register(&server, "ada").await;
     let today = jiff::Timestamp::now()
         .to_zoned_datetime(jiff::tz::TimeZone::UTC)
         .date();
 
     println!("## one daily habit, 10 years of entries, stats for the last 365 days");
-    import(&server, &mut ada, vec![habit("decade", today, 3650)]).await;
-    let (_, list) = ada.json(&server, Method::GET, "/api/habits", None).await;
-    let id = list["habits"][0]["id"].as_str().unwrap().to_string();
+    // As a household's database holds it: the habit's entries were written day by
+    // day between those of other habits (here four of another user's), not side by
+    // side as one import would lay them out.
+    let mut bob = Session::register(&server, "bob").await;
+    let others: Vec<Value> = ["walk", "read", "water", "sleep"]
+        .iter()
+        .map(|name| without_entries(habit(name, today, 3650)))
+        .collect();
+    import(&server, &mut bob, others).await;
+    import(
+        &server,
+        &mut ada,
+        vec![without_entries(habit("decade", today, 3650))],
+    )
+    .await;
+    let ids = |list: Value| -> Vec<String> {
+        list["habits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let id = ids(ada.json(&server, Method::GET, "/api/habits", None).await.1).remove(0);
+    let mut interleaved = vec![id.clone()];
+    interleaved.extend(ids(bob
+        .json(&server, Method::GET, "/api/habits", None)
+        .await
+        .1));
+    let mut tx = server.state.db.begin_write().await.unwrap();
+    for i in (0..3650_i64).rev() {
+        let date = today.checked_sub(i.days()).unwrap().to_string();
+        let status = match (i * 7919) % 10 {
+            0 => continue,
+            1 => "skipped",
+            _ => "done",
+        };
+        for habit_id in &interleaved {
+            sqlx::query(
+                "INSERT INTO entries (habit_id, date, status, value, note, source, updated_at) \
+                 VALUES ($1, $2, $3, NULL, NULL, 'manual', 0)",
+            )
+            .bind(habit_id)
+            .bind(&date)
+            .bind(status)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        }
+    }
+    tx.commit().await.unwrap();
     let path = |offset: i64| {
         let to = today.checked_sub(offset.days()).unwrap();
         let from = to.checked_sub(364.days()).unwrap();
@@ -211,6 +271,35 @@ async fn main() {
         query.push(started.elapsed());
     }
     report("entries query alone (3,285 entries, aggregated)", query);
+    let mut query_after_write = Vec::new();
+    for i in 0..SAMPLES as i64 {
+        let day = today.checked_sub((3000 + i % 300).days()).unwrap();
+        server
+            .state
+            .db
+            .upsert_entry(&ham_host::habits::Entry {
+                habit_id: id.clone(),
+                date: day.to_string(),
+                status: ham_host::habits::EntryStatus::Done,
+                value: None,
+                note: None,
+                source: "elsewhere".into(),
+            })
+            .await
+            .unwrap();
+        let started = Instant::now();
+        server
+            .state
+            .db
+            .entries_for_rules(&user.id, Some(&id), &today.to_string())
+            .await
+            .unwrap();
+        query_after_write.push(started.elapsed());
+    }
+    report(
+        "entries query alone, right after a write",
+        query_after_write,
+    );
     let mut row_by_row = Vec::new();
     for _ in 0..50 {
         let started = Instant::now();
@@ -246,6 +335,26 @@ async fn main() {
         call.push(started.elapsed());
     }
     report("plugin call alone (fresh instance, input built)", call);
+    let empty = vec![EvaluationInput {
+        entries: Vec::new(),
+        from: day_of(today),
+        ..inputs[0].clone()
+    }];
+    let mut floor = Vec::new();
+    for _ in 0..SAMPLES {
+        let started = Instant::now();
+        server
+            .state
+            .runtime
+            .evaluate_rules(plugin.clone(), &empty)
+            .await
+            .unwrap();
+        floor.push(started.elapsed());
+    }
+    report(
+        "  (the same, no entries and one day: the fixed cost)",
+        floor,
+    );
     let mut alone = Vec::new();
     for _ in 0..SAMPLES {
         let fresh = Evaluator::new(

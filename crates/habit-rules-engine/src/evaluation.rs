@@ -164,21 +164,25 @@ pub fn evaluate(request: &Request, policy: Policy) -> Result<Outcome, InvalidInp
     })
 }
 
-fn in_calendar(field: &str, day: Day) -> Result<Day, InvalidInput> {
+/// `field` is formatted only when `day` is refused: this runs once per entry.
+fn in_calendar(field: fmt::Arguments<'_>, day: Day) -> Result<Day, InvalidInput> {
     if (date::MIN_DAY..=date::MAX_DAY).contains(&day) {
         Ok(day)
     } else {
-        refuse(field, format!("day {day} is outside the years 1 to 9999"))
+        refuse(
+            field.to_string(),
+            format!("day {day} is outside the years 1 to 9999"),
+        )
     }
 }
 
 /// Evaluates one habit under `policy`, days as numbers.
 pub fn evaluate_days(request: &DayRequest, policy: Policy) -> Result<DayOutcome, InvalidInput> {
     let habit = habit(request.kind, request.target, request.frequency)?;
-    let today = in_calendar("today", request.today)?;
-    let from = in_calendar("from", request.from)?;
-    let to = in_calendar("to", request.to)?;
-    let created = in_calendar("habit.created", request.created)?;
+    let today = in_calendar(format_args!("today"), request.today)?;
+    let from = in_calendar(format_args!("from"), request.from)?;
+    let to = in_calendar(format_args!("to"), request.to)?;
+    let created = in_calendar(format_args!("habit.created"), request.created)?;
     if from > to {
         return refuse(
             "from",
@@ -196,7 +200,7 @@ pub fn evaluate_days(request: &DayRequest, policy: Policy) -> Result<DayOutcome,
         );
     }
     for (i, &(day, mark)) in request.entries.iter().enumerate() {
-        in_calendar(&format!("entries[{i}].day"), day)?;
+        in_calendar(format_args!("entries[{i}].day"), day)?;
         if let Mark::Value(v) = mark
             && !v.is_finite()
         {
