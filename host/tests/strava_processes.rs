@@ -34,6 +34,7 @@ fn env(db: &TestDb, dir: &str, fake: &FakeStrava) -> Vec<(String, String)> {
         ("HAM_SECRET_KEY", SECRET_KEY),
         ("HAM_JOB_LEASE_MS", "2000"),
         ("HAM_JOB_BACKOFF_MS", "50"),
+        ("HAM_JOB_WORKERS", &WORKERS.to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -88,6 +89,8 @@ async fn event_jobs(host: &HamProcess) -> Vec<Value> {
 }
 
 const EVENTS: u64 = 12;
+/// Job workers per process.
+const WORKERS: usize = 2;
 
 /// Event `i`'s run: three a day over four days, each a different distance, so a
 /// day's sum shows whether any run was counted twice.
@@ -149,13 +152,24 @@ async fn events_pending_on_a_killed_host_are_processed_once_by_the_next() {
         assert_eq!(status, 200);
         assert!(took < Duration::from_secs(1), "acknowledged in {took:?}");
     }
+    // Kill A only once every worker holds a job and its fetch has reached Strava:
+    // a worker killed between its claim and its call would make the count of
+    // fetches below depend on timing.
+    let activity_fetches = || {
+        fake.requests()
+            .iter()
+            .filter(|r| r.starts_with("GET /api/v3/activities/"))
+            .count()
+    };
     let (running, queued) = until(
         Duration::from_secs(20),
         "A's workers to be stuck in Strava calls",
         || async {
             let jobs = event_jobs(&a).await;
             let count = |state: &str| jobs.iter().filter(|j| j["state"] == state).count();
-            (jobs.len() == EVENTS as usize && count("running") > 0)
+            (jobs.len() == EVENTS as usize
+                && count("running") == WORKERS
+                && activity_fetches() == WORKERS)
                 .then(|| (count("running"), count("queued")))
         },
     )
@@ -196,12 +210,7 @@ async fn events_pending_on_a_killed_host_are_processed_once_by_the_next() {
     ids.sort();
     let expected: Vec<String> = (0..EVENTS).map(|i| (7000 + i).to_string()).collect();
     assert_eq!(ids, expected);
-    let fetches = fake
-        .requests()
-        .iter()
-        .filter(|r| r.starts_with("GET /api/v3/activities/"))
-        .count();
-    assert_eq!(fetches, EVENTS as usize + running);
+    assert_eq!(activity_fetches(), EVENTS as usize + running);
 
     // One check-in per day; each day's distance counts each run once.
     let mut km_by_day: BTreeMap<String, f64> = BTreeMap::new();

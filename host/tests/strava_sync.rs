@@ -31,17 +31,19 @@ struct Env {
 /// A host with the plugin pointed at a fresh fake; None when the backend is
 /// unavailable (PostgreSQL outside CI).
 async fn start(backend: Backend) -> Option<Env> {
-    start_configured(backend, true).await
+    start_configured(backend, true, 2).await
 }
 
-/// `configured: false` leaves every `HAM_PLUGIN_STRAVA_SYNC_*` variable unset.
-async fn start_configured(backend: Backend, configured: bool) -> Option<Env> {
+/// `configured: false` leaves every `HAM_PLUGIN_STRAVA_SYNC_*` variable unset;
+/// `workers` job workers run the plugin's jobs.
+async fn start_configured(backend: Backend, configured: bool, workers: usize) -> Option<Env> {
     let fake = FakeStrava::start().await;
     let dir = tempfile::tempdir().unwrap();
     let db = TestDb::new(backend, dir.path()).await?;
     let mut s = settings(dir.path(), &db);
     s.open_registration = true;
     s.job_backoff_ms = 50;
+    s.job_workers = workers;
     if configured {
         for (name, value) in fake.plugin_env() {
             s.plugin_env.insert(name, Secret::new(value));
@@ -437,6 +439,75 @@ async fn events_story(backend: Backend) {
         0,
         "an unknown athlete queues nothing"
     );
+    server_stop(env).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_of_one_day_processed_at_once_all_count_in_the_day_s_sum_on_sqlite() {
+    one_day_story(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_of_one_day_processed_at_once_all_count_in_the_day_s_sum_on_postgres() {
+    one_day_story(Backend::Postgres).await;
+}
+
+/// Each job writes the day's sum from the activities it lists: without care, one
+/// that listed before another job stored its run, but wrote last, drops that run.
+async fn one_day_story(backend: Backend) {
+    const DAYS: u64 = 2;
+    const RUNS: u64 = 30;
+    let Some(env) = start_configured(backend, true, 6).await else {
+        return;
+    };
+    let server = &env.server;
+    let (mut alice, _user) = connect(&env).await;
+    let km_habit = habit(
+        server,
+        &mut alice,
+        json!({"name": "Distance", "kind": "measurable", "unit": "km", "target": {"value": 5.0, "type": "at_least"}, "frequency": {"times": 1, "days": 1}}),
+    )
+    .await;
+    rule(
+        server,
+        &mut alice,
+        json!({"habit_id": km_habit, "sport_types": ["Run"], "measure": "distance_km"}),
+    )
+    .await;
+    // Run i of day d is i + 1 km long; the events arrive all at once, days mixed.
+    let id = |d: u64, i: u64| 5000 + d * 100 + i;
+    for d in 0..DAYS {
+        for i in 0..RUNS {
+            let date = format!("2026-03-{:02}", 10 + d);
+            env.fake
+                .put_activity(run(id(d, i), "Lap", &date, 1000.0 * (i + 1) as f64));
+        }
+    }
+    let posts = (0..RUNS)
+        .flat_map(|i| (0..DAYS).map(move |d| id(d, i)))
+        .map(|object| {
+            let url = server.url.clone();
+            async move { post_event(&url, &event("activity", "create", object, json!({}))).await }
+        });
+    for (status, _) in futures::future::join_all(posts).await {
+        assert_eq!(status, 200);
+    }
+    until(Duration::from_secs(60), "every event processed", || async {
+        (pending_jobs(server).await == 0).then_some(())
+    })
+    .await;
+    let kms = entries(server, &km_habit).await;
+    let by_day: Vec<(String, Option<f64>)> =
+        kms.iter().map(|e| (e.date.clone(), e.value)).collect();
+    let expected: Vec<(String, Option<f64>)> = (0..DAYS)
+        .map(|d| {
+            (
+                format!("2026-03-{:02}", 10 + d),
+                Some((RUNS * (RUNS + 1) / 2) as f64),
+            )
+        })
+        .collect();
+    assert_eq!(by_day, expected, "every run counted once in its day's sum");
     server_stop(env).await;
 }
 
@@ -877,7 +948,7 @@ async fn usage_at_the_limit_delays_the_next_call_to_the_next_window_instead_of_f
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unconfigured_the_routes_answer_503_naming_the_variable_to_set() {
-    let env = start_configured(Backend::Sqlite, false).await.unwrap();
+    let env = start_configured(Backend::Sqlite, false, 2).await.unwrap();
     let server = &env.server;
     let mut alice = Session::register(server, "alice").await;
     let status = status_of(server, &alice).await;

@@ -261,9 +261,20 @@ pub fn remove_activity(id: u64) -> Result<(), HostError> {
     Ok(())
 }
 
+/// Rounds of [`recompute`] for one date before the job gives up and is retried.
+const RECOMPUTE_ROUNDS: usize = 8;
+
 /// Sets each mapped habit's entry for each date from that date's activities: done
 /// (or the sum of the measure) when some activity matches, no Strava entry when
 /// none does. Entries the user wrote by hand are left alone.
+///
+/// Jobs for activities of one day can run at once (two workers, two replicas), and
+/// each writes the day's entry from the activities it listed: one that listed
+/// before the other's activity was stored, but wrote last, would leave the day
+/// short of that activity. So each date has a marker key, written by every job
+/// after it changed the day's activities; a job that finds the marker at another
+/// revision after writing the entry lists and writes again. The last writer's
+/// check then always follows the last change it may have missed.
 pub fn recompute(dates_to_do: &BTreeSet<String>) -> Result<(), HostError> {
     let rules = rules::load()?;
     if rules.is_empty() {
@@ -274,24 +285,50 @@ pub fn recompute(dates_to_do: &BTreeSet<String>) -> Result<(), HostError> {
         let Some(day) = dates::parse_day(date) else {
             continue;
         };
-        // Local dates are within ±14 h of UTC.
-        let from = (day - 1) * 86_400_000;
-        let to = (day + 2) * 86_400_000;
-        let activities: Vec<Activity> = habits::list_activities(from, to)?
-            .into_iter()
-            .filter(|a| a.source == SOURCE && a.start_local.starts_with(date.as_str()))
-            .collect();
-        for habit_id in &habit_ids {
-            if let Err(e) = recompute_habit(habit_id, date, &rules, &activities) {
-                log::log(
-                    log::Level::Warn,
-                    "could not update a habit from Strava",
-                    &[
-                        ("habit".into(), (*habit_id).to_string()),
-                        ("error".into(), format!("{e:?}")),
-                    ],
-                );
+        let marker = format!("day/{date}");
+        let mut seen = storage::set(Scope::User, &marker, &[])?;
+        let mut settled = false;
+        for _ in 0..RECOMPUTE_ROUNDS {
+            recompute_date(day, date, &rules, &habit_ids)?;
+            match storage::get(Scope::User, &marker)?.map(|e| e.revision) {
+                Some(now) if now != seen => seen = now,
+                _ => {
+                    settled = true;
+                    break;
+                }
             }
+        }
+        if !settled {
+            return Err(HostError::Conflict);
+        }
+    }
+    Ok(())
+}
+
+/// One pass of [`recompute`] over one date.
+fn recompute_date(
+    day: i64,
+    date: &str,
+    rules: &[Rule],
+    habit_ids: &BTreeSet<&str>,
+) -> Result<(), HostError> {
+    // Local dates are within ±14 h of UTC.
+    let from = (day - 1) * 86_400_000;
+    let to = (day + 2) * 86_400_000;
+    let activities: Vec<Activity> = habits::list_activities(from, to)?
+        .into_iter()
+        .filter(|a| a.source == SOURCE && a.start_local.starts_with(date))
+        .collect();
+    for habit_id in habit_ids {
+        if let Err(e) = recompute_habit(habit_id, date, rules, &activities) {
+            log::log(
+                log::Level::Warn,
+                "could not update a habit from Strava",
+                &[
+                    ("habit".into(), (*habit_id).to_string()),
+                    ("error".into(), format!("{e:?}")),
+                ],
+            );
         }
     }
     Ok(())
