@@ -29,6 +29,7 @@ use common::session::Session;
 use common::{Backend, TestDb, TestServer, settings};
 use std::sync::Arc;
 
+use ham_host::habits::{Entry, EntryStatus};
 use ham_host::rules::{Evaluator, Range, day_of};
 use ham_host::runtime::bindings::exports::ham::plugin::rules::EvaluationInput;
 use ham_host::store::habits::wit;
@@ -73,6 +74,24 @@ fn habit(name: &str, today: Date, days: i64) -> Value {
         "archived": false, "position": 0, "created": today.checked_sub(days.days()).unwrap().to_string(),
         "entries": entries,
     })
+}
+
+/// An entry written straight to the database, as another replica's write would be:
+/// this process's evaluator does not hear of it.
+async fn write_elsewhere(server: &TestServer, habit_id: &str, day: Date, status: EntryStatus) {
+    server
+        .state
+        .db
+        .upsert_entry(&Entry {
+            habit_id: habit_id.to_string(),
+            date: day.to_string(),
+            status,
+            value: None,
+            note: None,
+            source: "elsewhere".into(),
+        })
+        .await
+        .unwrap();
 }
 
 fn without_entries(mut habit: Value) -> Value {
@@ -137,20 +156,21 @@ async fn main() {
         let date = today.checked_sub(i.days()).unwrap().to_string();
         let status = match (i * 7919) % 10 {
             0 => continue,
-            1 => "skipped",
-            _ => "done",
+            1 => EntryStatus::Skipped,
+            _ => EntryStatus::Done,
         };
         for habit_id in &interleaved {
-            sqlx::query(
-                "INSERT INTO entries (habit_id, date, status, value, note, source, updated_at) \
-                 VALUES ($1, $2, $3, NULL, NULL, 'manual', 0)",
-            )
-            .bind(habit_id)
-            .bind(&date)
-            .bind(status)
-            .execute(&mut *tx)
-            .await
-            .unwrap();
+            let entry = Entry {
+                habit_id: habit_id.clone(),
+                date: date.clone(),
+                status,
+                value: None,
+                note: None,
+                source: "manual".into(),
+            };
+            ham_host::store::Db::upsert_entry_with(&mut *tx, &entry)
+                .await
+                .unwrap();
         }
     }
     tx.commit().await.unwrap();
@@ -191,23 +211,12 @@ async fn main() {
     let mut after_other = Vec::new();
     for i in 0..SAMPLES as i64 {
         let day = today.checked_sub((3000 + i % 300).days()).unwrap();
-        server
-            .state
-            .db
-            .upsert_entry(&ham_host::habits::Entry {
-                habit_id: id.clone(),
-                date: day.to_string(),
-                status: if i % 2 == 0 {
-                    ham_host::habits::EntryStatus::Done
-                } else {
-                    ham_host::habits::EntryStatus::Skipped
-                },
-                value: None,
-                note: None,
-                source: "elsewhere".into(),
-            })
-            .await
-            .unwrap();
+        let status = if i % 2 == 0 {
+            EntryStatus::Done
+        } else {
+            EntryStatus::Skipped
+        };
+        write_elsewhere(&server, &id, day, status).await;
         let started = Instant::now();
         let (status, _) = ada.json(&server, Method::GET, &path(0), None).await;
         after_other.push(started.elapsed());
@@ -274,19 +283,7 @@ async fn main() {
     let mut query_after_write = Vec::new();
     for i in 0..SAMPLES as i64 {
         let day = today.checked_sub((3000 + i % 300).days()).unwrap();
-        server
-            .state
-            .db
-            .upsert_entry(&ham_host::habits::Entry {
-                habit_id: id.clone(),
-                date: day.to_string(),
-                status: ham_host::habits::EntryStatus::Done,
-                value: None,
-                note: None,
-                source: "elsewhere".into(),
-            })
-            .await
-            .unwrap();
+        write_elsewhere(&server, &id, day, EntryStatus::Done).await;
         let started = Instant::now();
         server
             .state

@@ -285,24 +285,29 @@ pub fn recompute(dates_to_do: &BTreeSet<String>) -> Result<(), HostError> {
         let Some(day) = dates::parse_day(date) else {
             continue;
         };
-        let marker = format!("day/{date}");
-        let mut seen = storage::set(Scope::User, &marker, &[])?;
-        let mut settled = false;
-        for _ in 0..RECOMPUTE_ROUNDS {
-            recompute_date(day, date, &rules, &habit_ids)?;
-            match storage::get(Scope::User, &marker)?.map(|e| e.revision) {
-                Some(now) if now != seen => seen = now,
-                _ => {
-                    settled = true;
-                    break;
-                }
-            }
-        }
-        if !settled {
-            return Err(HostError::Conflict);
-        }
+        recompute_until_settled(day, date, &rules, &habit_ids)?;
     }
     Ok(())
+}
+
+/// Recomputes one date until no other job changed it meanwhile (see [`recompute`]);
+/// `conflict` after [`RECOMPUTE_ROUNDS`], so the job is retried.
+fn recompute_until_settled(
+    day: i64,
+    date: &str,
+    rules: &[Rule],
+    habit_ids: &BTreeSet<&str>,
+) -> Result<(), HostError> {
+    let marker = format!("day/{date}");
+    let mut seen = storage::set(Scope::User, &marker, &[])?;
+    for _ in 0..RECOMPUTE_ROUNDS {
+        recompute_date(day, date, rules, habit_ids)?;
+        match storage::get(Scope::User, &marker)?.map(|e| e.revision) {
+            Some(now) if now != seen => seen = now,
+            _ => return Ok(()),
+        }
+    }
+    Err(HostError::Conflict)
 }
 
 /// One pass of [`recompute`] over one date.
