@@ -111,6 +111,12 @@ pub fn router(state: AppState) -> axum::Router {
 }
 
 /// Serves until `shutdown` resolves, then lets requests in flight finish.
+///
+/// Each connection is HTTP/1.1 with a header-read deadline
+/// ([`Settings::header_timeout`], which also ends idle keep-alive connections)
+/// and a bounded header buffer, so a client that trickles its headers holds a
+/// connection for seconds, not forever; request bodies get their own deadline
+/// in the router.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
@@ -118,22 +124,83 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let mut workers = jobs::spawn_workers(&state);
     workers.push(jobs::spawn_scheduler(&state));
+    workers.push(jobs::spawn_pruner(&state));
     if state.db.backend() == store::Backend::Postgres {
         workers.push(plugins::replicas::spawn(
             state.registry.clone(),
             state.settings.database_url(),
         ));
     }
-    // Handlers see the TCP peer (login rate limits; trusted proxies later).
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let header_timeout = state.settings.header_timeout;
+    serve_connections(listener, router(state), header_timeout, shutdown).await;
     // A job cut off here stays leased; another process (or the next start) runs it.
     for worker in workers {
         worker.abort();
     }
-    served
+    Ok(())
+}
+
+/// Largest request head (request line and headers) a client may send.
+const MAX_REQUEST_HEAD_BYTES: usize = 64 * 1024;
+
+async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    header_timeout: std::time::Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt as _;
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, or a connection reset before accept:
+                    // wait a moment rather than spin.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        while connections.try_join_next().is_some() {}
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let mut stopped = stopped.clone();
+        connections.spawn(async move {
+            // Handlers see the TCP peer (login limits, trusted proxies).
+            let service = hyper::service::service_fn(move |mut request: http::Request<_>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                app.clone()
+                    .oneshot(request.map(axum::body::Body::new::<hyper::body::Incoming>))
+            });
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .max_buf_size(MAX_REQUEST_HEAD_BYTES);
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            let mut connection = std::pin::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                _ = stopped.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+        });
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    while connections.join_next().await.is_some() {}
 }
 
 /// Opens the database for `ham serve`. Without `migrate_on_start` the schema must

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -55,6 +56,15 @@ pub struct Settings {
     pub job_lease_ms: i64,
     /// Job workers per process. `HAM_JOB_WORKERS`, default 2.
     pub job_workers: usize,
+    /// How long finished jobs (and the webhook payloads they carry) are kept
+    /// before they are pruned. `HAM_JOB_RETENTION`, default `7d`.
+    pub job_retention: Duration,
+    /// A client must send a request's headers within this time (this also closes
+    /// idle keep-alive connections). `HAM_HEADER_TIMEOUT`, default `10s`.
+    pub header_timeout: Duration,
+    /// A client must send a request's whole body within this time after its
+    /// headers. `HAM_BODY_TIMEOUT`, default `60s`.
+    pub body_timeout: Duration,
     /// Who a request comes from: `local` accounts or `forward-auth` headers. `HAM_AUTH`.
     pub auth: AuthMode,
     /// Peers whose forward-auth headers are believed (CIDRs). `HAM_TRUSTED_PROXIES`.
@@ -105,6 +115,9 @@ impl Default for Settings {
             job_backoff_ms: 1000,
             job_lease_ms: 360_000,
             job_workers: 2,
+            job_retention: Duration::from_secs(7 * 24 * 3600),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(60),
             plugin_env: BTreeMap::new(),
             llm: Default::default(),
         }
@@ -229,6 +242,17 @@ fn number<T: std::str::FromStr>(name: &'static str, value: &str) -> Result<T, Se
         .map_err(|_| SettingsError::Env(name, format!("`{value}` is not a number")))
 }
 
+/// A positive duration such as `10s`, `90m` or `7d`.
+fn duration(name: &'static str, value: &str) -> Result<Duration, SettingsError> {
+    match humantime::parse_duration(value) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        _ => Err(SettingsError::Env(
+            name,
+            format!("`{value}` is not a positive duration such as 10s, 90m or 7d"),
+        )),
+    }
+}
+
 impl Settings {
     /// Loads settings from the file (if any) and the process environment.
     pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
@@ -312,6 +336,13 @@ impl Settings {
                 }
                 "HAM_JOB_LEASE_MS" => settings.job_lease_ms = number("HAM_JOB_LEASE_MS", &value)?,
                 "HAM_JOB_WORKERS" => settings.job_workers = number("HAM_JOB_WORKERS", &value)?,
+                "HAM_JOB_RETENTION" => {
+                    settings.job_retention = duration("HAM_JOB_RETENTION", &value)?
+                }
+                "HAM_HEADER_TIMEOUT" => {
+                    settings.header_timeout = duration("HAM_HEADER_TIMEOUT", &value)?
+                }
+                "HAM_BODY_TIMEOUT" => settings.body_timeout = duration("HAM_BODY_TIMEOUT", &value)?,
                 "HAM_AUTH" => {
                     settings.auth = match value.as_str() {
                         "local" => AuthMode::Local,

@@ -111,11 +111,12 @@ async fn a_standard_wasi_http_component_serves_unmodified_and_bodies_stream() {
     assert_eq!(status, 200);
     assert_eq!(body, "wasi-proxy saw GET /some/path?x=1\n");
 
-    // A 3 MiB body goes in and comes back intact.
+    // A 3 MiB body goes in and comes back intact, under a manifest that raises
+    // the request body limit (the default is 64 KiB).
     server
         .install(
             "probe",
-            &probe_manifest("probe", "0.1.0", "x", ""),
+            &probe_manifest("probe", "0.1.0", "x", "[limits]\nrequest_body_kb = 4096"),
             guest("probe"),
         )
         .await;
@@ -128,6 +129,16 @@ async fn a_standard_wasi_http_component_serves_unmodified_and_bodies_stream() {
         .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.bytes().await.unwrap().to_vec(), payload);
+    // Under the default limit a 100 KiB body is refused before any instance runs.
+    let response = client()
+        .post(server.url("/plugins/wasi-proxy/echo"))
+        .body(payload[..100 * 1024].to_vec())
+        .send()
+        .await
+        .unwrap();
+    let (status, code, message) = error_of(response).await;
+    assert_eq!((status, code.as_str()), (413, "too_large"), "{message}");
+    assert!(message.contains("65536 bytes"), "{message}");
 
     // A response streams: the first line arrives long before the last is written.
     let started = Instant::now();

@@ -6,6 +6,8 @@
 
 mod admin;
 mod auth;
+pub mod body_deadline;
+pub mod cross_origin;
 mod export;
 mod habits;
 mod openapi;
@@ -29,6 +31,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds for a `Retry-After` header (429 and 503 answers).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -37,7 +41,14 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same error, telling the client to try again in `seconds`.
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds.max(1));
+        self
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
@@ -77,7 +88,13 @@ impl IntoResponse for ApiError {
                 message: self.message,
             },
         });
-        (self.status, body).into_response()
+        let mut response = (self.status, body).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 
@@ -132,7 +149,20 @@ pub fn invoke_error(plugin: &str, version: &str, e: InvokeError) -> ApiError {
         InvokeError::Trap(_) => format!("plugin {plugin} {version} trapped"),
         _ => format!("plugin {plugin} {version} {e}"),
     };
-    ApiError::new(status, code, message)
+    let error = ApiError::new(status, code, message);
+    match e {
+        InvokeError::Busy => error.retry_after(1),
+        _ => error,
+    }
+}
+
+/// The answer to a client whose body did not arrive in time.
+pub fn body_timeout() -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "body_timeout",
+        "the request body did not arrive in time",
+    )
 }
 
 /// Largest JSON body the `/api` routes read.
@@ -170,6 +200,7 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<
                         format!("the body exceeds {API_BODY_LIMIT} bytes"),
                     )
                 }
+                other if body_deadline::is_body_timeout(&other) => body_timeout(),
                 other => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", other.body_text()),
             }),
         }
@@ -201,6 +232,11 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(api)
         .fallback(plugin_routes::dispatch)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            body_deadline::limit_body_time,
+        ))
+        .layer(axum::middleware::from_fn(cross_origin::refuse_cross_site))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::telemetry::track_requests,

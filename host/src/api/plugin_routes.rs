@@ -3,13 +3,19 @@
 //!
 //! Under the prefix the guest sees the path relative to its mount (`/plugins/hello/x`
 //! arrives as `/x`, with `x-forwarded-prefix: /plugins/hello`); a claimed route
-//! arrives with its full path. Bodies stream both ways. The invocation acts for
-//! the signed-in user, if any; a claimed route with `auth = "user"` requires one.
+//! arrives with its full path. The invocation acts for the signed-in user, if any;
+//! a claimed route with `auth = "user"` requires one.
+//!
+//! The request body is read whole, up to the manifest's `limits.request_body_kb`
+//! (413 beyond it, 408 when it does not arrive within the body deadline), before
+//! an instance starts: a client that sends slowly holds a connection, never one of
+//! the plugin's instance slots. Response bodies stream from the guest.
 
 use axum::body::Body;
 use axum::extract::{FromRequestParts as _, Request, State};
 use axum::http::{HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use http_body_util::BodyExt;
 
 use super::{ApiError, invoke_error};
@@ -110,8 +116,10 @@ async fn route(state: &AppState, mut request: Request) -> Result<Response, ApiEr
             .headers_mut()
             .insert(http::header::HOST, HeaderValue::from_static("localhost"));
     }
-    let request =
-        request.map(|body| body.map_err(|_| wasmtime_wasi_http::Error::ConnectionTerminated));
+    let limit = plugin.manifest.limits.request_body_kb as usize * 1024;
+    let (parts, body) = request.into_parts();
+    let body = read_body(&parts.headers, body, limit).await?;
+    let request = Request::from_parts(parts, body);
     let name = plugin.manifest.name.clone();
     let version = plugin.version_label();
     let response = state
@@ -120,4 +128,43 @@ async fn route(state: &AppState, mut request: Request) -> Result<Response, ApiEr
         .await
         .map_err(|e| invoke_error(&name, &version, e))?;
     Ok(response.map(Body::new))
+}
+
+/// The whole request body, at most `limit` bytes.
+async fn read_body(
+    headers: &http::HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<impl http_body::Body<Data = Bytes, Error = wasmtime_wasi_http::Error> + use<>, ApiError>
+{
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the body exceeds this plugin's limit of {limit} bytes"),
+        )
+    };
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let bytes = match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
+        Err(e) if super::body_deadline::is_body_timeout(e.as_ref()) => {
+            return Err(super::body_timeout());
+        }
+        Err(_) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "the request body was cut off",
+            ));
+        }
+    };
+    Ok(http_body_util::Full::new(bytes)
+        .map_err(|never: std::convert::Infallible| -> wasmtime_wasi_http::Error { match never {} }))
 }

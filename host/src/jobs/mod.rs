@@ -13,10 +13,10 @@ pub mod grant;
 use std::time::Duration;
 
 use crate::AppState;
-use crate::runtime::Invocation;
 use crate::runtime::bindings::exports::ham::plugin::job_handler::{Job, JobError};
 use crate::runtime::bindings::ham::plugin::jobs as wit;
 use crate::runtime::bindings::ham::plugin::types::Error as GuestError;
+use crate::runtime::{Invocation, InvokeError};
 use crate::store::jobs::{JobRow, NewJob};
 use crate::store::now_ms;
 
@@ -24,6 +24,8 @@ use crate::store::now_ms;
 const POLL: Duration = Duration::from_millis(200);
 /// Longest delay between attempts.
 const MAX_BACKOFF_MS: u64 = 3_600_000;
+/// The least delay before a job whose plugin was busy runs again (plus jitter).
+const BUSY_RETRY_MS: u64 = 1000;
 /// Largest job payload.
 pub const MAX_PAYLOAD: usize = 1024 * 1024;
 
@@ -108,6 +110,38 @@ pub fn spawn_scheduler(state: &AppState) -> tokio::task::JoinHandle<()> {
             tokio::time::sleep(SCHEDULE_TICK).await;
         }
     })
+}
+
+/// How often finished jobs and expired sessions are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Prunes what grows with traffic: finished jobs (done or dead, with their webhook
+/// payloads) older than `HAM_JOB_RETENTION`, and expired sessions. Runs at start
+/// and hourly; every replica may run it, since each delete is idempotent.
+pub fn spawn_pruner(state: &AppState) -> tokio::task::JoinHandle<()> {
+    let state = state.clone();
+    tokio::spawn(async move {
+        loop {
+            prune(&state).await;
+            tokio::time::sleep(PRUNE_EVERY).await;
+        }
+    })
+}
+
+/// One pruning pass; failures are logged and retried at the next pass.
+pub async fn prune(state: &AppState) {
+    let retention = i64::try_from(state.settings.job_retention.as_millis()).unwrap_or(i64::MAX);
+    let cutoff = now_ms().saturating_sub(retention);
+    match state.db.prune_finished_jobs(cutoff).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(jobs = n, "pruned finished jobs past their retention"),
+        Err(e) => tracing::warn!(error = %e, "pruning finished jobs failed"),
+    }
+    match state.db.prune_expired_sessions().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(sessions = n, "pruned expired sessions"),
+        Err(e) => tracing::warn!(error = %e, "pruning expired sessions failed"),
+    }
 }
 
 /// Starts the configured number of workers; they run until aborted.
@@ -212,6 +246,13 @@ async fn run_once(state: &AppState, job: &JobRow) -> Result<(), (String, Option<
                     Err((later.reason, Some(later.after_ms), false))
                 }
                 Ok(Err(JobError::Fail(why))) => Err((why, None, true)),
+                // The plugin is at its share of instances: not the job's fault, so
+                // it waits a moment without spending an attempt.
+                Err(InvokeError::Busy) => Err((
+                    format!("plugin {} is busy", job.plugin),
+                    Some(BUSY_RETRY_MS + u64::from(rand_u16()) % BUSY_RETRY_MS),
+                    false,
+                )),
                 Err(e) => Err((format!("plugin {} {e}", job.plugin), None, false)),
             }
         }

@@ -15,6 +15,8 @@
 //! memory_mb = 64
 //! timeout_ms = 5000
 //! storage_quota_mb = 10
+//! max_concurrency = 100                   # instances at once (default 100)
+//! request_body_kb = 64                    # largest request body (default 64)
 //! [variables]
 //! api_base_url = { default = "https://www.strava.com/api/v3" }
 //! client_secret = { required = true, secret = true }
@@ -24,9 +26,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::runtime::MAX_MEMORY_MB;
 use crate::runtime::config::Variables;
 use crate::runtime::outbound::HostRule;
+use crate::runtime::{MAX_CONCURRENT_INSTANCES, MAX_MEMORY_MB};
 
 /// A refused manifest; the message names the key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -103,7 +105,19 @@ pub struct Limits {
     /// speed or load, so a pure plugin (a rule set) gives the same answer, or the
     /// same refusal, every time. None: no budget, only the deadline.
     pub fuel: Option<u64>,
+    /// Instances of this plugin that may run at once: its share of the host's
+    /// pool, so one busy plugin leaves the others serving. One more request
+    /// waits up to a second for a slot, then gets 503 `plugin_busy`.
+    pub max_concurrency: u32,
+    /// Largest request body its HTTP routes accept, in KiB; the host reads the
+    /// whole body before an instance starts, so a slow client holds no instance.
+    pub request_body_kb: u32,
 }
+
+/// The default `limits.request_body_kb`: enough for JSON requests and webhooks.
+pub const DEFAULT_REQUEST_BODY_KB: u32 = 64;
+/// The largest `limits.request_body_kb`.
+pub const MAX_REQUEST_BODY_KB: u32 = 32 * 1024;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -112,6 +126,8 @@ impl Default for Limits {
             timeout_ms: 5000,
             storage_quota_mb: 10,
             fuel: None,
+            max_concurrency: 100,
+            request_body_kb: DEFAULT_REQUEST_BODY_KB,
         }
     }
 }
@@ -181,6 +197,24 @@ impl Manifest {
             return bad(
                 "limits.storage_quota_mb",
                 format!("{} is not within 0..=1024", l.storage_quota_mb),
+            );
+        }
+        if !(1..=MAX_CONCURRENT_INSTANCES).contains(&l.max_concurrency) {
+            return bad(
+                "limits.max_concurrency",
+                format!(
+                    "{} is not within 1..={MAX_CONCURRENT_INSTANCES}",
+                    l.max_concurrency
+                ),
+            );
+        }
+        if !(1..=MAX_REQUEST_BODY_KB).contains(&l.request_body_kb) {
+            return bad(
+                "limits.request_body_kb",
+                format!(
+                    "{} is not within 1..={MAX_REQUEST_BODY_KB}",
+                    l.request_body_kb
+                ),
             );
         }
         if l.fuel == Some(0) {

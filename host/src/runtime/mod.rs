@@ -46,8 +46,11 @@ use crate::store::Db;
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// The largest `memory_mb` a manifest may ask for.
 pub const MAX_MEMORY_MB: u32 = 1024;
-/// Instances that may run at once; one more waits for none and gets `Busy`.
-const MAX_CONCURRENT_INSTANCES: u32 = 1000;
+/// Instances that may run at once, all plugins together; each plugin version
+/// may use its manifest's `max_concurrency` of them.
+pub const MAX_CONCURRENT_INSTANCES: u32 = 1000;
+/// How long an invocation waits for one of its plugin's slots before it is `Busy`.
+const SLOT_WAIT: Duration = Duration::from_secs(1);
 
 const HTTP_EXPORT: &str = "wasi:http/incoming-handler@0.2.";
 const RULES_EXPORT: &str = "ham:plugin/rules@0.1.";
@@ -179,6 +182,8 @@ pub struct LoadedPlugin {
     proxy_pre: Option<ProxyPre<Invocation>>,
     job_indices: Option<job_handler::GuestIndices>,
     rules_indices: Option<rules::GuestIndices>,
+    /// This version's share of the instance pool (`limits.max_concurrency`).
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -199,6 +204,15 @@ impl LoadedPlugin {
 
     fn timeout(&self) -> Duration {
         Duration::from_millis(self.manifest.limits.timeout_ms)
+    }
+
+    /// One of this version's instance slots, held for as long as the instance
+    /// lives; `Busy` when none frees up within [`SLOT_WAIT`].
+    async fn slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, InvokeError> {
+        match tokio::time::timeout(SLOT_WAIT, self.slots.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) | Err(_) => Err(InvokeError::Busy),
+        }
     }
 }
 
@@ -441,6 +455,7 @@ impl Runtime {
             ),
             false => None,
         };
+        let manifest_concurrency = manifest.limits.max_concurrency;
         let variables = Variables::resolve(&manifest, plugin_env);
         let rules = manifest
             .outbound_rules(&variables)
@@ -459,6 +474,7 @@ impl Runtime {
             proxy_pre,
             job_indices,
             rules_indices,
+            slots: Arc::new(tokio::sync::Semaphore::new(manifest_concurrency as usize)),
         })
     }
 
@@ -581,6 +597,7 @@ impl Runtime {
         };
         let limits = plugin.manifest.limits.clone();
         let name = plugin.manifest.name.clone();
+        let slot = plugin.slot().await?;
         let mut store = self.new_store(plugin, "http", user);
         let (tx, rx) = tokio::sync::oneshot::channel();
         let mut http = store.data_mut().http();
@@ -611,6 +628,8 @@ impl Runtime {
                 if let Err(e) = &result {
                     tracing::warn!(plugin = %name, error = %e, "plugin invocation failed");
                 }
+                // The slot frees when the instance is done, response body included.
+                drop(slot);
                 result
             }
             .in_current_span(),
@@ -640,8 +659,15 @@ impl Runtime {
         let counted = plugin.clone();
         let limits = plugin.manifest.limits.clone();
         let pre = plugin.instance_pre.clone();
-        let mut store = self.new_store(plugin, "job-handler", user);
         let started = Instant::now();
+        let _slot = match plugin.slot().await {
+            Ok(slot) => slot,
+            Err(e) => {
+                self.record(&counted, "job-handler", started, Some(&e));
+                return Err(e);
+            }
+        };
+        let mut store = self.new_store(plugin, "job-handler", user);
         let run = async {
             let instance = pre.instantiate_async(&mut store).await?;
             let guest = indices.load(&mut store, &instance)?;
@@ -670,8 +696,15 @@ impl Runtime {
         let counted = plugin.clone();
         let limits = plugin.manifest.limits.clone();
         let pre = plugin.instance_pre.clone();
-        let mut store = self.new_store(plugin, "rules", None);
         let started = Instant::now();
+        let _slot = match plugin.slot().await {
+            Ok(slot) => slot,
+            Err(e) => {
+                self.record(&counted, "rules", started, Some(&e));
+                return Err(e);
+            }
+        };
+        let mut store = self.new_store(plugin, "rules", None);
         let run = async {
             let instance = pre.instantiate_async(&mut store).await?;
             let guest = indices.load(&mut store, &instance)?;

@@ -160,6 +160,17 @@ impl Db {
         Ok(())
     }
 
+    /// Deletes finished jobs (done or dead) last changed before `cutoff_ms`, with
+    /// the payloads (webhook events) they carry. Returns how many went.
+    pub async fn prune_finished_jobs(&self, cutoff_ms: i64) -> Result<u64> {
+        let done =
+            sqlx::query("DELETE FROM jobs WHERE state IN ('done', 'dead') AND updated_at < $1")
+                .bind(cutoff_ms)
+                .execute(self.writer())
+                .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Jobs, newest first, optionally in one state.
     pub async fn list_jobs(&self, state: Option<&str>, limit: i64) -> Result<Vec<JobRow>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(

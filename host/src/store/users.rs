@@ -140,6 +140,15 @@ impl Db {
         Ok(row.as_ref().map(user_row))
     }
 
+    /// Deletes sessions that expired before now. Returns how many went.
+    pub async fn prune_expired_sessions(&self) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM sessions WHERE expires_at < $1")
+            .bind(now_ms())
+            .execute(self.writer())
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     pub async fn delete_session(&self, token_hash: &str) -> Result<bool> {
         let done = sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
             .bind(token_hash)

@@ -1,0 +1,90 @@
+//! The request-body deadline: a client has `HAM_BODY_TIMEOUT` (60 s by default)
+//! after its headers to send the whole body. A client that trickles a byte every
+//! few seconds would otherwise hold its handler (and whatever it reserved) for as
+//! long as it likes; past the deadline the body fails with [`BodyTimeout`], the
+//! handler answers 408 `body_timeout`, and the connection closes.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+
+use crate::AppState;
+
+/// The body did not arrive within its deadline.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within {} s", .0.as_secs())]
+pub struct BodyTimeout(pub Duration);
+
+/// Whether an error (a body or extractor failure) comes from [`BodyTimeout`].
+pub fn is_body_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if e.is::<BodyTimeout>() {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
+/// Gives every request body the configured deadline.
+pub async fn limit_body_time(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    // Requests without a body (most GETs) cost nothing here.
+    if http_body::Body::is_end_stream(request.body()) {
+        return next.run(request).await;
+    }
+    let timeout = state.settings.body_timeout;
+    let request = request.map(|body| {
+        Body::new(Deadline {
+            body,
+            timer: Box::pin(tokio::time::sleep(timeout)),
+            timeout,
+        })
+    });
+    next.run(request).await
+}
+
+struct Deadline {
+    body: Body,
+    timer: Pin<Box<tokio::time::Sleep>>,
+    timeout: Duration,
+}
+
+impl http_body::Body for Deadline {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = self.get_mut();
+        // What has arrived is taken first: a body complete at the deadline passes.
+        if let Poll::Ready(frame) = Pin::new(&mut this.body).poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        match this.timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(axum::Error::new(BodyTimeout(this.timeout))))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
