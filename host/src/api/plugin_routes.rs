@@ -6,6 +6,13 @@
 //! arrives with its full path. The invocation acts for the signed-in user, if any;
 //! a claimed route with `auth = "user"` requires one.
 //!
+//! Credentials never reach plugin code: cookies, `Authorization`, forward-auth
+//! identity headers and the client's forwarding headers are removed once the
+//! host has settled who the request acts for. A plugin's response cannot set
+//! cookies on the app's origin (`Set-Cookie` is dropped, logged once per
+//! version) and is served with `X-Content-Type-Options: nosniff` and, unless the
+//! route is declared `app_content`, `Content-Security-Policy: sandbox`.
+//!
 //! The request body is read whole, up to the manifest's `limits.request_body_kb`
 //! (413 beyond it, 408 when it does not arrive within the body deadline), before
 //! an instance starts: a client that sends slowly holds a connection, never one of
@@ -48,6 +55,8 @@ async fn acting_user(
 async fn route(state: &AppState, mut request: Request) -> Result<Response, ApiError> {
     let snapshot = state.registry.snapshot();
     let path = request.uri().path().to_string();
+    let mut mount = None;
+    let mut app_content = false;
     let (plugin, user) = if let Some(rest) = path.strip_prefix("/plugins/") {
         let (name, inner) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
@@ -72,9 +81,10 @@ async fn route(state: &AppState, mut request: Request) -> Result<Response, ApiEr
             )
         })?;
         *request.uri_mut() = inner;
-        let prefix = HeaderValue::from_str(&format!("/plugins/{name}"))
-            .map_err(|_| ApiError::not_found("invalid plugin name"))?;
-        request.headers_mut().insert("x-forwarded-prefix", prefix);
+        mount = Some(
+            HeaderValue::from_str(&format!("/plugins/{name}"))
+                .map_err(|_| ApiError::not_found("invalid plugin name"))?,
+        );
         let (with_user, user) = acting_user(state, request).await;
         request = with_user;
         (plugin, user?)
@@ -103,6 +113,7 @@ async fn route(state: &AppState, mut request: Request) -> Result<Response, ApiEr
                 }
             }
         };
+        app_content = claim.app_content;
         (plugin.clone(), user)
     } else {
         // Last: the browser app (its files, and index.html for client routes).
@@ -110,6 +121,12 @@ async fn route(state: &AppState, mut request: Request) -> Result<Response, ApiEr
             .ok_or_else(|| ApiError::not_found(format!("no route for {path}")));
     };
 
+    // Identity is settled: from here on the request is the plugin's to see.
+    let from_proxy = from_trusted_proxy(state, &request);
+    strip_credentials(request.headers_mut(), &state.settings, from_proxy);
+    if let Some(mount) = mount {
+        request.headers_mut().insert("x-forwarded-prefix", mount);
+    }
     // wasi:http needs an authority; HTTP/1.1 clients send Host, others may not.
     if request.uri().authority().is_none() && !request.headers().contains_key(http::header::HOST) {
         request
@@ -122,12 +139,121 @@ async fn route(state: &AppState, mut request: Request) -> Result<Response, ApiEr
     let request = Request::from_parts(parts, body);
     let name = plugin.manifest.name.clone();
     let version = plugin.version_label();
-    let response = state
+    let mut response = state
         .runtime
-        .serve_http(plugin, user, request)
+        .serve_http(plugin.clone(), user, request)
         .await
         .map_err(|e| invoke_error(&name, &version, e))?;
+    guard_response(response.headers_mut(), &plugin, app_content);
     Ok(response.map(Body::new))
+}
+
+/// Whether the TCP peer is one of `HAM_TRUSTED_PROXIES`.
+fn from_trusted_proxy(state: &AppState, request: &Request) -> bool {
+    request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .is_some_and(|peer| {
+            state
+                .settings
+                .trusted_proxies
+                .iter()
+                .any(|cidr| cidr.contains(peer.0.ip()))
+        })
+}
+
+/// Removes what identifies or authenticates the visitor before a request enters a
+/// component: cookies, `Authorization`, the forward-auth identity headers (and any
+/// `X-authentik-*`), and the client's forwarding headers. A plugin learns who it
+/// acts for only from the host. From a trusted proxy, the scheme and host the
+/// visitor used (`X-Forwarded-Proto`, `X-Forwarded-Host`) stay, so a plugin can
+/// build its public URLs; from anyone else they are the client's word, and go.
+fn strip_credentials(
+    headers: &mut http::HeaderMap,
+    settings: &crate::settings::Settings,
+    from_trusted_proxy: bool,
+) {
+    let kept: Vec<(&str, HeaderValue)> = match from_trusted_proxy {
+        true => ["x-forwarded-proto", "x-forwarded-host"]
+            .into_iter()
+            .filter_map(|name| Some((name, headers.get(name)?.clone())))
+            .collect(),
+        false => Vec::new(),
+    };
+    let configured = [
+        &settings.forward_auth_headers.user,
+        &settings.forward_auth_headers.email,
+        &settings.forward_auth_headers.groups,
+    ];
+    let doomed: Vec<http::HeaderName> = headers
+        .keys()
+        .filter(|name| {
+            let name = name.as_str();
+            matches!(
+                name,
+                "cookie" | "authorization" | "proxy-authorization" | "forwarded" | "x-real-ip"
+            ) || name.starts_with("x-forwarded-")
+                || name.starts_with("x-authentik-")
+                || configured.iter().any(|c| c.eq_ignore_ascii_case(name))
+        })
+        .cloned()
+        .collect();
+    for name in doomed {
+        headers.remove(name);
+    }
+    for (name, value) in kept {
+        headers.insert(name, value);
+    }
+}
+
+/// Response headers a plugin may not send: they would act on the app's origin
+/// (cookies, wiping the site's data) or let other sites read answers made for
+/// the signed-in user (credentialed CORS).
+const DROPPED_RESPONSE_HEADERS: &[&str] = &[
+    "set-cookie",
+    "set-cookie2",
+    "clear-site-data",
+    "access-control-allow-credentials",
+];
+
+/// Makes a plugin's response safe to serve on the app's origin: drops the headers
+/// above (logged once per version), forbids content sniffing, and, unless the
+/// route is declared `app_content`, sandboxes any page it serves
+/// (`Content-Security-Policy: sandbox`: no script on the app's origin, no cookies).
+fn guard_response(
+    headers: &mut http::HeaderMap,
+    plugin: &crate::runtime::LoadedPlugin,
+    app_content: bool,
+) {
+    let mut dropped = Vec::new();
+    for name in DROPPED_RESPONSE_HEADERS {
+        if headers.remove(*name).is_some() {
+            dropped.push(*name);
+        }
+    }
+    if !dropped.is_empty()
+        && !plugin
+            .dropped_header_logged
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
+        tracing::warn!(
+            plugin = %plugin.manifest.name,
+            version = %plugin.manifest.version,
+            headers = ?dropped,
+            "dropped response headers a plugin may not set (logged once per version)"
+        );
+    }
+    headers.insert(
+        http::header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if !app_content {
+        // Appended: a policy of the plugin's own still applies, and so does this.
+        headers.append(
+            http::header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("sandbox"),
+        );
+    }
 }
 
 /// The whole request body, at most `limit` bytes.

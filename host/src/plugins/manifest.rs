@@ -67,6 +67,12 @@ pub struct RouteClaim {
     pub methods: Vec<String>,
     #[serde(default)]
     pub auth: RouteAuth,
+    /// The route serves pages of the app itself (HTML with script that must run
+    /// on the app's origin). Without it, responses carry
+    /// `Content-Security-Policy: sandbox`, so a page a plugin serves cannot act as
+    /// the app.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub app_content: bool,
 }
 
 fn default_methods() -> Vec<String> {

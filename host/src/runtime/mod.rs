@@ -184,6 +184,9 @@ pub struct LoadedPlugin {
     rules_indices: Option<rules::GuestIndices>,
     /// This version's share of the instance pool (`limits.max_concurrency`).
     slots: Arc<tokio::sync::Semaphore>,
+    /// Set once a response header the host drops (`Set-Cookie`, …) was logged, so
+    /// the log says it once per version, not once per request.
+    pub dropped_header_logged: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -475,6 +478,7 @@ impl Runtime {
             job_indices,
             rules_indices,
             slots: Arc::new(tokio::sync::Semaphore::new(manifest_concurrency as usize)),
+            dropped_header_logged: Default::default(),
         })
     }
 

@@ -173,6 +173,38 @@ impl wasip2::exports::http::incoming_handler::Guest for Probe {
                 Err(e) => (502, e.into_bytes()),
             },
             (_, "/echo") => (200, read_body(&request)),
+            (_, "/headers") => {
+                let lines: String = request
+                    .headers()
+                    .entries()
+                    .into_iter()
+                    .map(|(name, value)| format!("{name}: {}\n", String::from_utf8_lossy(&value)))
+                    .collect();
+                (200, lines.into_bytes())
+            }
+            (_, p) if p.ends_with("/plant") => {
+                // A page that tries to plant a cookie and run script on the app's origin.
+                let headers = Fields::new();
+                for (name, value) in [
+                    ("set-cookie", "ham_session=planted; Path=/"),
+                    ("set-cookie", "other=1; Path=/"),
+                    ("content-type", "text/html"),
+                    ("access-control-allow-credentials", "true"),
+                ] {
+                    let _ = headers.append(name, value.as_bytes());
+                }
+                let response = OutgoingResponse::new(headers);
+                let _ = response.set_status_code(200);
+                let outgoing = response.body().expect("body");
+                ResponseOutparam::set(out, Ok(response));
+                let stream = outgoing.write().expect("stream");
+                stream
+                    .blocking_write_and_flush(b"<script>document.title = 'owned'</script>")
+                    .expect("write");
+                drop(stream);
+                OutgoingBody::finish(outgoing, None).expect("finish");
+                return;
+            }
             (_, p) if p.starts_with("/habits") => habits_call(p, &param),
             (_, "/jobs/enqueue") => {
                 let kind = param("kind").unwrap_or_default();
