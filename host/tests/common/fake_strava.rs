@@ -1,10 +1,13 @@
 //! A fake Strava on loopback: OAuth (authorize, token exchange and refresh,
-//! deauthorize), the API (athlete activities with paging, activity detail) with
-//! rate-limit headers (counted, or fixed with [`FakeStrava::rate_usage`]), scripted
-//! failures (429, 500, 401, a stall), short-lived tokens, a log of every request
-//! and of every refresh grant. Plus [`post_event`], which posts a webhook event the
-//! way Strava does, [`FakeStrava::plugin_env`], the variables that point the plugin
-//! here, and [`FakeStrava::connect`], a browser's walk through the OAuth redirects.
+//! deauthorize), the API (the athlete, athlete activities with paging, activity
+//! detail: 404 once removed, 403 once hidden) with rate-limit headers (counted, or
+//! fixed with [`FakeStrava::rate_usage`]), scripted failures (429, 500, 401, a
+//! stall), short-lived tokens, an athlete revoking access
+//! ([`FakeStrava::revoke_athlete`]), a log of every request and of every refresh
+//! grant. Plus [`post_event`] and [`post_event_answer`], which post a webhook
+//! event the way Strava does, [`FakeStrava::plugin_env`], the variables that
+//! point the plugin here, and [`FakeStrava::connect`], a browser's walk through
+//! the OAuth redirects.
 //!
 //! Base URLs: API `{url}/api/v3`, OAuth `{url}/oauth`.
 #![allow(
@@ -28,6 +31,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use serde_json::{Value, json};
+use sqlx::Row as _;
+
+use super::TestServer;
 
 pub const ATHLETE_ID: u64 = 4242;
 pub const CLIENT_ID: &str = "12345";
@@ -38,6 +44,8 @@ pub const SUBSCRIPTION_ID: u64 = 777;
 #[derive(Default)]
 struct Inner {
     activities: BTreeMap<u64, Value>,
+    /// Activities made private to the app: 403.
+    hidden: std::collections::BTreeSet<u64>,
     codes: HashMap<String, u64>,
     /// access token -> athlete
     access: HashMap<String, u64>,
@@ -82,6 +90,7 @@ impl FakeStrava {
             .route("/oauth/authorize", get(authorize))
             .route("/oauth/token", post(token))
             .route("/oauth/deauthorize", post(deauthorize))
+            .route("/api/v3/athlete", get(athlete))
             .route("/api/v3/activities/{id}", get(activity))
             .route("/api/v3/athlete/activities", get(athlete_activities))
             .with_state(inner.clone());
@@ -107,8 +116,14 @@ impl FakeStrava {
         self.inner.lock().unwrap().activities.insert(id, activity);
     }
 
+    /// Deletes an activity: its detail answers 404 from now on.
     pub fn remove_activity(&self, id: u64) {
         self.inner.lock().unwrap().activities.remove(&id);
+    }
+
+    /// Makes an activity private to the app: its detail answers 403 from now on.
+    pub fn hide_activity(&self, id: u64) {
+        self.inner.lock().unwrap().hidden.insert(id);
     }
 
     /// The next API calls answer these statuses, in order.
@@ -209,6 +224,15 @@ impl FakeStrava {
         self.inner.lock().unwrap().access.clear();
     }
 
+    /// The athlete revokes the app's access (what Strava's deauthorization
+    /// event reports): every access and refresh token of theirs is refused from
+    /// now on.
+    pub fn revoke_athlete(&self, athlete: u64) {
+        let mut g = self.inner.lock().unwrap();
+        g.access.retain(|_, a| *a != athlete);
+        g.refresh.retain(|_, a| *a != athlete);
+    }
+
     /// `METHOD /path?query` of every request, in order.
     pub fn requests(&self) -> Vec<String> {
         self.inner.lock().unwrap().requests.clone()
@@ -241,10 +265,11 @@ fn location(response: &reqwest::Response) -> String {
     response.headers()["location"].to_str().unwrap().to_string()
 }
 
-/// A run as the API describes it, on `date` (local) at 07:00.
+/// A run of [`ATHLETE_ID`] as the API describes it, on `date` (local) at 07:00.
 pub fn run(id: u64, name: &str, date: &str, distance_m: f64) -> Value {
     json!({
         "id": id,
+        "athlete": {"id": ATHLETE_ID, "resource_state": 1},
         "name": name,
         "type": "Run",
         "sport_type": "Run",
@@ -276,6 +301,20 @@ pub fn event(object_type: &str, aspect: &str, object_id: u64, updates: Value) ->
 /// status and how long the answer took.
 pub async fn post_event(server_url: &str, body: &Value) -> (u16, Duration) {
     let started = std::time::Instant::now();
+    let answer = post_event_answer(server_url, body).await;
+    (answer.status, started.elapsed())
+}
+
+/// What the webhook answered, byte for byte.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
+}
+
+/// Posts an event like [`post_event`] and returns the whole answer.
+pub async fn post_event_answer(server_url: &str, body: &Value) -> Answer {
     let response = super::client()
         .post(format!("{server_url}/api/strava/webhook"))
         .header("user-agent", "Strava Webhook")
@@ -284,8 +323,16 @@ pub async fn post_event(server_url: &str, body: &Value) -> (u16, Duration) {
         .await
         .unwrap();
     let status = response.status().as_u16();
-    let _ = response.bytes().await;
-    (status, started.elapsed())
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string());
+    let body = response.bytes().await.unwrap().to_vec();
+    Answer {
+        status,
+        content_type,
+        body,
+    }
 }
 
 type Shared = State<Arc<Mutex<Inner>>>;
@@ -387,11 +434,14 @@ async fn token(State(inner): Shared, Form(f): Form<HashMap<String, String>>) -> 
     .into_response()
 }
 
+/// Revokes the app's access for the token's athlete: all of their tokens.
 async fn deauthorize(State(inner): Shared, Form(f): Form<HashMap<String, String>>) -> Response {
     log(&inner, "POST /oauth/deauthorize".into());
     let mut g = inner.lock().unwrap();
-    if let Some(t) = f.get("access_token") {
-        g.access.remove(t);
+    let athlete = f.get("access_token").and_then(|t| g.access.get(t).copied());
+    if let Some(athlete) = athlete {
+        g.access.retain(|_, a| *a != athlete);
+        g.refresh.retain(|_, a| *a != athlete);
     }
     g.deauthorized += 1;
     Json(json!({"access_token": f.get("access_token")})).into_response()
@@ -409,12 +459,8 @@ async fn api_call(
         tokio::time::sleep(delay).await;
     }
     let mut g = inner.lock().unwrap();
-    let token = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    if !g.access.contains_key(token) {
+    let token = token_of(headers).unwrap_or_default();
+    if !g.access.contains_key(&token) {
         return Err((
             StatusCode::UNAUTHORIZED,
             Json(json!({"message": "Authorization Error"})),
@@ -448,11 +494,44 @@ fn with_limits(mut response: Response, g: &Inner) -> Response {
     response
 }
 
+async fn athlete(State(inner): Shared, headers: HeaderMap) -> Response {
+    if let Err(r) = api_call(&inner, &headers, "GET /api/v3/athlete".into()).await {
+        return r;
+    }
+    let g = inner.lock().unwrap();
+    let id = token_of(&headers)
+        .and_then(|t| g.access.get(&t).copied())
+        .unwrap_or_default();
+    with_limits(
+        Json(json!({"id": id, "resource_state": 2, "firstname": "Alice", "lastname": "Runner"}))
+            .into_response(),
+        &g,
+    )
+}
+
+fn token_of(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_string)
+}
+
 async fn activity(State(inner): Shared, Path(id): Path<u64>, headers: HeaderMap) -> Response {
     if let Err(r) = api_call(&inner, &headers, format!("GET /api/v3/activities/{id}")).await {
         return r;
     }
     let g = inner.lock().unwrap();
+    if g.hidden.contains(&id) {
+        return with_limits(
+            (
+                StatusCode::FORBIDDEN,
+                Json(json!({"message": "Authorization Error"})),
+            )
+                .into_response(),
+            &g,
+        );
+    }
     match g.activities.get(&id) {
         Some(a) => with_limits(Json(a.clone()).into_response(), &g),
         None => with_limits(
@@ -505,4 +584,57 @@ impl Lenient for jiff::Timestamp {
     fn from_str_lenient(s: &str) -> i64 {
         s.parse::<jiff::Timestamp>().map_or(0, |t| t.as_second())
     }
+}
+
+// What a host did with the events: read from its database and its admin API.
+
+/// The user's activities, as the host stores them.
+pub async fn activities(server: &TestServer, user: &str) -> Vec<ham_host::habits::Activity> {
+    server
+        .state
+        .db
+        .list_activities(
+            user,
+            ham_host::store::habits::ActivityRange::Utc {
+                from: 0,
+                to: i64::MAX / 2,
+            },
+        )
+        .await
+        .unwrap()
+}
+
+/// A habit's entries, as the host stores them.
+pub async fn entries(server: &TestServer, habit: &str) -> Vec<ham_host::habits::Entry> {
+    server
+        .state
+        .db
+        .list_entries(habit, "2000-01-01", "2100-01-01")
+        .await
+        .unwrap()
+}
+
+/// Jobs of the plugin not yet finished.
+pub async fn pending_jobs(server: &TestServer) -> i64 {
+    let row = sqlx::query(
+        "SELECT COUNT(*) FROM jobs WHERE plugin = 'strava-sync' AND state NOT IN ('done', 'dead')",
+    )
+    .fetch_one(server.state.db.pool())
+    .await
+    .unwrap();
+    row.get::<i64, _>(0)
+}
+
+/// The plugin's jobs as `GET /api/admin/jobs` shows them (newest first).
+pub async fn admin_jobs(server: &TestServer) -> Vec<Value> {
+    super::admin_jobs(&server.url)
+        .await
+        .into_iter()
+        .filter(|j| j["plugin"] == "strava-sync")
+        .collect()
+}
+
+/// How many requests the fake saw whose line contains `part`.
+pub fn calls(fake: &FakeStrava, part: &str) -> usize {
+    fake.requests().iter().filter(|r| r.contains(part)).count()
 }

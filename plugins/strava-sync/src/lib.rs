@@ -4,10 +4,15 @@
 //! Routes (claimed in `plugin.toml`):
 //! - `GET /api/strava/webhook` (no auth): Strava's subscription check; echoes
 //!   `hub.challenge` when `hub.verify_token` matches, else 403.
-//! - `POST /api/strava/webhook` (no auth): an event. Validated, then queued as a
-//!   job acting for the athlete's user (`jobs.enqueue-granted` with the grant
-//!   stored when the user connected) and answered 200 at once: the job row is the
-//!   durable record of the event. Never waits on Strava.
+//! - `POST /api/strava/webhook` (no auth): an event. Validated (a malformed one
+//!   is a 400), then, for a connected athlete and the configured subscription,
+//!   queued as a job acting for the athlete's user (`jobs.enqueue-granted` with
+//!   the grant stored when the user connected), at most one pending per object
+//!   and [`pending::MAX_PER_ATHLETE`] per athlete. Every well-formed event gets the
+//!   same answer, 200 `{"status":"received"}`, whether it was queued, folded into
+//!   a pending job, or dropped: the answer tells an outsider nothing about which
+//!   athletes use this server. Never waits on Strava; the job row is the durable
+//!   record of the event.
 //! - `GET /api/strava/connect` -> 302 to Strava's authorize page, with a
 //!   single-use `state` kept in the user's storage; `GET /api/strava/callback`
 //!   checks it, exchanges the code, seals the tokens, and redirects to `/strava`.
@@ -16,11 +21,15 @@
 //!   `PATCH|DELETE /api/strava/rules/{id}`.
 //!
 //! Storage: user scope `connection` (sealed tokens), `status`, `rules`,
-//! `activity/<id>` (its local date), `oauth-state/<nonce>`; plugin scope
-//! `athlete/<id>` (the grant for that athlete's user) and `ratelimit/until`.
+//! `activity/<id>` (its local date), `day/<date>` (see `sync::recompute`),
+//! `oauth-state/<nonce>` (expiry, ms), `event-budget` (see [`budget`]); plugin
+//! scope `athlete/<id>` (the grant for that athlete's user), `ratelimit/until`,
+//! `pending/<athlete>/<type>/<id>` and `swept/<athlete>` (see [`pending`]).
 
+mod budget;
 mod dates;
 mod http;
+mod pending;
 mod rules;
 mod strava;
 mod sync;
@@ -61,6 +70,10 @@ pub const SOURCE: &str = "strava";
 /// How long a connect `state` stays valid.
 const STATE_TTL_MS: i64 = 10 * 60_000;
 const STATE_PREFIX: &str = "oauth-state/";
+/// Most connect attempts one user may have open (states not yet expired).
+const MAX_OPEN_STATES: usize = 20;
+/// The webhook's answer to every well-formed event.
+const RECEIVED: &str = r#"{"status":"received"}"#;
 
 struct StravaSync;
 
@@ -140,6 +153,8 @@ fn verify(cfg: &Config, query: &[(String, String)], out: ResponseOutparam) {
     }
 }
 
+/// A webhook event. Whatever happens to a well-formed event, the answer is
+/// [`RECEIVED`]: known or unknown athlete, queued, coalesced or dropped.
 fn event(cfg: &Config, request: &IncomingRequest, out: ResponseOutparam) {
     let Some(body) = http::read_body(request) else {
         return error(out, 413, "too_large", "the event is too large");
@@ -148,33 +163,73 @@ fn event(cfg: &Config, request: &IncomingRequest, out: ResponseOutparam) {
         Ok(event) => event,
         Err(why) => return error(out, 400, "invalid_event", &why),
     };
-    let ignored = |out: ResponseOutparam, why: &str| {
+    match intake(cfg, &event, &body) {
+        Ok(()) => http::respond(
+            out,
+            200,
+            &[("content-type", "application/json")],
+            RECEIVED.as_bytes(),
+        ),
+        Err(e) => host_error(out, &e),
+    }
+}
+
+/// Queues a job for an event when it should have one; `Ok` when it was queued,
+/// folded into a pending job or dropped (each logged).
+fn intake(cfg: &Config, event: &sync::Event, body: &[u8]) -> Result<(), HostError> {
+    let dropped = |level: log::Level, why: &str| {
         log::log(
-            log::Level::Info,
-            "webhook event ignored",
+            level,
+            "webhook event dropped",
             &[
                 ("why".into(), why.to_string()),
                 ("owner".into(), event.owner_id.to_string()),
+                (
+                    "object".into(),
+                    format!("{}/{}", event.object_type, event.object_id),
+                ),
                 ("subscription".into(), event.subscription_id.to_string()),
             ],
         );
-        respond_json(out, 200, &json!({"status": "ignored"}));
     };
     if let Some(expected) = &cfg.subscription_id
         && *expected != event.subscription_id.to_string()
     {
-        return ignored(out, "unknown subscription");
+        dropped(log::Level::Info, "another subscription");
+        return Ok(());
     }
-    let grant = match storage::get(Scope::Plugin, &format!("athlete/{}", event.owner_id)) {
-        Ok(Some(entry)) => String::from_utf8_lossy(&entry.value).into_owned(),
-        Ok(None) => return ignored(out, "unknown athlete"),
-        Err(e) => return host_error(out, &e),
+    let Some(grant) = storage::get(Scope::Plugin, &format!("athlete/{}", event.owner_id))? else {
+        dropped(log::Level::Info, "no user connected this athlete");
+        return Ok(());
     };
-    match jobs::enqueue_granted(&grant, "event", &body, None) {
-        Ok(_) => respond_json(out, 200, &json!({"status": "queued"})),
-        // A grant from another host secret: that connection cannot be served.
-        Err(HostError::AccessDenied(_)) => ignored(out, "stale grant; the user must reconnect"),
-        Err(e) => host_error(out, &e),
+    let grant = String::from_utf8_lossy(&grant.value).into_owned();
+    if !event.actionable() {
+        dropped(log::Level::Info, "nothing to do for this event");
+        return Ok(());
+    }
+    let marker = event.marker();
+    match marker.admit()? {
+        pending::Admission::Queue => {}
+        pending::Admission::Coalesced => return Ok(()),
+        pending::Admission::Full => {
+            dropped(log::Level::Warn, "too many events pending for this athlete");
+            return Ok(());
+        }
+    }
+    let run_after = now_ms() + pending::COALESCE_MS;
+    match jobs::enqueue_granted(&grant, "event", body, Some(run_after)) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            marker.release();
+            match e {
+                // A grant from another host secret: that connection cannot be served.
+                HostError::AccessDenied(_) => {
+                    dropped(log::Level::Warn, "stale grant; the user must reconnect");
+                    Ok(())
+                }
+                e => Err(e),
+            }
+        }
     }
 }
 
@@ -188,20 +243,43 @@ fn public_base(request: &IncomingRequest) -> String {
     format!("{proto}://{host}")
 }
 
-fn connect(cfg: &Config, request: &IncomingRequest, out: ResponseOutparam) {
-    let now = now_ms();
-    // Drop states that were never used.
-    if let Ok(page) = storage::list_keys(Scope::User, STATE_PREFIX, None, 100) {
+/// Deletes the user's expired connect states; returns how many are still open.
+fn sweep_states(now: i64) -> Result<usize, HostError> {
+    let mut open = 0;
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = storage::list_keys(Scope::User, STATE_PREFIX, cursor.as_deref(), 100)?;
         for key in page.keys {
-            let expired = storage::get(Scope::User, &key)
-                .ok()
-                .flatten()
-                .and_then(|e| String::from_utf8_lossy(&e.value).parse::<i64>().ok())
-                .is_none_or(|until| until < now);
-            if expired {
-                let _ = storage::delete(Scope::User, &key);
+            let until = storage::get(Scope::User, &key)?
+                .and_then(|e| String::from_utf8_lossy(&e.value).parse::<i64>().ok());
+            if until.is_some_and(|until| until >= now) {
+                open += 1;
+            } else {
+                storage::delete(Scope::User, &key)?;
             }
         }
+        match page.cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok(open),
+        }
+    }
+}
+
+fn connect(cfg: &Config, request: &IncomingRequest, out: ResponseOutparam) {
+    let now = now_ms();
+    // States never used do not pile up: each connect deletes the expired ones, and
+    // a user has at most MAX_OPEN_STATES open at once.
+    match sweep_states(now) {
+        Ok(open) if open >= MAX_OPEN_STATES => {
+            return error(
+                out,
+                429,
+                "too_many_attempts",
+                "too many connect attempts in the last 10 minutes; try again later",
+            );
+        }
+        Ok(_) => {}
+        Err(e) => return host_error(out, &e),
     }
     let state = new_id();
     let until = (now + STATE_TTL_MS).to_string();
@@ -493,7 +571,7 @@ impl job_handler::Guest for StravaSync {
             )));
         }
         match job.kind.as_str() {
-            "event" => sync::run_event(&job.payload),
+            "event" => sync::run_event(&job.id, &job.payload),
             "backfill" => sync::run_backfill(&job.payload),
             other => Err(JobError::Fail(format!("unknown job kind `{other}`"))),
         }

@@ -137,9 +137,11 @@ impl Status {
 pub enum ApiError {
     /// Wait this many ms (a rate limit); not a failure.
     RateLimited(u64),
-    /// The token was refused even after a refresh: the user must reconnect.
+    /// The token was refused even after a refresh, or the refresh itself was
+    /// refused: the user must reconnect.
     Unauthorized,
-    /// The thing asked for is gone (a deleted or private activity).
+    /// The thing asked for is gone, or hidden from this app: 404 (a deleted
+    /// activity) or 403 (an activity made private to the app).
     NotFound,
     /// Worth retrying: a 5xx, a network failure.
     Transient(String),
@@ -185,7 +187,8 @@ pub fn token_request(cfg: &Config, extra: &[(&str, &str)]) -> Result<TokenReply,
 /// Strava takes a refresh token once, and two jobs of one user can refresh at
 /// the same moment: the loser's token is refused. It then takes the tokens the
 /// winner stored (waiting a moment for the winner to store them) instead of
-/// failing, so concurrent events near expiry are not lost.
+/// failing, so concurrent events near expiry are not lost. A refusal with no
+/// newer tokens in storage is [`ApiError::Unauthorized`]: the grant is gone.
 pub fn refresh(cfg: &Config, conn: &mut Connection) -> Result<(), ApiError> {
     let presented = conn.refresh_token.clone();
     let reply = match token_request(
@@ -196,7 +199,7 @@ pub fn refresh(cfg: &Config, conn: &mut Connection) -> Result<(), ApiError> {
         ],
     ) {
         Ok(reply) => reply,
-        Err(refused @ (ApiError::Unauthorized | ApiError::Permanent(_))) => {
+        Err(ApiError::Unauthorized | ApiError::Permanent(_)) => {
             for wait_ms in [0u64, 250, 1000] {
                 if wait_ms > 0 {
                     wasip2::clocks::monotonic_clock::subscribe_duration(wait_ms * 1_000_000)
@@ -209,7 +212,7 @@ pub fn refresh(cfg: &Config, conn: &mut Connection) -> Result<(), ApiError> {
                     return Ok(());
                 }
             }
-            return Err(refused);
+            return Err(ApiError::Unauthorized);
         }
         Err(e) => return Err(e),
     };
@@ -218,6 +221,11 @@ pub fn refresh(cfg: &Config, conn: &mut Connection) -> Result<(), ApiError> {
     conn.expires_at = reply.expires_at;
     conn.save()
         .map_err(|e| ApiError::Transient(format!("storing refreshed tokens: {e:?}")))
+}
+
+/// How long until Strava's limits are available again, when they are spent.
+pub fn rate_block_ms() -> Option<u64> {
+    rate_block().map(|until| u64::try_from(until - now_ms()).unwrap_or(0).max(1))
 }
 
 /// Until when Strava's limits are spent, if they are.
@@ -282,7 +290,7 @@ fn check(reply: &Reply) -> Result<(), ApiError> {
     match reply.status {
         200..=299 => Ok(()),
         401 => Err(ApiError::Unauthorized),
-        404 => Err(ApiError::NotFound),
+        403 | 404 => Err(ApiError::NotFound),
         500..=599 => Err(ApiError::Transient(format!(
             "Strava answered {}",
             reply.status
@@ -292,16 +300,18 @@ fn check(reply: &Reply) -> Result<(), ApiError> {
 }
 
 /// GETs `{api}{path}` with the user's token: refreshed first when it expires
-/// within five minutes, and once more after a 401; a second 401 marks the
-/// connection as needing a reconnect.
+/// within five minutes, and once more after a 401; a second 401, or a refresh
+/// Strava refuses, marks the connection as needing a reconnect.
 pub fn get(cfg: &Config, conn: &mut Connection, path: &str) -> Result<Value, ApiError> {
-    if let Some(until) = rate_block() {
-        return Err(ApiError::RateLimited(
-            u64::try_from(until - now_ms()).unwrap_or(0).max(1),
-        ));
+    if let Some(ms) = rate_block_ms() {
+        return Err(ApiError::RateLimited(ms));
     }
     if conn.expires_at - now_ms() / 1000 < REFRESH_MARGIN_S {
-        refresh(cfg, conn)?;
+        match refresh(cfg, conn) {
+            Ok(()) => {}
+            Err(ApiError::Unauthorized) => return Err(needs_reconnect()),
+            Err(e) => return Err(e),
+        }
     }
     let mut refreshed = false;
     loop {
@@ -322,9 +332,7 @@ pub fn get(cfg: &Config, conn: &mut Connection, path: &str) -> Result<Value, Api
                 refreshed = true;
                 match refresh(cfg, conn) {
                     Ok(()) => continue,
-                    Err(ApiError::Unauthorized | ApiError::Permanent(_)) => {
-                        return Err(needs_reconnect());
-                    }
+                    Err(ApiError::Unauthorized) => return Err(needs_reconnect()),
                     Err(e) => return Err(e),
                 }
             }

@@ -2,10 +2,16 @@
 //! `backfill` (one page of the athlete's activities; the next page is a new job, so
 //! a restart resumes where it stopped).
 //!
-//! Events are hints: what is stored always comes from the API. Every write is an
-//! upsert, and a habit's day is recomputed from all of that day's activities (a
-//! measurable habit gets the sum, not an increment), so running a job twice, or a
-//! duplicate delivery, changes nothing.
+//! Events are hints, and anyone can forge one: what is stored always comes from
+//! the API, and nothing is removed on an event's word. Every activity event
+//! (create, update or delete) reconciles that activity with Strava: found (and
+//! the athlete's) -> upserted; 404 or 403 -> removed here. A delete Strava does
+//! not confirm changes nothing and is logged. An athlete deauthorization drops the
+//! connection only when Strava refuses the stored tokens.
+//!
+//! Every write is an upsert, and a habit's day is recomputed from all of that
+//! day's activities (a measurable habit gets the sum, not an increment), so
+//! running a job twice, or a duplicate delivery, changes nothing.
 
 use std::collections::BTreeSet;
 
@@ -17,9 +23,10 @@ use crate::bindings::ham::plugin::habits::{self, Activity, Entry, EntryValue};
 use crate::bindings::ham::plugin::storage::{self, Scope};
 use crate::bindings::ham::plugin::types::Error as HostError;
 use crate::bindings::ham::plugin::{jobs, log};
+use crate::pending::Marker;
 use crate::rules::{self, Measure, Rule, Workout};
 use crate::strava::{self, ApiError, Config, Connection, Status};
-use crate::{SOURCE, dates};
+use crate::{SOURCE, budget, dates, now_ms};
 
 /// A webhook event, as Strava posts it.
 #[derive(Debug, Deserialize)]
@@ -39,6 +46,24 @@ pub struct Event {
 }
 
 impl Event {
+    /// Whether the job has anything to do: an activity event, or an athlete
+    /// revoking access (Strava sends no other athlete events).
+    pub fn actionable(&self) -> bool {
+        self.object_type == "activity" || self.deauthorizes()
+    }
+
+    /// An athlete `update` with `authorized: "false"`.
+    pub fn deauthorizes(&self) -> bool {
+        self.object_type == "athlete"
+            && self.aspect_type == "update"
+            && self.updates.get("authorized").and_then(Value::as_str) == Some("false")
+    }
+
+    /// The marker that keeps one job pending for this event's object.
+    pub fn marker(&self) -> Marker {
+        Marker::new(self.owner_id, &self.object_type, self.object_id)
+    }
+
     /// The event, when the body has Strava's shape.
     pub fn parse(body: &[u8]) -> Result<Self, String> {
         let event: Event =
@@ -80,8 +105,8 @@ fn api(e: ApiError) -> JobError {
             "Strava refused the tokens: reconnect".to_string(),
         ),
         ApiError::NotFound => (
-            JobError::Fail("not found at Strava".into()),
-            "not found at Strava".to_string(),
+            JobError::Fail("not found at Strava, or hidden from HAM".into()),
+            "not found at Strava, or hidden from HAM".to_string(),
         ),
         ApiError::Transient(why) => (JobError::Retry(why.clone()), why),
         ApiError::Permanent(why) => (JobError::Fail(why.clone()), why),
@@ -94,8 +119,24 @@ fn config() -> Result<Config, JobError> {
     Config::load().map_err(|why| JobError::Retry(format!("not configured: {why}")))
 }
 
-pub fn run_event(payload: &[u8]) -> Result<(), JobError> {
+/// One webhook event (`job` is the job's id, for the log). Its marker is
+/// released first, so an event arriving while this job asks Strava queues another
+/// job; a job postponed takes it again (see [`crate::pending`]).
+pub fn run_event(job: &str, payload: &[u8]) -> Result<(), JobError> {
     let event = Event::parse(payload).map_err(JobError::Fail)?;
+    let marker = event.marker();
+    marker.release();
+    let outcome = reconcile(job, &event);
+    if matches!(outcome, Err(JobError::Retry(_) | JobError::RetryAfter(_))) {
+        marker.hold();
+    }
+    outcome
+}
+
+fn reconcile(job: &str, event: &Event) -> Result<(), JobError> {
+    if !event.actionable() {
+        return Ok(());
+    }
     let cfg = config()?;
     let Some(mut conn) = Connection::load().map_err(host)? else {
         log::log(
@@ -108,39 +149,123 @@ pub fn run_event(payload: &[u8]) -> Result<(), JobError> {
     if conn.athlete_id != event.owner_id {
         return Ok(());
     }
-    match (event.object_type.as_str(), event.aspect_type.as_str()) {
-        ("athlete", "update") => {
-            let revoked = event.updates.get("authorized").and_then(Value::as_str) == Some("false");
-            if revoked {
-                forget_connection(conn.athlete_id).map_err(host)?;
+    if event.deauthorizes() {
+        return confirm_deauthorization(job, &cfg, &mut conn);
+    }
+    reconcile_activity(job, &cfg, &mut conn, event)
+}
+
+/// Reserves one call to Strava for an event job: waits (no attempt used) while
+/// Strava's rate limit is spent, or the user's event budget is.
+fn reserve_call(job: &str) -> Result<(), JobError> {
+    if let Some(ms) = strava::rate_block_ms() {
+        return Err(api(ApiError::RateLimited(ms)));
+    }
+    match budget::take(now_ms()).map_err(host)? {
+        Ok(()) => Ok(()),
+        Err(ms) => {
+            log::log(
+                log::Level::Warn,
+                "this athlete's event budget is spent: the event waits",
+                &[
+                    ("job".into(), job.to_string()),
+                    ("wait_ms".into(), ms.to_string()),
+                ],
+            );
+            Err(JobError::RetryAfter(RetryLater {
+                reason: "the athlete's event budget is spent".into(),
+                after_ms: ms,
+            }))
+        }
+    }
+}
+
+/// The athlete who owns an activity, as the API describes it.
+fn owner(detail: &Value) -> Option<u64> {
+    detail.get("athlete")?.get("id")?.as_u64()
+}
+
+/// Makes the stored activity what Strava says it is: upserted when Strava has it
+/// (and it is this athlete's), removed when Strava answers 404 or 403.
+fn reconcile_activity(
+    job: &str,
+    cfg: &Config,
+    conn: &mut Connection,
+    event: &Event,
+) -> Result<(), JobError> {
+    let id = event.object_id;
+    let fields = || {
+        vec![
+            ("job".to_string(), job.to_string()),
+            ("activity".to_string(), id.to_string()),
+            ("aspect".to_string(), event.aspect_type.clone()),
+        ]
+    };
+    reserve_call(job)?;
+    match strava::get(cfg, conn, &format!("/activities/{id}")) {
+        Ok(detail) if owner(&detail) == Some(conn.athlete_id) => {
+            if event.aspect_type == "delete" {
                 log::log(
-                    log::Level::Info,
-                    "athlete deauthorized HAM: connection removed",
-                    &[],
+                    log::Level::Warn,
+                    "delete event not confirmed: Strava still has the activity; kept",
+                    &fields(),
                 );
             }
-            Ok(())
-        }
-        ("activity", "delete") => {
-            remove_activity(event.object_id).map_err(host)?;
+            let dates = store_activity(&detail).map_err(host)?;
+            recompute(&dates).map_err(host)?;
             Status::record(Ok(()));
             Ok(())
         }
-        ("activity", _) => {
-            let id = event.object_id;
-            match strava::get(&cfg, &mut conn, &format!("/activities/{id}")) {
-                Ok(detail) => {
-                    let dates = store_activity(&detail).map_err(host)?;
-                    recompute(&dates).map_err(host)?;
-                    Status::record(Ok(()));
-                    Ok(())
-                }
-                // Deleted, or made private with a scope that cannot see it.
-                Err(ApiError::NotFound) => remove_activity(id).map_err(host),
-                Err(e) => Err(api(e)),
-            }
+        Ok(_) => {
+            // Another athlete's (public) activity, named in an event for this one.
+            log::log(
+                log::Level::Warn,
+                "event names an activity that is not this athlete's: ignored",
+                &fields(),
+            );
+            Ok(())
         }
-        _ => Ok(()),
+        // Deleted, or made private to the app.
+        Err(ApiError::NotFound) => {
+            remove_activity(id).map_err(host)?;
+            Status::record(Ok(()));
+            Ok(())
+        }
+        Err(e) => Err(api(e)),
+    }
+}
+
+/// An athlete deauthorization, confirmed: the connection is forgotten only when
+/// Strava refuses the stored tokens (a 401 after one refresh, or the refresh
+/// refused). While Strava accepts them, nothing changes.
+fn confirm_deauthorization(job: &str, cfg: &Config, conn: &mut Connection) -> Result<(), JobError> {
+    reserve_call(job)?;
+    let athlete = conn.athlete_id;
+    let fields = || {
+        vec![
+            ("job".to_string(), job.to_string()),
+            ("athlete".to_string(), athlete.to_string()),
+        ]
+    };
+    match strava::get(cfg, conn, "/athlete") {
+        Err(ApiError::Unauthorized) => {
+            forget_connection(athlete).map_err(host)?;
+            log::log(
+                log::Level::Info,
+                "athlete deauthorized HAM: connection removed",
+                &fields(),
+            );
+            Ok(())
+        }
+        Ok(_) | Err(ApiError::NotFound) => {
+            log::log(
+                log::Level::Warn,
+                "deauthorization event not confirmed: Strava still accepts the tokens; kept",
+                &fields(),
+            );
+            Ok(())
+        }
+        Err(e) => Err(api(e)),
     }
 }
 
