@@ -1,9 +1,11 @@
 //! `local` identity: register, log in, log out, and who am I.
-
-use std::net::SocketAddr;
+//!
+//! Login and registration refuse over-long credentials before any lookup, reserve
+//! a login attempt before the password is verified, and run argon2 only under the
+//! password-work bound (see [`crate::auth`]); refusals carry `Retry-After`.
 
 use axum::Json;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{FromRequestParts as _, State};
 use axum::http::{HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -13,7 +15,7 @@ use utoipa_axum::routes;
 
 use super::{ApiError, ApiJson, ErrorBody};
 use crate::AppState;
-use crate::auth::{self, CurrentUser, MaybeUser};
+use crate::auth::{self, AuthError, CurrentUser, MaybeUser};
 use crate::settings::AuthMode;
 use crate::store::users::{CreateUserError, User};
 
@@ -52,7 +54,26 @@ fn invalid(field: &str, message: &str) -> ApiError {
     )
 }
 
+/// Credentials no hash or lookup is spent on: a username over
+/// [`auth::MAX_USERNAME_BYTES`] or a password over [`auth::MAX_PASSWORD_BYTES`].
+fn check_lengths(c: &Credentials) -> Result<(), ApiError> {
+    if c.username.len() > auth::MAX_USERNAME_BYTES {
+        return Err(invalid(
+            "username",
+            &format!("at most {} bytes", auth::MAX_USERNAME_BYTES),
+        ));
+    }
+    if c.password.len() > auth::MAX_PASSWORD_BYTES {
+        return Err(invalid(
+            "password",
+            &format!("at most {} bytes", auth::MAX_PASSWORD_BYTES),
+        ));
+    }
+    Ok(())
+}
+
 fn check_credentials(c: &Credentials) -> Result<(), ApiError> {
+    check_lengths(c)?;
     let u = &c.username;
     let ok = (3..=32).contains(&u.len())
         && u.chars()
@@ -60,7 +81,7 @@ fn check_credentials(c: &Credentials) -> Result<(), ApiError> {
     if !ok {
         return Err(invalid("username", "3 to 32 of a-z, 0-9, '.', '_', '-'"));
     }
-    if c.password.chars().count() < 8 || c.password.len() > 1024 {
+    if c.password.chars().count() < 8 {
         return Err(invalid("password", "at least 8 characters"));
     }
     Ok(())
@@ -129,15 +150,17 @@ async fn config(State(state): State<AppState>) -> Result<Json<AuthConfig>, ApiEr
     responses((status = 201, body = User, description = "the account; a session cookie when it signs in"),
         (status = 403, description = "registration_closed", body = ErrorBody),
         (status = 409, description = "username_taken", body = ErrorBody),
-        (status = 422, body = ErrorBody)))]
+        (status = 422, body = ErrorBody),
+        (status = 503, description = "busy (password hashing at its bound), with Retry-After", body = ErrorBody)))]
 async fn register(
     State(state): State<AppState>,
-    MaybeUser(current): MaybeUser,
-    parts: Parts,
+    mut parts: Parts,
     ApiJson(body): ApiJson<Credentials>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, AuthError> {
     local_only(&state)?;
     check_credentials(&body)?;
+    // Only now, with the credentials in bounds, the session lookup.
+    let MaybeUser(current) = MaybeUser::from_request_parts(&mut parts, &state).await?;
     let first = state.db.count_users().await.map_err(ApiError::internal)? == 0;
     let by_admin = current.as_ref().is_some_and(|u| u.is_admin);
     if !first && !by_admin && !state.settings.open_registration {
@@ -145,12 +168,14 @@ async fn register(
             StatusCode::FORBIDDEN,
             "registration_closed",
             "registration is closed: an admin creates accounts (or set HAM_OPEN_REGISTRATION=1)",
-        ));
+        )
+        .into());
     }
-    let password = body.password.clone();
-    let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
-        .await
-        .map_err(ApiError::internal)??;
+    let hash = state
+        .login_limiter
+        .passwords()
+        .hash(body.password.clone())
+        .await?;
     let user = state
         .db
         .create_user(&auth::new_id(), &body.username, Some(&hash), false)
@@ -172,57 +197,55 @@ async fn register(
     Ok(with_session(response, Some(&token), auth::is_https(&parts)))
 }
 
-/// Signs in (`HAM_AUTH=local`): a session cookie `ham_session`.
+/// Signs in (`HAM_AUTH=local`): a session cookie, `__Host-ham_session` over https
+/// and `ham_session` over plain http. Failed logins are limited per (username,
+/// client address) and per client address.
 #[utoipa::path(post, path = "/auth/login", tag = "auth", security(()), request_body = Credentials,
     responses((status = 200, body = User),
         (status = 401, description = "bad_credentials", body = ErrorBody),
-        (status = 429, description = "too_many_attempts, with Retry-After", body = ErrorBody)))]
+        (status = 422, description = "invalid_field: an over-long username or password", body = ErrorBody),
+        (status = 429, description = "too_many_attempts, with Retry-After", body = ErrorBody),
+        (status = 503, description = "busy (password checks at their bound), with Retry-After", body = ErrorBody)))]
 async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     parts: Parts,
     ApiJson(body): ApiJson<Credentials>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, AuthError> {
     local_only(&state)?;
-    let user_key = format!("user:{}", body.username);
-    let keys = [user_key.clone(), format!("addr:{}", peer.ip())];
-    if let Err(wait) = state.login_limiter.check(&keys) {
-        let mut response = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_attempts",
-            format!(
-                "too many failed logins; try again in {} s",
-                wait.as_secs().max(1)
-            ),
-        )
-        .into_response();
-        if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, v);
+    check_lengths(&body)?;
+    let client = auth::client_addr(&parts, &state.settings);
+    let limiter = &state.login_limiter;
+    // Reserved before the verification, so parallel guesses cannot overrun it.
+    let attempt = limiter.reserve(client, &body.username)?;
+    let found = match state.db.user_with_password(&body.username).await {
+        Ok(found) => found,
+        Err(e) => {
+            limiter.refund(attempt);
+            return Err(ApiError::internal(e).into());
         }
-        return Ok(response);
-    }
-    let found = state
-        .db
-        .user_with_password(&body.username)
-        .await
-        .map_err(ApiError::internal)?;
+    };
     let (user, hash) = match found {
         Some((user, hash)) => (Some(user), hash),
         None => (None, None),
     };
-    let password = body.password;
-    let ok = tokio::task::spawn_blocking(move || auth::verify_password(hash.as_deref(), &password))
-        .await
-        .map_err(ApiError::internal)?;
+    let verified = limiter.passwords().verify(hash, body.password).await;
+    let ok = match verified {
+        Ok(ok) => ok,
+        Err(e) => {
+            limiter.refund(attempt);
+            return Err(e);
+        }
+    };
     let Some(user) = user.filter(|_| ok) else {
-        state.login_limiter.failed(&keys);
+        limiter.failed(attempt);
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "bad_credentials",
             "wrong username or password",
-        ));
+        )
+        .into());
     };
-    state.login_limiter.succeeded(&user_key);
+    limiter.succeeded(attempt);
     let token = start_session(&state, &user.id).await?;
     Ok(with_session(
         Json(&user).into_response(),
@@ -231,7 +254,8 @@ async fn login(
     ))
 }
 
-/// Revokes the session on the server and clears the cookie.
+/// Revokes the session on the server and clears the cookie (the one named for the
+/// request's scheme).
 #[utoipa::path(post, path = "/auth/logout", tag = "auth", responses((status = 204)))]
 async fn logout(State(state): State<AppState>, parts: Parts) -> Result<Response, ApiError> {
     if let Some(token) = auth::session_token(&parts) {
