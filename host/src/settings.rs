@@ -222,6 +222,7 @@ struct FileSettings {
     anthropic_api_key: Option<Secret>,
     anthropic_base_url: Option<String>,
     llm_daily_tokens: Option<u64>,
+    llm_no_user_daily_tokens: Option<u64>,
     llm_allowed_models: Option<Vec<String>>,
     llm_timeout_ms: Option<u64>,
 }
@@ -288,6 +289,10 @@ impl Settings {
                 (
                     "HAM_LLM_DAILY_TOKENS",
                     f.llm_daily_tokens.map(|n| n.to_string()),
+                ),
+                (
+                    "HAM_LLM_NO_USER_DAILY_TOKENS",
+                    f.llm_no_user_daily_tokens.map(|n| n.to_string()),
                 ),
                 (
                     "HAM_LLM_ALLOWED_MODELS",
@@ -405,6 +410,12 @@ impl Settings {
             ));
         }
         Ok(settings)
+    }
+
+    /// Whether `ip` is one of `HAM_TRUSTED_PROXIES`.
+    pub fn is_trusted_proxy(&self, ip: std::net::IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.trusted_proxies.iter().any(|cidr| cidr.contains(ip))
     }
 
     /// The database to use: `DATABASE_URL`, else `<data dir>/ham.db`.

@@ -122,8 +122,10 @@ async fn route(state: &AppState, mut request: Request) -> Result<Response, ApiEr
     };
 
     // Identity is settled: from here on the request is the plugin's to see.
-    let from_proxy = from_trusted_proxy(state, &request);
-    strip_credentials(request.headers_mut(), &state.settings, from_proxy);
+    let (mut parts, body) = request.into_parts();
+    let from_proxy = crate::auth::from_trusted_proxy(&parts, &state.settings);
+    strip_credentials(&mut parts.headers, &state.settings, from_proxy);
+    let mut request = Request::from_parts(parts, body);
     if let Some(mount) = mount {
         request.headers_mut().insert("x-forwarded-prefix", mount);
     }
@@ -146,20 +148,6 @@ async fn route(state: &AppState, mut request: Request) -> Result<Response, ApiEr
         .map_err(|e| invoke_error(&name, &version, e))?;
     guard_response(response.headers_mut(), &plugin, app_content);
     Ok(response.map(Body::new))
-}
-
-/// Whether the TCP peer is one of `HAM_TRUSTED_PROXIES`.
-fn from_trusted_proxy(state: &AppState, request: &Request) -> bool {
-    request
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .is_some_and(|peer| {
-            state
-                .settings
-                .trusted_proxies
-                .iter()
-                .any(|cidr| cidr.contains(peer.0.ip()))
-        })
 }
 
 /// Removes what identifies or authenticates the visitor before a request enters a

@@ -307,17 +307,8 @@ impl FromRequestParts<AppState> for CurrentUser {
 /// ignored, so a client cannot claim to be someone by sending them itself.
 async fn forwarded_user(parts: &Parts, state: &AppState) -> Result<Option<User>, ApiError> {
     let settings = &state.settings;
-    let peer = parts
-        .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip());
-    let trusted = peer.is_some_and(|ip| {
-        settings
-            .trusted_proxies
-            .iter()
-            .any(|cidr| cidr.contains(ip))
-    });
-    if !trusted {
+    let peer = peer_addr(parts);
+    if !from_trusted_proxy(parts, settings) {
         if parts
             .headers
             .contains_key(settings.forward_auth_headers.user.as_str())
@@ -396,6 +387,21 @@ async fn bearer_user(parts: &Parts, state: &AppState) -> Result<Option<User>, Ap
     Ok(Some(user))
 }
 
+/// The TCP peer of a request served through [`crate::serve`], IPv4-mapped IPv6
+/// addresses as IPv4.
+pub fn peer_addr(parts: &Parts) -> Option<IpAddr> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_canonical())
+}
+
+/// Whether the request's TCP peer is a trusted proxy (`HAM_TRUSTED_PROXIES`), whose
+/// forwarding and identity headers are believed.
+pub fn from_trusted_proxy(parts: &Parts, settings: &Settings) -> bool {
+    peer_addr(parts).is_some_and(|ip| settings.is_trusted_proxy(ip))
+}
+
 /// The address a request comes from, as rate limits count it: the TCP peer, unless
 /// the peer is a trusted proxy (`HAM_TRUSTED_PROXIES`); then the right-most
 /// `X-Forwarded-For` entry that is not itself a trusted proxy (each proxy appends
@@ -405,19 +411,10 @@ async fn bearer_user(parts: &Parts, state: &AppState) -> Result<Option<User>, Ap
 /// served through [`crate::serve`]) gets the unspecified address, shared by all
 /// such requests. IPv4-mapped IPv6 addresses come back as IPv4.
 pub fn client_addr(parts: &Parts, settings: &Settings) -> IpAddr {
-    let Some(peer) = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_canonical())
-    else {
+    let Some(peer) = peer_addr(parts) else {
         return IpAddr::V4(Ipv4Addr::UNSPECIFIED);
     };
-    let trusted = |ip: IpAddr| {
-        settings
-            .trusted_proxies
-            .iter()
-            .any(|cidr| cidr.contains(ip))
-    };
+    let trusted = |ip: IpAddr| settings.is_trusted_proxy(ip);
     let mut client = peer;
     if !trusted(client) {
         return client;
