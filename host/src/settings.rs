@@ -69,8 +69,8 @@ pub struct Settings {
     pub auth: AuthMode,
     /// Peers whose forward-auth headers are believed (CIDRs). `HAM_TRUSTED_PROXIES`.
     pub trusted_proxies: Vec<Cidr>,
-    /// Forward-auth header names (`HAM_FORWARD_AUTH_USER_HEADER`, `…_EMAIL_HEADER`,
-    /// `…_GROUPS_HEADER`); Authentik's by default.
+    /// Forward-auth header names (`HAM_FORWARD_AUTH_UID_HEADER`, `…_USER_HEADER`,
+    /// `…_EMAIL_HEADER`, `…_GROUPS_HEADER`); Authentik's by default.
     pub forward_auth_headers: ForwardAuthHeaders,
     /// `oidc`: the issuer (`iss`), `HAM_OIDC_ISSUER`; the audience (`aud`),
     /// `HAM_OIDC_AUDIENCE`; the JWKS, `HAM_OIDC_JWKS_URL` (default: discovered).
@@ -137,6 +137,9 @@ pub enum AuthMode {
 
 #[derive(Debug, Clone)]
 pub struct ForwardAuthHeaders {
+    /// The proxy's stable id for the user: what identifies them.
+    pub uid: String,
+    /// Their username: what they are called.
     pub user: String,
     pub email: String,
     pub groups: String,
@@ -145,6 +148,7 @@ pub struct ForwardAuthHeaders {
 impl Default for ForwardAuthHeaders {
     fn default() -> Self {
         Self {
+            uid: "X-authentik-uid".into(),
             user: "X-authentik-username".into(),
             email: "X-authentik-email".into(),
             groups: "X-authentik-groups".into(),
@@ -375,6 +379,7 @@ impl Settings {
                 "HAM_OIDC_ISSUER" => settings.oidc_issuer = Some(value),
                 "HAM_OIDC_AUDIENCE" => settings.oidc_audience = Some(value),
                 "HAM_OIDC_JWKS_URL" => settings.oidc_jwks_url = Some(value),
+                "HAM_FORWARD_AUTH_UID_HEADER" => settings.forward_auth_headers.uid = value,
                 "HAM_FORWARD_AUTH_USER_HEADER" => settings.forward_auth_headers.user = value,
                 "HAM_FORWARD_AUTH_EMAIL_HEADER" => settings.forward_auth_headers.email = value,
                 "HAM_FORWARD_AUTH_GROUPS_HEADER" => settings.forward_auth_headers.groups = value,

@@ -25,6 +25,7 @@ async fn server(trusted: &str) -> (TestServer, tempfile::TempDir, TestDb) {
 
 fn as_user(request: reqwest::RequestBuilder, user: &str, groups: &str) -> reqwest::RequestBuilder {
     request
+        .header("X-authentik-uid", format!("uid-{user}"))
         .header("X-authentik-username", user)
         .header("X-authentik-email", format!("{user}@example.org"))
         .header("X-authentik-groups", groups)
@@ -185,5 +186,95 @@ async fn identity_headers_on_an_unauthenticated_route_name_no_one() {
         .await
         .unwrap();
     assert_eq!(anonymous.status(), 401);
+    server.stop().await;
+}
+
+/// The proxy's user id identifies a person; the username is only what they are
+/// called. Two people with one name get two accounts; an account from before ids
+/// were kept is carried over to the first id presenting its name; a local
+/// account with a password is never taken over by an identity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_user_id_identifies_and_the_name_is_only_a_name() {
+    let (server, _dir, _db) = server("127.0.0.0/8").await;
+    let db = &server.state.db;
+    let person = |uid: &str, name: &str, request: reqwest::RequestBuilder| {
+        request
+            .header("X-authentik-uid", uid)
+            .header("X-authentik-username", name)
+            .header("X-authentik-email", format!("{name}@example.org"))
+    };
+    let me = |uid: &'static str, name: &'static str| {
+        let request = person(uid, name, client().get(server.url("/api/me")));
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.json::<Value>().await.unwrap()
+        }
+    };
+
+    // Two people called "sam".
+    let first = me("uid-a", "sam").await;
+    let second = me("uid-b", "sam").await;
+    assert_ne!(first["id"], second["id"]);
+    assert_eq!(first["username"], "sam");
+    assert_eq!(second["username"], "sam-2");
+    let created = person("uid-a", "sam", client().post(server.url("/api/habits")))
+        .json(&json!({"name": "Only mine", "kind": "boolean"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let theirs: Value = person("uid-b", "sam", client().get(server.url("/api/habits")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(theirs, json!({"habits": []}));
+    // A renamed person keeps their account.
+    assert_eq!(me("uid-a", "samantha").await["id"], first["id"]);
+
+    // An account kept by name before ids (as migration 0009 marks them) goes to the
+    // first id that presents that name, with its data; the next is someone else.
+    db.create_user("legacy-id", "dora", None, false)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE users SET identity_issuer = 'legacy-name', identity_subject = 'dora' WHERE id = 'legacy-id'",
+    )
+    .execute(db.writer())
+    .await
+    .unwrap();
+    assert_eq!(me("uid-dora", "dora").await["id"], "legacy-id");
+    assert_eq!(me("uid-dora", "dora").await["id"], "legacy-id");
+    let other = me("uid-not-dora", "dora").await;
+    assert_ne!(other["id"], "legacy-id");
+    assert_eq!(other["username"], "dora-2");
+
+    // A local account with a password is never matched by a name from the proxy.
+    db.create_user(
+        "local-id",
+        "lou",
+        Some("$argon2id$v=19$a-password-hash"),
+        true,
+    )
+    .await
+    .unwrap();
+    let lou = me("uid-lou", "lou").await;
+    assert_ne!(lou["id"], "local-id");
+    assert_eq!(
+        (lou["username"].as_str(), lou["is_admin"].as_bool()),
+        (Some("lou-2"), Some(false))
+    );
+
+    // A username without the id header signs no one in.
+    let nameless = client()
+        .get(server.url("/api/me"))
+        .header("X-authentik-username", "sam")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(nameless.status(), 401);
     server.stop().await;
 }

@@ -142,6 +142,28 @@ async fn bearer_tokens_are_checked_against_the_issuer() {
     assert_eq!(status, 200, "an audience list containing ours is accepted");
     assert_eq!(issuer.fetches.load(Ordering::SeqCst), 1, "keys are cached");
 
+    // The issuer's `sub` identifies a person, `preferred_username` only names them:
+    // another person called carol is someone else, and carol renamed is still carol.
+    let (_, first) = me(&server, &token("k1", &key(1), claims(json!({})))).await;
+    let (status, namesake) = me(
+        &server,
+        &token("k1", &key(1), claims(json!({"sub": "u-3", "groups": []}))),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_ne!(namesake["id"], first["id"]);
+    assert_eq!(namesake["username"], "carol-2");
+    let (_, renamed) = me(
+        &server,
+        &token(
+            "k1",
+            &key(1),
+            claims(json!({"preferred_username": "caroline"})),
+        ),
+    )
+    .await;
+    assert_eq!(renamed["id"], first["id"]);
+
     // Refused: expired, wrong audience, wrong issuer, tampered, wrong key, not a JWT.
     let valid = token("k1", &key(1), claims(json!({})));
     let mut parts: Vec<&str> = valid.split('.').collect();
@@ -201,7 +223,7 @@ async fn bearer_tokens_are_checked_against_the_issuer() {
         &token(
             "k2",
             &key(2),
-            claims(json!({"preferred_username": "dave", "groups": []})),
+            claims(json!({"sub": "u-2", "preferred_username": "dave", "groups": []})),
         ),
     )
     .await;

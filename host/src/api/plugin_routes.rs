@@ -169,6 +169,7 @@ fn strip_credentials(
         false => Vec::new(),
     };
     let configured = [
+        &settings.forward_auth_headers.uid,
         &settings.forward_auth_headers.user,
         &settings.forward_auth_headers.email,
         &settings.forward_auth_headers.groups,

@@ -79,7 +79,7 @@ use tokio::sync::Semaphore;
 use crate::AppState;
 use crate::api::ApiError;
 use crate::settings::{AuthMode, Settings};
-use crate::store::users::User;
+use crate::store::users::{Identity, User};
 
 /// The session cookie over plain http.
 pub const SESSION_COOKIE: &str = "ham_session";
@@ -302,7 +302,11 @@ impl FromRequestParts<AppState> for CurrentUser {
     }
 }
 
-/// `forward-auth`: the user named by the proxy's headers, created on first sight,
+/// The issuer of identities from a forward-auth proxy.
+const FORWARD_AUTH_ISSUER: &str = "forward-auth";
+
+/// `forward-auth`: the user the proxy's headers name, keyed by the proxy's user id
+/// (`X-authentik-uid`), called by its username header, created on first sight,
 /// but only when the TCP peer is a trusted proxy; from anyone else the headers are
 /// ignored, so a client cannot claim to be someone by sending them itself.
 async fn forwarded_user(parts: &Parts, state: &AppState) -> Result<Option<User>, ApiError> {
@@ -328,11 +332,19 @@ async fn forwarded_user(parts: &Parts, state: &AppState) -> Result<Option<User>,
     let Some(username) = header(&settings.forward_auth_headers.user) else {
         return Ok(None);
     };
-    if username.len() > 150 {
+    let Some(uid) = header(&settings.forward_auth_headers.uid) else {
+        // A name alone identifies no one: two people may present the same one.
+        tracing::warn!(
+            header = %settings.forward_auth_headers.uid,
+            "the trusted proxy sent a username but no user id header; nobody is signed in"
+        );
+        return Ok(None);
+    };
+    if username.len() > 150 || uid.len() > 255 {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "bad_request",
-            "forwarded username over 150 bytes",
+            "forwarded username over 150 bytes or user id over 255 bytes",
         ));
     }
     let email = header(&settings.forward_auth_headers.email);
@@ -345,14 +357,21 @@ async fn forwarded_user(parts: &Parts, state: &AppState) -> Result<Option<User>,
     };
     let user = state
         .db
-        .forwarded_user(&new_id(), username, email, is_admin)
+        .identified_user(&Identity {
+            issuer: FORWARD_AUTH_ISSUER,
+            subject: uid,
+            display_name: username,
+            email,
+            is_admin,
+            new_id: &new_id(),
+        })
         .await
         .map_err(ApiError::internal)?;
     Ok(Some(user))
 }
 
-/// `oidc`: the user a valid bearer token names (`preferred_username`, else `sub`),
-/// created on first sight. A present but invalid token is refused with the reason.
+/// `oidc`: the user a valid bearer token names: keyed by its issuer and `sub`,
+/// called by `preferred_username` (else `sub`), created on first sight. A present but invalid token is refused with the reason.
 async fn bearer_user(parts: &Parts, state: &AppState) -> Result<Option<User>, ApiError> {
     let Some(oidc) = state.oidc.as_ref() else {
         return Ok(None);
@@ -381,7 +400,14 @@ async fn bearer_user(parts: &Parts, state: &AppState) -> Result<Option<User>, Ap
         .is_some_and(|g| claims.groups.contains(g));
     let user = state
         .db
-        .forwarded_user(&new_id(), &username, claims.email.as_deref(), is_admin)
+        .identified_user(&Identity {
+            issuer: claims.iss.trim_end_matches('/'),
+            subject: &claims.sub,
+            display_name: &username,
+            email: claims.email.as_deref(),
+            is_admin,
+            new_id: &new_id(),
+        })
         .await
         .map_err(ApiError::internal)?;
     Ok(Some(user))

@@ -180,52 +180,108 @@ impl Db {
     }
 }
 
+/// Who a proxy or an identity provider says a request comes from.
+pub struct Identity<'a> {
+    /// `forward-auth`, or the OIDC issuer.
+    pub issuer: &'a str,
+    /// The source's stable id for the person (the proxy's user id, the token's `sub`).
+    pub subject: &'a str,
+    pub display_name: &'a str,
+    pub email: Option<&'a str>,
+    pub is_admin: bool,
+    /// The id a new user gets.
+    pub new_id: &'a str,
+}
+
+/// Usernames to try for a new identified user: the name, then suffixed ones.
+fn display_names(name: &str, new_id: &str) -> impl Iterator<Item = String> {
+    std::iter::once(name.to_string())
+        .chain((2..=9).map(move |n| format!("{name}-{n}")))
+        .chain(std::iter::once(format!(
+            "{name}-{}",
+            new_id.get(..8).unwrap_or(new_id)
+        )))
+}
+
 impl Db {
-    /// The user a forward-auth proxy names, created on first sight; email and admin
-    /// flag follow what the proxy says now.
-    pub async fn forwarded_user(
-        &self,
-        new_id: &str,
-        username: &str,
-        email: Option<&str>,
-        is_admin: bool,
-    ) -> Result<User> {
-        for _ in 0..2 {
-            if let Some((mut user, _)) = self.user_with_password(username).await? {
-                if user.email.as_deref() != email || user.is_admin != is_admin {
-                    sqlx::query("UPDATE users SET email = $2, is_admin = $3 WHERE id = $1")
-                        .bind(&user.id)
-                        .bind(email)
-                        .bind(i64::from(is_admin))
-                        .execute(self.writer())
-                        .await?;
-                    user.email = email.map(str::to_string);
-                    user.is_admin = is_admin;
-                }
-                return Ok(user);
+    /// The user an identity names: a proxy's or an issuer's stable id for them,
+    /// `(issuer, subject)`. Created on first sight; email and admin flag follow
+    /// what the source says now. `display_name` is only what they are called: a
+    /// name another person already has gets a suffix (`alice-2`), and a local
+    /// account (one with a password) is never matched. A user created before
+    /// identities were kept (keyed by name) is claimed by the first identity that
+    /// presents that name.
+    pub async fn identified_user(&self, identity: &Identity<'_>) -> Result<User> {
+        for _ in 0..3 {
+            if let Some(user) = self.user_by_identity(identity).await? {
+                return self.refresh_identified(user, identity).await;
             }
-            let inserted = sqlx::query(
-                "INSERT INTO users (id, username, email, is_admin, created_at) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (username) DO NOTHING",
+            let claimed = sqlx::query(
+                "UPDATE users SET identity_issuer = $1, identity_subject = $2 \
+                 WHERE identity_issuer = 'legacy-name' AND identity_subject = $3",
             )
-            .bind(new_id)
-            .bind(username)
-            .bind(email)
-            .bind(i64::from(is_admin))
-            .bind(now_ms())
+            .bind(identity.issuer)
+            .bind(identity.subject)
+            .bind(identity.display_name)
             .execute(self.writer())
             .await?;
-            if inserted.rows_affected() == 1 {
-                return Ok(User {
-                    id: new_id.to_string(),
-                    username: username.to_string(),
-                    email: email.map(str::to_string),
-                    is_admin,
-                    time_zone: "UTC".to_string(),
-                });
+            if claimed.rows_affected() == 1 {
+                continue;
             }
-            // Another request created them first: read theirs.
+            for candidate in display_names(identity.display_name, identity.new_id) {
+                let inserted = sqlx::query(
+                    "INSERT INTO users (id, username, email, is_admin, created_at, identity_issuer, identity_subject) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                )
+                .bind(identity.new_id)
+                .bind(&candidate)
+                .bind(identity.email)
+                .bind(i64::from(identity.is_admin))
+                .bind(now_ms())
+                .bind(identity.issuer)
+                .bind(identity.subject)
+                .execute(self.writer())
+                .await?;
+                if inserted.rows_affected() == 1 {
+                    return Ok(User {
+                        id: identity.new_id.to_string(),
+                        username: candidate,
+                        email: identity.email.map(str::to_string),
+                        is_admin: identity.is_admin,
+                        time_zone: "UTC".to_string(),
+                    });
+                }
+                // The name is taken, or another request created this identity first.
+                if self.user_by_identity(identity).await?.is_some() {
+                    break;
+                }
+            }
         }
         Err(sqlx::Error::RowNotFound.into())
+    }
+
+    async fn user_by_identity(&self, identity: &Identity<'_>) -> Result<Option<User>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE identity_issuer = $1 AND identity_subject = $2"
+        )))
+        .bind(identity.issuer)
+        .bind(identity.subject)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.as_ref().map(user_row))
+    }
+
+    async fn refresh_identified(&self, mut user: User, identity: &Identity<'_>) -> Result<User> {
+        if user.email.as_deref() != identity.email || user.is_admin != identity.is_admin {
+            sqlx::query("UPDATE users SET email = $2, is_admin = $3 WHERE id = $1")
+                .bind(&user.id)
+                .bind(identity.email)
+                .bind(i64::from(identity.is_admin))
+                .execute(self.writer())
+                .await?;
+            user.email = identity.email.map(str::to_string);
+            user.is_admin = identity.is_admin;
+        }
+        Ok(user)
     }
 }

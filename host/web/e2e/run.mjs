@@ -501,7 +501,7 @@ async function main() {
     });
     await waitFor(async () => (await fetch(`${fwdBase}/healthz`)).ok, 'the forward-auth ham to answer', 60_000);
     const proxied = await context.newPage();
-    await proxied.setExtraHTTPHeaders({ 'X-authentik-username': 'eve', 'X-authentik-email': 'eve@example.com' });
+    await proxied.setExtraHTTPHeaders({ 'X-authentik-uid': 'eve-uid', 'X-authentik-username': 'eve', 'X-authentik-email': 'eve@example.com' });
     await proxied.goto(`${fwdBase}/`);
     await proxied.getByRole('heading', { name: 'Today', level: 1 }).waitFor();
     expect((await proxied.getByLabel('Password').count()) === 0, 'no sign-in form behind the proxy');
