@@ -11,6 +11,13 @@
 //! its revision (bumped by a database trigger on every entry write, whichever path
 //! or replica writes), the plugin version, today and the range. A swap or rollback
 //! changes the version, so no stale answer is served; old ones just age out.
+//!
+//! The cache is bounded in bytes, not entries ([`StatsCache`]): answers of long
+//! ranges are large (a score per day), and any signed-in user chooses ranges. It
+//! holds at most [`CACHE_BYTES`] in all, and one user's answers at most
+//! [`CACHE_BYTES_PER_USER`]; past either, the least recently used answers go
+//! (the user's own first, when it is their share that is full). A request's range
+//! is at most [`MAX_RANGE_DAYS`] days (422 naming `to` beyond).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -32,8 +39,11 @@ use crate::store::{self, Db};
 pub const RULES_PLUGIN: &str = "habit-rules";
 /// The longest range one stats request may score (ten years and a leap day or three).
 pub const MAX_RANGE_DAYS: i64 = 3660;
-/// Cached answers kept at most; the cache is emptied when it would grow past this.
-const CACHE_CAPACITY: usize = 10_000;
+/// Bytes the cached answers of all users may hold (as [`StatsCache`] counts them).
+pub const CACHE_BYTES: usize = 32 * 1024 * 1024;
+/// Bytes the cached answers of one user may hold: a quarter of the cache, so one
+/// user asking for many ranges pushes out their own answers, not everyone's.
+pub const CACHE_BYTES_PER_USER: usize = CACHE_BYTES / 4;
 /// Entries kept for the rules at most (about 24 bytes each).
 const KEPT_ENTRIES: usize = 2_000_000;
 
@@ -155,7 +165,7 @@ struct LoadedEntries {
 pub struct Evaluator {
     registry: Weak<Registry>,
     db: Db,
-    cache: Mutex<HashMap<CacheKey, (Fingerprint, Arc<HabitStats>)>>,
+    cache: Mutex<StatsCache>,
     /// Entries by habit id, kept while the habit's revision stands: another range
     /// or day of an unchanged habit calls the plugin without reading ten years of
     /// entries again. Any entry write bumps the revision, so it reloads.
@@ -168,7 +178,7 @@ impl Evaluator {
         Self {
             registry,
             db,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(StatsCache::new(CACHE_BYTES, CACHE_BYTES_PER_USER)),
             entries: Mutex::new(HashMap::new()),
         }
     }
@@ -190,12 +200,12 @@ impl Evaluator {
         let mut answers: Vec<Option<Arc<HabitStats>>> = Vec::with_capacity(habits.len());
         let mut misses = Vec::new();
         {
-            let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
             for (habit, revision) in habits {
                 let key = key(habit, range, today);
                 let print = fingerprint(habit, *revision, plugin.version_id);
-                match cache.get(&key).filter(|(p, _)| *p == print) {
-                    Some((_, stats)) => answers.push(Some(stats.clone())),
+                match cache.get(&key, &print) {
+                    Some(stats) => answers.push(Some(stats)),
                     None => {
                         answers.push(None);
                         misses.push((answers.len() - 1, key, print));
@@ -250,12 +260,9 @@ impl Evaluator {
         })?;
 
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() + checked.len() > CACHE_CAPACITY {
-            cache.clear();
-        }
         for ((i, key, print), stats) in misses.into_iter().zip(checked) {
             let stats = Arc::new(stats);
-            cache.insert(key, (print, stats.clone()));
+            cache.insert(user_id, key, print, stats.clone());
             answers[i] = Some(stats);
         }
         Ok(answers.into_iter().flatten().collect())
@@ -388,6 +395,180 @@ impl Evaluator {
         }
         Ok(found)
     }
+}
+
+/// Cached answers, bounded in bytes overall and per user, least recently used
+/// out first. Sizes are estimates of the heap an answer holds (its scores, their
+/// dates, its streaks, its key), close enough to bound memory, not exact.
+pub struct StatsCache {
+    max_bytes: usize,
+    max_user_bytes: usize,
+    bytes: usize,
+    entries: HashMap<CacheKey, Cached>,
+    /// Every entry by its last use (ticks are unique), oldest first.
+    order: std::collections::BTreeMap<u64, CacheKey>,
+    users: HashMap<String, UserShare>,
+    tick: u64,
+}
+
+struct Cached {
+    print: Fingerprint,
+    stats: Arc<HabitStats>,
+    user: String,
+    bytes: usize,
+    used: u64,
+}
+
+#[derive(Default)]
+struct UserShare {
+    bytes: usize,
+    /// The user's entries by last use, oldest first.
+    order: std::collections::BTreeMap<u64, CacheKey>,
+}
+
+impl StatsCache {
+    /// A cache of at most `max_bytes`, and `max_user_bytes` per user.
+    pub fn new(max_bytes: usize, max_user_bytes: usize) -> Self {
+        Self {
+            max_bytes,
+            max_user_bytes: max_user_bytes.min(max_bytes),
+            bytes: 0,
+            entries: HashMap::new(),
+            order: Default::default(),
+            users: HashMap::new(),
+            tick: 0,
+        }
+    }
+
+    /// Bytes held, as counted.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Bytes held for one user.
+    pub fn user_bytes(&self, user: &str) -> usize {
+        self.users.get(user).map_or(0, |u| u.bytes)
+    }
+
+    /// Answers held.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The answer for `key` if it was made for `print`; marks it used. An answer
+    /// made for another fingerprint is a miss but stays (until a new answer for
+    /// the key replaces it, or it ages out): a rollback to the plugin version it
+    /// was made by finds it again.
+    fn get(&mut self, key: &CacheKey, print: &Fingerprint) -> Option<Arc<HabitStats>> {
+        if self.entries.get(key)?.print != *print {
+            return None;
+        }
+        self.tick += 1;
+        let tick = self.tick;
+        let cached = self.entries.get_mut(key)?;
+        let last = std::mem::replace(&mut cached.used, tick);
+        let stats = cached.stats.clone();
+        let user = cached.user.clone();
+        self.order.remove(&last);
+        self.order.insert(tick, key.clone());
+        if let Some(share) = self.users.get_mut(&user) {
+            share.order.remove(&last);
+            share.order.insert(tick, key.clone());
+        }
+        Some(stats)
+    }
+
+    /// Keeps an answer made for `user`, making room: the user's least recently
+    /// used answers while their share is full, then anyone's while the cache is.
+    /// An answer bigger than a user's share is not kept.
+    fn insert(&mut self, user: &str, key: CacheKey, print: Fingerprint, stats: Arc<HabitStats>) {
+        self.remove(&key);
+        let bytes = cached_bytes(&key, &print, &stats, user);
+        if bytes > self.max_user_bytes {
+            return;
+        }
+        while self.user_bytes(user) + bytes > self.max_user_bytes {
+            let oldest = self
+                .users
+                .get(user)
+                .and_then(|u| u.order.first_key_value())
+                .map(|(_, k)| k.clone());
+            match oldest {
+                Some(k) => self.remove(&k),
+                None => break,
+            }
+        }
+        while self.bytes + bytes > self.max_bytes {
+            match self.order.first_key_value().map(|(_, k)| k.clone()) {
+                Some(k) => self.remove(&k),
+                None => break,
+            }
+        }
+        self.tick += 1;
+        let tick = self.tick;
+        self.bytes += bytes;
+        self.order.insert(tick, key.clone());
+        let share = self.users.entry(user.to_string()).or_default();
+        share.bytes += bytes;
+        share.order.insert(tick, key.clone());
+        self.entries.insert(
+            key,
+            Cached {
+                print,
+                stats,
+                user: user.to_string(),
+                bytes,
+                used: tick,
+            },
+        );
+    }
+
+    fn remove(&mut self, key: &CacheKey) {
+        let Some(cached) = self.entries.remove(key) else {
+            return;
+        };
+        self.bytes = self.bytes.saturating_sub(cached.bytes);
+        self.order.remove(&cached.used);
+        if let Some(share) = self.users.get_mut(&cached.user) {
+            share.bytes = share.bytes.saturating_sub(cached.bytes);
+            share.order.remove(&cached.used);
+            if share.order.is_empty() {
+                self.users.remove(&cached.user);
+            }
+        }
+    }
+}
+
+/// The heap one cached answer holds, with its key and bookkeeping.
+fn cached_bytes(key: &CacheKey, print: &Fingerprint, stats: &HabitStats, user: &str) -> usize {
+    use std::mem::size_of;
+    // The map entry, the two order entries and the per-user name, roughly.
+    const BOOKKEEPING: usize = 160;
+    let scores = stats.scores.capacity() * size_of::<DayScore>()
+        + stats
+            .scores
+            .iter()
+            .map(|s| s.date.capacity())
+            .sum::<usize>();
+    let streaks = stats.best_streaks.capacity() * size_of::<Streak>()
+        + stats
+            .best_streaks
+            .iter()
+            .map(|s| s.start.capacity() + s.end.capacity())
+            .sum::<usize>();
+    BOOKKEEPING
+        + size_of::<HabitStats>()
+        + scores
+        + streaks
+        + size_of::<CacheKey>()
+        + 3 * key.habit_id.capacity()
+        + size_of::<Cached>()
+        + print.habit.capacity()
+        + 2 * user.len()
 }
 
 fn key(habit: &Habit, range: &Range, today: Date) -> CacheKey {
@@ -567,6 +748,119 @@ mod host {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn answer(days: usize) -> Arc<HabitStats> {
+        Arc::new(HabitStats {
+            score: 0.5,
+            scores: (0..days)
+                .map(|_| DayScore {
+                    date: "2026-01-01".into(),
+                    value: 0.5,
+                })
+                .collect(),
+            current_streak: 0,
+            best_streaks: Vec::new(),
+            window: Window {
+                done: 0.0,
+                target: 1.0,
+                days: 1,
+            },
+        })
+    }
+
+    fn cache_key(habit: usize, days: i64) -> CacheKey {
+        let from = Date::constant(2020, 1, 1);
+        CacheKey {
+            habit_id: format!("habit-{habit:04}"),
+            range: Range {
+                from,
+                to: from.checked_add(jiff::Span::new().days(days - 1)).unwrap(),
+            },
+            today: Date::constant(2026, 3, 1),
+        }
+    }
+
+    fn print() -> Fingerprint {
+        Fingerprint {
+            habit: "boolean".into(),
+            revision: 1,
+            plugin_version: 1,
+        }
+    }
+
+    #[test]
+    fn the_stats_cache_stays_within_its_bytes() {
+        // The real bounds, filled the way an attacker would: the longest range,
+        // for ever new ranges, by several users.
+        let mut cache = StatsCache::new(CACHE_BYTES, CACHE_BYTES_PER_USER);
+        let big = answer(MAX_RANGE_DAYS as usize);
+        let one = cached_bytes(&cache_key(0, MAX_RANGE_DAYS), &print(), &big, "mallory");
+        assert!(one > MAX_RANGE_DAYS as usize * 40, "{one} bytes counted");
+        for i in 0..400 {
+            let user = ["mallory", "eve", "trudy", "oscar", "peggy"][i % 5];
+            cache.insert(user, cache_key(i, MAX_RANGE_DAYS), print(), big.clone());
+            assert!(cache.bytes() <= CACHE_BYTES, "{} bytes", cache.bytes());
+            assert!(cache.user_bytes(user) <= CACHE_BYTES_PER_USER);
+        }
+        // 10,000 answers of 3,660 scores were possible before; now a few hundred.
+        assert!(
+            cache.len() < CACHE_BYTES / one + 1,
+            "{} answers",
+            cache.len()
+        );
+        let total: usize = cache.entries.values().map(|c| c.bytes).sum();
+        assert_eq!(total, cache.bytes());
+        assert_eq!(
+            cache.users.values().map(|u| u.bytes).sum::<usize>(),
+            cache.bytes()
+        );
+    }
+
+    #[test]
+    fn one_user_filling_the_cache_pushes_out_their_own_answers_first() {
+        let small = answer(30);
+        let unit = cached_bytes(&cache_key(0, 30), &print(), &small, "alice");
+        // Room for 8 answers, 4 per user.
+        let mut cache = StatsCache::new(8 * unit, 4 * unit);
+        cache.insert("alice", cache_key(0, 30), print(), small.clone());
+        cache.insert("alice", cache_key(1, 30), print(), small.clone());
+        for i in 100..200 {
+            cache.insert("mallory", cache_key(i, 30), print(), small.clone());
+        }
+        assert!(
+            cache.get(&cache_key(0, 30), &print()).is_some(),
+            "alice's answers stay"
+        );
+        assert!(cache.get(&cache_key(1, 30), &print()).is_some());
+        assert!(cache.user_bytes("mallory") <= 4 * unit);
+        // The newest of mallory's stay, the oldest went.
+        assert!(cache.get(&cache_key(199, 30), &print()).is_some());
+        assert!(cache.get(&cache_key(100, 30), &print()).is_none());
+
+        // Least recently used goes first when the whole cache is full.
+        for (user, i) in [("bob", 300), ("bob", 301), ("carol", 400), ("carol", 401)] {
+            cache.insert(user, cache_key(i, 30), print(), small.clone());
+        }
+        assert!(cache.bytes() <= 8 * unit);
+        assert!(cache.get(&cache_key(401, 30), &print()).is_some());
+
+        // Another fingerprint is a miss; the answer stays for its own, and a new
+        // answer for the key replaces it without counting twice.
+        let before = cache.bytes();
+        let stale = Fingerprint {
+            revision: 2,
+            ..print()
+        };
+        assert!(cache.get(&cache_key(401, 30), &stale).is_none());
+        assert!(cache.get(&cache_key(401, 30), &print()).is_some());
+        cache.insert("carol", cache_key(401, 30), stale.clone(), small.clone());
+        assert_eq!(cache.bytes(), before);
+        assert!(cache.get(&cache_key(401, 30), &stale).is_some());
+        // An answer bigger than a user's share is not kept at all.
+        let mut tiny = StatsCache::new(unit, unit);
+        tiny.insert("alice", cache_key(0, 3660), print(), answer(3660));
+        assert!(tiny.is_empty());
+    }
 
     #[test]
     fn ranges_are_checked() {

@@ -428,7 +428,7 @@ async fn a_new_coach_version_with_another_prompt_serves_the_next_chat() {
 
     let (manifest, component) = coach_component();
     let manifest = manifest
-        .replace("version = \"0.1.0\"", "version = \"0.1.1\"")
+        .replace("version = \"0.2.0\"", "version = \"0.2.1\"")
         .replace(
             "system_prompt = { description",
             "system_prompt = { default = \"You are Coach Zed, terse and upbeat.\", description",
@@ -461,7 +461,7 @@ async fn a_coach_that_fails_is_500_for_that_chat_only() {
     let (manifest, component) = coach_component();
     // 1 MiB of memory cannot even start the coach.
     let broken = manifest
-        .replace("version = \"0.1.0\"", "version = \"0.1.1\"")
+        .replace("version = \"0.2.0\"", "version = \"0.2.1\"")
         .replace("memory_mb = 64", "memory_mb = 1");
     server.install("coach", &broken, component.to_vec()).await;
     let response = chat(server, &alice, json!({"message": "hi"})).await;

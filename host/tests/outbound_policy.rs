@@ -1,6 +1,9 @@
 //! Outbound HTTP from plugins: an exactly listed local server is reached; anything
 //! not listed, a private address behind a wildcard, and a redirect to an unlisted
-//! private address are refused with `HttpRequestDenied` in the guest.
+//! private address are refused with `HttpRequestDenied` in the guest. A listed DNS
+//! name that resolves to loopback is refused unless the entry is marked
+//! `private = true`; an IP-literal entry reaches its address however a request
+//! spells it, and no other entry lets a numeric spelling of loopback through.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -10,10 +13,53 @@
 
 mod common;
 
+use std::sync::{Mutex, OnceLock};
+
 use axum::Router;
 use axum::response::Redirect;
 use axum::routing::get;
 use common::{Backend, TestDb, TestServer, guest, settings};
+
+// The host's log: TestServer::start installs a subscriber only when none is set;
+// this one is installed first and keeps every line, so a test can check that a
+// refusal was logged (tests run at once, so a line is found by the plugin it names).
+
+static LOG: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOG.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_logs() {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        tracing_subscriber::fmt()
+            .with_writer(|| LogWriter)
+            .with_ansi(false)
+            .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+            .try_init()
+            .expect("the first subscriber of this test binary");
+    });
+}
+
+/// The log lines that contain every one of `parts`.
+fn logged(parts: &[&str]) -> Vec<String> {
+    let log = LOG.lock().unwrap();
+    String::from_utf8_lossy(&log)
+        .lines()
+        .filter(|line| parts.iter().all(|p| line.contains(p)))
+        .map(str::to_string)
+        .collect()
+}
 
 async fn upstream(router: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -24,6 +70,7 @@ async fn upstream(router: Router) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outbound_requests_follow_the_allowlist() {
+    capture_logs();
     let allowed =
         upstream(Router::new().route("/hello", get(|| async { "hello from upstream" }))).await;
     let unlisted =
@@ -72,17 +119,24 @@ async fn outbound_requests_follow_the_allowlist() {
 
     // A wildcard never reaches loopback, however it is spelled.
     let port = allowed.rsplit(':').next().unwrap();
-    for host in ["127.0.0.1", "localhost", "[::ffff:127.0.0.1]", "2130706433"] {
+    for host in [
+        "127.0.0.1",
+        "localhost",
+        "[::ffff:127.0.0.1]",
+        "[::127.0.0.1]",
+        "[64:ff9b::7f00:1]",
+        "2130706433",
+        "0x7f.1",
+        "017700000001",
+        "127.1",
+    ] {
         let (status, body) = server
             .get_text(&format!(
                 "/plugins/wild/fetch?url=http://{host}:{port}/hello"
             ))
             .await;
         assert_eq!(status, 502, "{host}: {body}");
-        assert!(
-            body.contains("HttpRequestDenied") || body.contains("DnsError"),
-            "{host}: {body}"
-        );
+        assert!(body.contains("HttpRequestDenied"), "{host}: {body}");
     }
 
     // A listed host that redirects to an unlisted private address: the second hop
@@ -106,5 +160,111 @@ async fn outbound_requests_follow_the_allowlist() {
         .await;
     assert_eq!(status, 502);
     assert!(body.contains("HttpRequestDenied"), "{body}");
+    server.stop().await;
+}
+
+/// A plugin whose only outbound entries are `entries` (a TOML array).
+fn fetcher(name: &str, entries: &str) -> String {
+    format!(
+        "name = \"{name}\"\nversion = \"0.1.0\"\nallowed_outbound_hosts = {entries}\n\
+         [variables]\nlabel = {{ default = \"f\" }}\nnas = {{ default = \"http://nas.invalid\" }}\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_ip_literals_and_names_marked_private_reach_loopback() {
+    capture_logs();
+    let upstream =
+        upstream(Router::new().route("/hello", get(|| async { "hello from upstream" }))).await;
+    let port = upstream.rsplit(':').next().unwrap().to_string();
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(Backend::Sqlite, dir.path()).await.unwrap();
+    let mut s = settings(dir.path(), &db);
+    // The marked entry's URL comes from a variable, as an operator would set it.
+    s.plugin_env.insert(
+        "HAM_PLUGIN_TEMPLATED_NAS".into(),
+        ham_host::settings::Secret::new(format!("http://localhost:{port}/api")),
+    );
+    let server = TestServer::start(s).await;
+    for (name, entries) in [
+        // A DNS name (`localhost` resolves to 127.0.0.1 here) without the mark.
+        ("named", format!("[\"http://localhost:{port}\"]")),
+        // The same port as an IP literal.
+        ("literal", format!("[\"http://127.0.0.1:{port}\"]")),
+        // The same DNS name, marked private on purpose.
+        (
+            "marked",
+            format!("[{{ url = \"http://localhost:{port}\", private = true }}]"),
+        ),
+        (
+            "templated",
+            "[{ url = \"{{ nas }}\", private = true }]".into(),
+        ),
+    ] {
+        server
+            .install(name, &fetcher(name, &entries), guest("probe"))
+            .await;
+    }
+
+    let reached = Ok("200\nhello from upstream");
+    let denied = Err("HttpRequestDenied");
+    let mut cases = vec![
+        ("named", "localhost".to_string(), denied),
+        ("literal", "127.0.0.1".to_string(), reached),
+        ("marked", "localhost".to_string(), reached),
+        ("templated", "localhost".to_string(), reached),
+        // A name entry never matches an address, and an address entry never a name.
+        ("marked", "127.0.0.1".to_string(), denied),
+        ("literal", "localhost".to_string(), denied),
+        // A host that looks like an address but is not one is refused, not resolved.
+        (
+            "literal",
+            "1.2.3.256".to_string(),
+            Err("HttpRequestUriInvalid"),
+        ),
+        (
+            "literal",
+            "0x7g.1".to_string(),
+            Err("HttpRequestUriInvalid"),
+        ),
+    ];
+    // Other spellings of 127.0.0.1 are that address: an entry for a name does not
+    // let them through, the IP-literal entry does.
+    for spelled in [
+        "2130706433",
+        "0x7f.1",
+        "0x7f000001",
+        "017700000001",
+        "127.1",
+        "[::ffff:127.0.0.1]",
+    ] {
+        cases.push(("named", spelled.to_string(), denied));
+        cases.push(("marked", spelled.to_string(), denied));
+        cases.push(("literal", spelled.to_string(), reached));
+    }
+    for (plugin, host, expected) in cases {
+        let (status, body) = server
+            .get_text(&format!(
+                "/plugins/{plugin}/fetch?url=http://{host}:{port}/hello"
+            ))
+            .await;
+        match expected {
+            Ok(want) => assert_eq!((status, body.as_str()), (200, want), "{plugin} {host}"),
+            Err(error) => {
+                assert_eq!(status, 502, "{plugin} {host}: {body}");
+                assert!(body.contains(error), "{plugin} {host}: {body}");
+            }
+        }
+    }
+
+    // The operator sees which plugin tried which host, and the address it resolved to.
+    let lines = logged(&[
+        "WARN",
+        "plugin=named",
+        "host=localhost",
+        "address=127.0.0.1",
+    ]);
+    assert!(!lines.is_empty(), "no warning for the refused name");
     server.stop().await;
 }

@@ -47,7 +47,7 @@ async fn storage_story(backend: Backend) {
         return;
     };
     let server = TestServer::start(settings(dir.path(), &db)).await;
-    let quota = "[limits]\nstorage_quota_mb = 1\n";
+    let quota = "[limits]\nstorage_quota_mb = 1\nstorage_total_mb = 1\n";
     server
         .install(
             "alpha",
@@ -212,8 +212,8 @@ async fn storage_story(backend: Backend) {
     let expected: Vec<String> = (0..25).map(|i| format!("p/{i:02}")).collect();
     assert_eq!(keys, expected);
 
-    // The quota counts every scope of the plugin; a write past it is refused and
-    // the old value stays.
+    // The total, here equal to the per-scope quota, counts every scope of the
+    // plugin; a write past it is refused and the old value stays.
     let big = vec![b'x'; 600 * 1024];
     assert_eq!(
         call(

@@ -579,8 +579,8 @@ async fn a_swap_of_the_sync_plugin_while_events_arrive_loses_none() {
     for n in 0..3 {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let manifest = bundled.manifest.replace(
-            "version = \"0.1.0\"",
-            &format!("version = \"0.1.{}\"", n + 1),
+            "version = \"0.2.0\"",
+            &format!("version = \"0.2.{}\"", n + 1),
         );
         // Uploads take SQLite's write lock up front, so one never fails because the
         // job workers are writing at the same moment.
@@ -596,7 +596,7 @@ async fn a_swap_of_the_sync_plugin_while_events_arrive_loses_none() {
     let active = server.state.registry.get("strava-sync").unwrap();
     assert_eq!(
         active.manifest.version.to_string(),
-        "0.1.3",
+        "0.2.3",
         "the swaps happened"
     );
     until(

@@ -15,10 +15,24 @@
 //! - Cancellation: a [`CompletionStream`] owns the upstream response. Dropping it
 //!   (the guest drops the resource, or the invocation ends because the browser went
 //!   away, timed out or trapped) drops the connection, so the provider stops.
+//! - Redirects: the provider client follows none. A 3xx answer is an upstream
+//!   error, so a key header is never sent on to another host (reqwest's own
+//!   redirect policy would keep `x-api-key` on a cross-host hop).
 //! - Usage: every call records its input and output tokens per user, UTC day,
 //!   provider and model (`llm_usage`), including the part of a stream read before
-//!   it was cancelled. With `HAM_LLM_DAILY_TOKENS` a user whose tokens today reach
-//!   the budget is refused (`quota-exceeded`) until the next UTC day.
+//!   it was cancelled.
+//! - Budgets, reserved before spending ([`Reservation`], table `llm_budget`):
+//!   with `HAM_LLM_DAILY_TOKENS` each user has a daily budget, and calls made for
+//!   no user (a job acting for nobody, an anonymous route) share one of their own,
+//!   `HAM_LLM_NO_USER_DAILY_TOKENS` (default: the same number). A call reserves
+//!   its estimate (prompt bytes + `max-tokens`: a prompt has no more tokens than
+//!   bytes) in the statement that checks the budget, and is refused
+//!   (`quota-exceeded`) when the tokens used plus those reserved already reach the
+//!   budget. After the call the reservation is settled: the estimate is taken
+//!   back and the real usage counted: nothing for a call that failed before the
+//!   provider answered, the estimate for one it answered without reporting
+//!   usage (or cut off before it could count). So parallel calls at the edge of
+//!   a budget overshoot it by at most one reservation, across replicas too.
 
 pub mod anthropic;
 pub mod fake;
@@ -104,6 +118,10 @@ pub struct LlmSettings {
     pub api_key: Option<Secret>,
     /// `HAM_LLM_DAILY_TOKENS`: input plus output tokens a user may use per UTC day.
     pub daily_tokens: Option<u64>,
+    /// `HAM_LLM_NO_USER_DAILY_TOKENS`: the tokens per UTC day of all calls made
+    /// for no user together (jobs acting for nobody, routes with `auth = "none"`).
+    /// None: the same number as `daily_tokens`; 0 refuses such calls.
+    pub no_user_daily_tokens: Option<u64>,
     /// `HAM_LLM_ALLOWED_MODELS`: models a request may name instead of the default.
     pub allowed_models: Vec<String>,
     /// `HAM_LLM_TIMEOUT_MS`: the longest wait for a reply to start, for the next
@@ -126,6 +144,7 @@ impl Default for LlmSettings {
             base_url: None,
             api_key: None,
             daily_tokens: None,
+            no_user_daily_tokens: None,
             allowed_models: Vec::new(),
             timeout_ms: 120_000,
             max_retries: 3,
@@ -164,6 +183,12 @@ impl LlmSettings {
                     v => Some(number("HAM_LLM_DAILY_TOKENS", v)?),
                 }
             }
+            "HAM_LLM_NO_USER_DAILY_TOKENS" => {
+                self.no_user_daily_tokens = match value {
+                    "" => None,
+                    v => Some(number("HAM_LLM_NO_USER_DAILY_TOKENS", v)?),
+                }
+            }
             "HAM_LLM_ALLOWED_MODELS" => {
                 self.allowed_models = value
                     .split(',')
@@ -178,6 +203,14 @@ impl LlmSettings {
             _ => return Ok(false),
         }
         Ok(true)
+    }
+
+    /// The daily budget of calls for `user` (none: calls for no user), if any.
+    pub fn budget_for(&self, user: Option<&str>) -> Option<u64> {
+        match user {
+            Some(_) => self.daily_tokens,
+            None => self.no_user_daily_tokens.or(self.daily_tokens),
+        }
     }
 
     /// The model used when a request names none.
@@ -266,6 +299,8 @@ impl Llm {
     pub fn new(settings: &LlmSettings, db: Db) -> anyhow::Result<Self> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
+            // A redirect would carry the key header to wherever it points.
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))
             .pool_idle_timeout(Duration::from_secs(30))
             .build()?;
@@ -314,8 +349,13 @@ impl Llm {
         Duration::from_millis(self.settings.timeout_ms.max(1))
     }
 
-    /// Checks the request and the budget; returns the model to use.
-    async fn admit(&self, user: Option<&str>, request: &Request) -> Result<String, LlmError> {
+    /// Checks the request and reserves its estimate from the budget; returns the
+    /// model to use and the reservation to settle (none without a budget).
+    async fn admit(
+        &self,
+        user: Option<&str>,
+        request: &Request,
+    ) -> Result<(String, Option<Reservation>), LlmError> {
         if let Some(why) = self.not_configured() {
             return Err(LlmError::NotConfigured(why));
         }
@@ -360,17 +400,31 @@ impl Llm {
                 )));
             }
         };
-        if let (Some(budget), Some(user)) = (self.settings.daily_tokens, user) {
-            let used = self
-                .db
-                .llm_tokens_on(user, &utc_day(now_ms()))
-                .await
-                .map_err(|e| LlmError::Internal(e.to_string()))?;
-            if used >= budget {
-                return Err(LlmError::BudgetSpent(budget));
-            }
+        let Some(budget) = self.settings.budget_for(user) else {
+            return Ok((model, None));
+        };
+        let estimate = estimate(size, request.max_tokens);
+        let who = user.unwrap_or_default();
+        let day = utc_day(now_ms());
+        let reserved = self
+            .db
+            .llm_reserve(who, &day, estimate, budget)
+            .await
+            .map_err(|e| LlmError::Internal(e.to_string()))?;
+        if !reserved {
+            return Err(LlmError::BudgetSpent(budget));
         }
-        Ok(model)
+        Ok((
+            model,
+            Some(Reservation {
+                held: Some(Held {
+                    db: self.db.clone(),
+                    who: who.to_string(),
+                    day,
+                    tokens: estimate,
+                }),
+            }),
+        ))
     }
 
     /// One whole completion.
@@ -379,7 +433,7 @@ impl Llm {
         user: Option<&str>,
         request: &Request,
     ) -> Result<Response, LlmError> {
-        let model = self.admit(user, request).await?;
+        let (model, reservation) = self.admit(user, request).await?;
         let provider = self.settings.provider;
         let body = self.body(request, &model, false);
         let work = async {
@@ -395,7 +449,16 @@ impl Llm {
         };
         let answer = tokio::time::timeout(self.timeout(), work)
             .await
-            .map_err(|_| LlmError::Upstream(format!("{} timed out", provider.as_str())))??;
+            .map_err(|_| LlmError::Upstream(format!("{} timed out", provider.as_str())))
+            .and_then(|answer| answer);
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(e) => {
+                // Nothing came back: nothing to count.
+                settle(reservation, 0).await;
+                return Err(e);
+            }
+        };
         let response = Response {
             model: if answer.model.is_empty() {
                 model
@@ -405,6 +468,8 @@ impl Llm {
             ..answer
         };
         self.record(user, &response.model, &response.usage).await;
+        let used = charge(&response.usage, &reservation);
+        settle(reservation, used).await;
         Ok(response)
     }
 
@@ -414,13 +479,21 @@ impl Llm {
         user: Option<&str>,
         request: &Request,
     ) -> Result<CompletionStream, LlmError> {
-        let model = self.admit(user, request).await?;
+        let (model, reservation) = self.admit(user, request).await?;
         let body = self.body(request, &model, true);
         let response = tokio::time::timeout(self.timeout(), self.send(&body, true))
             .await
             .map_err(|_| {
                 LlmError::Upstream(format!("{} timed out", self.settings.provider.as_str()))
-            })??;
+            })
+            .and_then(|response| response);
+        let response = match response {
+            Ok(response) => response,
+            Err(e) => {
+                settle(reservation, 0).await;
+                return Err(e);
+            }
+        };
         Ok(CompletionStream {
             provider: self.settings.provider,
             model,
@@ -438,6 +511,7 @@ impl Llm {
             stop_reason: None,
             finished: false,
             recorded: false,
+            reservation,
         })
     }
 
@@ -563,6 +637,81 @@ async fn record_usage(
     }
 }
 
+/// What a call reserves before it is made: its prompt's bytes (no prompt has more
+/// tokens than bytes) plus the most tokens it may answer with.
+fn estimate(prompt_bytes: usize, max_tokens: u32) -> i64 {
+    i64::try_from(prompt_bytes)
+        .unwrap_or(i64::MAX)
+        .saturating_add(i64::from(max_tokens))
+}
+
+/// The tokens a call the provider accepted counts against its budget: the usage
+/// the provider reported, or the reservation's estimate when it reported none
+/// (servers that ignore `stream_options.include_usage`, a stream dropped before
+/// any usage arrived), so that no way of ending a call makes it free.
+fn charge(usage: &Usage, reservation: &Option<Reservation>) -> i64 {
+    let reported = i64::from(usage.input_tokens) + i64::from(usage.output_tokens);
+    match reservation.as_ref().and_then(|r| r.held.as_ref()) {
+        Some(held) if reported == 0 => held.tokens,
+        _ => reported,
+    }
+}
+
+async fn settle(reservation: Option<Reservation>, used: i64) {
+    if let Some(reservation) = reservation {
+        reservation.settle(used).await;
+    }
+}
+
+/// Tokens reserved from one day's budget for one call, until it is settled. One
+/// dropped unsettled (the call's future was cancelled mid-flight) is settled in
+/// the background as if the whole estimate was used.
+#[derive(Debug)]
+pub struct Reservation {
+    held: Option<Held>,
+}
+
+#[derive(Debug)]
+struct Held {
+    db: Db,
+    /// The user id; `''` for calls made for no user.
+    who: String,
+    day: String,
+    tokens: i64,
+}
+
+impl Reservation {
+    /// Takes the reservation back and counts `used` tokens instead.
+    async fn settle(mut self, used: i64) {
+        if let Some(held) = self.held.take() {
+            held.settle(used).await;
+        }
+    }
+}
+
+impl Held {
+    async fn settle(self, used: i64) {
+        let settled = self
+            .db
+            .llm_settle(&self.who, &self.day, self.tokens, used)
+            .await;
+        if let Err(e) = settled {
+            tracing::error!(error = %e, "settling an llm budget reservation failed");
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if let Some(held) = self.held.take()
+            && let Ok(handle) = tokio::runtime::Handle::try_current()
+        {
+            let used = held.tokens;
+            handle.spawn(held.settle(used));
+        }
+    }
+}
+
 /// A reqwest error without its URL (which may be an operator's private address).
 fn describe(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {
@@ -641,6 +790,7 @@ pub struct CompletionStream {
     stop_reason: Option<String>,
     finished: bool,
     recorded: bool,
+    reservation: Option<Reservation>,
 }
 
 impl CompletionStream {
@@ -726,17 +876,22 @@ impl CompletionStream {
             self.usage.output_tokens,
         )
         .await;
+        let used = charge(&self.usage, &self.reservation);
+        settle(self.reservation.take(), used).await;
     }
 }
 
 impl Drop for CompletionStream {
     fn drop(&mut self) {
         // Cancelled or failed: the connection closes with `response`; record the
-        // tokens the provider reported so far.
-        if self.recorded || (self.usage.input_tokens == 0 && self.usage.output_tokens == 0) {
+        // tokens the provider reported so far, and settle the reservation.
+        if self.recorded {
             return;
         }
         self.recorded = true;
+        let reported = self.usage.input_tokens != 0 || self.usage.output_tokens != 0;
+        let used = charge(&self.usage, &self.reservation);
+        let reservation = self.reservation.take();
         let (db, metrics, user, provider, model, usage) = (
             self.db.clone(),
             self.metrics.clone(),
@@ -747,16 +902,19 @@ impl Drop for CompletionStream {
         );
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
-                record_usage(
-                    &db,
-                    &metrics,
-                    user.as_deref(),
-                    provider,
-                    &model,
-                    usage.input_tokens,
-                    usage.output_tokens,
-                )
-                .await;
+                if reported {
+                    record_usage(
+                        &db,
+                        &metrics,
+                        user.as_deref(),
+                        provider,
+                        &model,
+                        usage.input_tokens,
+                        usage.output_tokens,
+                    )
+                    .await;
+                }
+                settle(reservation, used).await;
             });
         }
     }
@@ -883,6 +1041,75 @@ impl Db {
         .execute(self.writer())
         .await?;
         Ok(())
+    }
+
+    /// Reserves `tokens` of the budget of `user` (`''`: calls for no user) on
+    /// `day`, unless the tokens used plus those already reserved reach `budget`;
+    /// returns whether it did. One statement both checks and reserves, and
+    /// concurrent reservations of one user and day take turns on its row, so
+    /// they cannot all pass on the same reading. A day's first reservation starts
+    /// from the usage `llm_usage` already holds.
+    pub async fn llm_reserve(
+        &self,
+        user: &str,
+        day: &str,
+        tokens: i64,
+        budget: u64,
+    ) -> crate::store::Result<bool> {
+        let row = sqlx::query(
+            "INSERT INTO llm_budget (user_id, day, used_tokens, reserved_tokens, updated_at) \
+             SELECT $1, $2, u.used, $3, $5 FROM (SELECT CAST(COALESCE(SUM(input_tokens + output_tokens), 0) AS BIGINT) AS used \
+             FROM llm_usage WHERE user_id = $1 AND day = $2) u WHERE u.used < $4 \
+             ON CONFLICT (user_id, day) DO UPDATE SET \
+             reserved_tokens = llm_budget.reserved_tokens + excluded.reserved_tokens, \
+             updated_at = excluded.updated_at \
+             WHERE llm_budget.used_tokens + llm_budget.reserved_tokens < $4 \
+             RETURNING reserved_tokens",
+        )
+        .bind(user)
+        .bind(day)
+        .bind(tokens)
+        .bind(i64::try_from(budget).unwrap_or(i64::MAX))
+        .bind(now_ms())
+        .fetch_optional(self.writer())
+        .await?;
+        Ok(row.is_some())
+    }
+
+    /// Settles a reservation of `reserved` tokens: takes it back and counts `used`.
+    pub async fn llm_settle(
+        &self,
+        user: &str,
+        day: &str,
+        reserved: i64,
+        used: i64,
+    ) -> crate::store::Result<()> {
+        sqlx::query(
+            "UPDATE llm_budget SET used_tokens = used_tokens + $4, \
+             reserved_tokens = CASE WHEN reserved_tokens > $3 THEN reserved_tokens - $3 ELSE 0 END, \
+             updated_at = $5 WHERE user_id = $1 AND day = $2",
+        )
+        .bind(user)
+        .bind(day)
+        .bind(reserved)
+        .bind(used.max(0))
+        .bind(now_ms())
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+
+    /// Tokens counted against the budget of `user` (`''`: calls for no user) on
+    /// `day`: (used by settled calls, reserved by calls in flight).
+    pub async fn llm_budget_of(&self, user: &str, day: &str) -> crate::store::Result<(i64, i64)> {
+        let row = sqlx::query(
+            "SELECT used_tokens, reserved_tokens FROM llm_budget WHERE user_id = $1 AND day = $2",
+        )
+        .bind(user)
+        .bind(day)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map_or((0, 0), |r| (r.get::<i64, _>(0), r.get::<i64, _>(1))))
     }
 
     /// Input plus output tokens a user used on a day, over all providers and models.

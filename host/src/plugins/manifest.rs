@@ -7,6 +7,7 @@
 //! name = "strava-sync"
 //! version = "0.1.0"
 //! component = "strava_sync.wasm"          # path relative to the manifest (CLI, watcher)
+//! openapi = "openapi.json"                # its routes' OpenAPI operations (CLI, watcher)
 //! allowed_outbound_hosts = ["{{ api_base_url }}"]
 //! llm = false
 //! routes = [{ path = "/api/strava/webhook", methods = ["GET", "POST"], auth = "none" }]
@@ -14,7 +15,8 @@
 //! [limits]
 //! memory_mb = 64
 //! timeout_ms = 5000
-//! storage_quota_mb = 10
+//! storage_quota_mb = 10                  # each user's scope, and the plugin's own
+//! storage_total_mb = 100                 # all scopes together (default 10x, at most 10240)
 //! max_concurrency = 100                   # instances at once (default 100)
 //! request_body_kb = 64                    # largest request body (default 64)
 //! [variables]
@@ -27,7 +29,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::runtime::config::Variables;
-use crate::runtime::outbound::HostRule;
+use crate::runtime::outbound::{HostRule, OutboundEntry};
 use crate::runtime::{MAX_CONCURRENT_INSTANCES, MAX_MEMORY_MB};
 
 /// A refused manifest; the message names the key at fault.
@@ -42,8 +44,14 @@ pub struct Manifest {
     pub version: semver::Version,
     #[serde(default)]
     pub component: Option<String>,
+    /// The OpenAPI operations of the routes it claims: a JSON file, relative to the
+    /// manifest (CLI, watcher), uploaded as the `openapi` field. A version whose
+    /// manifest names one is refused without it (see `plugins::registry`).
     #[serde(default)]
-    pub allowed_outbound_hosts: Vec<String>,
+    pub openapi: Option<String>,
+    /// URL strings, or `{ url = "...", private = true }` tables.
+    #[serde(default)]
+    pub allowed_outbound_hosts: Vec<OutboundEntry>,
     #[serde(default)]
     pub llm: bool,
     #[serde(default)]
@@ -105,7 +113,14 @@ pub struct ScheduleEntry {
 pub struct Limits {
     pub memory_mb: u32,
     pub timeout_ms: u64,
+    /// Bytes (MiB) one scope of the plugin's storage may hold: each user's scope,
+    /// and the plugin's own. One user at this quota leaves the others writing.
     pub storage_quota_mb: u32,
+    /// Bytes (MiB) all the plugin's scopes may hold together; none: ten times
+    /// `storage_quota_mb`, at most [`MAX_STORAGE_TOTAL_MB`]. See
+    /// [`Limits::storage_total_mb`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage_total_mb: Option<u32>,
     /// An instruction budget per invocation (wasmtime fuel: about one unit per
     /// wasm instruction). Unlike the deadline it does not depend on the machine's
     /// speed or load, so a pure plugin (a rule set) gives the same answer, or the
@@ -124,6 +139,23 @@ pub struct Limits {
 pub const DEFAULT_REQUEST_BODY_KB: u32 = 64;
 /// The largest `limits.request_body_kb`.
 pub const MAX_REQUEST_BODY_KB: u32 = 32 * 1024;
+/// The largest `limits.storage_quota_mb`.
+pub const MAX_STORAGE_QUOTA_MB: u32 = 1024;
+/// The largest `limits.storage_total_mb`, and the cap of its default.
+pub const MAX_STORAGE_TOTAL_MB: u32 = 10 * 1024;
+
+impl Limits {
+    /// What all scopes of the plugin's storage may hold together, in MiB: the
+    /// manifest's `storage_total_mb`, else ten times `storage_quota_mb` capped at
+    /// [`MAX_STORAGE_TOTAL_MB`].
+    pub fn storage_total_mb(&self) -> u32 {
+        self.storage_total_mb.unwrap_or_else(|| {
+            self.storage_quota_mb
+                .saturating_mul(10)
+                .min(MAX_STORAGE_TOTAL_MB)
+        })
+    }
+}
 
 impl Default for Limits {
     fn default() -> Self {
@@ -131,6 +163,7 @@ impl Default for Limits {
             memory_mb: 64,
             timeout_ms: 5000,
             storage_quota_mb: 10,
+            storage_total_mb: None,
             fuel: None,
             max_concurrency: 100,
             request_body_kb: DEFAULT_REQUEST_BODY_KB,
@@ -199,10 +232,24 @@ impl Manifest {
                 format!("{} is not within 1..=300000", l.timeout_ms),
             );
         }
-        if l.storage_quota_mb > 1024 {
+        if l.storage_quota_mb > MAX_STORAGE_QUOTA_MB {
             return bad(
                 "limits.storage_quota_mb",
-                format!("{} is not within 0..=1024", l.storage_quota_mb),
+                format!(
+                    "{} is not within 0..={MAX_STORAGE_QUOTA_MB}",
+                    l.storage_quota_mb
+                ),
+            );
+        }
+        if let Some(total) = l.storage_total_mb
+            && !(l.storage_quota_mb..=MAX_STORAGE_TOTAL_MB).contains(&total)
+        {
+            return bad(
+                "limits.storage_total_mb",
+                format!(
+                    "{total} is not within storage_quota_mb ({})..={MAX_STORAGE_TOTAL_MB}",
+                    l.storage_quota_mb
+                ),
             );
         }
         if !(1..=MAX_CONCURRENT_INSTANCES).contains(&l.max_concurrency) {
@@ -247,7 +294,7 @@ impl Manifest {
         for (i, entry) in self.allowed_outbound_hosts.iter().enumerate() {
             let key = format!("allowed_outbound_hosts[{i}]");
             let names =
-                template_names(entry).map_err(|why| ManifestError(format!("{key}: {why}")))?;
+                template_names(&entry.url).map_err(|why| ManifestError(format!("{key}: {why}")))?;
             if let Some(unknown) = names.iter().find(|n| !self.variables.contains_key(*n)) {
                 return bad(
                     &key,
@@ -255,7 +302,17 @@ impl Manifest {
                 );
             }
             if names.is_empty() {
-                HostRule::parse(entry).map_err(|why| ManifestError(format!("{key}: {why}")))?;
+                HostRule::parse(&entry.url, entry.private)
+                    .map_err(|why| ManifestError(format!("{key}: {why}")))?;
+            } else if entry.private && entry.url.contains('*') {
+                // The rest is checked when the version loads, with the values in.
+                return bad(
+                    &key,
+                    format!(
+                        "`{}`: private = true needs an exact host and port, without wildcards",
+                        entry.url
+                    ),
+                );
             }
         }
         for (i, route) in self.routes.iter().enumerate() {
@@ -312,15 +369,16 @@ impl Manifest {
     }
 
     /// The outbound rules with variables interpolated. An entry whose variable has
-    /// no value is left out (and so denies), with a warning.
+    /// no value is left out (and so denies), with a warning; an entry that the
+    /// values make invalid (a wildcard in a `private = true` entry) is an error.
     pub fn outbound_rules(&self, variables: &Variables) -> Result<Vec<HostRule>, String> {
         let mut rules = Vec::new();
         for entry in &self.allowed_outbound_hosts {
-            let Some(expanded) = interpolate(entry, variables) else {
-                tracing::warn!(plugin = %self.name, entry, "outbound entry left out: its variable has no value");
+            let Some(expanded) = interpolate(&entry.url, variables) else {
+                tracing::warn!(plugin = %self.name, entry = %entry.url, "outbound entry left out: its variable has no value");
                 continue;
             };
-            rules.push(HostRule::parse(&expanded)?);
+            rules.push(HostRule::parse(&expanded, entry.private)?);
         }
         Ok(rules)
     }
@@ -449,6 +507,14 @@ mod tests {
                 "allowed_outbound_hosts[0]",
             ),
             (
+                "name = \"x\"\nversion = \"0.1.0\"\nallowed_outbound_hosts = [\"https://a\", { url = \"https://*.lan\", private = true }]",
+                "allowed_outbound_hosts[1]",
+            ),
+            (
+                "name = \"x\"\nversion = \"0.1.0\"\nallowed_outbound_hosts = [{ url = \"https://a\", privte = true }]",
+                "privte",
+            ),
+            (
                 "name = \"x\"\nversion = \"0.1.0\"\nroutes = [{ path = \"/api/admin/x\" }]",
                 "routes[0].path",
             ),
@@ -500,7 +566,10 @@ mod tests {
         .unwrap();
         let env = BTreeMap::new();
         let rules = m.outbound_rules(&Variables::resolve(&m, &env)).unwrap();
-        assert_eq!(rules, vec![HostRule::parse("http://127.0.0.1:9").unwrap()]);
+        assert_eq!(
+            rules,
+            vec![HostRule::parse("http://127.0.0.1:9", false).unwrap()]
+        );
 
         let env = BTreeMap::from([(
             "HAM_PLUGIN_S_API".to_string(),
@@ -509,7 +578,98 @@ mod tests {
         let rules = m.outbound_rules(&Variables::resolve(&m, &env)).unwrap();
         assert_eq!(
             rules,
-            vec![HostRule::parse("https://other.example").unwrap()]
+            vec![HostRule::parse("https://other.example", false).unwrap()]
         );
+    }
+
+    /// `allowed_outbound_hosts` entries: (the list as written, the value of the
+    /// `nas` variable set in the environment, the rules it gives as (URL, private)
+    /// or the error naming what is wrong).
+    #[test]
+    fn outbound_entries_as_strings_and_tables() {
+        let marked = Ok(vec![("http://nas.lan:8080", true)]);
+        let cases = [
+            (
+                r#"["https://a.example", { url = "http://nas.lan:8080", private = true }]"#,
+                None,
+                Ok(vec![
+                    ("https://a.example", false),
+                    ("http://nas.lan:8080", true),
+                ]),
+            ),
+            (
+                r#"[{ url = "https://a.example" }, { url = "http://[::1]:1", private = false }]"#,
+                None,
+                Ok(vec![
+                    ("https://a.example", false),
+                    ("http://[::1]:1", false),
+                ]),
+            ),
+            // A template in `url`, marked private; the environment can point it elsewhere.
+            (
+                r#"[{ url = "{{ nas }}", private = true }]"#,
+                None,
+                marked.clone(),
+            ),
+            (
+                r#"[{ url = "{{ nas }}/api", private = true }]"#,
+                Some("http://[fd00::5]:81"),
+                Ok(vec![("http://[fd00::5]:81", true)]),
+            ),
+            // A wildcard with `private = true` is refused, before or after interpolation.
+            (
+                r#"[{ url = "https://*:*", private = true }]"#,
+                None,
+                Err("allowed_outbound_hosts[0]: `https://*:*`: private = true needs an exact host"),
+            ),
+            (
+                r#"[{ url = "http://*.{{ nas }}", private = true }]"#,
+                None,
+                Err(
+                    "allowed_outbound_hosts[0]: `http://*.{{ nas }}`: private = true needs an exact",
+                ),
+            ),
+            (
+                r#"[{ url = "{{ nas }}", private = true }]"#,
+                Some("http://nas.lan:*"),
+                Err("`http://nas.lan:*`: private = true needs an exact host"),
+            ),
+            (
+                r#"[{ url = "https://a", privat = true }]"#,
+                None,
+                Err("unknown field `privat`"),
+            ),
+            (r#"[{ private = true }]"#, None, Err("missing field `url`")),
+            (
+                r#"[{ url = "{{ x }}" }]"#,
+                None,
+                Err("`{{ x }}` is not a declared variable"),
+            ),
+            (r#"["http://0x7f.1:80"]"#, None, Err("as in 127.0.0.1")),
+        ];
+        for (list, nas, expected) in cases {
+            let text = format!(
+                "name = \"s\"\nversion = \"0.1.0\"\nallowed_outbound_hosts = {list}\n\
+                 [variables]\nnas = {{ default = \"http://nas.lan:8080\" }}\n"
+            );
+            let env: BTreeMap<String, String> = nas
+                .map(|v| ("HAM_PLUGIN_S_NAS".to_string(), v.to_string()))
+                .into_iter()
+                .collect();
+            let rules = Manifest::parse(&text)
+                .map_err(|e| e.to_string())
+                .and_then(|m| m.outbound_rules(&Variables::resolve(&m, &env)));
+            match (rules, expected) {
+                (Ok(rules), Ok(expected)) => {
+                    let expected: Vec<HostRule> = expected
+                        .iter()
+                        .map(|(url, private)| HostRule::parse(url, *private).unwrap())
+                        .collect();
+                    assert_eq!(rules, expected, "{list}");
+                }
+                (Err(err), Err(why)) => assert!(err.contains(why), "{list}: {err}"),
+                (got, expected) => panic!("{list}: got {got:?}, expected {expected:?}"),
+            }
+        }
     }
 }

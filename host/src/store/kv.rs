@@ -2,13 +2,27 @@
 //!
 //! Every row belongs to one plugin and one owner (`''` for the plugin-wide scope, a
 //! user id for a user's scope); a plugin can only name its own rows, and only the
-//! user scope of the user its invocation acts for. The per-plugin quota counts key
-//! plus value bytes across all owners and is checked in the same statement as the
-//! write, so a full plugin loses nothing: the write is refused, the old value stays.
+//! user scope of the user its invocation acts for.
+//!
+//! Quotas are fair shares ([`Quota`]): each scope (each user's, and the plugin's
+//! own) holds at most `limits.storage_quota_mb`, and all scopes of the plugin
+//! together at most `limits.storage_total_mb`, counting key plus value bytes. One
+//! user at their quota does not stop anyone else's writes; the plugin scope, which
+//! anonymous routes write, cannot take more than one scope's share of the total.
+//!
+//! Reserve before spending: a write runs in one transaction that first locks the
+//! plugin's row of `plugin_kv_usage` (its byte count, kept by triggers), then
+//! checks both quotas and writes. Writers of one plugin therefore take turns, in
+//! this process and in every replica, and concurrent writers cannot overshoot. A
+//! write that would pass a quota is refused with `quota-exceeded` and changes
+//! nothing: the old value stays. A write that does not grow its row is never
+//! refused, so a plugin over a lowered quota can still shrink and delete. Anything
+//! else that writes `plugin_kv` must take the same lock first ([`Db::kv_delete`]
+//! does), or PostgreSQL may end one of two crossing writers as a deadlock.
 //!
 //! Revisions start at 1 and grow by one per write; a deleted key starts again at 1.
 
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::Row;
 
 use super::{Db, Result};
 use crate::runtime::Invocation;
@@ -44,9 +58,36 @@ pub struct KvScope<'a> {
     pub owner: &'a str,
 }
 
-// The quota check: bytes of every other row of this plugin, plus the new row.
-const OTHERS_SIZE: &str = "(SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM plugin_kv \
-     WHERE plugin = $1 AND NOT (owner = $2 AND key = $3))";
+/// A plugin's storage quotas, in bytes of keys plus values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// What one scope may hold: a user's, or the plugin's own.
+    pub scope: i64,
+    /// What all the plugin's scopes together may hold.
+    pub total: i64,
+}
+
+impl Quota {
+    /// The quotas of a manifest's `[limits]`.
+    pub fn of(limits: &crate::plugins::manifest::Limits) -> Self {
+        const MIB: i64 = 1024 * 1024;
+        Self {
+            scope: i64::from(limits.storage_quota_mb) * MIB,
+            total: i64::from(limits.storage_total_mb()) * MIB,
+        }
+    }
+}
+
+/// What a write expects of the key it writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// Anything: an unconditional `set`.
+    Any,
+    /// No value.
+    Absent,
+    /// The value at this revision.
+    Revision(i64),
+}
 
 impl Db {
     /// The users with rows in a plugin's user scope: who has used the plugin.
@@ -78,27 +119,9 @@ impl Db {
         scope: KvScope<'_>,
         key: &str,
         value: &[u8],
-        quota: i64,
+        quota: Quota,
     ) -> Result<i64, WriteError> {
-        let size = row_size(key, value);
-        let sql = format!(
-            "INSERT INTO plugin_kv (plugin, owner, key, value, size, revision) \
-             SELECT $1, $2, $3, $4, $5, 1 WHERE {OTHERS_SIZE} + $5 <= $6 \
-             ON CONFLICT (plugin, owner, key) DO UPDATE \
-             SET value = excluded.value, size = excluded.size, revision = plugin_kv.revision + 1 \
-             RETURNING revision"
-        );
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(scope.plugin)
-            .bind(scope.owner)
-            .bind(key)
-            .bind(value)
-            .bind(size)
-            .bind(quota)
-            .fetch_optional(self.writer())
-            .await?;
-        row.map(|r| r.get::<i64, _>(0))
-            .ok_or(WriteError::QuotaExceeded)
+        self.kv_write(scope, key, value, Expect::Any, quota).await
     }
 
     /// Writes only if the key is at `expected` (none: absent); returns the new revision.
@@ -108,64 +131,92 @@ impl Db {
         key: &str,
         expected: Option<i64>,
         value: &[u8],
-        quota: i64,
+        quota: Quota,
+    ) -> Result<i64, WriteError> {
+        let expect = expected.map_or(Expect::Absent, Expect::Revision);
+        self.kv_write(scope, key, value, expect, quota).await
+    }
+
+    /// One write, in turn with the plugin's other writers (see the module doc).
+    async fn kv_write(
+        &self,
+        scope: KvScope<'_>,
+        key: &str,
+        value: &[u8],
+        expect: Expect,
+        quota: Quota,
     ) -> Result<i64, WriteError> {
         let size = row_size(key, value);
-        let row = match expected {
-            None => {
-                let sql = format!(
-                    "INSERT INTO plugin_kv (plugin, owner, key, value, size, revision) \
-                     SELECT $1, $2, $3, $4, $5, 1 WHERE {OTHERS_SIZE} + $5 <= $6 \
-                     ON CONFLICT (plugin, owner, key) DO NOTHING RETURNING revision"
-                );
-                sqlx::query(AssertSqlSafe(sql))
-                    .bind(scope.plugin)
-                    .bind(scope.owner)
-                    .bind(key)
-                    .bind(value)
-                    .bind(size)
-                    .bind(quota)
-                    .fetch_optional(self.writer())
-                    .await?
-            }
-            Some(revision) => {
-                let sql = format!(
-                    "UPDATE plugin_kv SET value = $4, size = $5, revision = revision + 1 \
-                     WHERE plugin = $1 AND owner = $2 AND key = $3 AND revision = $7 \
-                     AND {OTHERS_SIZE} + $5 <= $6 RETURNING revision"
-                );
-                sqlx::query(AssertSqlSafe(sql))
-                    .bind(scope.plugin)
-                    .bind(scope.owner)
-                    .bind(key)
-                    .bind(value)
-                    .bind(size)
-                    .bind(quota)
-                    .bind(revision)
-                    .fetch_optional(self.writer())
-                    .await?
-            }
+        let mut tx = self.begin_write().await?;
+        let total = lock_plugin_usage(&mut tx, scope.plugin).await?;
+        let old = sqlx::query(
+            "SELECT size, revision FROM plugin_kv WHERE plugin = $1 AND owner = $2 AND key = $3",
+        )
+        .bind(scope.plugin)
+        .bind(scope.owner)
+        .bind(key)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|r| (r.get::<i64, _>(0), r.get::<i64, _>(1)));
+        let expected = match (expect, old) {
+            (Expect::Any, _) | (Expect::Absent, None) => true,
+            (Expect::Revision(want), Some((_, revision))) => want == revision,
+            (Expect::Absent, Some(_)) | (Expect::Revision(_), None) => false,
         };
-        if let Some(row) = row {
-            return Ok(row.get::<i64, _>(0));
+        if !expected {
+            tx.rollback().await?;
+            return Err(WriteError::Conflict);
         }
-        // Nothing written: tell a lost race from a full quota.
-        let current = self.kv_get(scope, key).await?.map(|(_, revision)| revision);
-        if current == expected {
-            Err(WriteError::QuotaExceeded)
-        } else {
-            Err(WriteError::Conflict)
+        let grows = size - old.map_or(0, |(size, _)| size);
+        if grows > 0 {
+            let in_scope = sqlx::query(
+                "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM plugin_kv \
+                 WHERE plugin = $1 AND owner = $2",
+            )
+            .bind(scope.plugin)
+            .bind(scope.owner)
+            .fetch_one(&mut *tx)
+            .await?
+            .get::<i64, _>(0);
+            if in_scope.saturating_add(grows) > quota.scope
+                || total.saturating_add(grows) > quota.total
+            {
+                tx.rollback().await?;
+                return Err(WriteError::QuotaExceeded);
+            }
         }
+        let written = match old {
+            None => sqlx::query(
+                "INSERT INTO plugin_kv (plugin, owner, key, value, size, revision) \
+                 VALUES ($1, $2, $3, $4, $5, 1) RETURNING revision",
+            ),
+            Some(_) => sqlx::query(
+                "UPDATE plugin_kv SET value = $4, size = $5, revision = revision + 1 \
+                 WHERE plugin = $1 AND owner = $2 AND key = $3 RETURNING revision",
+            ),
+        }
+        .bind(scope.plugin)
+        .bind(scope.owner)
+        .bind(key)
+        .bind(value)
+        .bind(size)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(written.get::<i64, _>(0))
     }
 
     pub async fn kv_delete(&self, scope: KvScope<'_>, key: &str) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        lock_plugin_usage(&mut tx, scope.plugin).await?;
         let done =
             sqlx::query("DELETE FROM plugin_kv WHERE plugin = $1 AND owner = $2 AND key = $3")
                 .bind(scope.plugin)
                 .bind(scope.owner)
                 .bind(key)
-                .execute(self.writer())
+                .execute(&mut *tx)
                 .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -195,14 +246,43 @@ impl Db {
 
     /// Bytes a plugin stores across all scopes.
     pub async fn kv_usage(&self, plugin: &str) -> Result<i64> {
+        let row = sqlx::query("SELECT bytes FROM plugin_kv_usage WHERE plugin = $1")
+            .bind(plugin)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.map_or(0, |r| r.get::<i64, _>(0)))
+    }
+
+    /// Bytes one scope of a plugin stores.
+    pub async fn kv_scope_usage(&self, scope: KvScope<'_>) -> Result<i64> {
         let row = sqlx::query(
-            "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM plugin_kv WHERE plugin = $1",
+            "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM plugin_kv \
+             WHERE plugin = $1 AND owner = $2",
         )
-        .bind(plugin)
+        .bind(scope.plugin)
+        .bind(scope.owner)
         .fetch_one(self.pool())
         .await?;
         Ok(row.get::<i64, _>(0))
     }
+}
+
+/// Takes the plugin's turn to write: locks its `plugin_kv_usage` row (made at 0
+/// bytes if it has none) until the transaction ends, and returns its bytes. On
+/// SQLite the write transaction (`BEGIN IMMEDIATE`) already holds the only write
+/// lock; on PostgreSQL the upsert locks the row.
+async fn lock_plugin_usage(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    plugin: &str,
+) -> Result<i64> {
+    let row = sqlx::query(
+        "INSERT INTO plugin_kv_usage (plugin, bytes) VALUES ($1, 0) \
+         ON CONFLICT (plugin) DO UPDATE SET bytes = plugin_kv_usage.bytes RETURNING bytes",
+    )
+    .bind(plugin)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(row.get::<i64, _>(0))
 }
 
 fn row_size(key: &str, value: &[u8]) -> i64 {
@@ -226,8 +306,8 @@ impl Invocation {
         })
     }
 
-    fn quota(&self) -> i64 {
-        i64::from(self.plugin.manifest.limits.storage_quota_mb) * 1024 * 1024
+    fn quota(&self) -> Quota {
+        Quota::of(&self.plugin.manifest.limits)
     }
 }
 

@@ -14,6 +14,14 @@
 //!
 //! The weekly review (`weekly-review` job, one per user, scheduled in the manifest)
 //! writes a short review into a new conversation of that user.
+//!
+//! A chat is checked before anything is stored: the message's length, the size
+//! the conversation would grow to ([`MAX_CONVERSATION_BYTES`]), then the model
+//! call itself, which reserves the user's token budget. A chat refused for size or
+//! budget stores nothing; the user's message is stored only once the model has
+//! accepted the call (or failed for another reason: not configured, busy, down),
+//! and a chat whose message does not fit the user's storage quota cancels the
+//! call before any reply is generated.
 
 mod prompt;
 
@@ -53,7 +61,10 @@ use bindings::ham::plugin::{config, log};
 
 /// Longest chat message, in characters.
 pub const MAX_MESSAGE_CHARS: usize = 8_000;
-/// Longest request body read.
+/// Largest stored conversation (its JSON, with the new message), in bytes: about
+/// thirty long exchanges, or hundreds of short ones. A longer chat starts anew.
+pub const MAX_CONVERSATION_BYTES: usize = 256 * 1024;
+/// Where conversations are stored: `conversations/{id}` in the user's scope.
 const PREFIX: &str = "conversations/";
 
 struct Coach;
@@ -233,6 +244,7 @@ fn chat(request: &IncomingRequest, out: ResponseOutparam) {
         );
     }
     let now = now_ms();
+    let existing = input.conversation_id.is_some();
     let mut conversation = match input.conversation_id.as_deref() {
         Some(id) => match load(id) {
             Ok(Some(c)) => c,
@@ -254,8 +266,19 @@ fn chat(request: &IncomingRequest, out: ResponseOutparam) {
         at: now,
     });
     conversation.updated_at = now;
-    if let Err(e) = save(&conversation) {
-        return host_error(out, &e);
+    // Checked with the new message; its reply may take the conversation past the
+    // limit once, and the next message is refused.
+    let size = serde_json::to_vec(&conversation).map_or(usize::MAX, |v| v.len());
+    if size > MAX_CONVERSATION_BYTES {
+        return error(
+            out,
+            413,
+            "conversation_too_long",
+            &format!(
+                "this conversation is at its {} KiB limit; start a new one",
+                MAX_CONVERSATION_BYTES / 1024
+            ),
+        );
     }
 
     let turns: Vec<(Role, String)> = conversation
@@ -278,6 +301,15 @@ fn chat(request: &IncomingRequest, out: ResponseOutparam) {
         model: None,
     };
 
+    // The call reserves the budget before anything is stored.
+    let started = llm::stream(&request);
+    let refused_for_budget = matches!(started, Err(HostError::QuotaExceeded));
+    if !refused_for_budget && let Err(e) = save(&conversation) {
+        // Dropping the stream cancels the call before a reply is generated.
+        drop(started);
+        return host_error(out, &e);
+    }
+
     // From here on the answer is a stream of events.
     let response = OutgoingResponse::new(sse_headers());
     let Ok(body) = response.body() else { return };
@@ -286,7 +318,7 @@ fn chat(request: &IncomingRequest, out: ResponseOutparam) {
     let id = conversation.id.clone();
     let mut reply = String::new();
     let mut client_gone = false;
-    let outcome = match llm::stream(&request) {
+    let outcome = match started {
         Err(e) => Err(e),
         Ok(completion) => loop {
             match completion.next() {
@@ -315,13 +347,15 @@ fn chat(request: &IncomingRequest, out: ResponseOutparam) {
         });
     }
     conversation.updated_at = now_ms();
-    if let Err(e) = save(&conversation) {
+    if !refused_for_budget && let Err(e) = save(&conversation) {
         log::log(
             log::Level::Error,
             "could not store the reply",
             &[("error".into(), format!("{e:?}"))],
         );
     }
+    // A refused new conversation was never stored: name none.
+    let id = (existing || !refused_for_budget).then_some(id);
     if !client_gone {
         let _ = match outcome {
             Ok(usage) => {
