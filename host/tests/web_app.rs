@@ -99,6 +99,26 @@ async fn app_is_served_with_cache_headers_and_spa_fallback() {
             "{path} answered html"
         );
     }
+    // A person opening such a link gets the app's not-found page instead.
+    for path in [
+        "/plugins/nobody/",
+        "/plugins/nobody/x",
+        "/api/nothing-here",
+        "/nowhere",
+    ] {
+        let response = client()
+            .get(server.url(path))
+            .header("accept", "text/html,application/xhtml+xml")
+            .header("sec-fetch-mode", "navigate")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+        assert!(
+            header(&response, "content-type").starts_with("text/html"),
+            "{path} did not answer the app"
+        );
+    }
     let post = client().post(server.url("/today")).send().await.unwrap();
     assert_eq!(post.status(), 404);
     // The API keeps its JSON errors.

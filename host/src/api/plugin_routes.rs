@@ -62,12 +62,13 @@ async fn route(state: &AppState, mut request: Request) -> Result<Response, ApiEr
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
         };
-        let plugin = snapshot
-            .plugins
-            .get(name)
-            .filter(|p| p.exports.http)
-            .ok_or_else(|| ApiError::not_found(format!("no plugin named `{name}` serves HTTP")))?
-            .clone();
+        let Some(plugin) = snapshot.plugins.get(name).filter(|p| p.exports.http) else {
+            // A person who opened the link gets the app's not-found page.
+            return crate::web::serve(request.method(), &path, request.headers()).ok_or_else(
+                || ApiError::not_found(format!("no plugin named `{name}` serves HTTP")),
+            );
+        };
+        let plugin = plugin.clone();
         let query = request
             .uri()
             .query()
@@ -90,11 +91,18 @@ async fn route(state: &AppState, mut request: Request) -> Result<Response, ApiEr
         (plugin, user?)
     } else if let Some((plugin, claim)) = snapshot.route(&path) {
         if !claim.methods.iter().any(|m| m == request.method().as_str()) {
-            return Err(ApiError::new(
+            let allow = claim.methods.join(", ");
+            let mut refused = ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
-                format!("{path} accepts {}", claim.methods.join(", ")),
-            ));
+                format!("{path} accepts {allow}"),
+            )
+            .into_response();
+            // RFC 9110: a 405 lists the methods the resource takes.
+            if let Ok(allow) = HeaderValue::from_str(&allow) {
+                refused.headers_mut().insert(http::header::ALLOW, allow);
+            }
+            return Ok(refused);
         }
         let user = match claim.auth {
             RouteAuth::None => None,
@@ -116,7 +124,9 @@ async fn route(state: &AppState, mut request: Request) -> Result<Response, ApiEr
         app_content = claim.app_content;
         (plugin.clone(), user)
     } else {
-        // Last: the browser app (its files, and index.html for client routes).
+        // Last: the browser app (its files, index.html for its screens, and
+        // index.html with 404 for a browser navigation to anything else: the app's
+        // not-found screen, never JSON). Scripts keep the JSON 404.
         return crate::web::serve(request.method(), &path, request.headers())
             .ok_or_else(|| ApiError::not_found(format!("no route for {path}")));
     };

@@ -1,12 +1,17 @@
 // The app shell: who is signed in decides between the sign-in screen and the
-// screens, and the path picks the screen.
-import { useQueryClient } from '@tanstack/react-query';
-import { api } from './lib/api';
+// screens, and the path picks the screen (the paths are lib/routes.ts). Five
+// destinations in a tab bar (at the bottom of a phone, in the header on a wider
+// screen); the rest, admin screens included, under More.
+import { useEffect } from 'react';
 import { useMe } from './lib/queries';
-import { match, usePath } from './lib/router';
+import { match, navigate, usePath } from './lib/router';
+import { isAppRoute, MOVED } from './lib/routes';
 import type { User } from './lib/types';
+import { Icon } from './components/Icons';
 import { Link } from './components/Link';
+import { ConfirmProvider } from './components/Modal';
 import { ErrorBox, Loading } from './components/Status';
+import { ToastProvider } from './components/Toast';
 import { SignIn } from './screens/SignIn';
 import { Today } from './screens/Today';
 import { HabitDetail } from './screens/HabitDetail';
@@ -16,8 +21,21 @@ import { Strava } from './screens/Strava';
 import { Coach } from './screens/Coach';
 import { Plugins } from './screens/Plugins';
 import { Settings } from './screens/Settings';
+import { More } from './screens/More';
+import { Archived } from './screens/Archived';
+import { NotFound } from './screens/NotFound';
 
 export function App() {
+  return (
+    <ToastProvider>
+      <ConfirmProvider>
+        <Signed />
+      </ConfirmProvider>
+    </ToastProvider>
+  );
+}
+
+function Signed() {
   const me = useMe();
   if (me.isPending) {
     return (
@@ -31,7 +49,7 @@ export function App() {
     if (status === 401) return <SignIn />;
     return (
       <Shell user={null}>
-        <ErrorBox error={me.error} retry={() => void me.refetch()} />
+        <ErrorBox error={me.error} action="start HAM" retry={() => void me.refetch()} />
       </Shell>
     );
   }
@@ -44,70 +62,68 @@ export function App() {
 
 function Screen({ user }: { user: User }) {
   const path = usePath();
+  const moved = MOVED[path.replace(/\/+$/, '')];
+  useEffect(() => {
+    if (moved) navigate(moved, { replace: true });
+  }, [moved]);
   let params: Record<string, string> | null;
   if (path === '/' || path === '/today') return <Today user={user} />;
   if (path === '/habits/new') return <HabitFormScreen />;
   if ((params = match('/habits/:id/edit', path))) return <HabitFormScreen id={params.id} />;
   if ((params = match('/habits/:id', path))) return <HabitDetail id={params.id ?? ''} user={user} />;
-  if (path === '/activities') return <Activities user={user} />;
-  if (path === '/strava') return <Strava user={user} />;
-  if (path === '/coach') return <Coach />;
+  if (match('/archived', path)) return <Archived />;
+  if (match('/activities', path)) return <Activities user={user} />;
+  if (match('/strava', path)) return <Strava user={user} />;
+  if (match('/coach', path)) return <Coach />;
   if ((params = match('/coach/:id', path))) return <Coach id={params.id} />;
-  if (path === '/plugins') return <Plugins user={user} />;
-  if (path === '/settings') return <Settings user={user} />;
-  return (
-    <section>
-      <h1>Page not found</h1>
-      <p>
-        Nothing lives at <code>{path}</code>. <Link href="/">Back to today</Link>
-      </p>
-    </section>
-  );
+  if (match('/settings', path)) return <Settings user={user} />;
+  if (match('/more', path)) return <More user={user} />;
+  if (match('/admin/plugins', path)) return <Plugins user={user} />;
+  if (moved) return <Loading label="Opening…" />;
+  return <NotFound path={path} />;
 }
 
-const NAV: { href: string; label: string; admin?: boolean }[] = [
-  { href: '/', label: 'Today' },
-  { href: '/activities', label: 'Activities' },
-  { href: '/strava', label: 'Strava' },
-  { href: '/coach', label: 'Coach' },
-  { href: '/plugins', label: 'Plugins', admin: true },
-  { href: '/settings', label: 'Settings' },
+interface Tab {
+  href: string;
+  label: string;
+  icon: string;
+  /** Paths that belong to this tab besides its own. */
+  owns: (path: string) => boolean;
+}
+
+const TABS: Tab[] = [
+  { href: '/', label: 'Today', icon: 'today', owns: (p) => p === '/' || p === '/today' || (p.startsWith('/habits/') && isAppRoute(p)) },
+  { href: '/activities', label: 'Activities', icon: 'activities', owns: (p) => p.startsWith('/activities') },
+  { href: '/strava', label: 'Strava', icon: 'strava', owns: (p) => p.startsWith('/strava') },
+  { href: '/coach', label: 'Coach', icon: 'coach', owns: (p) => p === '/coach' || p.startsWith('/coach/') },
+  { href: '/more', label: 'More', icon: 'more', owns: (p) => ['/more', '/settings', '/archived', '/admin/plugins'].includes(p.replace(/\/+$/, '')) },
 ];
 
 function Shell({ user, children }: { user: User | null; children: React.ReactNode }) {
-  const qc = useQueryClient();
-  const signOut = async () => {
-    try {
-      await api<null>('/api/auth/logout', { method: 'POST' });
-    } finally {
-      // A fresh start: nothing of this user stays in memory.
-      qc.clear();
-      window.location.assign('/');
-    }
-  };
+  const path = usePath();
   return (
     <>
       <a className="skip-link" href="#main">
         Skip to content
       </a>
       <header className="app-header">
-        <div className="brand">
+        <Link href="/" className="brand">
           <span className="brand-mark" aria-hidden="true" />
           HAM
-        </div>
-        <nav aria-label="Main">
-          <ul>
-            {NAV.filter((n) => !n.admin || user?.is_admin).map((n) => (
-              <li key={n.href}>
-                <Link href={n.href}>{n.label}</Link>
-              </li>
-            ))}
-          </ul>
-        </nav>
+        </Link>
         {user && (
-          <button type="button" className="link-button sign-out" onClick={() => void signOut()}>
-            Sign out <span className="visually-hidden">{user.username}</span>
-          </button>
+          <nav aria-label="Main" className="tabs">
+            <ul>
+              {TABS.map((t) => (
+                <li key={t.href}>
+                  <Link href={t.href} aria-current={t.owns(path) ? 'page' : undefined} data-testid="nav-link">
+                    <Icon name={t.icon} />
+                    <span className="tab-label">{t.label}</span>
+                  </Link>
+                </li>
+              ))}
+            </ul>
+          </nav>
         )}
       </header>
       <main id="main" tabIndex={-1}>

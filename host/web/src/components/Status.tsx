@@ -1,6 +1,9 @@
 // Loading, error and "not on this server" states, shaped like the content they
-// stand in for so nothing jumps when data arrives.
-import { ApiError, describeError } from '../lib/api';
+// stand in for so nothing jumps when data arrives. Errors are sentences with a
+// next step (lib/errors.ts), never a status code or JSON.
+import { ApiError } from '../lib/api';
+import { explain } from '../lib/errors';
+import { Link } from './Link';
 
 export function Loading({ label = 'Loading…', lines = 3 }: { label?: string; lines?: number }) {
   return (
@@ -13,16 +16,31 @@ export function Loading({ label = 'Loading…', lines = 3 }: { label?: string; l
   );
 }
 
-export function ErrorBox({ error, retry }: { error: unknown; retry?: () => void }) {
+/** An error while trying to `action` ("load your habits"), with the way out. */
+export function ErrorBox({ error, retry, action = 'load this' }: { error: unknown; retry?: () => void; action?: string }) {
   if (error instanceof ApiError && error.notAvailable) return <NotAvailable />;
+  const { text, next } = explain(error, action);
   return (
     <div className="error-box" role="alert">
-      <p>{describeError(error)}</p>
-      {retry && (
-        <button type="button" onClick={retry}>
-          Try again
-        </button>
-      )}
+      <p>{text}</p>
+      <div className="actions">
+        {retry && next !== 'sign-in' && next !== 'back' && (
+          <button type="button" onClick={retry}>
+            Try again
+          </button>
+        )}
+        {next === 'sign-in' && (
+          <button type="button" onClick={() => window.location.assign('/')}>
+            Sign in
+          </button>
+        )}
+        {next === 'reload' && (
+          <button type="button" onClick={() => window.location.reload()}>
+            Reload the page
+          </button>
+        )}
+        {next === 'back' && <Link href="/">Back to Today</Link>}
+      </div>
     </div>
   );
 }
@@ -31,8 +49,8 @@ export function NotAvailable({ what = 'This feature' }: { what?: string }) {
   return (
     <div className="notice" role="status">
       <p>
-        <strong>{what} is not available on this server.</strong> The server does not offer it yet (the plugin or
-        route is not installed).
+        <strong>{what} is not available on this server.</strong> The server does not offer it (the plugin that
+        provides it is not installed). Ask your administrator if you need it.
       </p>
     </div>
   );

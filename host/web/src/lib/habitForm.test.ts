@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { describeFrequency, describeTarget, emptyHabitForm, habitFormToInput, habitToForm, validateHabitForm } from './habitForm';
+import { applyPreset, describeFrequency, describeTarget, emptyHabitForm, frequencyPreset, habitFormToInput, habitToForm, validateHabitForm } from './habitForm';
 import type { Habit } from './types';
 
 const form = (over: Partial<ReturnType<typeof emptyHabitForm>>) => ({ ...emptyHabitForm(), name: 'Floss teeth', ...over });
@@ -51,5 +51,27 @@ describe('descriptions', () => {
     expect(describeFrequency({ times: 1, days: 2 })).toBe('Once every 2 days');
     expect(describeTarget({ target: { value: 2, type: 'at_least' }, unit: 'l' })).toBe('≥ 2 l');
     expect(describeTarget({ target: { value: 30, type: 'at_most' }, unit: null })).toBe('≤ 30');
+  });
+});
+
+describe('frequency presets', () => {
+  it('name the shapes of {times, days} people use', () => {
+    expect(frequencyPreset('1', '1')).toBe('daily');
+    expect(frequencyPreset('3', '7')).toBe('weekly');
+    expect(frequencyPreset('7', '7')).toBe('custom');
+    expect(frequencyPreset('10', '30')).toBe('monthly');
+    expect(frequencyPreset('1', '2')).toBe('custom');
+  });
+
+  it('set the fields, keeping the times where they fit', () => {
+    expect(applyPreset('weekly', '1', '1')).toEqual({ times: '3', days: '7' });
+    expect(applyPreset('weekly', '5', '30')).toEqual({ times: '5', days: '7' });
+    expect(applyPreset('daily', '3', '7')).toEqual({ times: '1', days: '1' });
+    expect(applyPreset('monthly', '3', '7')).toEqual({ times: '3', days: '30' });
+    expect(applyPreset('custom', '2', '3')).toEqual({ times: '2', days: '3' });
+  });
+
+  it('describe a month', () => {
+    expect(describeFrequency({ times: 4, days: 30 })).toBe('4 times a month');
   });
 });

@@ -1,5 +1,6 @@
 // The habit form: its fields as typed, the checks the host makes (habits.rs), and
 // the body sent. Checking here too means a mistake is named before a round trip.
+import { formatNumber } from './format';
 import type { Habit, HabitInput, HabitKind, TargetType } from './types';
 
 export interface HabitFormValues {
@@ -17,7 +18,41 @@ export interface HabitFormValues {
 
 export type HabitFormErrors = Partial<Record<keyof HabitFormValues, string>>;
 
-export const DEFAULT_COLOR = '#4f46e5';
+export const DEFAULT_COLOR = '#5b54e8';
+
+/**
+ * The ways of saying how often, each a shape of the API's `{times, days}`:
+ * every day (1 in 1), N times a week (N in 7), N times a month (N in 30), or any
+ * other N in D. Specific weekdays (Mon, Wed, Fri) need a schedule the API does not
+ * have yet, so they are not offered.
+ */
+export type FrequencyPreset = 'daily' | 'weekly' | 'monthly' | 'custom';
+
+/** The preset that shows `times` in `days` (as the form's text fields). */
+export function frequencyPreset(times: string, days: string): FrequencyPreset {
+  const t = Number(times);
+  const d = Number(days);
+  if (t === 1 && d === 1) return 'daily';
+  if (d === 7 && t >= 1 && t <= 6) return 'weekly';
+  if (d === 30 && t >= 1 && t <= 29) return 'monthly';
+  return 'custom';
+}
+
+/** The fields a preset sets, keeping a sensible number of times. */
+export function applyPreset(preset: FrequencyPreset, times: string, days: string): { times: string; days: string } {
+  // Coming from "every day", 1 a week would be a surprise: start from 3 (or 10).
+  const t = Number(days) === 1 ? 0 : Number(times);
+  switch (preset) {
+    case 'daily':
+      return { times: '1', days: '1' };
+    case 'weekly':
+      return { times: String(t >= 1 && t <= 6 ? t : 3), days: '7' };
+    case 'monthly':
+      return { times: String(t >= 1 && t <= 29 ? t : 10), days: '30' };
+    case 'custom':
+      return { times, days };
+  }
+}
 
 export function emptyHabitForm(): HabitFormValues {
   return {
@@ -71,7 +106,7 @@ export function validateHabitForm(v: HabitFormValues): HabitFormErrors {
   if (times === null || times < 1) errors.times = 'At least 1.';
   if (days === null || days < 1 || days > 366) errors.days = 'Between 1 and 366 days.';
   else if (times !== null && times > days) errors.times = `At most ${days} (one a day).`;
-  if (!/^#[0-9a-fA-F]{6}$/.test(v.color)) errors.color = 'A color like #4f46e5.';
+  if (!/^#[0-9a-fA-F]{6}$/.test(v.color)) errors.color = 'A color like #5b54e8.';
   if (v.reminder && !/^([01]\d|2[0-3]):[0-5]\d$/.test(v.reminder)) errors.reminder = 'A time like 07:30.';
   return errors;
 }
@@ -95,6 +130,7 @@ export function habitFormToInput(v: HabitFormValues): HabitInput {
 export function describeFrequency(f: { times: number; days: number }): string {
   if (f.times === 1 && f.days === 1) return 'Every day';
   if (f.days === 7) return f.times === 1 ? 'Once a week' : `${f.times} times a week`;
+  if (f.days === 30) return f.times === 1 ? 'Once a month' : `${f.times} times a month`;
   const times = f.times === 1 ? 'Once' : `${f.times} times`;
   return `${times} every ${f.days} days`;
 }
@@ -103,5 +139,5 @@ export function describeFrequency(f: { times: number; days: number }): string {
 export function describeTarget(h: Pick<Habit, 'target' | 'unit'>): string {
   if (!h.target) return '';
   const sign = h.target.type === 'at_least' ? '≥' : '≤';
-  return `${sign} ${h.target.value}${h.unit ? ' ' + h.unit : ''}`;
+  return `${sign} ${formatNumber(h.target.value)}${h.unit ? ' ' + h.unit : ''}`;
 }

@@ -1,5 +1,5 @@
 // Data from the host through TanStack Query: one hook per resource, keys in one place.
-import { QueryClient, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { keepPreviousData, QueryClient, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { api, ApiError } from './api';
 import type { AuthConfig, Entry, EntryInput, Habit, HabitStats, HabitStatsSummary, User } from './types';
 
@@ -45,13 +45,17 @@ export function useHabit(id: string) {
   return useQuery({ queryKey: keys.habit(id), queryFn: () => api<Habit>(`/api/habits/${encodeURIComponent(id)}`), enabled: id !== '' });
 }
 
-export function useEntries(id: string, from: string, to: string, enabled = true) {
-  return useQuery({
+/** The query for a habit's entries from `from` to `to` (both included). */
+export function entriesQuery(id: string, from: string, to: string) {
+  return {
     queryKey: keys.entries(id, from, to),
     queryFn: async () =>
       (await api<{ entries: Entry[] }>(`/api/habits/${encodeURIComponent(id)}/entries?from=${from}&to=${to}`)).entries,
-    enabled,
-  });
+  };
+}
+
+export function useEntries(id: string, from: string, to: string, enabled = true) {
+  return useQuery({ ...entriesQuery(id, from, to), enabled });
 }
 
 /** Score and streak for every habit (habit-rules plugin); 404 when not installed. */
@@ -71,6 +75,8 @@ export function useHabitStats(id: string, from: string, to: string) {
     queryKey: keys.stats(id, from, to),
     queryFn: () => api<HabitStats>(`/api/habits/${encodeURIComponent(id)}/stats?from=${from}&to=${to}`),
     retry: false,
+    // A new range keeps the figures on screen until its own arrive.
+    placeholderData: keepPreviousData,
   });
 }
 

@@ -77,6 +77,8 @@ export interface HabitStatsSummary {
   habit_id: string;
   score: number;
   current_streak: number;
+  best_streak?: number;
+  window?: { done: number; target: number; days: number };
 }
 
 export interface Activity {
@@ -120,9 +122,13 @@ export interface PluginVersion {
 }
 
 export interface StravaStatus {
+  /** False when the server has no Strava application set up (connect is refused). */
+  configured?: boolean;
   connected: boolean;
+  needs_reconnect?: boolean;
   athlete: unknown;
-  last_sync: string | null;
+  /** Milliseconds since the epoch (or RFC 3339). */
+  last_sync: string | number | null;
   last_error: string | null;
 }
 export type RuleMeasure = 'done' | 'distance_km' | 'moving_time_min';

@@ -65,7 +65,7 @@ export function Activities({ user }: { user: User }) {
         </label>
       </div>
       {all.isPending && <Loading lines={4} />}
-      {all.isError && <ErrorBox error={all.error} retry={() => void all.refetch()} />}
+      {all.isError && <ErrorBox error={all.error} action="load your activities" retry={() => void all.refetch()} />}
       {all.data && shown.length === 0 && <p className="muted">No activities in the last year. Connect Strava to sync your workouts.</p>}
       <ul className="activity-list">
         {shown.map((a) => {

@@ -1,17 +1,22 @@
 // Coach: chat with the reply streaming token by token, and the past conversations.
 import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
-import { api, describeError } from '../lib/api';
+import { api } from '../lib/api';
+import { explainText } from '../lib/errors';
 import { sendChat, type ChatFailure } from '../lib/coach';
 import { relativeTime } from '../lib/dates';
 import { navigate, useTitle } from '../lib/router';
 import type { ChatMessage, Conversation, ConversationSummary, LlmStatus } from '../lib/types';
 import { Link } from '../components/Link';
+import { useConfirm } from '../components/Modal';
 import { ErrorBox, isNotAvailable, Loading, NotAvailable } from '../components/Status';
+import { useToast } from '../components/Toast';
 
 export function Coach({ id }: { id?: string | undefined }) {
   useTitle('Coach');
   const qc = useQueryClient();
+  const confirm = useConfirm();
+  const toast = useToast();
   const status = useQuery({ queryKey: ['llm-status'], queryFn: () => api<LlmStatus>('/api/llm/status'), retry: false });
   const conversations = useQuery({
     queryKey: ['conversations'],
@@ -108,13 +113,21 @@ export function Coach({ id }: { id?: string | undefined }) {
     }
   };
 
-  const remove = async (cid: string) => {
+  const remove = async (cid: string, title: string) => {
+    const yes = await confirm({
+      title: 'Delete this conversation?',
+      body: `“${title || 'Untitled'}” and all its messages are deleted for good.`,
+      confirm: 'Delete',
+      danger: true,
+    });
+    if (!yes) return;
     try {
       await api<null>(`/api/coach/conversations/${encodeURIComponent(cid)}`, { method: 'DELETE' });
       await qc.invalidateQueries({ queryKey: ['conversations'] });
       if (cid === id) navigate('/coach');
+      toast({ message: 'Conversation deleted.' });
     } catch (err) {
-      setFailure({ code: 'error', message: describeError(err) });
+      setFailure({ code: 'error', message: explainText(err, 'delete the conversation') });
     }
   };
 
@@ -128,13 +141,13 @@ export function Coach({ id }: { id?: string | undefined }) {
           </button>
         </div>
         {conversations.isPending && <Loading lines={3} />}
-        {conversations.isError && !isNotAvailable(conversations.error) && <ErrorBox error={conversations.error} />}
+        {conversations.isError && !isNotAvailable(conversations.error) && <ErrorBox error={conversations.error} action="load your conversations" retry={() => void conversations.refetch()} />}
         <ul>
           {(conversations.data ?? []).map((c) => (
             <li key={c.id} className={c.id === id ? 'current' : undefined}>
               <Link href={`/coach/${c.id}`}>{c.title || 'Untitled'}</Link>
               <span className="muted small">{relativeTime(c.updated_at)}</span>
-              <button type="button" className="link-button small" onClick={() => void remove(c.id)} aria-label={`Delete conversation ${c.title}`}>
+              <button type="button" className="link-button small" onClick={() => void remove(c.id, c.title)} aria-label={`Delete conversation ${c.title || 'Untitled'}`}>
                 Delete
               </button>
             </li>
@@ -145,14 +158,13 @@ export function Coach({ id }: { id?: string | undefined }) {
         {notConfigured && (
           <div className="notice" role="alert">
             <p>
-              <strong>No AI provider is configured on this server.</strong> The coach needs an LLM: an administrator sets an
-              Anthropic key or an OpenAI-compatible server (such as Ollama) in the server settings.
+              <strong>The coach is not set up on this server.</strong> It needs an AI provider, which an administrator
+              connects (an Anthropic key, or a local model server such as Ollama). Your habits keep working without it.
             </p>
-            {failure?.code === 'not_configured' && <p className="muted small">{failure.message}</p>}
           </div>
         )}
         {id && conversation.isPending && <Loading lines={4} />}
-        {id && conversation.isError && <ErrorBox error={conversation.error} />}
+        {id && conversation.isError && <ErrorBox error={conversation.error} action="load this conversation" />}
         <ol className="messages" aria-live="polite" aria-busy={streaming}>
           {messages.length === 0 && !id && <li className="muted">Ask how your habits are going, or what to focus on this week.</li>}
           {messages.map((m, i) => (

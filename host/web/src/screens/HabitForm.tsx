@@ -1,12 +1,17 @@
 // Create or edit a habit: yes/no or measurable, how often, color, reminder.
 import { useEffect, useState, type FormEvent } from 'react';
 import { useQueryClient } from '@tanstack/react-query';
-import { api, ApiError, describeError } from '../lib/api';
+import { api, ApiError } from '../lib/api';
+import { PALETTE } from '../lib/colors';
+import { explainText } from '../lib/errors';
 import {
+  applyPreset,
   emptyHabitForm,
+  frequencyPreset,
   habitFormToInput,
   habitToForm,
   validateHabitForm,
+  type FrequencyPreset,
   type HabitFormErrors,
   type HabitFormValues,
 } from '../lib/habitForm';
@@ -15,13 +20,11 @@ import { navigate, useTitle } from '../lib/router';
 import type { Habit } from '../lib/types';
 import { ErrorBox, Loading } from '../components/Status';
 
-const COLORS = ['#4f46e5', '#0891b2', '#059669', '#65a30d', '#d97706', '#dc2626', '#db2777', '#7c3aed'];
-
 export function HabitFormScreen({ id }: { id?: string | undefined }) {
   const habit = useHabit(id ?? '');
   useTitle(id ? 'Edit habit' : 'New habit');
   if (id && habit.isPending) return <Loading label="Loading the habit…" lines={6} />;
-  if (id && habit.isError) return <ErrorBox error={habit.error} retry={() => void habit.refetch()} />;
+  if (id && habit.isError) return <ErrorBox error={habit.error} action="load the habit" retry={() => void habit.refetch()} />;
   return <HabitForm habit={id ? habit.data : undefined} />;
 }
 
@@ -31,9 +34,20 @@ function HabitForm({ habit }: { habit: Habit | undefined }) {
   const [errors, setErrors] = useState<HabitFormErrors>({});
   const [serverError, setServerError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  const [preset, setPreset] = useState<FrequencyPreset>(() => frequencyPreset(values.times, values.days));
   useEffect(() => {
-    if (habit) setValues(habitToForm(habit));
+    if (habit) {
+      const v = habitToForm(habit);
+      setValues(v);
+      setPreset(frequencyPreset(v.times, v.days));
+    }
   }, [habit]);
+
+  const choosePreset = (p: FrequencyPreset) => {
+    setPreset(p);
+    setValues((v) => ({ ...v, ...applyPreset(p, v.times, v.days) }));
+    setErrors((e) => ({ ...e, times: undefined, days: undefined }));
+  };
 
   const set = <K extends keyof HabitFormValues>(key: K, value: HabitFormValues[K]) => {
     setValues((v) => ({ ...v, [key]: value }));
@@ -67,7 +81,7 @@ function HabitForm({ habit }: { habit: Habit | undefined }) {
         const key = Object.entries(map).find(([k]) => field.startsWith(k))?.[1];
         if (key) setErrors((x) => ({ ...x, [key]: err.message }));
       }
-      setServerError(describeError(err));
+      setServerError(explainText(err, habit ? 'save the changes' : 'create the habit'));
     } finally {
       setBusy(false);
     }
@@ -115,53 +129,77 @@ function HabitForm({ habit }: { habit: Habit | undefined }) {
           </label>
         </fieldset>
         {values.kind === 'measurable' && (
-          <fieldset className="row-fields">
+          <fieldset>
             <legend>Goal</legend>
-            <label>
-              Target type
-              <select id="habit-targetType" value={values.targetType} onChange={(e) => set('targetType', e.target.value as HabitFormValues['targetType'])}>
-                <option value="at_least">At least</option>
-                <option value="at_most">At most</option>
-              </select>
-            </label>
-            <div className="field">
-              <label htmlFor="habit-targetValue">
-                Target
-              </label>
-              <input {...field('targetValue')} type="number" inputMode="decimal" min={0} step="any" value={values.targetValue} onChange={(e) => set('targetValue', e.target.value)} />
-              {error('targetValue')}
+            <div className="row-fields">
+              <div className="field">
+                <label htmlFor="habit-targetType">Target type</label>
+                <select id="habit-targetType" value={values.targetType} onChange={(e) => set('targetType', e.target.value as HabitFormValues['targetType'])}>
+                  <option value="at_least">At least</option>
+                  <option value="at_most">At most</option>
+                </select>
+              </div>
+              <div className="field">
+                <label htmlFor="habit-targetValue">Target</label>
+                <input {...field('targetValue')} type="number" inputMode="decimal" min={0} step="any" value={values.targetValue} onChange={(e) => set('targetValue', e.target.value)} />
+                {error('targetValue')}
+              </div>
+              <div className="field">
+                <label htmlFor="habit-unit">Unit</label>
+                <input {...field('unit')} value={values.unit} placeholder="km, l, pages…" onChange={(e) => set('unit', e.target.value)} />
+                {error('unit')}
+              </div>
             </div>
-            <div className="field">
-              <label htmlFor="habit-unit">
-                Unit
-              </label>
-              <input {...field('unit')} value={values.unit} placeholder="km, l, pages…" onChange={(e) => set('unit', e.target.value)} />
-              {error('unit')}
-            </div>
+            <p className="muted small hint">The target is for each period below: 2 l every day, or 10 km a week.</p>
           </fieldset>
         )}
-        <fieldset className="row-fields">
+        <fieldset className="frequency">
           <legend>How often</legend>
-          <div className="field">
-            <label htmlFor="habit-times">
-              Times
-            </label>
-            <input {...field('times')} type="number" inputMode="numeric" min={1} value={values.times} onChange={(e) => set('times', e.target.value)} />
-            {error('times')}
+          <div className="preset-list">
+            {(
+              [
+                ['daily', 'Every day'],
+                ['weekly', 'Some days a week'],
+                ['monthly', 'Some days a month'],
+                ['custom', 'Custom'],
+              ] as const
+            ).map(([p, label]) => (
+              <label key={p} className="inline choice">
+                <input type="radio" name="frequency" value={p} checked={preset === p} onChange={() => choosePreset(p)} />
+                {label}
+              </label>
+            ))}
           </div>
-          <div className="field">
-            <label htmlFor="habit-days">
-              Every … days
-            </label>
-            <input {...field('days')} type="number" inputMode="numeric" min={1} max={366} value={values.days} onChange={(e) => set('days', e.target.value)} />
-            {error('days')}
-          </div>
+          {(preset === 'weekly' || preset === 'monthly') && (
+            <div className="field narrow">
+              <label htmlFor="habit-times">{preset === 'weekly' ? 'Times a week' : 'Times a month'}</label>
+              <input {...field('times')} type="number" inputMode="numeric" min={1} max={preset === 'weekly' ? 6 : 29} value={values.times} onChange={(e) => set('times', e.target.value)} />
+              {error('times')}
+            </div>
+          )}
+          {preset === 'custom' && (
+            <div className="row-fields">
+              <div className="field">
+                <label htmlFor="habit-times">Times</label>
+                <input {...field('times')} type="number" inputMode="numeric" min={1} value={values.times} onChange={(e) => set('times', e.target.value)} />
+                {error('times')}
+              </div>
+              <div className="field">
+                <label htmlFor="habit-days">Every … days</label>
+                <input {...field('days')} type="number" inputMode="numeric" min={1} max={366} value={values.days} onChange={(e) => set('days', e.target.value)} />
+                {error('days')}
+              </div>
+            </div>
+          )}
+          <p className="muted small hint">
+            Specific weekdays (say Mon, Wed and Fri) are not available yet: choose how many times a week instead.
+          </p>
         </fieldset>
         <fieldset>
           <legend>Color</legend>
           <div className="swatches">
-            {COLORS.map((c) => (
-              <button key={c} type="button" className="swatch" style={{ background: c }} aria-label={`Color ${c}`} aria-pressed={values.color.toLowerCase() === c} onClick={() => set('color', c)} />
+            {PALETTE.map(({ color: c, name }) => (
+              <button key={c} type="button" className="swatch" style={{ background: c }} aria-label={name} title={name} aria-pressed={values.color.toLowerCase() === c} onClick={() => set('color', c)} />
             ))}
             <label className="inline">
               <span className="visually-hidden">Custom color</span>

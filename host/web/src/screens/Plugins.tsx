@@ -2,10 +2,13 @@
 // and rollback. A refused upload shows the server's own words.
 import { useState, type FormEvent } from 'react';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
-import { api, describeError } from '../lib/api';
+import { api } from '../lib/api';
+import { explainText } from '../lib/errors';
 import { useTitle } from '../lib/router';
 import type { PluginVersion, PluginView, User } from '../lib/types';
+import { useConfirm } from '../components/Modal';
 import { ErrorBox, Loading } from '../components/Status';
+import { useToast } from '../components/Toast';
 
 /** The `name = "…"` of a plugin.toml, if it has one at the top level. */
 export function manifestName(toml: string): string | null {
@@ -25,7 +28,7 @@ export function Plugins({ user }: { user: User }) {
     return (
       <section>
         <h1>Plugins</h1>
-        <p role="alert">Only administrators manage plugins.</p>
+        <p role="alert">Only administrators manage plugins. Ask one if a plugin needs changing.</p>
       </section>
     );
   }
@@ -36,7 +39,7 @@ export function Plugins({ user }: { user: User }) {
       <Upload />
       <h2>Installed</h2>
       {plugins.isPending && <Loading label="Loading plugins…" lines={3} />}
-      {plugins.isError && <ErrorBox error={plugins.error} retry={() => void plugins.refetch()} />}
+      {plugins.isError && <ErrorBox error={plugins.error} action="load the plugins" retry={() => void plugins.refetch()} />}
       <ul className="plugin-list">
         {list.map((p) => (
           <PluginCard key={p.name} plugin={p} />
@@ -57,10 +60,10 @@ function Upload() {
     e.preventDefault();
     setError(null);
     setDone(null);
-    if (!manifest || !component) return setError('Choose both the manifest (plugin.toml) and the component (.wasm).');
+    if (!manifest || !component) return setError('Choose both files: the manifest (plugin.toml) and the component (.wasm).');
     const text = await manifest.text();
     const name = manifestName(text);
-    if (!name) return setError('The manifest has no name = "…" line.');
+    if (!name) return setError('The manifest has no name = "…" line at the top: add one, then upload again.');
     const form = new FormData();
     form.append('manifest', new Blob([text], { type: 'text/plain' }), manifest.name);
     form.append('component', component, component.name);
@@ -74,7 +77,7 @@ function Upload() {
       await qc.invalidateQueries({ queryKey: ['plugins'] });
       await qc.invalidateQueries({ queryKey: ['plugin-versions', installed.name] });
     } catch (err) {
-      setError(describeError(err));
+      setError(explainText(err, `install ${name}`));
     } finally {
       setBusy(false);
     }
@@ -114,14 +117,23 @@ function PluginCard({ plugin }: { plugin: PluginView }) {
     queryFn: () => api<PluginVersion[]>(`/api/admin/plugins/${encodeURIComponent(plugin.name)}/versions`),
     enabled: open,
   });
+  const confirm = useConfirm();
+  const toast = useToast();
   const rollback = async () => {
     setError(null);
+    const yes = await confirm({
+      title: `Roll back ${plugin.name}?`,
+      body: `Version ${plugin.version} stops serving and the version installed before it takes over, for new requests at once. Every version stays stored: upload ${plugin.version} again to return to it.`,
+      confirm: 'Roll back',
+    });
+    if (!yes) return;
     try {
       await api(`/api/admin/plugins/${encodeURIComponent(plugin.name)}/rollback`, { method: 'POST' });
       await qc.invalidateQueries({ queryKey: ['plugins'] });
       await qc.invalidateQueries({ queryKey: ['plugin-versions', plugin.name] });
+      toast({ message: `${plugin.name} rolled back from ${plugin.version}.` });
     } catch (e) {
-      setError(describeError(e));
+      setError(explainText(e, `roll back ${plugin.name}`));
     }
   };
   return (
@@ -171,8 +183,9 @@ function PluginCard({ plugin }: { plugin: PluginView }) {
       {open && (
         <div>
           {versions.isPending && <Loading lines={2} />}
-          {versions.isError && <ErrorBox error={versions.error} />}
+          {versions.isError && <ErrorBox error={versions.error} action={`load the versions of ${plugin.name}`} />}
           {versions.data && (
+            <div className="versions-scroll">
             <table className="versions">
               <caption className="visually-hidden">Versions of {plugin.name}</caption>
               <thead>
@@ -198,6 +211,7 @@ function PluginCard({ plugin }: { plugin: PluginView }) {
                 ))}
               </tbody>
             </table>
+            </div>
           )}
         </div>
       )}

@@ -1,7 +1,8 @@
 // Settings: time zone, export (JSON, CSV) and import.
 import { useMemo, useState, type FormEvent } from 'react';
 import { useQueryClient } from '@tanstack/react-query';
-import { api, describeError } from '../lib/api';
+import { api } from '../lib/api';
+import { explainText } from '../lib/errors';
 import { keys } from '../lib/queries';
 import { useTitle } from '../lib/router';
 import type { ImportCounts, User } from '../lib/types';
@@ -38,14 +39,14 @@ export function Settings({ user }: { user: User }) {
       void qc.invalidateQueries({ queryKey: ['entries'] });
       setZoneMessage({ ok: true, text: `Saved. Today is ${updated.today ?? 'updated'} in ${updated.time_zone}.` });
     } catch (err) {
-      setZoneMessage({ ok: false, text: describeError(err) });
+      setZoneMessage({ ok: false, text: explainText(err, 'save the time zone') });
     }
   };
 
   const runImport = async (e: FormEvent) => {
     e.preventDefault();
     setImportMessage(null);
-    if (!file) return setImportMessage({ ok: false, text: 'Choose an export file first.' });
+    if (!file) return setImportMessage({ ok: false, text: 'Choose an export file first (JSON or CSV from Export).' });
     setBusy(true);
     try {
       const csv = file.name.toLowerCase().endsWith('.csv') || file.type === 'text/csv';
@@ -53,7 +54,7 @@ export function Settings({ user }: { user: User }) {
       setImportMessage({ ok: true, text: `Imported ${counts.habits} habits, ${counts.entries} entries and ${counts.activities} activities.` });
       await qc.invalidateQueries();
     } catch (err) {
-      setImportMessage({ ok: false, text: describeError(err) });
+      setImportMessage({ ok: false, text: explainText(err, `import ${file.name}`) });
     } finally {
       setBusy(false);
     }
@@ -68,6 +69,7 @@ export function Settings({ user }: { user: User }) {
       </p>
 
       <h2>Time zone</h2>
+      <p className="muted small">Your days start at midnight in this time zone.</p>
       <form className="inline-form" onSubmit={(e) => void saveZone(e)}>
         <label>
           Time zone
@@ -81,12 +83,12 @@ export function Settings({ user }: { user: User }) {
         </label>
         <button type="submit">Save time zone</button>
         {browserZone && browserZone !== zone && (
-          <button type="button" className="link-button" onClick={() => setZone(browserZone)}>
+          <button type="button" onClick={() => setZone(browserZone)}>
             Use this device's ({browserZone})
           </button>
         )}
       </form>
-      <p className={zoneMessage?.ok ? 'form-ok' : 'form-error'} role="status">
+      <p className={zoneMessage?.ok ? 'form-ok' : 'form-error'} role={zoneMessage?.ok ? 'status' : 'alert'}>
         {zoneMessage?.text}
       </p>
 

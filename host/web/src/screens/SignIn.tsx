@@ -2,7 +2,8 @@
 // modes a proxy or identity provider signs users in: there is no form.
 import { useState, type FormEvent } from 'react';
 import { useQueryClient } from '@tanstack/react-query';
-import { api, describeError } from '../lib/api';
+import { api, ApiError } from '../lib/api';
+import { explainText } from '../lib/errors';
 import { keys, useAuthConfig } from '../lib/queries';
 import { useTitle } from '../lib/router';
 import type { User } from '../lib/types';
@@ -52,12 +53,24 @@ export function SignIn() {
     setBusy(true);
     try {
       const path = effective === 'register' ? '/api/auth/register' : '/api/auth/login';
-      const user = await api<User>(path, { body: { username: name, password } });
+      let user = await api<User>(path, { body: { username: name, password } });
+      // A new account takes this device's time zone, so its days start at the
+      // user's midnight (the server's default is UTC). Settings can change it.
+      const zone = deviceZone();
+      if (effective === 'register' && zone && zone !== user.time_zone) {
+        try {
+          user = await api<User>('/api/me', { method: 'PATCH', body: { time_zone: zone } });
+        } catch {
+          // The server does not know this zone: Today offers it again, Settings too.
+        }
+      }
       qc.setQueryData(keys.me, user);
       await qc.invalidateQueries({ queryKey: keys.me });
       void qc.invalidateQueries({ queryKey: keys.authConfig });
     } catch (err) {
-      setError(describeError(err));
+      if (err instanceof ApiError && err.status === 401 && effective === 'login') setError('Wrong username or password. Check both and try again.');
+      else if (err instanceof ApiError && err.code === 'username_taken') setError('That username is taken: choose another one.');
+      else setError(explainText(err, effective === 'register' ? 'create the account' : 'sign in'));
     } finally {
       setBusy(false);
     }
@@ -97,4 +110,12 @@ export function SignIn() {
       )}
     </main>
   );
+}
+
+function deviceZone(): string {
+  try {
+    return Intl.DateTimeFormat().resolvedOptions().timeZone ?? '';
+  } catch {
+    return '';
+  }
 }

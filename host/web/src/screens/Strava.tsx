@@ -2,11 +2,13 @@
 // check-ins, and a backfill of past workouts.
 import { useState, type FormEvent } from 'react';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
-import { api, describeError } from '../lib/api';
+import { api } from '../lib/api';
+import { explainText } from '../lib/errors';
 import { addDays, relativeTime } from '../lib/dates';
 import { useHabits } from '../lib/queries';
 import { useTitle } from '../lib/router';
 import type { Habit, RuleMeasure, StravaRule, StravaStatus, User } from '../lib/types';
+import { useConfirm } from '../components/Modal';
 import { ErrorBox, isNotAvailable, Loading, NotAvailable } from '../components/Status';
 
 export interface RuleDraft {
@@ -64,7 +66,8 @@ export function Strava({ user }: { user: User }) {
   const [since, setSince] = useState(addDays(user.today ?? new Date().toISOString().slice(0, 10), -30));
   const [backfillMessage, setBackfillMessage] = useState<string | null>(null);
 
-  if (status.isPending) return <Loading lines={4} />;
+  const confirm = useConfirm();
+  if (status.isPending) return <Loading lines={4} label="Loading Strava…" />;
   if (isNotAvailable(status.error)) {
     return (
       <section>
@@ -73,17 +76,24 @@ export function Strava({ user }: { user: User }) {
       </section>
     );
   }
-  if (status.isError) return <ErrorBox error={status.error} retry={() => void status.refetch()} />;
+  if (status.isError) return <ErrorBox error={status.error} action="load your Strava status" retry={() => void status.refetch()} />;
   const s = status.data;
+  if (s.configured === false) return <NotSetUp user={user} />;
 
   const disconnect = async () => {
-    if (!confirm('Disconnect Strava? Synced activities stay; new workouts stop arriving.')) return;
+    const yes = await confirm({
+      title: 'Disconnect Strava?',
+      body: 'Synced activities and the check-ins they made stay. New workouts stop arriving until you connect again.',
+      confirm: 'Disconnect',
+      danger: true,
+    });
+    if (!yes) return;
     setError(null);
     try {
       await api<null>('/api/strava/connection', { method: 'DELETE' });
       await qc.invalidateQueries({ queryKey: ['strava-status'] });
     } catch (e) {
-      setError(describeError(e));
+      setError(explainText(e, 'disconnect Strava'));
     }
   };
   const backfill = async (e: FormEvent) => {
@@ -95,7 +105,7 @@ export function Strava({ user }: { user: User }) {
       setBackfillMessage(`Backfill since ${since} started; this page follows its progress.`);
       setPolling(Date.now() + 60_000);
     } catch (err) {
-      setError(describeError(err));
+      setError(explainText(err, 'start the backfill'));
     }
   };
   const athlete = s.athlete as { firstname?: string; lastname?: string; username?: string } | null;
@@ -113,9 +123,9 @@ export function Strava({ user }: { user: User }) {
             </>
           )}
           <dt>Last sync</dt>
-          <dd>{s.last_sync ? `${relativeTime(s.last_sync)} (${s.last_sync})` : 'never'}</dd>
-          <dt>Last error</dt>
-          <dd className={s.last_error ? 'form-error' : undefined}>{s.last_error ?? 'none'}</dd>
+          <dd title={s.last_sync ? new Date(typeof s.last_sync === 'number' || /^\d+$/.test(s.last_sync) ? Number(s.last_sync) : s.last_sync).toLocaleString() : undefined}>{s.last_sync ? relativeTime(s.last_sync) : 'never'}</dd>
+          <dt>Last problem</dt>
+          <dd className={s.last_error ? 'form-error' : undefined}>{s.last_error ? `${s.last_error}${s.needs_reconnect ? ' Connect again to resume syncing.' : ''}` : 'none'}</dd>
         </dl>
         <div className="actions">
           {s.connected ? (
@@ -150,6 +160,33 @@ export function Strava({ user }: { user: User }) {
   );
 }
 
+/** Strava on a server without a Strava application: said plainly, nothing to click. */
+function NotSetUp({ user }: { user: User }) {
+  return (
+    <section aria-labelledby="strava-title">
+      <h1 id="strava-title">Strava</h1>
+      <div className="card">
+        <p data-testid="strava-not-set-up">
+          <strong>Strava is not set up on this server.</strong> Workouts cannot sync until an administrator connects HAM
+          to a Strava application. Your habits and check-ins work without it.
+        </p>
+        {user.is_admin && (
+          <p className="muted small">
+            As an administrator: create an application at strava.com/settings/api and give HAM its client id, client
+            secret and a verify token; the Strava guide in HAM’s documentation (docs/strava.md) has the steps.
+          </p>
+        )}
+        <div className="actions">
+          <button type="button" className="primary" disabled aria-describedby="strava-title">
+            Connect Strava
+          </button>
+          <span className="muted small">Available once Strava is set up.</span>
+        </div>
+      </div>
+    </section>
+  );
+}
+
 const EMPTY: RuleDraft = { habit_id: '', sport_types: 'Run', min_distance_km: '', min_moving_time_min: '', measure: 'done' };
 
 function Rules() {
@@ -166,7 +203,7 @@ function Rules() {
     <>
       <h2>Rules: workouts that check in a habit</h2>
       {rules.isPending && <Loading lines={2} />}
-      {rules.isError && (isNotAvailable(rules.error) ? <NotAvailable what="Mapping rules" /> : <ErrorBox error={rules.error} />)}
+      {rules.isError && (isNotAvailable(rules.error) ? <NotAvailable what="Mapping rules" /> : <ErrorBox error={rules.error} action="load your rules" retry={() => void rules.refetch()} />)}
       {rules.data && habits.data && (
         <ul className="rule-list">
           {rules.data.map((r) => (
@@ -202,7 +239,7 @@ function RuleEditor({ rule, habits }: { rule?: StravaRule; habits: Habit[] }) {
       setSaved(true);
       await qc.invalidateQueries({ queryKey: ['strava-rules'] });
     } catch (err) {
-      setError(describeError(err));
+      setError(explainText(err, 'save the rule'));
     }
   };
   const remove = async () => {
@@ -211,7 +248,7 @@ function RuleEditor({ rule, habits }: { rule?: StravaRule; habits: Habit[] }) {
       await api<null>(`/api/strava/rules/${encodeURIComponent(rule.id)}`, { method: 'DELETE' });
       await qc.invalidateQueries({ queryKey: ['strava-rules'] });
     } catch (err) {
-      setError(describeError(err));
+      setError(explainText(err, 'delete the rule'));
     }
   };
   const label = rule ? `Rule for ${habits.find((h) => h.id === rule.habit_id)?.name ?? 'a habit'}` : 'New rule';

@@ -1,24 +1,115 @@
-// Today: every active habit with one-tap check-in for today and the last 7 days
-// as cells that cycle done → skipped → empty.
-import { useRef, useState, type KeyboardEvent } from 'react';
-import { describeError } from '../lib/api';
-import { dayLabel, lastDays, weekdayShort } from '../lib/dates';
-import { byDate, cellState, describeEntry, meetsTarget, nextEntry } from '../lib/entries';
+// Today: every active habit, the ones still to do first, with one large control
+// for today and a strip of recent days (labelled with weekday and date, longer
+// when the screen is wide).
+//
+// A tap never writes a number: a yes/no habit's control and cells toggle done /
+// not done; a measurable habit's open the day editor, which changes nothing until
+// saved, and its quick amounts add to the day. Every change shows a toast with
+// Undo. Skip and notes live in the editor (⋯ for a yes/no habit; a long press or
+// right-click on any day).
+import { useRef, useState, type KeyboardEvent, type PointerEvent as ReactPointerEvent } from 'react';
+import { useQueries, useQueryClient } from '@tanstack/react-query';
+import { api } from '../lib/api';
+import { glyphOn } from '../lib/colors';
+import { addDays, browserToday, dayLabel, lastDays, weekdayShort } from '../lib/dates';
+import { addAmount, byDate, cellState, dayValue, describeEntry, entryToInput, quickAmounts, skipsInStreak, standing, toggleDone, type Standing } from '../lib/entries';
+import { explainText } from '../lib/errors';
+import { formatCellValue, isDaily, percent, progressText, streakText, withUnit } from '../lib/format';
 import { describeFrequency, describeTarget } from '../lib/habitForm';
-import { useAllStats, useEntries, useHabits, useSetEntry } from '../lib/queries';
+import { entriesQuery, keys, useAllStats, useHabits, useSetEntry } from '../lib/queries';
 import { navigate, useTitle } from '../lib/router';
-import type { Entry, Habit, HabitStatsSummary, User } from '../lib/types';
+import { useWidth } from '../lib/useWidth';
+import type { Entry, EntryInput, Habit, HabitStatsSummary, User } from '../lib/types';
+import { DayEditor } from '../components/DayEditor';
+import { Explain, SCORE_WORDS, SKIP_WORDS, STREAK_WORDS } from '../components/Explain';
 import { Link } from '../components/Link';
 import { ErrorBox, Loading } from '../components/Status';
+import { useToast } from '../components/Toast';
+
+/** Days of entries Today loads per habit: the longest strip, and a month of window. */
+const LOAD_DAYS = 35;
+
+/**
+ * How many days the strip shows in a list `width` px wide: a week on a phone, and
+ * as many 44 px columns as fit beside the habit's name on a wider screen (Loop's
+ * grid grows the same way), up to three weeks.
+ */
+export function stripLength(width: number): number {
+  if (width < 720) return 7;
+  const beside = width - 47 - 300;
+  return Math.max(7, Math.min(21, Math.floor((beside + 4) / 44)));
+}
+
+/** "done today", "1.5 l on Tue 25 Nov", "cleared today": what a change did. */
+export function changeWords(habit: Pick<Habit, 'unit'>, date: string, today: string, input: EntryInput | null): string {
+  const when = date === today ? 'today' : `on ${dayLabel(date)}`;
+  if (!input) return `cleared ${when}`;
+  if ('value' in input) return `${withUnit(input.value, habit.unit)} ${when}`;
+  return `${input.status} ${when}`;
+}
+
+interface Editing {
+  habit: Habit;
+  date: string;
+}
 
 export function Today({ user }: { user: User }) {
   useTitle('Today');
-  const today = user.today ?? new Date().toISOString().slice(0, 10);
+  const today = user.today ?? browserToday();
   const habits = useHabits();
   const stats = useAllStats();
-  const days = lastDays(today, 7);
+  const section = useRef<HTMLElement | null>(null);
+  const width = useWidth(section, 360);
+  const days = lastDays(today, stripLength(width));
+  const from = addDays(today, -(LOAD_DAYS - 1));
+  const list = habits.data ?? [];
+  const entryQueries = useQueries({ queries: list.map((h) => entriesQuery(h.id, from, today)) });
+  const setEntry = useSetEntry();
+  const toast = useToast();
+  const [editing, setEditing] = useState<Editing | null>(null);
+
+  const maps = new Map<string, Map<string, Entry>>();
+  list.forEach((h, i) => maps.set(h.id, byDate(entryQueries[i]?.data ?? [])));
+  const loaded = list.length > 0 && entryQueries.every((q) => !q.isPending);
+  const standings = new Map<string, Standing>();
+  for (const h of list) {
+    const s = standing(h, maps.get(h.id) ?? new Map(), today);
+    // A window longer than what Today loads: the rules' figure knows better.
+    const server = stats.data?.get(h.id)?.window;
+    if (h.frequency.days > LOAD_DAYS && server) {
+      const met = h.kind === 'boolean' || h.target?.type === 'at_least' ? server.done >= server.target : false;
+      standings.set(h.id, { handled: s.handled || met, window: server });
+    } else standings.set(h.id, s);
+  }
+
+  // Still to do first. The order is fixed when the day's entries arrive and kept
+  // while the list is on screen, so a row never jumps away from a finger.
+  const order = useRef<{ key: string; ids: string[] } | null>(null);
+  const idsKey = list.map((h) => h.id).join(',');
+  if (loaded && order.current?.key !== idsKey) {
+    const due = list.filter((h) => !standings.get(h.id)?.handled);
+    const rest = list.filter((h) => standings.get(h.id)?.handled);
+    order.current = { key: idsKey, ids: [...due, ...rest].map((h) => h.id) };
+  }
+  const byId = new Map(list.map((h) => [h.id, h]));
+  const shown = (order.current?.key === idsKey ? order.current.ids : list.map((h) => h.id)).map((id) => byId.get(id)).filter((h): h is Habit => !!h);
+  const handled = list.filter((h) => standings.get(h.id)?.handled).length;
+
+  const change = (habit: Habit, date: string, input: EntryInput | null) => {
+    const previous = maps.get(habit.id)?.get(date);
+    const undoInput = entryToInput(previous);
+    toast({
+      message: `${habit.name}: ${changeWords(habit, date, today, input)}`,
+      undo: () => setEntry.mutateAsync({ habit, date, input: undoInput }),
+    });
+    setEntry.mutate(
+      { habit, date, input },
+      { onError: (e) => toast({ message: explainText(e, `save ${habit.name} for ${date === today ? 'today' : dayLabel(date)}`) }) },
+    );
+  };
+
   return (
-    <section aria-labelledby="today-title">
+    <section aria-labelledby="today-title" className="today" ref={section}>
       <div className="page-head">
         <h1 id="today-title">Today</h1>
         <span className="muted">{dayLabel(today)}</span>
@@ -26,8 +117,9 @@ export function Today({ user }: { user: User }) {
           New habit
         </button>
       </div>
+      <TimeZoneOffer user={user} />
       {habits.isPending && <Loading label="Loading habits…" lines={4} />}
-      {habits.isError && <ErrorBox error={habits.error} retry={() => void habits.refetch()} />}
+      {habits.isError && <ErrorBox error={habits.error} action="load your habits" retry={() => void habits.refetch()} />}
       {habits.data && habits.data.length === 0 && (
         <div className="empty">
           <p>No habits yet. Start with one small thing you want to do regularly.</p>
@@ -36,32 +128,101 @@ export function Today({ user }: { user: User }) {
           </button>
         </div>
       )}
-      {habits.data && habits.data.length > 0 && (
+      {list.length > 0 && !loaded && <Loading label="Loading check-ins…" lines={Math.min(list.length, 6)} />}
+      {list.length > 0 && loaded && (
         <>
-          <div className="day-header" aria-hidden="true">
-            {days.map((d) => (
-              <span key={d}>{d === today ? 'Today' : weekdayShort(d)}</span>
-            ))}
+          <p className="day-summary" data-testid="day-summary">
+            {handled === list.length ? <strong>All {list.length} done</strong> : <strong>{`${handled} of ${list.length} done`}</strong>}
+            <span className="muted"> {handled === list.length ? 'for now. Well done.' : 'so far today'}</span>
+          </p>
+          <div className="habit-row strip-head" aria-hidden="true" style={{ '--days': days.length } as React.CSSProperties}>
+            <div className="habit-top" />
+            <div className="week">
+              {days.map((d) => (
+                <span key={d} className={'day-label' + (d === today ? ' is-today' : '')} data-testid="day-label">
+                  <span className="day-label-wd">{weekdayShort(d)}</span>
+                  <span className="day-label-date">{Number(d.slice(8))}</span>
+                </span>
+              ))}
+            </div>
           </div>
           <ul className="habit-list">
-            {habits.data.map((h) => (
-              <HabitRow key={h.id} habit={h} today={today} days={days} stats={stats.data?.get(h.id)} />
+            {shown.map((h) => (
+              <HabitRow
+                key={h.id}
+                habit={h}
+                today={today}
+                days={days}
+                entries={maps.get(h.id) ?? new Map()}
+                error={entryQueries[list.indexOf(h)]?.error ?? null}
+                standing={standings.get(h.id)!}
+                stats={stats.data?.get(h.id)}
+                onChange={change}
+                onEdit={(date) => setEditing({ habit: h, date })}
+              />
             ))}
           </ul>
+          <div className="today-foot">
+            <Explain label="How are streaks, skips and the score counted?" text="How are streaks, skips and the score counted?">
+              <p>{STREAK_WORDS}</p>
+              <p>{SKIP_WORDS}</p>
+              <p>{SCORE_WORDS}</p>
+            </Explain>
+            <Link href="/archived">Archived habits</Link>
+          </div>
         </>
+      )}
+      {editing && (
+        <DayEditor
+          habit={editing.habit}
+          date={editing.date}
+          today={today}
+          entry={maps.get(editing.habit.id)?.get(editing.date)}
+          onClose={() => setEditing(null)}
+          onSave={(input) => {
+            const { habit, date } = editing;
+            setEditing(null);
+            change(habit, date, input);
+          }}
+        />
       )}
     </section>
   );
 }
 
-function HabitRow({ habit, today, days, stats }: { habit: Habit; today: string; days: string[]; stats: HabitStatsSummary | undefined }) {
-  const from = days[0] ?? today;
-  const entries = useEntries(habit.id, from, today);
-  const setEntry = useSetEntry();
-  const map = byDate(entries.data ?? []);
-  const todayEntry = map.get(today);
-  const state = cellState(habit, todayEntry);
+function HabitRow({
+  habit,
+  today,
+  days,
+  entries,
+  error,
+  standing: st,
+  stats,
+  onChange,
+  onEdit,
+}: {
+  habit: Habit;
+  today: string;
+  days: string[];
+  entries: Map<string, Entry>;
+  error: unknown;
+  standing: Standing;
+  stats: HabitStatsSummary | undefined;
+  onChange: (habit: Habit, date: string, input: EntryInput | null) => void;
+  onEdit: (date: string) => void;
+}) {
   const cells = useRef<(HTMLButtonElement | null)[]>([]);
+  const pressTimer = useRef<number | null>(null);
+  const longPressed = useRef(false);
+  const measurable = habit.kind === 'measurable';
+  const todayEntry = entries.get(today);
+  const state = cellState(habit, todayEntry);
+
+  /** The one action for a day, the same on the big control and on the day's cell. */
+  const tap = (date: string) => {
+    if (measurable) return onEdit(date);
+    onChange(habit, date, toggleDone(entries.get(date)));
+  };
 
   const onCellKey = (e: KeyboardEvent<HTMLButtonElement>, i: number) => {
     const to = e.key === 'ArrowRight' ? i + 1 : e.key === 'ArrowLeft' ? i - 1 : e.key === 'Home' ? 0 : e.key === 'End' ? days.length - 1 : -1;
@@ -70,66 +231,103 @@ function HabitRow({ habit, today, days, stats }: { habit: Habit; today: string; 
       cells.current[to]?.focus();
     }
   };
-
-  const toggleToday = (checked: boolean) => {
-    if (!checked) return setEntry.mutate({ habit, date: today, input: null });
-    const note = todayEntry?.note ?? undefined;
-    if (habit.kind === 'boolean') setEntry.mutate({ habit, date: today, input: { status: 'done', ...(note ? { note } : {}) } });
-    else setEntry.mutate({ habit, date: today, input: { value: habit.target?.value ?? 1, ...(note ? { note } : {}) } });
+  // A long press (touch) or right-click opens the day editor for any day.
+  const startPress = (e: ReactPointerEvent, date: string) => {
+    if (e.pointerType === 'mouse') return;
+    longPressed.current = false;
+    pressTimer.current = window.setTimeout(() => {
+      longPressed.current = true;
+      onEdit(date);
+    }, 550);
+  };
+  const endPress = () => {
+    if (pressTimer.current !== null) window.clearTimeout(pressTimer.current);
+    pressTimer.current = null;
   };
 
+  const daily = isDaily(habit);
+  const streak = stats && daily ? streakText(stats.current_streak, skipsInStreak(habit, entries, today, stats.current_streak)) : null;
+  const progress = !daily || measurable ? progressText(habit, st.window) : null;
+  const value = dayValue(todayEntry);
+
   return (
-    <li className="habit-row" style={{ '--habit-color': habit.color } as React.CSSProperties}>
-      <div className="habit-main">
-        <input
-          type="checkbox"
-          className="check"
-          aria-label={habit.name}
-          checked={state === 'done'}
-          disabled={entries.isPending}
-          onChange={(e) => toggleToday(e.target.checked)}
-        />
+    <li className="habit-row" style={{ '--habit-color': habit.color, '--habit-glyph': glyphOn(habit.color), '--days': days.length } as React.CSSProperties}>
+      <div className="habit-top">
         <div className="habit-text">
           <Link href={`/habits/${habit.id}`} className="habit-name">
             {habit.name}
           </Link>
-          <span className="muted small">
-            {describeFrequency(habit.frequency)}
-            {habit.kind === 'measurable' && ` · ${describeTarget(habit)}`}
+          <span className="muted small habit-line">
+            {!progress && !streak && describeFrequency(habit.frequency)}
+            {progress && <span data-testid="progress">{progress}</span>}
+            {progress && streak && ' · '}
+            {streak && (
+              <span className="streak" data-testid="streak">
+                {streak}
+              </span>
+            )}
             {stats && (
               <>
                 {' · '}
-                <span className="streak" data-testid="streak">
-                  {stats.current_streak}-day streak
-                </span>
-                {' · '}
                 <span className="score" data-testid="score">
-                  score {Math.round(stats.score * 100)}%
+                  score {percent(stats.score)}
                 </span>
               </>
             )}
           </span>
-        </div>
-        <div className="today-actions">
-          {habit.kind === 'measurable' && (
-            <ValueInput habit={habit} entry={todayEntry} onSave={(value) => setEntry.mutate({ habit, date: today, input: { value, ...(todayEntry?.note ? { note: todayEntry.note } : {}) } })} />
+          {measurable && (
+            <span className="quick-row">
+              {quickAmounts(habit)
+                .slice(0, 2)
+                .map((a) => (
+                  <button key={a} type="button" className="quick" aria-label={`Add ${withUnit(a, habit.unit)} to ${habit.name} today`} onClick={() => onChange(habit, today, addAmount(todayEntry, a))}>
+                    +{withUnit(a, habit.unit)}
+                  </button>
+                ))}
+            </span>
           )}
+        </div>
+        {measurable ? (
           <button
             type="button"
-            className={'small-button' + (state === 'skipped' ? ' active' : '')}
-            aria-pressed={state === 'skipped'}
-            aria-label={`Skip ${habit.name} today`}
-            disabled={entries.isPending}
-            onClick={() => setEntry.mutate({ habit, date: today, input: state === 'skipped' ? null : { status: 'skipped' } })}
+            className={`today-control measure state-${state}`}
+            data-testid="today-control"
+            aria-haspopup="dialog"
+            aria-label={`${habit.name} today: ${todayEntry ? describeEntry(habit, todayEntry) : 'nothing yet'}${habit.target ? `, goal ${describeTarget(habit)}` : ''}. Change`}
+            onClick={() => tap(today)}
           >
-            Skip
+            {state === 'skipped' || !todayEntry ? (
+              <span aria-hidden="true" className="today-value">
+                {state === 'skipped' ? '–' : '+'}
+              </span>
+            ) : (
+              <>
+                {/* The visible text is part of the name (WCAG 2.5.3): "1.5 l". */}
+                <span className="today-value">{formatCellValue(value)}</span>
+                {habit.unit && (
+                  <>
+                    {' '}
+                    <span className="today-unit">{habit.unit}</span>
+                  </>
+                )}
+              </>
+            )}
           </button>
-        </div>
+        ) : (
+          <>
+            <button type="button" className={`today-control state-${state}`} data-testid="today-control" aria-pressed={state === 'done'} aria-label={`${habit.name}: done today`} onClick={() => tap(today)}>
+              <span aria-hidden="true">{state === 'done' ? '✓' : state === 'skipped' ? '–' : ''}</span>
+            </button>
+            <button type="button" className="icon-button" aria-haspopup="dialog" aria-label={`More for ${habit.name} today: skip or add a note`} onClick={() => onEdit(today)}>
+              <span aria-hidden="true">⋯</span>
+            </button>
+          </>
+        )}
       </div>
-      <div className="week" role="group" aria-label={`${habit.name}: last 7 days`}>
+      <div className="week" role="group" aria-label={`${habit.name}: last ${days.length} days`}>
         {days.map((d, i) => {
-          const entry = map.get(d);
-          const s = entries.isPending ? 'loading' : cellState(habit, entry);
+          const entry = entries.get(d);
+          const s = cellState(habit, entry);
           return (
             <button
               key={d}
@@ -137,75 +335,112 @@ function HabitRow({ habit, today, days, stats }: { habit: Habit; today: string; 
                 cells.current[i] = el;
               }}
               type="button"
-              className={`cell cell-${s}`}
+              className={`cell cell-${s}` + (d === today ? ' cell-today' : '')}
               aria-label={`${habit.name}, ${dayLabel(d)}${d === today ? ' (today)' : ''}: ${describeEntry(habit, entry)}`}
-              title={`${dayLabel(d)}: ${describeEntry(habit, entry)}`}
-              disabled={entries.isPending}
+              aria-haspopup={measurable ? 'dialog' : undefined}
+              title={`${dayLabel(d)}: ${describeEntry(habit, entry)}${entry?.note ? ` (${entry.note})` : ''}`}
               tabIndex={i === days.length - 1 ? 0 : -1}
               onKeyDown={(e) => onCellKey(e, i)}
-              onClick={() => setEntry.mutate({ habit, date: d, input: nextEntry(habit, entry) })}
+              onPointerDown={(e) => startPress(e, d)}
+              onPointerUp={endPress}
+              onPointerLeave={endPress}
+              onPointerCancel={endPress}
+              onContextMenu={(e) => {
+                e.preventDefault();
+                endPress();
+                if (!longPressed.current) onEdit(d);
+              }}
+              onClick={() => {
+                if (longPressed.current) {
+                  longPressed.current = false;
+                  return;
+                }
+                tap(d);
+              }}
             >
-              <span aria-hidden="true">{cellGlyph(s, entry)}</span>
+              <span aria-hidden="true" className={entry?.status === 'value' ? undefined : 'cell-mark'}>
+                {cellGlyph(s, entry)}
+              </span>
+              {entry?.note && <span className="cell-note" aria-hidden="true" />}
             </button>
           );
         })}
       </div>
-      {setEntry.isError && (
-        <p className="form-error" role="alert">
-          {describeError(setEntry.error)}
-        </p>
-      )}
-      {entries.isError && (
-        <p className="form-error" role="alert">
-          {describeError(entries.error)}
-        </p>
-      )}
+      {error ? <ErrorBox error={error} action={`load the check-ins of ${habit.name}`} /> : null}
     </li>
   );
 }
 
 function cellGlyph(state: string, entry: Entry | undefined): string {
-  if (state === 'done') return entry?.status === 'value' ? compact(entry.value) : '✓';
-  if (state === 'partial') return compact(entry?.value ?? 0);
+  if (entry?.status === 'value' && entry.value !== null) return formatCellValue(entry.value);
+  if (state === 'done') return '✓';
   if (state === 'skipped') return '–';
   return '';
 }
 
-function compact(v: number | null): string {
-  if (v === null) return '';
-  return v >= 100 ? String(Math.round(v)) : String(Math.round(v * 10) / 10);
+/** The device's time zone, when the account's differs: offered once per pair. */
+function TimeZoneOffer({ user }: { user: User }) {
+  const qc = useQueryClient();
+  const toast = useToast();
+  const device = deviceTimeZone();
+  const key = `ham.tz-offer.${user.id}`;
+  const pair = `${user.time_zone}>${device}`;
+  const [dismissed, setDismissed] = useState(() => readStorage(key) === pair);
+  if (!device || device === user.time_zone || dismissed) return null;
+  const use = async () => {
+    try {
+      const updated = await api<User>('/api/me', { method: 'PATCH', body: { time_zone: device } });
+      qc.setQueryData(keys.me, updated);
+      void qc.invalidateQueries({ queryKey: ['entries'] });
+      void qc.invalidateQueries({ queryKey: ['stats'] });
+      toast({ message: `Your time zone is now ${device}.` });
+    } catch (e) {
+      toast({ message: explainText(e, 'change your time zone') });
+    }
+  };
+  const keep = () => {
+    writeStorage(key, pair);
+    setDismissed(true);
+  };
+  return (
+    <div className="notice tz-offer" role="region" aria-label="Time zone">
+      <p>
+        This device is in <strong>{device}</strong>, your account in <strong>{user.time_zone}</strong>. Days start at
+        midnight in the account's time zone.
+      </p>
+      <div className="actions">
+        <button type="button" className="primary" onClick={() => void use()}>
+          Use {device}
+        </button>
+        <button type="button" onClick={keep}>
+          Keep {user.time_zone}
+        </button>
+      </div>
+    </div>
+  );
 }
 
-function ValueInput({ habit, entry, onSave }: { habit: Habit; entry: Entry | undefined; onSave: (value: number) => void }) {
-  const current = entry?.status === 'value' && entry.value !== null ? String(entry.value) : '';
-  const [draft, setDraft] = useState<string | null>(null);
-  const value = draft ?? current;
-  const commit = () => {
-    if (draft === null) return;
-    const n = Number(draft);
-    setDraft(null);
-    if (draft.trim() !== '' && Number.isFinite(n) && n >= 0 && draft !== current) onSave(n);
-  };
-  const met = entry?.value !== undefined && entry?.value !== null && meetsTarget(habit, entry.value);
-  return (
-    <label className={'value-input' + (met ? ' met' : '')}>
-      <span className="visually-hidden">{`${habit.name} value today${habit.unit ? ` (${habit.unit})` : ''}`}</span>
-      <input
-        type="number"
-        inputMode="decimal"
-        min={0}
-        step="any"
-        value={value}
-        placeholder={habit.target ? String(habit.target.value) : '0'}
-        onChange={(e) => setDraft(e.target.value)}
-        onBlur={commit}
-        onKeyDown={(e) => {
-          if (e.key === 'Enter') commit();
-          if (e.key === 'Escape') setDraft(null);
-        }}
-      />
-      {habit.unit && <span className="unit">{habit.unit}</span>}
-    </label>
-  );
+export function deviceTimeZone(): string {
+  try {
+    return Intl.DateTimeFormat().resolvedOptions().timeZone ?? '';
+  } catch {
+    return '';
+  }
+}
+
+function readStorage(key: string): string | null {
+  try {
+    return window.localStorage.getItem(key);
+  } catch {
+    return null;
+  }
+}
+
+function writeStorage(key: string, value: string): void {
+  try {
+    window.localStorage.setItem(key, value);
+  } catch {
+    // private mode: the offer comes back next time
+  }
 }
 
