@@ -98,6 +98,15 @@ fn refuse<T>(field: &str, message: impl Into<String>) -> Result<T, FieldError> {
     })
 }
 
+/// Text is stored as given, except NUL, which PostgreSQL cannot store in text and
+/// no person types: refused on both backends alike.
+fn check_text(field: &str, value: &str) -> Result<(), FieldError> {
+    if value.contains('\0') {
+        return refuse(field, "must not contain NUL characters");
+    }
+    Ok(())
+}
+
 pub const DEFAULT_COLOR: &str = "#4f46e5";
 
 impl HabitInput {
@@ -159,6 +168,11 @@ pub fn blank(id: String, created: String, position: i64) -> Habit {
 }
 
 pub fn validate(h: &Habit) -> Result<(), FieldError> {
+    check_text("name", &h.name)?;
+    check_text("description", &h.description)?;
+    if let Some(unit) = &h.unit {
+        check_text("unit", unit)?;
+    }
     let name_len = h.name.chars().count();
     if name_len == 0 || name_len > 100 {
         return refuse("name", "must be 1 to 100 characters");
@@ -306,6 +320,9 @@ impl EntryInput {
         if !is_date(date) {
             return refuse("date", format!("`{date}` is not a date YYYY-MM-DD"));
         }
+        if let Some(note) = &self.note {
+            check_text("note", note)?;
+        }
         if self
             .note
             .as_deref()
@@ -392,7 +409,9 @@ impl Activity {
             if value.is_empty() || value.len() > 200 {
                 return refuse(field, "must be 1 to 200 bytes");
             }
+            check_text(field, value)?;
         }
+        check_text("name", &self.name)?;
         if self.name.chars().count() > 500 {
             return refuse("name", "must be at most 500 characters");
         }

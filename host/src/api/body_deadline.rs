@@ -3,13 +3,22 @@
 //! few seconds would otherwise hold its handler (and whatever it reserved) for as
 //! long as it likes; past the deadline the body fails with [`BodyTimeout`], the
 //! handler answers 408 `body_timeout`, and the connection closes.
+//!
+//! A request answered before its body was read to the end (refused early: 401,
+//! 403, 413, ...) is answered with `Connection: close`. The unread rest of the
+//! body would otherwise be taken for the next request on the connection; hyper
+//! closes such a connection anyway, and the header tells the client so before it
+//! sends another request on it (hyperium/hyper#2384).
 
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use bytes::Bytes;
@@ -45,20 +54,30 @@ pub async fn limit_body_time(
         return next.run(request).await;
     }
     let timeout = state.settings.body_timeout;
+    let read_to_end = Arc::new(AtomicBool::new(false));
     let request = request.map(|body| {
         Body::new(Deadline {
             body,
             timer: Box::pin(tokio::time::sleep(timeout)),
             timeout,
+            read_to_end: read_to_end.clone(),
         })
     });
-    next.run(request).await
+    let mut response = next.run(request).await;
+    if !read_to_end.load(Ordering::Acquire) {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 struct Deadline {
     body: Body,
     timer: Pin<Box<tokio::time::Sleep>>,
     timeout: Duration,
+    /// Set once the body has been read to its end.
+    read_to_end: Arc<AtomicBool>,
 }
 
 impl http_body::Body for Deadline {
@@ -72,6 +91,9 @@ impl http_body::Body for Deadline {
         let this = self.get_mut();
         // What has arrived is taken first: a body complete at the deadline passes.
         if let Poll::Ready(frame) = Pin::new(&mut this.body).poll_frame(cx) {
+            if frame.is_none() || this.body.is_end_stream() {
+                this.read_to_end.store(true, Ordering::Release);
+            }
             return Poll::Ready(frame);
         }
         match this.timer.as_mut().poll(cx) {

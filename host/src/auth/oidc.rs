@@ -167,10 +167,13 @@ impl Oidc {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        if claims.exp + LEEWAY_S < now {
+        if claims.exp.saturating_add(LEEWAY_S) < now {
             return Err(TokenError::Expired);
         }
-        if claims.nbf.is_some_and(|nbf| nbf > now + LEEWAY_S) {
+        if claims
+            .nbf
+            .is_some_and(|nbf| nbf > now.saturating_add(LEEWAY_S))
+        {
             return Err(TokenError::NotYetValid);
         }
         Ok(claims)

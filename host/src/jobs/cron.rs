@@ -46,7 +46,10 @@ impl Cron {
     /// Whether the minute starting at `unix_minute` (minutes since the epoch, UTC)
     /// is one of this expression's slots.
     pub fn matches(&self, unix_minute: i64) -> bool {
-        let Ok(ts) = jiff::Timestamp::from_second(unix_minute * 60) else {
+        let Some(Ok(ts)) = unix_minute
+            .checked_mul(60)
+            .map(jiff::Timestamp::from_second)
+        else {
             return false;
         };
         let dt = ts.to_zoned_datetime(jiff::tz::TimeZone::UTC);

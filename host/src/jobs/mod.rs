@@ -268,9 +268,9 @@ impl Invocation {
         payload: Vec<u8>,
         run_after: Option<i64>,
     ) -> Result<String, GuestError> {
-        if kind.is_empty() || kind.len() > 100 {
+        if kind.is_empty() || kind.len() > 100 || kind.contains('\0') {
             return Err(GuestError::InvalidArgument(
-                "kind must be 1 to 100 bytes".into(),
+                "kind must be 1 to 100 bytes, without NUL".into(),
             ));
         }
         if payload.len() > MAX_PAYLOAD {

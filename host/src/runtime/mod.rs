@@ -85,6 +85,8 @@ pub enum LoadError {
     LlmNotGranted,
     #[error("the component imports what the host does not provide: {0}")]
     UnsatisfiedImport(String),
+    #[error("the component's exports do not have the contract's shape: {0}")]
+    ExportMismatch(String),
     #[error("allowed_outbound_hosts: {0}")]
     Outbound(String),
     #[error("internal error while loading: {0}")]
@@ -440,21 +442,21 @@ impl Runtime {
         let proxy_pre = match exports.http {
             true => Some(
                 ProxyPre::new(instance_pre.clone())
-                    .map_err(|e| LoadError::Internal(format!("{e:#}")))?,
+                    .map_err(|e| LoadError::ExportMismatch(format!("{e:#}")))?,
             ),
             false => None,
         };
         let job_indices = match exports.job_handler {
             true => Some(
                 job_handler::GuestIndices::new(&instance_pre)
-                    .map_err(|e| LoadError::Internal(format!("{e:#}")))?,
+                    .map_err(|e| LoadError::ExportMismatch(format!("{e:#}")))?,
             ),
             false => None,
         };
         let rules_indices = match exports.rules {
             true => Some(
                 rules::GuestIndices::new(&instance_pre)
-                    .map_err(|e| LoadError::Internal(format!("{e:#}")))?,
+                    .map_err(|e| LoadError::ExportMismatch(format!("{e:#}")))?,
             ),
             false => None,
         };

@@ -318,6 +318,12 @@ fn check_key(key: &str) -> Result<(), GuestError> {
             key.len()
         )));
     }
+    // PostgreSQL cannot store NUL in text; refused on both backends alike.
+    if key.contains('\0') {
+        return Err(GuestError::InvalidArgument(
+            "a key must not contain NUL characters".into(),
+        ));
+    }
     Ok(())
 }
 
