@@ -42,6 +42,7 @@ impl Remote {
 }
 
 /// Uploads a plugin version; the component defaults to the manifest's `component`.
+/// The OpenAPI document the manifest names (`openapi`, relative to it) goes along.
 pub async fn install(
     remote: &Remote,
     manifest: &Path,
@@ -57,10 +58,16 @@ pub async fn install(
     };
     let bytes =
         std::fs::read(&component).with_context(|| format!("reading {}", component.display()))?;
-    let form = reqwest::multipart::Form::new().text("manifest", text).part(
+    let mut form = reqwest::multipart::Form::new().text("manifest", text).part(
         "component",
         reqwest::multipart::Part::bytes(bytes).file_name("component.wasm"),
     );
+    if let Some(rel) = &parsed.openapi {
+        let path = manifest.parent().unwrap_or(Path::new(".")).join(rel);
+        let openapi = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {} (the manifest's `openapi`)", path.display()))?;
+        form = form.text("openapi", openapi);
+    }
     let client = remote.client()?;
     let body = remote
         .send(

@@ -1,11 +1,12 @@
 //! Admin routes for plugins: list, upload (install and activate), versions, rollback.
 //!
-//! All need `Authorization: Bearer $HAM_ADMIN_TOKEN`. Without the variable set the
-//! routes are off (403, saying how to turn them on): there is no default token.
+//! All need a signed-in admin or `Authorization: Bearer $HAM_ADMIN_TOKEN` (401
+//! otherwise). Without the variable set and no admin signed in, the routes answer
+//! 403 `admin_disabled`, saying how to turn them on: there is no default token.
 
 use axum::Json;
 use axum::extract::multipart::{Multipart, MultipartRejection};
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -14,10 +15,13 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::openapi::{ApiPath, ApiQuery};
 use super::{ApiError, ErrorBody};
 use crate::AppState;
 use crate::auth::MaybeUser;
+use crate::plugins::Manifest;
 use crate::plugins::manifest::RouteClaim;
+use crate::plugins::registry::{ApiDocument, Package};
 use crate::plugins::{Installed, Source};
 use crate::runtime::LoadedPlugin;
 use crate::store::jobs::JobRow;
@@ -135,7 +139,9 @@ fn timestamp(ms: i64) -> String {
 
 /// The active plugins.
 #[utoipa::path(get, path = "/plugins", tag = "admin",
-    responses((status = 200, body = Vec<PluginView>), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = Vec<PluginView>),
+        (status = 401, description = "`unauthorized`: not an admin's session, nor the HAM_ADMIN_TOKEN bearer", body = ErrorBody),
+        (status = 403, description = "`admin_disabled`: no admin signed in and HAM_ADMIN_TOKEN unset", body = ErrorBody)))]
 async fn list(State(state): State<AppState>) -> Json<Vec<PluginView>> {
     let snapshot = state.registry.snapshot();
     Json(
@@ -147,27 +153,52 @@ async fn list(State(state): State<AppState>) -> Json<Vec<PluginView>> {
     )
 }
 
-/// Uploads a version (multipart: `manifest`, `component`) and makes it active.
-#[utoipa::path(put, path = "/plugins/{name}", tag = "admin", params(("name" = String, Path)),
-    request_body(content_type = "multipart/form-data", description = "fields `manifest` (plugin.toml text) and `component` (the .wasm)"),
+/// The multipart fields of an upload.
+#[derive(ToSchema)]
+#[allow(
+    dead_code,
+    reason = "describes the multipart body; the handler reads the fields"
+)]
+pub struct UploadForm {
+    /// `plugin.toml`, as text.
+    manifest: String,
+    /// The component (`.wasm`).
+    #[schema(value_type = String, format = Binary)]
+    component: Vec<u8>,
+    /// The OpenAPI operations of the routes the manifest claims (JSON text); without
+    /// it they get a generic description.
+    openapi: Option<String>,
+}
+
+/// Uploads a version (multipart: `manifest`, `component`, and optionally `openapi`)
+/// and makes it active.
+#[utoipa::path(put, path = "/plugins/{name}", tag = "admin",
+    params(("name" = String, Path, description = "the plugin's name, as its manifest says")),
+    request_body(content = UploadForm, content_type = "multipart/form-data",
+        description = "fields `manifest` (plugin.toml text), `component` (the .wasm) and, optionally, `openapi` (its routes' OpenAPI operations, JSON: docs/plugins.md)"),
     responses((status = 201, body = InstalledVersion, description = "a new version, now active"),
         (status = 200, body = InstalledVersion, description = "an identical upload: the stored version, active"),
-        (status = 400, body = ErrorBody), (status = 409, description = "route_taken", body = ErrorBody),
-        (status = 413, body = ErrorBody),
-        (status = 422, description = "invalid_manifest, invalid_component or contract_mismatch; the active version keeps serving", body = ErrorBody)))]
+        (status = 400, description = "`bad_request`: not multipart/form-data, a malformed multipart body, a missing or unknown field; `name_mismatch`: the manifest names another plugin", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: not an admin's session, nor the HAM_ADMIN_TOKEN bearer", body = ErrorBody),
+        (status = 403, description = "`admin_disabled`: no admin signed in and HAM_ADMIN_TOKEN unset", body = ErrorBody),
+        (status = 409, description = "`route_taken`: another plugin serves a route it claims", body = ErrorBody),
+        (status = 413, description = "`too_large`: over HAM_MAX_UPLOAD_BYTES", body = ErrorBody),
+        (status = 422, description = "`invalid_manifest`, `invalid_openapi` (naming the path or `$ref` at fault), `invalid_component` or `contract_mismatch`; the active version keeps serving", body = ErrorBody)))]
 async fn upload(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
+    let expected =
+        "send multipart/form-data with fields `manifest`, `component` and optionally `openapi`";
     let mut multipart = multipart.map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "bad_request",
-            format!("expected multipart/form-data with fields `manifest` and `component`: {e}"),
+            format!("{expected}: {}", e.body_text()),
         )
     })?;
-    let (mut manifest, mut component) = (None, None);
+    let (mut manifest, mut component, mut openapi) = (None, None, None);
     while let Some(field) = multipart
         .next_field()
         .await
@@ -178,25 +209,24 @@ async fn upload(
             .bytes()
             .await
             .map_err(|e| multipart_error(e, &state))?;
+        let text = |bytes: axum::body::Bytes| {
+            String::from_utf8(bytes.to_vec()).map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    format!("the `{field_name}` field is not UTF-8 text"),
+                )
+            })
+        };
         match field_name.as_str() {
-            "manifest" => {
-                let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "bad_request",
-                        "the `manifest` field is not UTF-8 text",
-                    )
-                })?;
-                manifest = Some(text);
-            }
+            "manifest" => manifest = Some(text(bytes)?),
             "component" => component = Some(bytes),
+            "openapi" => openapi = Some(text(bytes)?),
             other => {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
                     "bad_request",
-                    format!(
-                        "unexpected multipart field `{other}`; send `manifest` and `component`"
-                    ),
+                    format!("unexpected multipart field `{other}`; {expected}"),
                 ));
             }
         }
@@ -210,9 +240,25 @@ async fn upload(
     };
     let manifest = manifest.ok_or_else(|| missing("manifest"))?;
     let component = component.ok_or_else(|| missing("component"))?;
+    // The document is checked here to answer `invalid_openapi`; the registry
+    // checks it again (and a broken manifest is its to report).
+    if let (Some(text), Ok(parsed)) = (&openapi, Manifest::parse(&manifest)) {
+        ApiDocument::parse(text, &parsed).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_openapi",
+                format!("the `openapi` document: {e}"),
+            )
+        })?;
+    }
+    let package = Package {
+        manifest: &manifest,
+        component: &component,
+        openapi: openapi.as_deref(),
+    };
     let installed = state
         .registry
-        .install(&manifest, &component, Source::Upload, Some(&name))
+        .install_package(&package, Source::Upload, Some(&name))
         .await?;
     let status = if installed.created {
         StatusCode::CREATED
@@ -270,10 +316,13 @@ pub struct VersionView {
 
 /// Every stored version of a plugin, the active one marked.
 #[utoipa::path(get, path = "/plugins/{name}/versions", tag = "admin", params(("name" = String, Path)),
-    responses((status = 200, body = Vec<VersionView>), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Vec<VersionView>),
+        (status = 401, description = "`unauthorized`: not an admin's session, nor the HAM_ADMIN_TOKEN bearer", body = ErrorBody),
+        (status = 403, description = "`admin_disabled`: no admin signed in and HAM_ADMIN_TOKEN unset", body = ErrorBody),
+        (status = 404, description = "`not_found`: no version of that plugin is stored", body = ErrorBody)))]
 async fn versions(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<Vec<VersionView>>, ApiError> {
     let rows = state
         .registry
@@ -303,21 +352,41 @@ async fn versions(
 
 /// Reactivates the version that was active before the current one.
 #[utoipa::path(post, path = "/plugins/{name}/rollback", tag = "admin", params(("name" = String, Path)),
-    responses((status = 200, body = InstalledVersion), (status = 404, body = ErrorBody),
-        (status = 409, description = "no_previous_version", body = ErrorBody)))]
+    responses((status = 200, body = InstalledVersion, description = "the version active before, active again (its OpenAPI operations too)"),
+        (status = 401, description = "`unauthorized`: not an admin's session, nor the HAM_ADMIN_TOKEN bearer", body = ErrorBody),
+        (status = 403, description = "`admin_disabled`: no admin signed in and HAM_ADMIN_TOKEN unset", body = ErrorBody),
+        (status = 404, description = "`not_found`: no version of that plugin is stored", body = ErrorBody),
+        (status = 409, description = "`no_previous_version`, or `route_taken`: another plugin now serves a route the earlier version claims", body = ErrorBody),
+        (status = 422, description = "`invalid_component` or `contract_mismatch`: the earlier version no longer loads", body = ErrorBody)))]
 async fn rollback(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<InstalledVersion>, ApiError> {
     let installed = state.registry.rollback(&name).await?;
     Ok(Json(InstalledVersion::of(&installed)))
 }
 
 #[derive(serde::Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct JobsQuery {
     /// `queued`, `running`, `done` or `dead`.
+    #[param(value_type = Option<JobState>, inline)]
     state: Option<String>,
+}
+
+/// A job's state, as `GET /api/admin/jobs?state=` takes it.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(
+    dead_code,
+    reason = "describes the parameter; the handler reads it as text"
+)]
+enum JobState {
+    Queued,
+    Running,
+    Done,
+    Dead,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -327,10 +396,13 @@ pub struct JobList {
 
 /// The newest 500 jobs, optionally in one state (`queued`, `running`, `done`, `dead`).
 #[utoipa::path(get, path = "/jobs", tag = "admin", params(JobsQuery),
-    responses((status = 200, body = JobList), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = JobList),
+        (status = 401, description = "`unauthorized`: not an admin's session, nor the HAM_ADMIN_TOKEN bearer", body = ErrorBody),
+        (status = 403, description = "`admin_disabled`: no admin signed in and HAM_ADMIN_TOKEN unset", body = ErrorBody),
+        (status = 422, description = "`invalid_field`: `state` is not one of queued, running, done, dead", body = ErrorBody)))]
 async fn jobs(
     State(state): State<AppState>,
-    axum::extract::Query(q): axum::extract::Query<JobsQuery>,
+    ApiQuery(q): ApiQuery<JobsQuery>,
 ) -> Result<Json<JobList>, ApiError> {
     if let Some(s) = q
         .state
@@ -353,11 +425,14 @@ async fn jobs(
 
 /// Requeues a dead job with fresh attempts.
 #[utoipa::path(post, path = "/jobs/{id}/retry", tag = "admin", params(("id" = String, Path)),
-    responses((status = 200, body = JobRow), (status = 404, body = ErrorBody),
-        (status = 409, description = "not_dead", body = ErrorBody)))]
+    responses((status = 200, body = JobRow),
+        (status = 401, description = "`unauthorized`: not an admin's session, nor the HAM_ADMIN_TOKEN bearer", body = ErrorBody),
+        (status = 403, description = "`admin_disabled`: no admin signed in and HAM_ADMIN_TOKEN unset", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such job", body = ErrorBody),
+        (status = 409, description = "`not_dead`: only dead jobs are retried", body = ErrorBody)))]
 async fn retry_job(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<JobRow>, ApiError> {
     let Some(job) = state.db.get_job(&id).await.map_err(ApiError::internal)? else {
         return Err(ApiError::not_found(format!("no job {id}")));

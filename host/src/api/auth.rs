@@ -148,10 +148,12 @@ async fn config(State(state): State<AppState>) -> Result<Json<AuthConfig>, ApiEr
 /// signed in; later ones only by an admin, or by anyone with open registration.
 #[utoipa::path(post, path = "/auth/register", tag = "auth", security((), ("session" = [])), request_body = Credentials,
     responses((status = 201, body = User, description = "the account; a session cookie when it signs in"),
-        (status = 403, description = "registration_closed", body = ErrorBody),
-        (status = 409, description = "username_taken", body = ErrorBody),
-        (status = 422, body = ErrorBody),
-        (status = 503, description = "busy (password hashing at its bound), with Retry-After", body = ErrorBody)))]
+        (status = 400, description = "`wrong_auth_mode`: HAM_AUTH is not local", body = ErrorBody),
+        (status = 401, description = "`invalid_token`: HAM_AUTH=oidc and the bearer token is invalid", body = ErrorBody),
+        (status = 403, description = "`registration_closed`: only an admin creates accounts (HAM_OPEN_REGISTRATION unset)", body = ErrorBody),
+        (status = 409, description = "`username_taken`", body = ErrorBody),
+        (status = 422, description = "`invalid_field`: a username that is not 3 to 32 of a-z, 0-9, '.', '_', '-', or a password under 8 characters", body = ErrorBody),
+        (status = 503, description = "`busy`: password hashing is at its bound; Retry-After says when to try again", body = ErrorBody)))]
 async fn register(
     State(state): State<AppState>,
     mut parts: Parts,
@@ -201,11 +203,12 @@ async fn register(
 /// and `ham_session` over plain http. Failed logins are limited per (username,
 /// client address) and per client address.
 #[utoipa::path(post, path = "/auth/login", tag = "auth", security(()), request_body = Credentials,
-    responses((status = 200, body = User),
-        (status = 401, description = "bad_credentials", body = ErrorBody),
-        (status = 422, description = "invalid_field: an over-long username or password", body = ErrorBody),
-        (status = 429, description = "too_many_attempts, with Retry-After", body = ErrorBody),
-        (status = 503, description = "busy (password checks at their bound), with Retry-After", body = ErrorBody)))]
+    responses((status = 200, body = User, description = "signed in: the user, and the session cookie"),
+        (status = 400, description = "`wrong_auth_mode`: HAM_AUTH is not local", body = ErrorBody),
+        (status = 401, description = "`bad_credentials`: wrong username or password", body = ErrorBody),
+        (status = 422, description = "`invalid_field`: an over-long username or password", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts`: too many failures for this username or client address; Retry-After says when to try again", body = ErrorBody),
+        (status = 503, description = "`busy`: password checks are at their bound; Retry-After says when to try again", body = ErrorBody)))]
 async fn login(
     State(state): State<AppState>,
     parts: Parts,
@@ -256,7 +259,8 @@ async fn login(
 
 /// Revokes the session on the server and clears the cookie (the one named for the
 /// request's scheme).
-#[utoipa::path(post, path = "/auth/logout", tag = "auth", responses((status = 204)))]
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", security((), ("session" = [])),
+    responses((status = 204, description = "signed out; the cookie is cleared")))]
 async fn logout(State(state): State<AppState>, parts: Parts) -> Result<Response, ApiError> {
     if let Some(token) = auth::session_token(&parts) {
         state
@@ -283,7 +287,7 @@ pub struct Me {
 
 /// The signed-in user, with `today` in their time zone.
 #[utoipa::path(get, path = "/me", tag = "auth",
-    responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = Me)))]
 async fn me(CurrentUser(user): CurrentUser) -> Json<Me> {
     let today = crate::habits::today_in(&user.time_zone);
     Json(Me { user, today })
@@ -298,7 +302,8 @@ struct MeUpdate {
 
 /// Changes the user's settings: `{"time_zone": "Europe/Berlin"}` (an IANA name).
 #[utoipa::path(patch, path = "/me", tag = "auth", request_body = MeUpdate,
-    responses((status = 200, body = Me), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Me),
+        (status = 422, description = "`invalid_field`: `time_zone` is not an IANA time zone", body = ErrorBody)))]
 async fn update_me(
     State(state): State<AppState>,
     CurrentUser(mut user): CurrentUser,

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -11,7 +11,8 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ApiError, ErrorBody};
+use super::openapi::ApiQuery;
+use super::{ApiError, ErrorBody, body_deadline};
 use crate::AppState;
 use crate::auth::{self, CurrentUser};
 use crate::export::{self, Export, ExportedHabit};
@@ -39,20 +40,34 @@ pub struct Imported {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ExportQuery {
     /// `json` (the default) or `csv`.
+    #[param(value_type = Option<ExportFormat>, inline)]
     format: Option<String>,
+}
+
+/// What `GET /api/export?format=` takes.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(
+    dead_code,
+    reason = "describes the parameter; the handler reads it as text"
+)]
+enum ExportFormat {
+    Json,
+    Csv,
 }
 
 /// Everything the user owns, as JSON or as one CSV table.
 #[utoipa::path(get, path = "/export", tag = "export", params(ExportQuery),
     responses((status = 200, content((Export = "application/json"), (String = "text/csv"))),
-        (status = 422, body = ErrorBody)))]
+        (status = 422, description = "`invalid_field`: `format` is not json or csv", body = ErrorBody)))]
 async fn export_all(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Query(q): Query<ExportQuery>,
+    ApiQuery(q): ApiQuery<ExportQuery>,
 ) -> Result<Response, ApiError> {
     let db = &state.db;
     let mut habits = Vec::new();
@@ -109,8 +124,10 @@ async fn export_all(
 #[utoipa::path(post, path = "/import", tag = "export",
     request_body(content((Export = "application/json"), (String = "text/csv"))),
     responses((status = 200, body = Imported),
-        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
-        (status = 422, description = "the document is refused; the message names the field or CSV line", body = ErrorBody)))]
+        (status = 400, description = "`invalid_json`: the JSON does not parse; `bad_request`: the CSV is not UTF-8", body = ErrorBody),
+        (status = 413, description = "`too_large`: over 32 MiB", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: neither application/json nor text/csv", body = ErrorBody),
+        (status = 422, description = "`invalid_field`: the document is refused (another format or version, a CSV without the export's header, a bad field); the message names the field or CSV line, and nothing is written", body = ErrorBody)))]
 async fn import(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -123,6 +140,7 @@ async fn import(
             "too_large",
             format!("an import may be at most {IMPORT_LIMIT} bytes"),
         ),
+        _ if body_deadline::is_body_timeout(&e) => super::body_timeout(),
         _ => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()),
     })?;
     let content_type = headers
@@ -146,6 +164,16 @@ async fn import(
                 "the CSV is not UTF-8",
             )
         })?;
+        let has_records = csv::Reader::from_reader(text.as_bytes())
+            .headers()
+            .is_ok_and(|h| h.iter().any(|column| column == "record"));
+        if !has_records {
+            return Err(FieldError {
+                field: "line 1".into(),
+                message: "not the export's header (it has a `record` column); send what GET /api/export?format=csv gives".into(),
+            }
+            .into());
+        }
         export::from_csv(text)?
     } else {
         return Err(ApiError::new(

@@ -1,7 +1,7 @@
 //! `/api/habits`: a user's habits and their entries. Another user's ids are 404.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -9,6 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::openapi::{ApiPath, ApiQuery};
 use super::{ApiError, ApiJson, ErrorBody};
 use crate::AppState;
 use crate::auth::{self, CurrentUser};
@@ -84,6 +85,7 @@ async fn owned(state: &AppState, user_id: &str, id: &str) -> Result<Habit, ApiEr
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     /// Include archived habits.
@@ -93,11 +95,11 @@ struct ListQuery {
 
 /// The user's habits, by position.
 #[utoipa::path(get, path = "/habits", tag = "habits", params(ListQuery),
-    responses((status = 200, body = HabitList), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = HabitList)))]
 async fn list(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<HabitList>, ApiError> {
     let habits = state
         .db
@@ -109,7 +111,8 @@ async fn list(
 
 /// Creates a habit; `name` and `kind` are required.
 #[utoipa::path(post, path = "/habits", tag = "habits", request_body = HabitInput,
-    responses((status = 201, body = Habit), (status = 422, description = "a field is invalid; the message names it", body = ErrorBody)))]
+    responses((status = 201, body = Habit),
+        (status = 422, description = "`invalid_field`: a field is missing or breaks a habit's rules (docs/api.md); the message names it", body = ErrorBody)))]
 async fn create(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -149,22 +152,25 @@ async fn create(
 
 /// One habit.
 #[utoipa::path(get, path = "/habits/{id}", tag = "habits", params(("id" = String, Path)),
-    responses((status = 200, body = Habit), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Habit),
+        (status = 404, description = "`not_found`: no such habit of the user's", body = ErrorBody)))]
 async fn read(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Habit>, ApiError> {
     Ok(Json(owned(&state, &user.id, &id).await?))
 }
 
 /// Changes a habit: absent fields stay, `null` clears `unit`, `target`, `reminder`.
 #[utoipa::path(patch, path = "/habits/{id}", tag = "habits", params(("id" = String, Path)), request_body = HabitInput,
-    responses((status = 200, body = Habit), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Habit),
+        (status = 404, description = "`not_found`: no such habit of the user's", body = ErrorBody),
+        (status = 422, description = "`invalid_field`: the changed habit breaks a habit's rules (docs/api.md); the message names the field", body = ErrorBody)))]
 async fn update(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(input): ApiJson<HabitInput>,
 ) -> Result<Json<Habit>, ApiError> {
     let habit = input.apply(owned(&state, &user.id, &id).await?)?;
@@ -181,11 +187,12 @@ async fn update(
 
 /// Deletes a habit and its entries.
 #[utoipa::path(delete, path = "/habits/{id}", tag = "habits", params(("id" = String, Path)),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+    responses((status = 204, description = "deleted, with its entries"),
+        (status = 404, description = "`not_found`: no such habit of the user's", body = ErrorBody)))]
 async fn remove(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     match state
         .db
@@ -200,12 +207,14 @@ async fn remove(
 
 /// Records the entry of a date (an idempotent upsert).
 #[utoipa::path(put, path = "/habits/{id}/entries/{date}", tag = "habits",
-    params(("id" = String, Path), ("date" = String, Path, description = "YYYY-MM-DD")), request_body = EntryInput,
-    responses((status = 200, body = habits::Entry), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    params(("id" = String, Path), ("date" = String, Path, format = Date, description = "a calendar date, YYYY-MM-DD")), request_body = EntryInput,
+    responses((status = 200, body = habits::Entry),
+        (status = 404, description = "`not_found`: no such habit of the user's", body = ErrorBody),
+        (status = 422, description = "`invalid_field`: not a calendar date, or an entry the habit's kind does not take; the message names the field", body = ErrorBody)))]
 async fn upsert_entry(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Path((id, date)): Path<(String, String)>,
+    ApiPath((id, date)): ApiPath<(String, String)>,
     ApiJson(input): ApiJson<EntryInput>,
 ) -> Result<Json<habits::Entry>, ApiError> {
     let habit = owned(&state, &user.id, &id).await?;
@@ -221,12 +230,14 @@ async fn upsert_entry(
 
 /// Deletes the entry of a date.
 #[utoipa::path(delete, path = "/habits/{id}/entries/{date}", tag = "habits",
-    params(("id" = String, Path), ("date" = String, Path, description = "YYYY-MM-DD")),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+    params(("id" = String, Path), ("date" = String, Path, format = Date, description = "a calendar date, YYYY-MM-DD")),
+    responses((status = 204, description = "deleted"),
+        (status = 404, description = "`not_found`: no such habit of the user's, or no entry on that date", body = ErrorBody),
+        (status = 422, description = "`invalid_field`: `date` is not a calendar date", body = ErrorBody)))]
 async fn delete_entry(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Path((id, date)): Path<(String, String)>,
+    ApiPath((id, date)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let habit = owned(&state, &user.id, &id).await?;
     if !habits::is_date(&date) {
@@ -252,20 +263,27 @@ async fn delete_entry(
 
 /// Dates `YYYY-MM-DD`, inclusive.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct Range {
+    /// The first day, `YYYY-MM-DD`.
+    #[param(format = Date)]
     from: Option<String>,
+    /// The last day, `YYYY-MM-DD`.
+    #[param(format = Date)]
     to: Option<String>,
 }
 
 /// A habit's entries between two dates, oldest first.
 #[utoipa::path(get, path = "/habits/{id}/entries", tag = "habits", params(("id" = String, Path), Range),
-    responses((status = 200, body = EntryList), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = EntryList),
+        (status = 404, description = "`not_found`: no such habit of the user's", body = ErrorBody),
+        (status = 422, description = "`invalid_field`: `from` or `to` is not a calendar date", body = ErrorBody)))]
 async fn entries(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Path(id): Path<String>,
-    Query(range): Query<Range>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(range): ApiQuery<Range>,
 ) -> Result<Json<EntryList>, ApiError> {
     let habit = owned(&state, &user.id, &id).await?;
     let from = range.from.unwrap_or_else(|| "0001-01-01".into());
@@ -288,20 +306,27 @@ async fn entries(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ActivityQuery {
+    /// The first local start date, `YYYY-MM-DD`.
+    #[param(format = Date)]
     from: Option<String>,
+    /// The last local start date, `YYYY-MM-DD`.
+    #[param(format = Date)]
     to: Option<String>,
+    /// One sport type, such as `Run`.
     sport: Option<String>,
 }
 
 /// The user's workouts by local start date (inclusive), optionally one sport type.
 #[utoipa::path(get, path = "/activities", tag = "activities", params(ActivityQuery),
-    responses((status = 200, body = ActivityList), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = ActivityList),
+        (status = 422, description = "`invalid_field`: `from` or `to` is not a calendar date", body = ErrorBody)))]
 async fn activities(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Query(q): Query<ActivityQuery>,
+    ApiQuery(q): ApiQuery<ActivityQuery>,
 ) -> Result<Json<ActivityList>, ApiError> {
     let from = q.from.unwrap_or_else(|| "0001-01-01".into());
     let to = q.to.unwrap_or_else(|| "9999-12-31".into());
@@ -359,15 +384,16 @@ fn today_of(user: &crate::store::users::User) -> Result<jiff::civil::Date, ApiEr
 /// A habit's stats over `from..=to` (default: the 30 days ending today), judged by
 /// the active rules plugin.
 #[utoipa::path(get, path = "/habits/{id}/stats", tag = "habits", params(("id" = String, Path), Range),
-    responses((status = 200, body = rules::HabitStats), (status = 404, body = ErrorBody),
-        (status = 422, description = "a bad date or a range over 3660 days", body = ErrorBody),
+    responses((status = 200, body = rules::HabitStats),
+        (status = 404, description = "`not_found`: no such habit of the user's", body = ErrorBody),
+        (status = 422, description = "`invalid_field`: not a calendar date, `from` after `to`, or a range over 3660 days", body = ErrorBody),
         (status = 502, description = "the rules plugin failed or answered out of range; names the plugin and version", body = ErrorBody),
-        (status = 503, description = "no rules plugin is active", body = ErrorBody)))]
+        (status = 503, description = "`rules_unavailable`: no rules plugin is active", body = ErrorBody)))]
 async fn stats(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Path(id): Path<String>,
-    Query(q): Query<Range>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<Range>,
 ) -> Result<Json<rules::HabitStats>, ApiError> {
     let found = state
         .db
@@ -400,7 +426,9 @@ async fn stats(
 
 /// Today's score and streak of every active habit, from one rules plugin call.
 #[utoipa::path(get, path = "/habits/stats", tag = "habits",
-    responses((status = 200, body = StatsList), (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 200, body = StatsList),
+        (status = 502, description = "`rules_plugin_failed` or `rules_plugin_invalid`; names the plugin and version", body = ErrorBody),
+        (status = 503, description = "`rules_unavailable`: no rules plugin is active", body = ErrorBody)))]
 async fn all_stats(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,

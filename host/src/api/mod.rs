@@ -121,6 +121,9 @@ impl From<InstallError> for ApiError {
             InstallError::NoPrevious(_) => {
                 Self::new(StatusCode::CONFLICT, "no_previous_version", e.to_string())
             }
+            InstallError::EnvCollision(_) => {
+                Self::new(StatusCode::CONFLICT, "name_collision", e.to_string())
+            }
             InstallError::Db(_) => Self::internal(e),
         }
     }
@@ -232,11 +235,11 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(api)
         .fallback(plugin_routes::dispatch)
+        .layer(axum::middleware::from_fn(cross_origin::refuse_cross_site))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             body_deadline::limit_body_time,
         ))
-        .layer(axum::middleware::from_fn(cross_origin::refuse_cross_site))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::telemetry::track_requests,

@@ -262,23 +262,35 @@ async fn read_body(
     limit: usize,
 ) -> Result<impl http_body::Body<Data = Bytes, Error = wasmtime_wasi_http::Error> + use<>, ApiError>
 {
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!("the body exceeds this plugin's limit of {limit} bytes"),
-        )
-    };
     let declared = headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
+        return Err(too_large(limit));
     }
+    let bytes = if http_body::Body::is_end_stream(&body) {
+        Bytes::new()
+    } else {
+        collect_body(body, limit).await?
+    };
+    Ok(http_body_util::Full::new(bytes)
+        .map_err(|never: std::convert::Infallible| -> wasmtime_wasi_http::Error { match never {} }))
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        format!("the body exceeds this plugin's limit of {limit} bytes"),
+    )
+}
+
+/// Reads a body to its end, at most `limit` bytes.
+async fn collect_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     let bytes = match http_body_util::Limited::new(body, limit).collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large(limit)),
         Err(e) if super::body_deadline::is_body_timeout(e.as_ref()) => {
             return Err(super::body_timeout());
         }
@@ -290,6 +302,5 @@ async fn read_body(
             ));
         }
     };
-    Ok(http_body_util::Full::new(bytes)
-        .map_err(|never: std::convert::Infallible| -> wasmtime_wasi_http::Error { match never {} }))
+    Ok(bytes)
 }

@@ -45,8 +45,8 @@ pub struct Manifest {
     #[serde(default)]
     pub component: Option<String>,
     /// The OpenAPI operations of the routes it claims: a JSON file, relative to the
-    /// manifest (CLI, watcher), uploaded as the `openapi` field. A version whose
-    /// manifest names one is refused without it (see `plugins::registry`).
+    /// manifest (CLI, watcher), uploaded as the `openapi` field (see
+    /// `plugins::registry::ApiDocument`).
     #[serde(default)]
     pub openapi: Option<String>,
     /// URL strings, or `{ url = "...", private = true }` tables.

@@ -1,8 +1,8 @@
 //! `ham serve --watch DIR`: plugin development without uploads.
 //!
 //! Polls `DIR/plugin.toml` and `DIR/*/plugin.toml` (twice a second) and the
-//! component each names (`component`, relative to the manifest); when either
-//! changes, the plugin is installed exactly as an upload would be. The first scan
+//! files each names (`component` and `openapi`, relative to the manifest); when
+//! one changes, the plugin is installed exactly as an upload would be. The first scan
 //! installs what is there. A broken build is logged and the active version keeps
 //! serving. Polling rather than inotify: it works the same on every file system,
 //! including bind mounts and network shares, and costs a few `stat`s.
@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::Manifest;
-use super::registry::{Registry, Source};
+use super::registry::{Package, Registry, Source};
 
 const POLL: Duration = Duration::from_millis(500);
 
@@ -26,13 +26,17 @@ pub fn spawn(registry: Arc<Registry>, dir: PathBuf) -> tokio::task::JoinHandle<(
         let mut seen: HashMap<PathBuf, Fingerprint> = HashMap::new();
         loop {
             for manifest_path in manifests(&dir) {
-                let component = component_path(&manifest_path);
-                let print = fingerprint(&[Some(manifest_path.as_path()), component.as_deref()]);
+                let files = named_files(&manifest_path);
+                let print = fingerprint(&[
+                    Some(manifest_path.as_path()),
+                    files.component.as_deref(),
+                    files.openapi.as_deref(),
+                ]);
                 if seen.get(&manifest_path) == Some(&print) {
                     continue;
                 }
                 seen.insert(manifest_path.clone(), print);
-                install(&registry, &manifest_path, component.as_deref()).await;
+                install(&registry, &manifest_path, &files).await;
             }
             tokio::time::sleep(POLL).await;
         }
@@ -57,10 +61,24 @@ fn manifests(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
-fn component_path(manifest_path: &Path) -> Option<PathBuf> {
-    let text = std::fs::read_to_string(manifest_path).ok()?;
-    let manifest = Manifest::parse(&text).ok()?;
-    Some(manifest_path.parent()?.join(manifest.component?))
+/// The files a manifest names, relative to it.
+#[derive(Default)]
+struct NamedFiles {
+    component: Option<PathBuf>,
+    openapi: Option<PathBuf>,
+}
+
+fn named_files(manifest_path: &Path) -> NamedFiles {
+    let manifest = std::fs::read_to_string(manifest_path)
+        .ok()
+        .and_then(|text| Manifest::parse(&text).ok());
+    let (Some(manifest), Some(dir)) = (manifest, manifest_path.parent()) else {
+        return NamedFiles::default();
+    };
+    NamedFiles {
+        component: manifest.component.map(|c| dir.join(c)),
+        openapi: manifest.openapi.map(|o| dir.join(o)),
+    }
 }
 
 fn fingerprint(paths: &[Option<&Path>]) -> Fingerprint {
@@ -73,13 +91,13 @@ fn fingerprint(paths: &[Option<&Path>]) -> Fingerprint {
         .collect()
 }
 
-async fn install(registry: &Registry, manifest_path: &Path, component: Option<&Path>) {
+async fn install(registry: &Registry, manifest_path: &Path, files: &NamedFiles) {
     let shown = manifest_path.display();
     let text = match std::fs::read_to_string(manifest_path) {
         Ok(text) => text,
         Err(e) => return tracing::warn!(manifest = %shown, error = %e, "cannot read manifest"),
     };
-    let Some(component) = component else {
+    let Some(component) = files.component.as_deref() else {
         return tracing::warn!(manifest = %shown, "manifest is invalid or names no `component`; not installing");
     };
     let bytes = match std::fs::read(component) {
@@ -88,7 +106,22 @@ async fn install(registry: &Registry, manifest_path: &Path, component: Option<&P
             return tracing::warn!(component = %component.display(), error = %e, "cannot read component");
         }
     };
-    match registry.install(&text, &bytes, Source::Watch, None).await {
+    let openapi = match files.openapi.as_deref().map(std::fs::read_to_string) {
+        None => None,
+        Some(Ok(openapi)) => Some(openapi),
+        Some(Err(e)) => {
+            return tracing::warn!(manifest = %shown, error = %e, "cannot read the OpenAPI document it names");
+        }
+    };
+    let package = Package {
+        manifest: &text,
+        component: &bytes,
+        openapi: openapi.as_deref(),
+    };
+    match registry
+        .install_package(&package, Source::Watch, None)
+        .await
+    {
         Ok(installed) => tracing::info!(
             plugin = %installed.row.name, version = %installed.row.version, sha256 = %installed.row.sha256,
             "installed from watched directory"

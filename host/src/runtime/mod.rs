@@ -214,6 +214,10 @@ impl LoadedPlugin {
     /// One of this version's instance slots, held for as long as the instance
     /// lives; `Busy` when none frees up within [`SLOT_WAIT`].
     async fn slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, InvokeError> {
+        // The common case takes a free slot without arming a timer.
+        if let Ok(permit) = self.slots.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
         match tokio::time::timeout(SLOT_WAIT, self.slots.clone().acquire_owned()).await {
             Ok(Ok(permit)) => Ok(permit),
             Ok(Err(_)) | Err(_) => Err(InvokeError::Busy),

@@ -21,9 +21,12 @@ pub struct VersionRow {
     pub source: String,
     pub uploaded_at: i64,
     pub activated_seq: Option<i64>,
+    /// The OpenAPI operations of its routes (JSON text, as uploaded), if it has any.
+    pub openapi: Option<String>,
 }
 
-const COLUMNS: &str = "id, name, version, sha256, manifest, source, uploaded_at, activated_seq";
+const COLUMNS: &str =
+    "id, name, version, sha256, manifest, source, uploaded_at, activated_seq, openapi";
 
 fn version_row(r: &AnyRow) -> VersionRow {
     VersionRow {
@@ -35,6 +38,7 @@ fn version_row(r: &AnyRow) -> VersionRow {
         source: r.get(5),
         uploaded_at: r.get(6),
         activated_seq: r.get(7),
+        openapi: r.get(8),
     }
 }
 
@@ -46,27 +50,32 @@ pub struct NewVersion<'a> {
     pub manifest: &'a str,
     pub component: &'a [u8],
     pub source: &'a str,
+    /// The OpenAPI operations of its routes (JSON text), already checked.
+    pub openapi: Option<&'a str>,
 }
 
 impl Db {
-    /// Stores a version (or finds the identical one already stored) and makes it the
-    /// active one. Returns the row and whether it was newly stored.
+    /// Stores a version (or finds the identical one already stored: same component,
+    /// manifest and OpenAPI document) and makes it the active one. Returns the row
+    /// and whether it was newly stored.
     pub async fn store_and_activate(&self, new: &NewVersion<'_>) -> Result<(VersionRow, bool)> {
         let mut tx = self.begin_write().await?;
         let existing = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM plugin_versions WHERE name = $1 AND sha256 = $2 AND manifest = $3"
+            "SELECT {COLUMNS} FROM plugin_versions WHERE name = $1 AND sha256 = $2 AND manifest = $3 \
+             AND COALESCE(openapi, '') = COALESCE($4, '')"
         )))
         .bind(new.name)
         .bind(new.sha256)
         .bind(new.manifest)
+        .bind(new.openapi)
         .fetch_optional(&mut *tx)
         .await?;
         let (id, created) = match existing {
             Some(row) => (version_row(&row).id, false),
             None => {
                 let row = sqlx::query(
-                    "INSERT INTO plugin_versions (name, version, sha256, manifest, component, source, uploaded_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                    "INSERT INTO plugin_versions (name, version, sha256, manifest, component, source, uploaded_at, openapi) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
                 )
                 .bind(new.name)
                 .bind(new.version)
@@ -75,6 +84,7 @@ impl Db {
                 .bind(new.component)
                 .bind(new.source)
                 .bind(now_ms())
+                .bind(new.openapi)
                 .fetch_one(&mut *tx)
                 .await?;
                 (row.get::<i64, _>(0), true)
@@ -121,7 +131,7 @@ impl Db {
         .await?;
         Ok(rows
             .iter()
-            .map(|r| (version_row(r), r.get::<Vec<u8>, _>(8)))
+            .map(|r| (version_row(r), r.get::<Vec<u8>, _>(9)))
             .collect())
     }
 
