@@ -213,9 +213,14 @@ async fn main() {
         LOAD_SECONDS,
     )
     .await;
+    // The host's own route through the same connection loop and middleware as the
+    // plugin route: what the host adds around a handler, apart from the plugin.
+    let host_route = load(&server.url("/healthz"), "ok\n", LOAD_SECONDS).await;
     println!("native axum:        {native:>9.0} req/s");
+    println!("ham /healthz:       {host_route:>9.0} req/s");
     println!("/plugins/hello/:    {plugin:>9.0} req/s");
     println!("plugin / native:    {:>9.1} %", plugin / native * 100.0);
+    println!("ham /healthz / native: {:>6.1} %", host_route / native * 100.0);
 
     println!("\n## swap latency under load (4 client loops)");
     let hello = ham_host::plugins::bundled::BUNDLED
