@@ -220,7 +220,10 @@ async fn main() {
     println!("ham /healthz:       {host_route:>9.0} req/s");
     println!("/plugins/hello/:    {plugin:>9.0} req/s");
     println!("plugin / native:    {:>9.1} %", plugin / native * 100.0);
-    println!("ham /healthz / native: {:>6.1} %", host_route / native * 100.0);
+    println!(
+        "ham /healthz / native: {:>6.1} %",
+        host_route / native * 100.0
+    );
 
     println!("\n## swap latency under load (4 client loops)");
     let hello = ham_host::plugins::bundled::BUNDLED
