@@ -13,53 +13,11 @@
 
 mod common;
 
-use std::sync::{Mutex, OnceLock};
-
 use axum::Router;
 use axum::response::Redirect;
 use axum::routing::get;
+use common::log::{capture_logs, logged};
 use common::{Backend, TestDb, TestServer, guest, settings};
-
-// The host's log: TestServer::start installs a subscriber only when none is set;
-// this one is installed first and keeps every line, so a test can check that a
-// refusal was logged (tests run at once, so a line is found by the plugin it names).
-
-static LOG: Mutex<Vec<u8>> = Mutex::new(Vec::new());
-
-struct LogWriter;
-
-impl std::io::Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        LOG.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn capture_logs() {
-    static INSTALLED: OnceLock<()> = OnceLock::new();
-    INSTALLED.get_or_init(|| {
-        tracing_subscriber::fmt()
-            .with_writer(|| LogWriter)
-            .with_ansi(false)
-            .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
-            .try_init()
-            .expect("the first subscriber of this test binary");
-    });
-}
-
-/// The log lines that contain every one of `parts`.
-fn logged(parts: &[&str]) -> Vec<String> {
-    let log = LOG.lock().unwrap();
-    String::from_utf8_lossy(&log)
-        .lines()
-        .filter(|line| parts.iter().all(|p| line.contains(p)))
-        .map(str::to_string)
-        .collect()
-}
 
 async fn upstream(router: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

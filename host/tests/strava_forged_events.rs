@@ -15,7 +15,7 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::fake_strava::{
@@ -23,6 +23,7 @@ use common::fake_strava::{
     pending_jobs, post_event_answer, run,
 };
 use common::llm::user_id;
+use common::log::{capture_logs, logged};
 use common::process::until;
 use common::session::Session;
 use common::{Backend, TestDb, TestServer, settings};
@@ -38,38 +39,6 @@ const MAX_PENDING: usize = 50;
 /// `budget::BURST` in the plugin.
 const BUDGET_BURST: usize = 60;
 
-// The host's log, where the plugin's warnings land. TestServer::start installs a
-// subscriber only when none is set; this one is installed first and keeps every
-// line, so a test can check that a warning was logged (tests run at once, so a
-// line is found by the job id it names).
-
-static LOG: Mutex<Vec<u8>> = Mutex::new(Vec::new());
-
-struct LogWriter;
-
-impl std::io::Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        LOG.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn capture_logs() {
-    static INSTALLED: OnceLock<()> = OnceLock::new();
-    INSTALLED.get_or_init(|| {
-        tracing_subscriber::fmt()
-            .with_writer(|| LogWriter)
-            .with_ansi(false)
-            .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
-            .try_init()
-            .expect("the first subscriber of this test binary");
-    });
-}
-
 /// The made-up activities in `ids` whose events were dropped for the cap.
 fn dropped_for_the_cap(ids: std::ops::Range<u64>) -> usize {
     logged(&["WARN", "too many events pending for this athlete"])
@@ -81,16 +50,6 @@ fn dropped_for_the_cap(ids: std::ops::Range<u64>) -> usize {
         })
         .filter(|id| ids.contains(id))
         .count()
-}
-
-/// The log lines that contain every one of `parts`.
-fn logged(parts: &[&str]) -> Vec<String> {
-    let log = LOG.lock().unwrap();
-    String::from_utf8_lossy(&log)
-        .lines()
-        .filter(|line| parts.iter().all(|p| line.contains(p)))
-        .map(str::to_string)
-        .collect()
 }
 
 struct Env {

@@ -12,6 +12,7 @@
 
 pub mod fake_strava;
 pub mod llm;
+pub mod log;
 pub mod process;
 pub mod session;
 
