@@ -13,7 +13,7 @@
     reason = "a benchmark fails loudly"
 )]
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/all/common/mod.rs"]
 mod common;
 
 use std::sync::Arc;
@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{Backend, TestDb, TestServer, guest, rebuilt, settings};
-use ham_host::runtime::bindings::exports::ham::plugin::job_handler::Job;
+use ham_host::wit::exports::ham::plugin::job_handler::Job;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 

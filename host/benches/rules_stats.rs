@@ -20,7 +20,7 @@
     reason = "a benchmark fails loudly"
 )]
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/all/common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};
@@ -29,10 +29,10 @@ use common::session::Session;
 use common::{Backend, TestDb, TestServer, settings};
 use std::sync::Arc;
 
+use ham_host::capabilities::habits as wit;
 use ham_host::habits::{Entry, EntryStatus};
 use ham_host::rules::{Evaluator, Range, day_of};
-use ham_host::runtime::bindings::exports::ham::plugin::rules::EvaluationInput;
-use ham_host::store::habits::wit;
+use ham_host::wit::exports::ham::plugin::rules::EvaluationInput;
 use jiff::ToSpan as _;
 use jiff::civil::Date;
 use reqwest::Method;
@@ -356,7 +356,7 @@ async fn main() {
     for _ in 0..SAMPLES {
         let fresh = Evaluator::new(
             Arc::downgrade(&server.state.registry),
-            server.state.db.clone(),
+            Arc::new(ham_host::habits::Tracker::new(server.state.db.clone())),
         );
         let started = Instant::now();
         fresh
@@ -387,7 +387,7 @@ async fn main() {
     for _ in 0..SAMPLES {
         let fresh = Evaluator::new(
             Arc::downgrade(&server.state.registry),
-            server.state.db.clone(),
+            Arc::new(ham_host::habits::Tracker::new(server.state.db.clone())),
         );
         let started = Instant::now();
         fresh

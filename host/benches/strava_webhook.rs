@@ -2,7 +2,7 @@
 //! Strava webhook events while Strava's API hangs, for docs/benchmarks.md.
 //!
 //! A real `ham` with the bundled `strava-sync` pointed at the fake Strava
-//! (tests/common/fake_strava.rs), one user connected through the fake's OAuth. The
+//! (tests/all/common/fake_strava.rs), one user connected through the fake's OAuth. The
 //! fake's API then stalls every call, so the job workers hang on their first
 //! fetches, and 8 clients post 500 `activity create` events between them, each
 //! waiting for its answer before sending the next. Every event must be answered
@@ -16,7 +16,7 @@
     reason = "a benchmark fails loudly"
 )]
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/all/common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};

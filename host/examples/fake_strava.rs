@@ -1,6 +1,6 @@
 //! `cargo run -p ham-host --example fake_strava`: a fake Strava on loopback, for
 //! trying the `strava-sync` plugin without a Strava account. The same fake the
-//! tests use (`tests/common/fake_strava.rs`): OAuth that approves at once, the
+//! tests use (`tests/all/common/fake_strava.rs`): OAuth that approves at once, the
 //! activities API, rate-limit headers.
 //!
 //! It prints the settings that point `ham` at it. Start `ham` with them, sign in,
@@ -15,7 +15,7 @@
     reason = "a demo tool fails loudly"
 )]
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/all/common/mod.rs"]
 mod common;
 
 use std::io::BufRead as _;

@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr as _;
 use std::time::Duration;
 
+use sqlx::Connection as _;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
-use sqlx::{Connection as _, Row as _};
 
 /// Why a backup or restore was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -79,11 +79,10 @@ pub async fn check_snapshot(file: &Path) -> Result<(), BackupError> {
         return Err(bad("no such file".into()));
     }
     let mut conn = open(file, true).await.map_err(|e| bad(e.to_string()))?;
-    let verdict: String = sqlx::query("PRAGMA integrity_check")
+    let verdict: String = sqlx::query_scalar("PRAGMA integrity_check")
         .fetch_one(&mut conn)
         .await
-        .map_err(|e| bad(e.to_string()))?
-        .get(0);
+        .map_err(|e| bad(e.to_string()))?;
     if verdict != "ok" {
         return Err(bad(format!("integrity check: {verdict}")));
     }

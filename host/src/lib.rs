@@ -8,10 +8,13 @@
 pub mod api;
 pub mod auth;
 pub mod backup;
+pub mod capabilities;
 pub mod cli;
 pub mod export;
 pub mod habits;
 pub mod jobs;
+#[cfg(test)]
+mod layering;
 pub mod llm;
 pub mod plugins;
 pub mod rules;
@@ -20,6 +23,7 @@ pub mod settings;
 pub mod store;
 pub mod telemetry;
 pub mod web;
+pub mod wit;
 
 use std::sync::Arc;
 
@@ -38,10 +42,26 @@ pub struct AppState {
     pub runtime: Arc<Runtime>,
     pub registry: Arc<Registry>,
     pub login_limiter: Arc<auth::LoginLimiter>,
+    /// Every operation on habits, entries and activities.
+    pub tracker: Arc<habits::Tracker>,
     /// Habit stats from the rules plugin, cached.
     pub evaluator: Arc<rules::Evaluator>,
-    /// The token checker, in `oidc` mode.
-    pub oidc: Option<Arc<auth::oidc::Oidc>>,
+    /// Who a request comes from, in the mode `HAM_AUTH` chose at start.
+    pub auth: Arc<dyn auth::Authenticator>,
+}
+
+/// What the identity extractors ([`auth::CurrentUser`], [`auth::MaybeUser`]) ask.
+impl axum::extract::FromRef<AppState> for Arc<dyn auth::Authenticator> {
+    fn from_ref(state: &AppState) -> Self {
+        state.auth.clone()
+    }
+}
+
+/// What `GET /api/llm/status` ([`llm::status`]) asks.
+impl axum::extract::FromRef<AppState> for Arc<llm::Llm> {
+    fn from_ref(state: &AppState) -> Self {
+        state.runtime.capabilities().llm().clone()
+    }
 }
 
 impl AppState {
@@ -54,17 +74,24 @@ impl AppState {
         let db = open_database(&url, settings.migrate_on_start)
             .await
             .with_context(|| format!("opening database {}", store::redact_url(&url)))?;
-        let mut runtime = Runtime::new(&settings.data_dir, db.clone())?;
-        runtime.job_max_attempts = settings.job_max_attempts;
-        runtime.secret = store::sealed::HostSecret::load(
+        let metrics = Arc::new(telemetry::Metrics::default());
+        let tracker = Arc::new(habits::Tracker::new(db.clone()));
+        let mut llm = llm::Llm::new(&settings.llm, db.clone())?;
+        llm.metrics = metrics.clone();
+        let secret = store::sealed::HostSecret::load(
             settings.secret_key.as_ref().map(|s| s.expose()),
             &settings.data_dir,
         )
         .context("loading the secret key")?;
-        let mut llm = llm::Llm::new(&settings.llm, db.clone())?;
-        llm.metrics = runtime.metrics.clone();
-        runtime.llm = Arc::new(llm);
-        let runtime = Arc::new(runtime);
+        let capabilities = capabilities::Capabilities::new(capabilities::Parts {
+            db: db.clone(),
+            tracker: tracker.clone(),
+            llm: Arc::new(llm),
+            secret,
+            job_max_attempts: settings.job_max_attempts,
+            metrics: metrics.clone(),
+        });
+        let runtime = Arc::new(Runtime::new(&settings.data_dir, capabilities, metrics)?);
         let registry = Arc::new(
             Registry::load(
                 runtime.clone(),
@@ -73,35 +100,36 @@ impl AppState {
             )
             .await?,
         );
-        let evaluator = Arc::new(rules::Evaluator::new(Arc::downgrade(&registry), db.clone()));
-        // Set once, right here; a second set cannot happen.
-        let _ = runtime.evaluator.set(evaluator.clone());
+        let evaluator = Arc::new(rules::Evaluator::new(
+            Arc::downgrade(&registry),
+            tracker.clone(),
+        ));
+        runtime.capabilities().serve_stats(evaluator.clone());
         plugins::bundled::install_bundled(&registry)
             .await
             .context("installing bundled plugins")?;
-        let oidc = match (
-            &settings.auth,
-            &settings.oidc_issuer,
-            &settings.oidc_audience,
-        ) {
-            (settings::AuthMode::Oidc, Some(issuer), Some(audience)) => {
-                Some(Arc::new(auth::oidc::Oidc::new(
-                    issuer.clone(),
-                    audience.clone(),
-                    settings.oidc_jwks_url.clone(),
-                )?))
-            }
-            _ => None,
-        };
+        let auth = auth::authenticator(&settings, &db).context("setting up HAM_AUTH")?;
         Ok(Self {
-            oidc,
+            auth,
             settings: Arc::new(settings),
             db,
             runtime,
             registry,
+            tracker,
             evaluator,
             login_limiter: Default::default(),
         })
+    }
+}
+
+impl AppState {
+    /// What the job workers draw on.
+    pub fn job_workers(&self) -> jobs::Workers {
+        jobs::Workers {
+            db: self.db.clone(),
+            registry: self.registry.clone(),
+            settings: self.settings.clone(),
+        }
     }
 }
 
@@ -122,9 +150,10 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let mut workers = jobs::spawn_workers(&state);
-    workers.push(jobs::spawn_scheduler(&state));
-    workers.push(jobs::spawn_pruner(&state));
+    let job_workers = state.job_workers();
+    let mut workers = jobs::spawn_workers(&job_workers);
+    workers.push(jobs::spawn_scheduler(&job_workers));
+    workers.push(jobs::spawn_pruner(&job_workers));
     if state.db.backend() == store::Backend::Postgres {
         workers.push(plugins::replicas::spawn(
             state.registry.clone(),

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use ham_host::cli::{self, Remote};
-use ham_host::settings::Settings;
+use ham_host::settings::{LogFormat, Settings};
 use ham_host::{AppState, plugins};
 
 #[derive(Parser)]
@@ -34,6 +34,9 @@ enum Command {
     Migrate,
     /// Exit 0 if the server on `HAM_ADDR` answers `/healthz` (container health checks).
     Healthcheck,
+    /// Print the settings `ham serve` would run with, as TOML (defaults, then the
+    /// settings file, then `HAM_*` variables; secrets shown as `<redacted>`).
+    Config,
     /// Write a consistent snapshot of the SQLite database (the server may run).
     Backup {
         /// The snapshot file to write (must not exist).
@@ -65,8 +68,9 @@ enum Command {
 
 #[derive(Args, Default)]
 struct ServeArgs {
-    /// Install plugins from this directory whenever they change (development).
-    #[arg(long, env = "HAM_PLUGINS_DIR")]
+    /// Install plugins from this directory whenever they change (development);
+    /// overrides the `plugins_dir` setting (`HAM_PLUGINS_DIR`).
+    #[arg(long)]
     watch: Option<PathBuf>,
 }
 
@@ -140,6 +144,10 @@ async fn main() -> anyhow::Result<()> {
             println!("{applied} migrations applied; the schema is current");
             Ok(())
         }
+        Command::Config => {
+            print!("{}", Settings::effective_toml(cli.config.as_deref())?);
+            Ok(())
+        }
         Command::Healthcheck => {
             let settings = Settings::load(cli.config.as_deref())?;
             cli::healthcheck(settings.addr).await
@@ -178,21 +186,20 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(config: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("HAM_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    match std::env::var("HAM_LOG_FORMAT").as_deref() {
+    let mut settings = Settings::load(config.as_deref())?;
+    // The settings checked that the filter parses.
+    let filter = tracing_subscriber::EnvFilter::new(&settings.log);
+    match settings.log_format {
         // One JSON object per line, with the fields of the current span and its
         // parents (the request's method, route and status; the plugin and version).
-        Ok("json") => tracing_subscriber::fmt()
+        LogFormat::Json => tracing_subscriber::fmt()
             .json()
             .with_current_span(true)
             .with_span_list(true)
             .with_env_filter(filter)
             .init(),
-        Ok("text") | Err(_) => tracing_subscriber::fmt().with_env_filter(filter).init(),
-        Ok(other) => anyhow::bail!("HAM_LOG_FORMAT must be `text` or `json`, not `{other}`"),
+        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
     }
-    let mut settings = Settings::load(config.as_deref())?;
     if args.watch.is_some() {
         settings.plugins_dir = args.watch;
     }

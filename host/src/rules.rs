@@ -26,12 +26,12 @@ use jiff::ToSpan as _;
 use jiff::civil::Date;
 use serde::Serialize;
 
-use crate::habits::Habit;
+use crate::capabilities::habits as convert;
+use crate::habits::{Habit, Tracker};
 use crate::plugins::Registry;
 use crate::runtime::InvokeError;
-use crate::runtime::bindings::exports::ham::plugin::rules::{self as wit};
-use crate::store::habits::wit as convert;
-use crate::store::{self, Db};
+use crate::store;
+use crate::wit::exports::ham::plugin::rules::{self as wit};
 
 /// The plugin whose `rules` export judges every habit. Uploading another rule set
 /// under this name (see `examples/rules-strict-streaks`) changes how habits are
@@ -44,8 +44,6 @@ pub const CACHE_BYTES: usize = 32 * 1024 * 1024;
 /// Bytes the cached answers of one user may hold: a quarter of the cache, so one
 /// user asking for many ranges pushes out their own answers, not everyone's.
 pub const CACHE_BYTES_PER_USER: usize = CACHE_BYTES / 4;
-/// Entries kept for the rules at most (about 24 bytes each).
-const KEPT_ENTRIES: usize = 2_000_000;
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DayScore {
@@ -153,33 +151,21 @@ struct Fingerprint {
     plugin_version: i64,
 }
 
-/// A habit's entries as the rules take them, as of one revision, up to the day
-/// `last`.
-struct LoadedEntries {
-    revision: i64,
-    last: i32,
-    entries: Vec<wit::DayEntry>,
-}
-
 /// Evaluates habits with the active rules plugin, and caches the answers.
 pub struct Evaluator {
     registry: Weak<Registry>,
-    db: Db,
+    /// Where the entries come from, kept between evaluations.
+    tracker: Arc<Tracker>,
     cache: Mutex<StatsCache>,
-    /// Entries by habit id, kept while the habit's revision stands: another range
-    /// or day of an unchanged habit calls the plugin without reading ten years of
-    /// entries again. Any entry write bumps the revision, so it reloads.
-    entries: Mutex<HashMap<String, LoadedEntries>>,
 }
 
 impl Evaluator {
     /// `registry` is weak: the registry owns the runtime, which holds this.
-    pub fn new(registry: Weak<Registry>, db: Db) -> Self {
+    pub fn new(registry: Weak<Registry>, tracker: Arc<Tracker>) -> Self {
         Self {
             registry,
-            db,
+            tracker,
             cache: Mutex::new(StatsCache::new(CACHE_BYTES, CACHE_BYTES_PER_USER)),
-            entries: Mutex::new(HashMap::new()),
         }
     }
 
@@ -223,7 +209,10 @@ impl Evaluator {
             .iter()
             .map(|(i, _, _)| (&habits[*i].0, habits[*i].1))
             .collect();
-        let mut entries = self.entries_for(user_id, &missed, last).await?;
+        let mut entries = self
+            .tracker
+            .entries_for_rules(user_id, &missed, last, day_of(last))
+            .await?;
         let inputs: Vec<wit::EvaluationInput> = missed
             .iter()
             .map(|(habit, _)| wit::EvaluationInput {
@@ -279,122 +268,6 @@ pub fn day_of(date: Date) -> i32 {
     )
     .and_then(|d| i32::try_from(d).ok())
     .unwrap_or(i32::MIN)
-}
-
-impl Evaluator {
-    /// This process wrote `entry`: patch the habit's kept entries instead of
-    /// reading them all again at the next evaluation.
-    pub async fn entry_written(&self, entry: &crate::habits::Entry) {
-        use crate::habits::EntryStatus;
-        use crate::runtime::bindings::ham::plugin::habits::EntryValue;
-        let value = match (entry.status, entry.value) {
-            (EntryStatus::Skipped, _) => EntryValue::Skipped,
-            (EntryStatus::Value, Some(v)) => EntryValue::Value(v),
-            _ => EntryValue::Done,
-        };
-        self.entry_changed(&entry.habit_id, &entry.date, Some(value))
-            .await;
-    }
-
-    /// This process deleted the entry of `date`: patch the kept entries.
-    pub async fn entry_deleted(&self, habit_id: &str, date: &str) {
-        self.entry_changed(habit_id, date, None).await;
-    }
-
-    /// Patches a habit's kept entries after a write of one day (`None`: deleted)
-    /// that this process just made. The patch applies only if the habit's
-    /// revision is now exactly one past the kept one, so that write is the only
-    /// one since; otherwise (a write by another replica or path came between)
-    /// the kept entries are dropped and the next evaluation reads them. Setting
-    /// one day is idempotent, so kept entries that already hold this write (read
-    /// between the write and this call) stay right.
-    async fn entry_changed(
-        &self,
-        habit_id: &str,
-        date: &str,
-        value: Option<crate::runtime::bindings::ham::plugin::habits::EntryValue>,
-    ) {
-        let revision = self.db.habit_revision(habit_id).await.ok().flatten();
-        let day = civil_day::parse(date).and_then(|d| i32::try_from(d).ok());
-        let mut kept = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let (Some(revision), Some(day)) = (revision, day) else {
-            kept.remove(habit_id);
-            return;
-        };
-        let Some(k) = kept.get_mut(habit_id) else {
-            return;
-        };
-        if k.revision + 1 != revision {
-            kept.remove(habit_id);
-            return;
-        }
-        if day <= k.last {
-            match (k.entries.binary_search_by_key(&day, |e| e.day), value) {
-                (Ok(i), Some(value)) => k.entries[i].value = value,
-                (Ok(i), None) => {
-                    k.entries.remove(i);
-                }
-                (Err(i), Some(value)) => k.entries.insert(i, wit::DayEntry { day, value }),
-                (Err(_), None) => {}
-            }
-        }
-        k.revision = revision;
-    }
-
-    /// The entries of `habits` (with their revisions) up to `last`: kept ones
-    /// where the revision still stands, the rest read from the database (one
-    /// habit's, or all the user's habits' when several are missing).
-    async fn entries_for(
-        &self,
-        user_id: &str,
-        habits: &[(&Habit, i64)],
-        last: Date,
-    ) -> Result<HashMap<String, Vec<wit::DayEntry>>, StatsError> {
-        let last_day = day_of(last);
-        let mut found = HashMap::new();
-        let mut missing = Vec::new();
-        {
-            let kept = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-            for (habit, revision) in habits {
-                match kept.get(&habit.id) {
-                    Some(k) if k.revision == *revision && k.last >= last_day => {
-                        let upto = k.entries.partition_point(|e| e.day <= last_day);
-                        found.insert(habit.id.clone(), k.entries[..upto].to_vec());
-                    }
-                    _ => missing.push((*habit, *revision)),
-                }
-            }
-        }
-        if missing.is_empty() {
-            return Ok(found);
-        }
-        let only = match missing.as_slice() {
-            [(habit, _)] => Some(habit.id.as_str()),
-            _ => None,
-        };
-        let mut loaded = self
-            .db
-            .entries_for_rules(user_id, only, &last.to_string())
-            .await?;
-        let mut kept = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let total: usize = kept.values().map(|k| k.entries.len()).sum();
-        if total + loaded.values().map(Vec::len).sum::<usize>() > KEPT_ENTRIES {
-            kept.clear();
-        }
-        for (habit, revision) in missing {
-            let entries = loaded.remove(&habit.id).unwrap_or_default();
-            kept.insert(
-                habit.id.clone(),
-                LoadedEntries {
-                    revision,
-                    last: last_day,
-                    entries: entries.clone(),
-                },
-            );
-            found.insert(habit.id.clone(), entries);
-        }
-        Ok(found)
-    }
 }
 
 /// Cached answers, bounded in bytes overall and per user, least recently used
@@ -696,52 +569,54 @@ fn check_unit(habit: &str, date: &str, value: f64) -> Result<(), String> {
 
 // ---- `habits.list-stats` for plugins: the acting user's habits, today ----
 
-mod host {
-    use crate::runtime::Invocation;
-    use crate::runtime::bindings::ham::plugin::habits::HabitStats;
-    use crate::runtime::bindings::ham::plugin::types::Error as GuestError;
-
-    use super::{Range, StatsError};
-
-    impl Invocation {
-        /// Today's stats of the acting user's active habits.
-        pub(crate) async fn habit_stats_today(&mut self) -> Result<Vec<HabitStats>, GuestError> {
-            let user = self.acting_user()?.to_string();
-            let Some(evaluator) = self.evaluator.clone() else {
-                return Err(GuestError::NotConfigured(
-                    "habit stats are not available in this host".into(),
-                ));
-            };
+impl crate::capabilities::habits::StatsSource for Evaluator {
+    fn today<'a>(
+        &'a self,
+        user_id: &'a str,
+    ) -> futures::future::BoxFuture<
+        'a,
+        Result<
+            Vec<crate::wit::ham::plugin::habits::HabitStats>,
+            crate::wit::ham::plugin::types::Error,
+        >,
+    > {
+        use crate::wit::ham::plugin::habits::HabitStats as Today;
+        use crate::wit::ham::plugin::types::Error as GuestError;
+        let internal = |e: &dyn std::fmt::Display| {
+            tracing::error!(error = %e, "habit stats for a plugin failed in the host");
+            GuestError::Internal
+        };
+        Box::pin(async move {
             let loaded = async {
-                let zone = self.db.user_time_zone(&user).await?;
-                let habits = self.db.habits_with_revision(&user, false).await?;
-                Ok::<_, crate::store::Error>((zone, habits))
+                let zone = self.tracker.time_zone(user_id).await?;
+                let habits = self.tracker.habits_with_revision(user_id, false).await?;
+                Ok::<_, crate::habits::TrackerError>((zone, habits))
             };
-            let (zone, habits) = loaded.await.map_err(|e| self.host_failed(e))?;
+            let (zone, habits) = loaded.await.map_err(|e| internal(&e))?;
             let today_text = crate::habits::today_in(&zone);
             let range =
                 Range::parse(&today_text, &today_text).map_err(GuestError::InvalidArgument)?;
-            let stats = evaluator
-                .evaluate(&user, &habits, range.to, &range)
+            let stats = self
+                .evaluate(user_id, &habits, range.to, &range)
                 .await
                 .map_err(|e| match e {
                     StatsError::NoRulesPlugin => GuestError::NotConfigured(e.to_string()),
                     StatsError::Invoke { .. } | StatsError::BadAnswer { .. } => {
                         GuestError::Upstream(e.to_string())
                     }
-                    StatsError::Db(e) => self.host_failed(e),
+                    StatsError::Db(e) => internal(&e),
                 })?;
             Ok(habits
                 .iter()
                 .zip(stats)
-                .map(|((habit, _), s)| HabitStats {
+                .map(|((habit, _), s)| Today {
                     habit_id: habit.id.clone(),
                     today_score: s.score,
                     current_streak: s.current_streak,
                     best_streak: s.best_streaks.iter().map(|b| b.length).max().unwrap_or(0),
                 })
                 .collect())
-        }
+        })
     }
 }
 

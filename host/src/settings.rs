@@ -1,15 +1,252 @@
-//! Settings: defaults, then a TOML file (`--config` or `HAM_CONFIG`), then `HAM_*`
-//! environment variables. Unknown keys in the file are refused; secrets are
-//! redacted in `Debug`.
+//! Settings: what an operator chooses, read once at start.
+//!
+//! Three layers, each over the one before: the defaults, then a TOML file
+//! (`--config FILE` or `HAM_CONFIG`), then the environment. The `settings!`
+//! list below is the one place that names each setting: its file key, type,
+//! default, environment variable and what it does. Every key can be set both
+//! ways: the variable is the key upper-cased with `HAM_` in front
+//! (`job_max_attempts`, `HAM_JOB_MAX_ATTEMPTS`); `database_url` and
+//! `anthropic_*` also answer to their conventional names (`DATABASE_URL`,
+//! `ANTHROPIC_API_KEY`, `ANTHROPIC_BASE_URL`), and the `HAM_` name wins when
+//! both are set. Plugin variables are the `[plugin.<plugin>]` table and
+//! `HAM_PLUGIN_<PLUGIN>_<VARIABLE>`.
+//!
+//! - The file: a key the list does not name is refused, naming it, as is a value
+//!   of the wrong type (`job_workers = "two"`). Lists are TOML arrays.
+//! - The environment: an empty variable counts as unset. Numbers are digits,
+//!   booleans `true`/`false`/`1`/`0`, lists comma-separated
+//!   (`HAM_TRUSTED_PROXIES=10.0.0.0/8,fd00::/8`), durations `10s`, `90m`, `7d`.
+//!   A bad value is refused naming the variable. Other `HAM_*` variables are
+//!   ignored (they belong to the tests, the build or the shell).
+//! - Secrets (the database URL, the admin token, the secret key, the LLM keys,
+//!   plugin variables) are [`Secret`]s: `<redacted>` in `Debug` and in
+//!   [`Settings::effective_toml`] (`ham config`), which shows the database URL
+//!   with its password hidden.
+//!
+//! `ham.example.toml` at the repository root documents every key; a test keeps
+//! it, and the README's table, naming every key this list has.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::de::{self, Deserializer, IntoDeserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
 
-/// A secret value: shown as `***` in `Debug`.
+/// Lists every setting once; generates [`Keys`] (the settings as the file
+/// spells them), its defaults, `KEYS` (key, variable, older names) and
+/// `Keys::set`, which reads one key from any serde source (a TOML value, an
+/// environment value).
+macro_rules! settings {
+    ($(
+        $(#[doc = $doc:literal])+
+        $key:ident: $ty:ty = $default:expr, $env:literal $(or $alias:literal)?;
+    )+) => {
+        /// Every setting under its file key, as the layers leave it.
+        #[derive(Debug, Clone, PartialEq, Serialize)]
+        struct Keys {
+            $( $(#[doc = $doc])+ $key: $ty, )+
+            /// `[plugin.<plugin>] <variable> = "…"` / `HAM_PLUGIN_<PLUGIN>_<VARIABLE>`,
+            /// by environment name.
+            #[serde(skip)]
+            plugin: BTreeMap<String, Secret>,
+        }
+
+        impl Default for Keys {
+            fn default() -> Self {
+                Self { $( $key: $default, )+ plugin: BTreeMap::new() }
+            }
+        }
+
+        /// Each key, its environment variable, and the older names it answers to.
+        const KEYS: &[(&str, &str, &[&str])] =
+            &[ $( (stringify!($key), $env, &[$($alias)?]) ),+ ];
+
+        impl Keys {
+            /// Sets `key` from `value`; false when there is no such key.
+            fn set<'de, D: Deserializer<'de>>(
+                &mut self,
+                key: &str,
+                value: D,
+            ) -> Result<bool, D::Error> {
+                match key {
+                    $( stringify!($key) => self.$key = <$ty as Deserialize>::deserialize(value)?, )+
+                    _ => return Ok(false),
+                }
+                Ok(true)
+            }
+        }
+    };
+}
+
+settings! {
+    /// Where `ham serve` listens (and where `ham healthcheck` knocks).
+    addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 3001)), "HAM_ADDR";
+    /// The data directory: the SQLite file, the compiled-component cache, `secret.key`.
+    data_dir: PathBuf = PathBuf::from("./data"), "HAM_DATA_DIR";
+    /// `sqlite://…` or `postgres://…`; unset: `sqlite://<data_dir>/ham.db`.
+    database_url: Option<Secret> = None, "HAM_DATABASE_URL" or "DATABASE_URL";
+    /// Bearer token for `/api/admin/*` and `ham plugin`; unset turns those routes off.
+    admin_token: Option<Secret> = None, "HAM_ADMIN_TOKEN";
+    /// The root of the keys that seal plugin secrets at rest and sign grants (at
+    /// least 32 bytes); unset: a random key generated once into
+    /// `<data_dir>/secret.key`. Replicas must share it.
+    secret_key: Option<Secret> = None, "HAM_SECRET_KEY";
+    /// A plugin directory to watch and install from (development; `serve --watch`).
+    plugins_dir: Option<PathBuf> = None, "HAM_PLUGINS_DIR";
+    /// The largest plugin upload, in bytes.
+    max_upload_bytes: usize = 32 * 1024 * 1024, "HAM_MAX_UPLOAD_BYTES";
+    /// Who a request comes from: `local` accounts, `forward-auth` headers from a
+    /// trusted proxy, or `oidc` bearer JWTs.
+    auth: AuthMode = AuthMode::Local, "HAM_AUTH";
+    /// The proxies in front (CIDRs): their forward-auth headers are believed and
+    /// their `X-Forwarded-For` names the client.
+    trusted_proxies: Vec<Cidr> = Vec::new(), "HAM_TRUSTED_PROXIES";
+    /// forward-auth: the header with the proxy's stable user id (what identifies a user).
+    forward_auth_uid_header: String = "X-authentik-uid".into(), "HAM_FORWARD_AUTH_UID_HEADER";
+    /// forward-auth: the header with the username (what a user is called).
+    forward_auth_user_header: String = "X-authentik-username".into(),
+        "HAM_FORWARD_AUTH_USER_HEADER";
+    /// forward-auth: the header with the email address.
+    forward_auth_email_header: String = "X-authentik-email".into(), "HAM_FORWARD_AUTH_EMAIL_HEADER";
+    /// forward-auth: the header with the `|`-separated groups.
+    forward_auth_groups_header: String = "X-authentik-groups".into(),
+        "HAM_FORWARD_AUTH_GROUPS_HEADER";
+    /// forward-auth and oidc: members of this group are admins.
+    admin_group: Option<String> = None, "HAM_ADMIN_GROUP";
+    /// oidc: the expected issuer (`iss`); required with `auth = "oidc"`.
+    oidc_issuer: Option<String> = None, "HAM_OIDC_ISSUER";
+    /// oidc: the expected audience (`aud`); required with `auth = "oidc"`.
+    oidc_audience: Option<String> = None, "HAM_OIDC_AUDIENCE";
+    /// oidc: the issuer's JWKS; unset: discovered from
+    /// `<issuer>/.well-known/openid-configuration`.
+    oidc_jwks_url: Option<String> = None, "HAM_OIDC_JWKS_URL";
+    /// Anyone may register, not just the first user and then admins.
+    open_registration: bool = false, "HAM_OPEN_REGISTRATION";
+    /// Apply pending migrations at start; `false` when a `ham migrate` step owns
+    /// them (the server then waits up to a minute for the schema, then refuses to start).
+    migrate_on_start: bool = true, "HAM_MIGRATE_ON_START";
+    /// Job workers per process.
+    job_workers: usize = 2, "HAM_JOB_WORKERS";
+    /// Attempts a job gets before it is dead.
+    job_max_attempts: i64 = 5, "HAM_JOB_MAX_ATTEMPTS";
+    /// The first retry delay in milliseconds, doubling per attempt (±25% jitter, at most 1 h).
+    job_backoff_ms: u64 = 1000, "HAM_JOB_BACKOFF_MS";
+    /// A claimed job's lease in milliseconds, renewed while it runs; longer than
+    /// the longest plugin `timeout_ms`.
+    job_lease_ms: i64 = 360_000, "HAM_JOB_LEASE_MS";
+    /// How long finished jobs (and the webhook payloads they carry) are kept.
+    job_retention: Span = Span(Duration::from_secs(7 * 24 * 3600)), "HAM_JOB_RETENTION";
+    /// A client must send a request's headers within this time (it also closes
+    /// idle keep-alive connections).
+    header_timeout: Span = Span(Duration::from_secs(10)), "HAM_HEADER_TIMEOUT";
+    /// A client must send a request's body within this time after its headers.
+    body_timeout: Span = Span(Duration::from_secs(60)), "HAM_BODY_TIMEOUT";
+    /// The language model behind `ham:plugin/llm`: `none`, `anthropic` or `openai`
+    /// (any OpenAI-compatible server).
+    llm_provider: ProviderKind = ProviderKind::None, "HAM_LLM_PROVIDER";
+    /// The default model; unset: `claude-sonnet-4-5` (anthropic), `llama3.2` (openai).
+    llm_model: Option<String> = None, "HAM_LLM_MODEL";
+    /// openai: the server, e.g. `http://127.0.0.1:11434/v1`.
+    llm_base_url: Option<String> = None, "HAM_LLM_BASE_URL";
+    /// openai: its key, if it wants one (sent as a bearer token).
+    llm_api_key: Option<Secret> = None, "HAM_LLM_API_KEY";
+    /// anthropic: the API key.
+    anthropic_api_key: Option<Secret> = None, "HAM_ANTHROPIC_API_KEY" or "ANTHROPIC_API_KEY";
+    /// anthropic: the API's base URL.
+    anthropic_base_url: String = "https://api.anthropic.com".into(),
+        "HAM_ANTHROPIC_BASE_URL" or "ANTHROPIC_BASE_URL";
+    /// Input plus output tokens each user may use per UTC day; unset or 0: no budget.
+    llm_daily_tokens: Option<u64> = None, "HAM_LLM_DAILY_TOKENS";
+    /// Tokens per UTC day of all calls made for no user together; unset: the same
+    /// as `llm_daily_tokens`; 0 refuses them.
+    llm_no_user_daily_tokens: Option<u64> = None, "HAM_LLM_NO_USER_DAILY_TOKENS";
+    /// Models a plugin may ask for instead of the default.
+    llm_allowed_models: Vec<String> = Vec::new(), "HAM_LLM_ALLOWED_MODELS";
+    /// The longest wait, in milliseconds, for a reply to start, for the next piece
+    /// of a stream, and for a whole reply.
+    llm_timeout_ms: u64 = 120_000, "HAM_LLM_TIMEOUT_MS";
+    /// Retries after a 429, 529, 5xx or refused connection.
+    llm_max_retries: u32 = 3, "HAM_LLM_MAX_RETRIES";
+    /// The first retry delay in milliseconds without `retry-after`, doubling per retry.
+    llm_retry_base_ms: u64 = 500, "HAM_LLM_RETRY_BASE_MS";
+    /// The log filter (`tracing` syntax, e.g. `info,plugin=debug`).
+    log: String = "info".into(), "HAM_LOG";
+    /// `text`, or `json`: one JSON object per line with the span fields.
+    log_format: LogFormat = LogFormat::Text, "HAM_LOG_FORMAT";
+}
+
+/// What the host runs with: the layers read, checked and typed. Each field is a
+/// key of the settings file (see `ham.example.toml`) and a `HAM_*` variable.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `addr`, `HAM_ADDR`.
+    pub addr: SocketAddr,
+    /// `data_dir`, `HAM_DATA_DIR`.
+    pub data_dir: PathBuf,
+    /// `database_url`, `HAM_DATABASE_URL` or `DATABASE_URL`; see [`Settings::database_url()`].
+    pub database_url: Option<Secret>,
+    /// `admin_token`, `HAM_ADMIN_TOKEN`; unset turns the admin routes off.
+    pub admin_token: Option<Secret>,
+    /// `secret_key`, `HAM_SECRET_KEY`; unset: generated into `<data dir>/secret.key`.
+    pub secret_key: Option<Secret>,
+    /// `plugins_dir`, `HAM_PLUGINS_DIR` (or `serve --watch`).
+    pub plugins_dir: Option<PathBuf>,
+    /// `max_upload_bytes`, `HAM_MAX_UPLOAD_BYTES`.
+    pub max_upload_bytes: usize,
+    /// `job_max_attempts`, `HAM_JOB_MAX_ATTEMPTS`.
+    pub job_max_attempts: i64,
+    /// `job_backoff_ms`, `HAM_JOB_BACKOFF_MS`.
+    pub job_backoff_ms: u64,
+    /// `job_lease_ms`, `HAM_JOB_LEASE_MS`.
+    pub job_lease_ms: i64,
+    /// `job_workers`, `HAM_JOB_WORKERS`.
+    pub job_workers: usize,
+    /// `job_retention`, `HAM_JOB_RETENTION`.
+    pub job_retention: Duration,
+    /// `header_timeout`, `HAM_HEADER_TIMEOUT`.
+    pub header_timeout: Duration,
+    /// `body_timeout`, `HAM_BODY_TIMEOUT`.
+    pub body_timeout: Duration,
+    /// `auth`, `HAM_AUTH`.
+    pub auth: AuthMode,
+    /// `trusted_proxies`, `HAM_TRUSTED_PROXIES`.
+    pub trusted_proxies: Vec<Cidr>,
+    /// `forward_auth_*_header`, `HAM_FORWARD_AUTH_*_HEADER`.
+    pub forward_auth_headers: ForwardAuthHeaders,
+    /// `oidc_issuer`, `HAM_OIDC_ISSUER`; with `oidc_audience`, required by `oidc`.
+    pub oidc_issuer: Option<String>,
+    /// `oidc_audience`, `HAM_OIDC_AUDIENCE`.
+    pub oidc_audience: Option<String>,
+    /// `oidc_jwks_url`, `HAM_OIDC_JWKS_URL`; unset: discovered.
+    pub oidc_jwks_url: Option<String>,
+    /// `admin_group`, `HAM_ADMIN_GROUP`.
+    pub admin_group: Option<String>,
+    /// `open_registration`, `HAM_OPEN_REGISTRATION`.
+    pub open_registration: bool,
+    /// `migrate_on_start`, `HAM_MIGRATE_ON_START`.
+    pub migrate_on_start: bool,
+    /// `[plugin.<plugin>]`, `HAM_PLUGIN_<PLUGIN>_<VARIABLE>`: plugin variable
+    /// values by environment name; values redacted.
+    pub plugin_env: BTreeMap<String, Secret>,
+    /// `llm_*` and `anthropic_*`: the language model behind `ham:plugin/llm`.
+    pub llm: LlmSettings,
+    /// `log`, `HAM_LOG`: a valid `tracing` filter.
+    pub log: String,
+    /// `log_format`, `HAM_LOG_FORMAT`.
+    pub log_format: LogFormat,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Keys::default().into_settings()
+    }
+}
+
+/// A secret value: `<redacted>` in `Debug` and when serialized, so neither logs
+/// nor `ham config` can show it; [`Secret::expose`] is the one way to read it.
 #[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(transparent)]
 pub struct Secret(String);
@@ -23,109 +260,23 @@ impl Secret {
     }
 }
 
+const REDACTED: &str = "<redacted>";
+
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
+        f.write_str(REDACTED)
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// Where `ham serve` listens. `HAM_ADDR`, default `127.0.0.1:3001`.
-    pub addr: SocketAddr,
-    /// Data dir: the SQLite file, the compiled-component cache. `HAM_DATA_DIR`, default `./data`.
-    pub data_dir: PathBuf,
-    /// `DATABASE_URL`; default a SQLite file in the data dir.
-    pub database_url: Option<Secret>,
-    /// Bearer token for the admin routes. `HAM_ADMIN_TOKEN`; unset turns them off.
-    pub admin_token: Option<Secret>,
-    /// The root of the keys that seal plugin secrets at rest and sign grants
-    /// (at least 32 bytes). `HAM_SECRET_KEY`; unset: a random key generated once
-    /// into `<data dir>/secret.key`. Replicas must share it.
-    pub secret_key: Option<Secret>,
-    /// Watched plugin directory (development). `HAM_PLUGINS_DIR`.
-    pub plugins_dir: Option<PathBuf>,
-    /// Largest plugin upload in bytes. `HAM_MAX_UPLOAD_BYTES`, default 32 MiB.
-    pub max_upload_bytes: usize,
-    /// Attempts a job gets before it is dead. `HAM_JOB_MAX_ATTEMPTS`, default 5.
-    pub job_max_attempts: i64,
-    /// First retry delay; doubles per attempt. `HAM_JOB_BACKOFF_MS`, default 1000.
-    pub job_backoff_ms: u64,
-    /// How long a claimed job is leased before another process may take it over.
-    /// Longer than the longest plugin `timeout_ms`. `HAM_JOB_LEASE_MS`, default 360000.
-    pub job_lease_ms: i64,
-    /// Job workers per process. `HAM_JOB_WORKERS`, default 2.
-    pub job_workers: usize,
-    /// How long finished jobs (and the webhook payloads they carry) are kept
-    /// before they are pruned. `HAM_JOB_RETENTION`, default `7d`.
-    pub job_retention: Duration,
-    /// A client must send a request's headers within this time (this also closes
-    /// idle keep-alive connections). `HAM_HEADER_TIMEOUT`, default `10s`.
-    pub header_timeout: Duration,
-    /// A client must send a request's whole body within this time after its
-    /// headers. `HAM_BODY_TIMEOUT`, default `60s`.
-    pub body_timeout: Duration,
-    /// Who a request comes from: `local` accounts or `forward-auth` headers. `HAM_AUTH`.
-    pub auth: AuthMode,
-    /// Peers whose forward-auth headers are believed (CIDRs). `HAM_TRUSTED_PROXIES`.
-    pub trusted_proxies: Vec<Cidr>,
-    /// Forward-auth header names (`HAM_FORWARD_AUTH_UID_HEADER`, `…_USER_HEADER`,
-    /// `…_EMAIL_HEADER`, `…_GROUPS_HEADER`); Authentik's by default.
-    pub forward_auth_headers: ForwardAuthHeaders,
-    /// `oidc`: the issuer (`iss`), `HAM_OIDC_ISSUER`; the audience (`aud`),
-    /// `HAM_OIDC_AUDIENCE`; the JWKS, `HAM_OIDC_JWKS_URL` (default: discovered).
-    pub oidc_issuer: Option<String>,
-    pub oidc_audience: Option<String>,
-    pub oidc_jwks_url: Option<String>,
-    /// Members of this group (in the groups header, `|`-separated) are admins.
-    /// `HAM_ADMIN_GROUP`.
-    pub admin_group: Option<String>,
-    /// Anyone may register, not just the first user and admins. `HAM_OPEN_REGISTRATION=1`.
-    pub open_registration: bool,
-    /// Apply pending migrations at start. `HAM_MIGRATE_ON_START`, default true;
-    /// `false` when a separate `ham migrate` step (a Kubernetes Job) owns them, and
-    /// the server then waits up to a minute for the schema, then refuses to start.
-    pub migrate_on_start: bool,
-    /// `HAM_PLUGIN_<PLUGIN>_<VARIABLE>` values for plugin variables; values redacted.
-    pub plugin_env: BTreeMap<String, Secret>,
-    /// The language model behind `ham:plugin/llm` (`HAM_LLM_*`, `ANTHROPIC_*`).
-    pub llm: crate::llm::LlmSettings,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            addr: SocketAddr::from(([127, 0, 0, 1], 3001)),
-            data_dir: PathBuf::from("./data"),
-            database_url: None,
-            admin_token: None,
-            secret_key: None,
-            plugins_dir: None,
-            max_upload_bytes: 32 * 1024 * 1024,
-            open_registration: false,
-            migrate_on_start: true,
-            auth: AuthMode::Local,
-            trusted_proxies: Vec::new(),
-            forward_auth_headers: ForwardAuthHeaders::default(),
-            admin_group: None,
-            oidc_issuer: None,
-            oidc_audience: None,
-            oidc_jwks_url: None,
-            job_max_attempts: 5,
-            job_backoff_ms: 1000,
-            job_lease_ms: 360_000,
-            job_workers: 2,
-            job_retention: Duration::from_secs(7 * 24 * 3600),
-            header_timeout: Duration::from_secs(10),
-            body_timeout: Duration::from_secs(60),
-            plugin_env: BTreeMap::new(),
-            llm: Default::default(),
-        }
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(REDACTED)
     }
 }
 
-/// How requests are tied to users.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How requests are tied to users (`local`, `forward-auth`, `oidc`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum AuthMode {
     /// Accounts and session cookies, managed by HAM.
     Local,
@@ -133,6 +284,16 @@ pub enum AuthMode {
     ForwardAuth,
     /// Bearer JWTs from an OpenID Connect issuer.
     Oidc,
+}
+
+/// How log lines are written (`text`, `json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, with the fields of the current span and its parents.
+    Json,
 }
 
 #[derive(Debug, Clone)]
@@ -147,12 +308,153 @@ pub struct ForwardAuthHeaders {
 
 impl Default for ForwardAuthHeaders {
     fn default() -> Self {
-        Self {
-            uid: "X-authentik-uid".into(),
-            user: "X-authentik-username".into(),
-            email: "X-authentik-email".into(),
-            groups: "X-authentik-groups".into(),
+        Settings::default().forward_auth_headers
+    }
+}
+
+/// A positive duration written `10s`, `90m` or `7d`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span(Duration);
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        match humantime::parse_duration(&text) {
+            Ok(span) if !span.is_zero() => Ok(Self(span)),
+            _ => Err(de::Error::custom(format!(
+                "`{text}` is not a positive duration such as 10s, 90m or 7d"
+            ))),
         }
+    }
+}
+
+impl Serialize for Span {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_duration(self.0))
+    }
+}
+
+/// Which provider answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProviderKind {
+    /// No provider: calls say how to configure one.
+    #[default]
+    None,
+    /// Anthropic's Messages API.
+    Anthropic,
+    /// An OpenAI-compatible chat completions server.
+    OpenAi,
+}
+
+impl ProviderKind {
+    /// The name `HAM_LLM_PROVIDER` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::None => "none",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::OpenAi => "openai",
+        }
+    }
+}
+
+impl std::str::FromStr for ProviderKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "" | "none" => Ok(Self::None),
+            "anthropic" => Ok(Self::Anthropic),
+            "openai" => Ok(Self::OpenAi),
+            other => Err(format!("`{other}` is not one of none, anthropic, openai")),
+        }
+    }
+}
+
+/// The LLM settings (part of [`Settings`]); [`crate::llm`] reads them.
+#[derive(Debug, Clone)]
+pub struct LlmSettings {
+    /// `HAM_LLM_PROVIDER`: `none` (default), `anthropic`, `openai`.
+    pub provider: ProviderKind,
+    /// `HAM_LLM_MODEL`; default per provider.
+    pub model: Option<String>,
+    /// `ANTHROPIC_API_KEY`.
+    pub anthropic_api_key: Option<Secret>,
+    /// `ANTHROPIC_BASE_URL`, default `https://api.anthropic.com`.
+    pub anthropic_base_url: String,
+    /// `HAM_LLM_BASE_URL`: the OpenAI-compatible server, e.g. `http://127.0.0.1:11434/v1`.
+    pub base_url: Option<String>,
+    /// `HAM_LLM_API_KEY`: its key, if it wants one (sent as a bearer token).
+    pub api_key: Option<Secret>,
+    /// `HAM_LLM_DAILY_TOKENS`: input plus output tokens a user may use per UTC day.
+    pub daily_tokens: Option<u64>,
+    /// `HAM_LLM_NO_USER_DAILY_TOKENS`: the tokens per UTC day of all calls made
+    /// for no user together (jobs acting for nobody, routes with `auth = "none"`).
+    /// None: the same number as `daily_tokens`; 0 refuses such calls.
+    pub no_user_daily_tokens: Option<u64>,
+    /// `HAM_LLM_ALLOWED_MODELS`: models a request may name instead of the default.
+    pub allowed_models: Vec<String>,
+    /// `HAM_LLM_TIMEOUT_MS`: the longest wait for a reply to start, for the next
+    /// piece of a stream, and for a whole non-streamed completion. Default 120000.
+    pub timeout_ms: u64,
+    /// `HAM_LLM_MAX_RETRIES`: retries after a 429, 529 or 5xx. Default 3.
+    pub max_retries: u32,
+    /// `HAM_LLM_RETRY_BASE_MS`: the first retry delay without `retry-after`;
+    /// doubles per retry. Default 500.
+    pub retry_base_ms: u64,
+}
+
+impl Default for LlmSettings {
+    fn default() -> Self {
+        Self {
+            provider: ProviderKind::None,
+            model: None,
+            anthropic_api_key: None,
+            anthropic_base_url: "https://api.anthropic.com".into(),
+            base_url: None,
+            api_key: None,
+            daily_tokens: None,
+            no_user_daily_tokens: None,
+            allowed_models: Vec::new(),
+            timeout_ms: 120_000,
+            max_retries: 3,
+            retry_base_ms: 500,
+        }
+    }
+}
+
+impl LlmSettings {
+    /// The daily budget of calls for `user` (none: calls for no user), if any.
+    pub fn budget_for(&self, user: Option<&str>) -> Option<u64> {
+        match user {
+            Some(_) => self.daily_tokens,
+            None => self.no_user_daily_tokens.or(self.daily_tokens),
+        }
+    }
+}
+
+/// A database URL with any password replaced, for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Settings read the provider by name (`none`, `anthropic`, `openai`).
+impl<'de> Deserialize<'de> for ProviderKind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(de::Error::custom)
+    }
+}
+
+impl Serialize for ProviderKind {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 
@@ -184,6 +486,24 @@ impl std::str::FromStr for Cidr {
     }
 }
 
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+impl<'de> Deserialize<'de> for Cidr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(de::Error::custom)
+    }
+}
+
+impl Serialize for Cidr {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl Cidr {
     pub fn contains(&self, ip: std::net::IpAddr) -> bool {
         let ip = match ip {
@@ -208,53 +528,360 @@ impl Cidr {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileSettings {
-    addr: Option<SocketAddr>,
-    data_dir: Option<PathBuf>,
-    database_url: Option<Secret>,
-    admin_token: Option<Secret>,
-    secret_key: Option<Secret>,
-    plugins_dir: Option<PathBuf>,
-    max_upload_bytes: Option<usize>,
-    open_registration: Option<bool>,
-    llm_provider: Option<String>,
-    llm_model: Option<String>,
-    llm_base_url: Option<String>,
-    llm_api_key: Option<Secret>,
-    anthropic_api_key: Option<Secret>,
-    anthropic_base_url: Option<String>,
-    llm_daily_tokens: Option<u64>,
-    llm_no_user_daily_tokens: Option<u64>,
-    llm_allowed_models: Option<Vec<String>>,
-    llm_timeout_ms: Option<u64>,
-}
-
+/// Why the settings were refused; each names the file key or the variable.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
-    #[error("cannot read {0}: {1}")]
+    #[error("cannot read settings file {0}: {1}")]
     Read(PathBuf, std::io::Error),
     #[error("invalid settings file {0}: {1}")]
     File(PathBuf, toml::de::Error),
+    #[error("settings file {path}: unknown key `{key}` (ham.example.toml lists every key)")]
+    UnknownKey { path: PathBuf, key: String },
+    #[error("settings file {path}: invalid `{key}`: {why}")]
+    FileValue {
+        path: PathBuf,
+        key: String,
+        why: String,
+    },
+    /// A bad environment value, named by its variable.
     #[error("invalid {0}: {1}")]
     Env(&'static str, String),
+    /// A value that is fine alone but not with the others, or not usable.
+    #[error("invalid `{key}` ({env}): {why}")]
+    Invalid {
+        key: &'static str,
+        env: &'static str,
+        why: String,
+    },
+    #[error("cannot show the settings: {0}")]
+    Show(#[from] toml::ser::Error),
 }
 
-fn number<T: std::str::FromStr>(name: &'static str, value: &str) -> Result<T, SettingsError> {
-    value
-        .parse()
-        .map_err(|_| SettingsError::Env(name, format!("`{value}` is not a number")))
+impl Keys {
+    /// The defaults, then `file`, then `env`.
+    fn layered(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, SettingsError> {
+        let mut keys = Keys::default();
+        if let Some(path) = file {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| SettingsError::Read(path.into(), e))?;
+            keys.read_file(path, &text)?;
+        }
+        keys.read_env(env.into_iter().collect())?;
+        keys.check()?;
+        Ok(keys)
+    }
+
+    fn read_file(&mut self, path: &Path, text: &str) -> Result<(), SettingsError> {
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e| SettingsError::File(path.into(), e))?;
+        for (key, value) in table {
+            let result = if key == "plugin" {
+                read_plugin_table("plugin", "HAM_PLUGIN", value, &mut self.plugin).map(|()| true)
+            } else {
+                let text = value
+                    .as_str()
+                    .map_or_else(|| value.to_string(), str::to_string);
+                self.set(&key, value)
+                    .map_err(|e| naming(&text, e.message().to_string()))
+            };
+            match result {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(SettingsError::UnknownKey {
+                        path: path.into(),
+                        key,
+                    });
+                }
+                Err(why) => {
+                    return Err(SettingsError::FileValue {
+                        path: path.into(),
+                        key,
+                        why,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn read_env(&mut self, env: BTreeMap<String, String>) -> Result<(), SettingsError> {
+        for &(key, name, older) in KEYS {
+            // The older name first, so that the `HAM_` one wins.
+            for &name in older.iter().chain([&name]) {
+                if let Some(value) = env.get(name).filter(|v| !v.is_empty()) {
+                    self.set(key, EnvValue(value))
+                        .map_err(|e| SettingsError::Env(name, naming(value, e.to_string())))?;
+                }
+            }
+        }
+        for (name, value) in env {
+            if name.starts_with("HAM_PLUGIN_") {
+                self.plugin.insert(name, Secret(value));
+            }
+        }
+        Ok(())
+    }
+
+    /// What no single value can say wrong.
+    fn check(&self) -> Result<(), SettingsError> {
+        if self.auth == AuthMode::Oidc
+            && (given(self.oidc_issuer.clone()).is_none()
+                || given(self.oidc_audience.clone()).is_none())
+        {
+            return Err(SettingsError::Invalid {
+                key: "auth",
+                env: "HAM_AUTH",
+                why: "`oidc` needs oidc_issuer and oidc_audience \
+                      (HAM_OIDC_ISSUER, HAM_OIDC_AUDIENCE)"
+                    .into(),
+            });
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log) {
+            return Err(SettingsError::Invalid {
+                key: "log",
+                env: "HAM_LOG",
+                why: format!("`{}` is not a log filter: {e}", self.log),
+            });
+        }
+        Ok(())
+    }
+
+    fn into_settings(self) -> Settings {
+        let trimmed = |url: String| url.trim_end_matches('/').to_string();
+        Settings {
+            addr: self.addr,
+            data_dir: self.data_dir,
+            database_url: given(self.database_url),
+            admin_token: given(self.admin_token),
+            secret_key: given(self.secret_key),
+            plugins_dir: given(self.plugins_dir),
+            max_upload_bytes: self.max_upload_bytes,
+            job_max_attempts: self.job_max_attempts,
+            job_backoff_ms: self.job_backoff_ms,
+            job_lease_ms: self.job_lease_ms,
+            job_workers: self.job_workers,
+            job_retention: self.job_retention.0,
+            header_timeout: self.header_timeout.0,
+            body_timeout: self.body_timeout.0,
+            auth: self.auth,
+            trusted_proxies: self.trusted_proxies,
+            forward_auth_headers: ForwardAuthHeaders {
+                uid: self.forward_auth_uid_header,
+                user: self.forward_auth_user_header,
+                email: self.forward_auth_email_header,
+                groups: self.forward_auth_groups_header,
+            },
+            oidc_issuer: given(self.oidc_issuer),
+            oidc_audience: given(self.oidc_audience),
+            oidc_jwks_url: given(self.oidc_jwks_url),
+            admin_group: given(self.admin_group),
+            open_registration: self.open_registration,
+            migrate_on_start: self.migrate_on_start,
+            plugin_env: self.plugin,
+            llm: LlmSettings {
+                provider: self.llm_provider,
+                model: given(self.llm_model),
+                anthropic_api_key: given(self.anthropic_api_key),
+                anthropic_base_url: trimmed(self.anthropic_base_url),
+                base_url: given(self.llm_base_url).map(trimmed),
+                api_key: given(self.llm_api_key),
+                daily_tokens: self.llm_daily_tokens.filter(|n| *n != 0),
+                no_user_daily_tokens: self.llm_no_user_daily_tokens,
+                allowed_models: self.llm_allowed_models,
+                timeout_ms: self.llm_timeout_ms,
+                max_retries: self.llm_max_retries,
+                retry_base_ms: self.llm_retry_base_ms,
+            },
+            log: self.log,
+            log_format: self.log_format,
+        }
+    }
+
+    /// Every key as TOML, in the list's order; unset keys as comments, secrets
+    /// `<redacted>`, the database URL with its password hidden.
+    fn to_toml(&self) -> Result<String, SettingsError> {
+        let mut table = toml::Table::try_from(self)?;
+        if let Some(url) = &self.database_url {
+            table.insert(
+                "database_url".into(),
+                shown_database_url(url.expose()).into(),
+            );
+        }
+        let mut out = String::new();
+        for (key, _, _) in KEYS {
+            let _ = match table.get(*key) {
+                Some(value) => writeln!(out, "{key} = {value}"),
+                None => writeln!(out, "# {key} is not set"),
+            };
+        }
+        if !self.plugin.is_empty() {
+            out.push_str("\n[plugin]\n");
+            for name in self.plugin.keys() {
+                let key = name.trim_start_matches("HAM_PLUGIN_").to_lowercase();
+                let _ = writeln!(out, "{key} = \"{REDACTED}\"");
+            }
+        }
+        Ok(out)
+    }
 }
 
-/// A positive duration such as `10s`, `90m` or `7d`.
-fn duration(name: &'static str, value: &str) -> Result<Duration, SettingsError> {
-    match humantime::parse_duration(value) {
-        Ok(d) if !d.is_zero() => Ok(d),
-        _ => Err(SettingsError::Env(
-            name,
-            format!("`{value}` is not a positive duration such as 10s, 90m or 7d"),
-        )),
+/// The database URL as `ham config` shows it: the password hidden (as in logs),
+/// and the query, which may carry one, too.
+fn shown_database_url(url: &str) -> String {
+    match url.split_once('?') {
+        Some((base, _)) => format!("{}?{REDACTED}", redact_url(base)),
+        None => redact_url(url),
+    }
+}
+
+/// `why` a value was refused, naming the value unless it already names it (or
+/// the part of it that is wrong, in backquotes).
+fn naming(value: &str, why: String) -> String {
+    if why.contains(value) || why.contains('`') {
+        why
+    } else {
+        format!("`{value}`: {why}")
+    }
+}
+
+/// `[plugin.<plugin>] <variable> = "value"` (or any nesting: `plugin.a_b = ""`
+/// too) as `HAM_PLUGIN_<PLUGIN>_<VARIABLE>` names; numbers and booleans as text.
+fn read_plugin_table(
+    path: &str,
+    name: &str,
+    value: toml::Value,
+    out: &mut BTreeMap<String, Secret>,
+) -> Result<(), String> {
+    let text = match value {
+        toml::Value::Table(table) => {
+            for (key, value) in table {
+                let name = format!("{name}_{key}").to_uppercase().replace('-', "_");
+                read_plugin_table(&format!("{path}.{key}"), &name, value, out)?;
+            }
+            return Ok(());
+        }
+        _ if path == "plugin" => {
+            return Err("must be a table: [plugin.<plugin>] <variable> = \"value\"".into());
+        }
+        toml::Value::String(text) => text,
+        value @ (toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_)) => {
+            value.to_string()
+        }
+        _ => return Err(format!("`{path}` must be a string")),
+    };
+    out.insert(name.to_string(), Secret(text));
+    Ok(())
+}
+
+/// Text that is blank counts as unset.
+trait Blank {
+    fn is_blank(&self) -> bool;
+}
+
+impl Blank for String {
+    fn is_blank(&self) -> bool {
+        self.trim().is_empty()
+    }
+}
+
+impl Blank for Secret {
+    fn is_blank(&self) -> bool {
+        self.0.trim().is_empty()
+    }
+}
+
+impl Blank for PathBuf {
+    fn is_blank(&self) -> bool {
+        self.as_os_str().is_empty()
+    }
+}
+
+fn given<T: Blank>(value: Option<T>) -> Option<T> {
+    value.filter(|v| !v.is_blank())
+}
+
+/// One environment value, read as the setting it sets: numbers and booleans
+/// (`true`, `false`, `1`, `0`) parsed, lists split at commas, the rest as text.
+struct EnvValue<'a>(&'a str);
+
+impl EnvValue<'_> {
+    fn number<T: std::str::FromStr>(&self) -> Result<T, de::value::Error> {
+        self.0
+            .parse()
+            .map_err(|_| de::Error::custom(format!("`{}` is not a number", self.0)))
+    }
+}
+
+macro_rules! env_numbers {
+    ($($method:ident $ty:ty => $visit:ident),+) => {$(
+        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+            visitor.$visit(self.number::<$ty>()?)
+        }
+    )+};
+}
+
+impl<'de> Deserializer<'de> for EnvValue<'_> {
+    type Error = de::value::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_str(self.0)
+    }
+
+    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self.0 {
+            "1" | "true" => visitor.visit_bool(true),
+            "0" | "false" => visitor.visit_bool(false),
+            other => Err(de::Error::custom(format!("`{other}` is not true or false"))),
+        }
+    }
+
+    env_numbers!(
+        deserialize_u8 u64 => visit_u64, deserialize_u16 u64 => visit_u64,
+        deserialize_u32 u64 => visit_u64, deserialize_u64 u64 => visit_u64,
+        deserialize_i8 i64 => visit_i64, deserialize_i16 i64 => visit_i64,
+        deserialize_i32 i64 => visit_i64, deserialize_i64 i64 => visit_i64
+    );
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_some(self)
+    }
+
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        let items = self.0.split(',').map(str::trim).filter(|s| !s.is_empty());
+        visitor.visit_seq(de::value::SeqDeserializer::new(items.map(EnvValue)))
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        visitor.visit_enum(de::value::StrDeserializer::<Self::Error>::new(self.0))
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    serde::forward_to_deserialize_any! {
+        f32 f64 char str string bytes byte_buf unit unit_struct tuple tuple_struct map
+        struct identifier ignored_any
+    }
+}
+
+impl<'de, 'a> IntoDeserializer<'de, de::value::Error> for EnvValue<'a> {
+    type Deserializer = Self;
+    fn into_deserializer(self) -> Self {
+        self
     }
 }
 
@@ -269,161 +896,28 @@ impl Settings {
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, SettingsError> {
-        let mut settings = Settings::default();
-        if let Some(path) = file {
-            let text =
-                std::fs::read_to_string(path).map_err(|e| SettingsError::Read(path.into(), e))?;
-            let f: FileSettings =
-                toml::from_str(&text).map_err(|e| SettingsError::File(path.into(), e))?;
-            settings.addr = f.addr.unwrap_or(settings.addr);
-            settings.data_dir = f.data_dir.unwrap_or(settings.data_dir);
-            settings.database_url = f.database_url.or(settings.database_url);
-            settings.admin_token = f.admin_token.or(settings.admin_token);
-            settings.secret_key = f.secret_key.or(settings.secret_key);
-            settings.plugins_dir = f.plugins_dir.or(settings.plugins_dir);
-            settings.max_upload_bytes = f.max_upload_bytes.unwrap_or(settings.max_upload_bytes);
-            settings.open_registration = f.open_registration.unwrap_or(settings.open_registration);
-            let llm_keys = [
-                ("HAM_LLM_PROVIDER", f.llm_provider),
-                ("HAM_LLM_MODEL", f.llm_model),
-                ("HAM_LLM_BASE_URL", f.llm_base_url),
-                ("HAM_LLM_API_KEY", f.llm_api_key.map(|s| s.0)),
-                ("ANTHROPIC_API_KEY", f.anthropic_api_key.map(|s| s.0)),
-                ("ANTHROPIC_BASE_URL", f.anthropic_base_url),
-                (
-                    "HAM_LLM_DAILY_TOKENS",
-                    f.llm_daily_tokens.map(|n| n.to_string()),
-                ),
-                (
-                    "HAM_LLM_NO_USER_DAILY_TOKENS",
-                    f.llm_no_user_daily_tokens.map(|n| n.to_string()),
-                ),
-                (
-                    "HAM_LLM_ALLOWED_MODELS",
-                    f.llm_allowed_models.map(|m| m.join(",")),
-                ),
-                (
-                    "HAM_LLM_TIMEOUT_MS",
-                    f.llm_timeout_ms.map(|n| n.to_string()),
-                ),
-            ];
-            for (key, value) in llm_keys {
-                if let Some(value) = value {
-                    settings.llm.apply(key, &value)?;
-                }
-            }
-        }
-        for (key, value) in env {
-            match key.as_str() {
-                "HAM_ADDR" => {
-                    settings.addr = value.parse().map_err(|_| {
-                        SettingsError::Env("HAM_ADDR", format!("`{value}` is not host:port"))
-                    })?
-                }
-                "HAM_DATA_DIR" => settings.data_dir = PathBuf::from(value),
-                "DATABASE_URL" | "HAM_DATABASE_URL" => settings.database_url = Some(Secret(value)),
-                "HAM_ADMIN_TOKEN" if !value.is_empty() => {
-                    settings.admin_token = Some(Secret(value))
-                }
-                "HAM_SECRET_KEY" if !value.is_empty() => settings.secret_key = Some(Secret(value)),
-                "HAM_PLUGINS_DIR" if !value.is_empty() => {
-                    settings.plugins_dir = Some(PathBuf::from(value))
-                }
-                "HAM_MAX_UPLOAD_BYTES" => {
-                    settings.max_upload_bytes = value.parse().map_err(|_| {
-                        SettingsError::Env(
-                            "HAM_MAX_UPLOAD_BYTES",
-                            format!("`{value}` is not a number"),
-                        )
-                    })?
-                }
-                "HAM_JOB_MAX_ATTEMPTS" => {
-                    settings.job_max_attempts = number("HAM_JOB_MAX_ATTEMPTS", &value)?
-                }
-                "HAM_JOB_BACKOFF_MS" => {
-                    settings.job_backoff_ms = number("HAM_JOB_BACKOFF_MS", &value)?
-                }
-                "HAM_JOB_LEASE_MS" => settings.job_lease_ms = number("HAM_JOB_LEASE_MS", &value)?,
-                "HAM_JOB_WORKERS" => settings.job_workers = number("HAM_JOB_WORKERS", &value)?,
-                "HAM_JOB_RETENTION" => {
-                    settings.job_retention = duration("HAM_JOB_RETENTION", &value)?
-                }
-                "HAM_HEADER_TIMEOUT" => {
-                    settings.header_timeout = duration("HAM_HEADER_TIMEOUT", &value)?
-                }
-                "HAM_BODY_TIMEOUT" => settings.body_timeout = duration("HAM_BODY_TIMEOUT", &value)?,
-                "HAM_AUTH" => {
-                    settings.auth = match value.as_str() {
-                        "local" => AuthMode::Local,
-                        "forward-auth" => AuthMode::ForwardAuth,
-                        "oidc" => AuthMode::Oidc,
-                        other => {
-                            return Err(SettingsError::Env(
-                                "HAM_AUTH",
-                                format!("`{other}` is not one of local, forward-auth, oidc"),
-                            ));
-                        }
-                    }
-                }
-                "HAM_TRUSTED_PROXIES" => {
-                    settings.trusted_proxies = value
-                        .split(',')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(|s| {
-                            s.parse()
-                                .map_err(|why| SettingsError::Env("HAM_TRUSTED_PROXIES", why))
-                        })
-                        .collect::<Result<_, _>>()?
-                }
-                "HAM_OIDC_ISSUER" => settings.oidc_issuer = Some(value),
-                "HAM_OIDC_AUDIENCE" => settings.oidc_audience = Some(value),
-                "HAM_OIDC_JWKS_URL" => settings.oidc_jwks_url = Some(value),
-                "HAM_FORWARD_AUTH_UID_HEADER" => settings.forward_auth_headers.uid = value,
-                "HAM_FORWARD_AUTH_USER_HEADER" => settings.forward_auth_headers.user = value,
-                "HAM_FORWARD_AUTH_EMAIL_HEADER" => settings.forward_auth_headers.email = value,
-                "HAM_FORWARD_AUTH_GROUPS_HEADER" => settings.forward_auth_headers.groups = value,
-                "HAM_ADMIN_GROUP" if !value.is_empty() => settings.admin_group = Some(value),
-                "HAM_OPEN_REGISTRATION" => {
-                    settings.open_registration = matches!(value.as_str(), "1" | "true")
-                }
-                "HAM_MIGRATE_ON_START" => {
-                    settings.migrate_on_start = match value.as_str() {
-                        "1" | "true" => true,
-                        "0" | "false" => false,
-                        _ => {
-                            return Err(SettingsError::Env(
-                                "HAM_MIGRATE_ON_START",
-                                format!("`{value}` is not true or false"),
-                            ));
-                        }
-                    }
-                }
-                _ if settings.llm.apply(&key, &value)? => {}
-                _ if key.starts_with("HAM_PLUGIN_") => {
-                    settings.plugin_env.insert(key, Secret(value));
-                }
-                _ => {}
-            }
-        }
-        if settings.auth == AuthMode::Oidc
-            && (settings.oidc_issuer.is_none() || settings.oidc_audience.is_none())
-        {
-            return Err(SettingsError::Env(
-                "HAM_AUTH",
-                "oidc needs HAM_OIDC_ISSUER and HAM_OIDC_AUDIENCE".into(),
-            ));
-        }
-        Ok(settings)
+        Ok(Keys::layered(file, env)?.into_settings())
     }
 
-    /// Whether `ip` is one of `HAM_TRUSTED_PROXIES`.
+    /// `ham config`: the settings [`Settings::load`] would give, as TOML: every
+    /// key in `ham.example.toml`'s order, unset ones as comments, secrets
+    /// `<redacted>`. Refuses what `load` refuses, with the same error.
+    pub fn effective_toml(file: Option<&Path>) -> Result<String, SettingsError> {
+        let body = Keys::layered(file, std::env::vars())?.to_toml()?;
+        let file = file.map_or("no settings file".into(), |f| f.display().to_string());
+        Ok(format!(
+            "# What `ham serve` would run with: the defaults, then {file}, then HAM_* \
+             variables.\n# Secrets show as \"{REDACTED}\".\n\n{body}"
+        ))
+    }
+
+    /// Whether `ip` is one of `trusted_proxies`.
     pub fn is_trusted_proxy(&self, ip: std::net::IpAddr) -> bool {
         let ip = ip.to_canonical();
         self.trusted_proxies.iter().any(|cidr| cidr.contains(ip))
     }
 
-    /// The database to use: `DATABASE_URL`, else `<data dir>/ham.db`.
+    /// The database to use: `database_url`, else `<data dir>/ham.db`.
     pub fn database_url(&self) -> String {
         match &self.database_url {
             Some(url) => url.expose().to_string(),
@@ -444,27 +938,316 @@ impl Settings {
 mod tests {
     use super::*;
 
-    #[test]
-    fn env_overrides_file_and_secrets_stay_hidden() {
+    const EXAMPLE: &str = include_str!("../../ham.example.toml");
+    const README: &str = include_str!("../../README.md");
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// Loads `file` (TOML text, if any) under `env`.
+    fn load(file: Option<&str>, pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
         let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("ham.toml");
-        std::fs::write(
-            &file,
-            "addr = \"0.0.0.0:8080\"\nadmin_token = \"from-file\"\n",
+        let path = dir.path().join("ham.toml");
+        if let Some(text) = file {
+            std::fs::write(&path, text).unwrap();
+        }
+        Settings::load_from(file.map(|_| path.as_path()), env(pairs))
+    }
+
+    #[test]
+    fn the_environment_wins_over_the_file_which_wins_over_the_defaults() {
+        let file = r#"
+            auth = "forward-auth"
+            trusted_proxies = ["10.0.0.0/8"]
+            oidc_issuer = "https://file.example"
+            job_max_attempts = 7
+            job_retention = "2d"
+            forward_auth_uid_header = "X-File-Uid"
+            llm_allowed_models = ["a", "b"]
+        "#;
+        let defaults = load(None, &[]).unwrap();
+        assert_eq!(defaults.auth, AuthMode::Local);
+        assert!(defaults.trusted_proxies.is_empty());
+        assert_eq!(defaults.oidc_issuer, None);
+        assert_eq!(defaults.job_max_attempts, 5);
+
+        let from_file = load(Some(file), &[]).unwrap();
+        assert_eq!(from_file.auth, AuthMode::ForwardAuth);
+        assert_eq!(
+            from_file.trusted_proxies,
+            vec!["10.0.0.0/8".parse().unwrap()]
+        );
+        assert_eq!(
+            from_file.oidc_issuer.as_deref(),
+            Some("https://file.example")
+        );
+        assert_eq!(from_file.job_max_attempts, 7);
+        assert_eq!(from_file.job_retention, Duration::from_secs(2 * 24 * 3600));
+        assert_eq!(from_file.forward_auth_headers.uid, "X-File-Uid");
+        assert_eq!(from_file.llm.allowed_models, ["a", "b"]);
+        assert_eq!(
+            from_file.job_workers, 2,
+            "keys the file leaves out keep their defaults"
+        );
+
+        let from_env = load(
+            Some(file),
+            &[
+                ("HAM_AUTH", "oidc"),
+                ("HAM_TRUSTED_PROXIES", "192.168.0.0/16, fd00::/8"),
+                ("HAM_OIDC_ISSUER", "https://env.example"),
+                ("HAM_OIDC_AUDIENCE", "ham"),
+                ("HAM_JOB_MAX_ATTEMPTS", "9"),
+                ("HAM_LLM_ALLOWED_MODELS", "c"),
+                // Empty counts as unset: the file's value stays.
+                ("HAM_FORWARD_AUTH_UID_HEADER", ""),
+            ],
         )
         .unwrap();
-        let env = [
-            ("HAM_ADMIN_TOKEN".to_string(), "from-env".to_string()),
-            ("HAM_PLUGIN_HELLO_GREETING".to_string(), "hi".to_string()),
+        assert_eq!(from_env.auth, AuthMode::Oidc);
+        assert_eq!(
+            from_env.trusted_proxies,
+            vec![
+                "192.168.0.0/16".parse().unwrap(),
+                "fd00::/8".parse().unwrap()
+            ]
+        );
+        assert_eq!(from_env.oidc_issuer.as_deref(), Some("https://env.example"));
+        assert_eq!(from_env.job_max_attempts, 9);
+        assert_eq!(from_env.llm.allowed_models, ["c"]);
+        assert_eq!(from_env.forward_auth_headers.uid, "X-File-Uid");
+    }
+
+    #[test]
+    fn conventional_names_work_and_the_ham_names_win() {
+        let s = load(
+            None,
+            &[
+                ("DATABASE_URL", "postgres://a@db/ham"),
+                ("ANTHROPIC_API_KEY", "sk-plain"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.database_url(), "postgres://a@db/ham");
+        assert_eq!(s.llm.anthropic_api_key.unwrap().expose(), "sk-plain");
+        let s = load(
+            None,
+            &[
+                ("DATABASE_URL", "postgres://a@db/ham"),
+                ("HAM_DATABASE_URL", "postgres://b@db/ham"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.database_url(), "postgres://b@db/ham");
+    }
+
+    #[test]
+    fn every_key_has_its_ham_variable() {
+        for (key, env, _) in KEYS {
+            assert_eq!(*env, format!("HAM_{}", key.to_uppercase()), "{key}");
+        }
+    }
+
+    #[test]
+    fn plugin_variables_come_from_the_plugin_table_and_the_environment() {
+        let file = "[plugin.strava-sync]\nclient_id = 123\nverify_token = \"file\"\n\
+                    [plugin.hello]\ngreeting = \"hi\"\n";
+        let s = load(
+            Some(file),
+            &[("HAM_PLUGIN_STRAVA_SYNC_VERIFY_TOKEN", "env")],
+        )
+        .unwrap();
+        let values = s.plugin_env_values();
+        assert_eq!(values["HAM_PLUGIN_STRAVA_SYNC_CLIENT_ID"], "123");
+        assert_eq!(values["HAM_PLUGIN_STRAVA_SYNC_VERIFY_TOKEN"], "env");
+        assert_eq!(values["HAM_PLUGIN_HELLO_GREETING"], "hi");
+        let err = load(Some("plugin = \"x\"\n"), &[]).unwrap_err().to_string();
+        assert!(err.contains("`plugin`") && err.contains("table"), "{err}");
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused_by_name() {
+        let err = load(Some("adress = \"x\"\n"), &[]).unwrap_err().to_string();
+        assert!(err.contains("unknown key `adress`"), "{err}");
+        // An environment variable nobody knows is not an error.
+        load(None, &[("HAM_NO_SUCH_SETTING", "1")]).unwrap();
+    }
+
+    #[test]
+    fn bad_values_are_refused_naming_the_key_or_variable() {
+        /// A file, an environment, and what the error must say.
+        type Case = (
+            Option<&'static str>,
+            &'static [(&'static str, &'static str)],
+            &'static [&'static str],
+        );
+        let cases: &[Case] = &[
+            (
+                Some("job_workers = \"two\""),
+                &[],
+                &["`job_workers`", "invalid type"],
+            ),
+            (Some("addr = \"nope\""), &[], &["`addr`", "`nope`"]),
+            (Some("auth = \"ldap\""), &[], &["`auth`", "ldap"]),
+            (
+                Some("trusted_proxies = [\"nope\"]"),
+                &[],
+                &["`trusted_proxies`", "nope"],
+            ),
+            (
+                Some("header_timeout = \"0s\""),
+                &[],
+                &["`header_timeout`", "positive"],
+            ),
+            (
+                Some("llm_provider = \"gpt\""),
+                &[],
+                &["`llm_provider`", "gpt"],
+            ),
+            (
+                Some("job_max_attempts ="),
+                &[],
+                &["invalid settings file", "line 1"],
+            ),
+            (None, &[("HAM_ADDR", "nope")], &["HAM_ADDR", "nope"]),
+            (
+                None,
+                &[("HAM_JOB_WORKERS", "two")],
+                &["HAM_JOB_WORKERS", "`two` is not a number"],
+            ),
+            (
+                None,
+                &[("HAM_MIGRATE_ON_START", "sometimes")],
+                &["HAM_MIGRATE_ON_START"],
+            ),
+            (None, &[("HAM_AUTH", "ldap")], &["HAM_AUTH", "ldap"]),
+            (
+                None,
+                &[("HAM_TRUSTED_PROXIES", "10.0.0.0/8,nope")],
+                &["HAM_TRUSTED_PROXIES", "nope"],
+            ),
+            (
+                None,
+                &[("HAM_JOB_RETENTION", "forever")],
+                &["HAM_JOB_RETENTION", "forever"],
+            ),
+            (
+                None,
+                &[("HAM_LLM_MAX_RETRIES", "5000000000")],
+                &["HAM_LLM_MAX_RETRIES"],
+            ),
+            (
+                None,
+                &[("HAM_AUTH", "oidc")],
+                &["HAM_AUTH", "HAM_OIDC_ISSUER"],
+            ),
+            (None, &[("HAM_LOG", "info,x=loud")], &["HAM_LOG"]),
+            (
+                None,
+                &[("HAM_LOG_FORMAT", "xml")],
+                &["HAM_LOG_FORMAT", "xml"],
+            ),
         ];
-        let s = Settings::load_from(Some(&file), env).unwrap();
-        assert_eq!(s.addr.to_string(), "0.0.0.0:8080");
-        assert_eq!(s.admin_token.as_ref().unwrap().expose(), "from-env");
-        let shown = format!("{s:?}");
+        for (file, env, wanted) in cases {
+            let err = load(*file, env).unwrap_err().to_string();
+            for part in *wanted {
+                assert!(err.contains(part), "{file:?} {env:?}: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_and_in_ham_config() {
+        let file = "admin_token = \"tok-file\"\nsecret_key = \"key-file-0123456789\"\n\
+                    [plugin.hello]\ngreeting = \"hi-there\"\n";
+        let pairs = [
+            ("HAM_ADMIN_TOKEN", "tok-env"),
+            ("HAM_LLM_API_KEY", "sk-openai"),
+            ("ANTHROPIC_API_KEY", "sk-ant"),
+            (
+                "DATABASE_URL",
+                "postgres://ham:pw-db@db/ham?password=pw-query",
+            ),
+        ];
+        let s = load(Some(file), &pairs).unwrap();
+        assert_eq!(s.admin_token.as_ref().unwrap().expose(), "tok-env");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ham.toml");
+        std::fs::write(&path, file).unwrap();
+        let shown = Keys::layered(Some(&path), env(&pairs))
+            .unwrap()
+            .to_toml()
+            .unwrap();
+        for text in [format!("{s:?}"), shown.clone()] {
+            for secret in ["tok-", "key-file", "hi-there", "sk-", "pw-"] {
+                assert!(!text.contains(secret), "{secret} in {text}");
+            }
+            assert!(text.contains(REDACTED), "{text}");
+        }
+        assert!(shown.contains("admin_token = \"<redacted>\""), "{shown}");
         assert!(
-            !shown.contains("from-env") && !shown.contains("\"hi\""),
+            shown.contains("database_url = \"postgres://ham:***@db/ham?<redacted>\""),
             "{shown}"
         );
+        assert!(shown.contains("hello_greeting = \"<redacted>\""), "{shown}");
+        assert!(shown.contains("# oidc_issuer is not set"), "{shown}");
+    }
+
+    #[test]
+    fn ham_config_output_reads_back_as_the_same_settings() {
+        let pairs = [
+            ("HAM_TRUSTED_PROXIES", "10.0.0.0/8"),
+            ("HAM_JOB_RETENTION", "36h"),
+        ];
+        let keys = Keys::layered(None, env(&pairs)).unwrap();
+        let shown = keys.to_toml().unwrap();
+        let mut again = Keys::default();
+        again.read_file(Path::new("shown.toml"), &shown).unwrap();
+        assert_eq!(again, keys, "{shown}");
+    }
+
+    #[test]
+    fn the_example_file_names_every_key_and_holds_the_defaults() {
+        for (key, env, older) in KEYS {
+            let set = format!("\n{key} = ");
+            let commented = format!("\n# {key} = ");
+            assert!(
+                EXAMPLE.contains(&set) || EXAMPLE.contains(&commented),
+                "ham.example.toml does not show `{key}`"
+            );
+            for name in older.iter().chain([env]) {
+                assert!(
+                    EXAMPLE.contains(name),
+                    "ham.example.toml does not name {name}"
+                );
+            }
+        }
+        assert!(EXAMPLE.contains("[plugin.") && EXAMPLE.contains("HAM_PLUGIN_"));
+        let mut example = Keys::default();
+        example
+            .read_file(Path::new("ham.example.toml"), EXAMPLE)
+            .unwrap();
+        assert_eq!(example, Keys::default());
+    }
+
+    #[test]
+    fn the_readme_table_names_every_key_and_variable() {
+        let start = README.find("## Configuration").unwrap();
+        let section = &README[start..];
+        let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
+        for (key, env, older) in KEYS {
+            assert!(
+                section.contains(&format!("`{key}`")),
+                "README lacks `{key}`"
+            );
+            for name in older.iter().chain([env]) {
+                assert!(section.contains(name), "README lacks {name}");
+            }
+        }
     }
 
     #[test]
@@ -485,19 +1268,5 @@ mod tests {
                 .contains("fd12::1".parse().unwrap())
         );
         assert!("10.0.0.0/33".parse::<Cidr>().is_err() && "nope".parse::<Cidr>().is_err());
-    }
-
-    #[test]
-    fn unknown_file_keys_and_bad_env_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("ham.toml");
-        std::fs::write(&file, "adress = \"x\"\n").unwrap();
-        let err = Settings::load_from(Some(&file), [])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("adress"), "{err}");
-        let err =
-            Settings::load_from(None, [("HAM_ADDR".to_string(), "nope".to_string())]).unwrap_err();
-        assert!(err.to_string().contains("HAM_ADDR"));
     }
 }

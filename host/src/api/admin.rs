@@ -24,7 +24,7 @@ use crate::plugins::manifest::RouteClaim;
 use crate::plugins::registry::{ApiDocument, Package};
 use crate::plugins::{Installed, Source};
 use crate::runtime::LoadedPlugin;
-use crate::store::jobs::JobRow;
+use crate::store::jobs::{JobRow, JobState};
 use axum::extract::FromRequestParts;
 
 pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
@@ -126,7 +126,7 @@ impl PluginView {
             imports: plugin.imports.clone(),
             routes: plugin.manifest.routes.clone(),
             uploaded_at: timestamp(plugin.uploaded_at),
-            missing_variables: plugin.variables.missing.clone(),
+            missing_variables: plugin.grants.variables.missing.clone(),
         }
     }
 }
@@ -324,12 +324,7 @@ async fn versions(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<Vec<VersionView>>, ApiError> {
-    let rows = state
-        .registry
-        .db()
-        .versions(&name)
-        .await
-        .map_err(ApiError::internal)?;
+    let rows = state.registry.db().versions(&name).await?;
     if rows.is_empty() {
         return Err(ApiError::not_found(format!(
             "plugin {name} is not installed"
@@ -343,7 +338,7 @@ async fn versions(
                 id: r.id,
                 version: r.version,
                 sha256: r.sha256,
-                source: r.source,
+                source: r.source.as_str().to_string(),
                 uploaded_at: timestamp(r.uploaded_at),
             })
             .collect(),
@@ -375,20 +370,6 @@ struct JobsQuery {
     state: Option<String>,
 }
 
-/// A job's state, as `GET /api/admin/jobs?state=` takes it.
-#[derive(ToSchema)]
-#[schema(rename_all = "lowercase")]
-#[allow(
-    dead_code,
-    reason = "describes the parameter; the handler reads it as text"
-)]
-enum JobState {
-    Queued,
-    Running,
-    Done,
-    Dead,
-}
-
 #[derive(Serialize, ToSchema)]
 pub struct JobList {
     jobs: Vec<JobRow>,
@@ -404,22 +385,20 @@ async fn jobs(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<JobsQuery>,
 ) -> Result<Json<JobList>, ApiError> {
-    if let Some(s) = q
+    let wanted = q
         .state
         .as_deref()
-        .filter(|s| !["queued", "running", "done", "dead"].contains(s))
-    {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_field",
-            format!("state: `{s}` is not one of queued, running, done, dead"),
-        ));
-    }
-    let jobs = state
-        .db
-        .list_jobs(q.state.as_deref(), 500)
-        .await
-        .map_err(ApiError::internal)?;
+        .map(|s| {
+            s.parse::<JobState>().map_err(|_| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_field",
+                    format!("state: `{s}` is not one of queued, running, done, dead"),
+                )
+            })
+        })
+        .transpose()?;
+    let jobs = state.db.list_jobs(wanted, 500).await?;
     Ok(Json(JobList { jobs }))
 }
 
@@ -434,15 +413,10 @@ async fn retry_job(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<JobRow>, ApiError> {
-    let Some(job) = state.db.get_job(&id).await.map_err(ApiError::internal)? else {
+    let Some(job) = state.db.get_job(&id).await? else {
         return Err(ApiError::not_found(format!("no job {id}")));
     };
-    if !state
-        .db
-        .retry_dead_job(&id)
-        .await
-        .map_err(ApiError::internal)?
-    {
+    if !state.db.retry_dead_job(&id).await? {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "not_dead",
@@ -452,8 +426,7 @@ async fn retry_job(
     let job = state
         .db
         .get_job(&id)
-        .await
-        .map_err(ApiError::internal)?
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("no job {id}")))?;
     Ok(Json(job))
 }

@@ -1,8 +1,13 @@
-//! `local` identity: register, log in, log out, and who am I.
+//! Identity routes: how this server identifies users, register, log in, log out,
+//! and who am I.
 //!
-//! Login and registration refuse over-long credentials before any lookup, reserve
-//! a login attempt before the password is verified, and run argon2 only under the
-//! password-work bound (see [`crate::auth`]); refusals carry `Retry-After`.
+//! Who a request comes from is the [`crate::auth::Authenticator`] in `AppState`'s
+//! business; these routes only ask it. Registration and login exist where it keeps
+//! the passwords (`local` mode); in other modes they answer 400 `wrong_auth_mode`.
+//! They refuse over-long credentials before any lookup, reserve a login attempt
+//! before the password is verified, and run argon2 only under the password-work
+//! bound (see [`crate::auth::login`]); refusals carry `Retry-After`. Here too
+//! [`AuthError`] becomes the API's JSON error.
 
 use axum::Json;
 use axum::extract::{FromRequestParts as _, State};
@@ -16,7 +21,6 @@ use utoipa_axum::routes;
 use super::{ApiError, ApiJson, ErrorBody};
 use crate::AppState;
 use crate::auth::{self, AuthError, CurrentUser, MaybeUser};
-use crate::settings::AuthMode;
 use crate::store::users::{CreateUserError, User};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -26,6 +30,42 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(login))
         .routes(routes!(logout))
         .routes(routes!(me, update_me))
+}
+
+/// [`AuthError`] as the client sees it: a refusal as the authenticator worded
+/// it, a wait with `Retry-After`, or a vague 500 (logged in full).
+/// The extractors' rejection: the API's JSON error.
+impl axum::response::IntoResponse for AuthError {
+    fn into_response(self) -> axum::response::Response {
+        ApiError::from(self).into_response()
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        // Whole seconds, rounded up, at least 1.
+        let seconds =
+            |d: std::time::Duration| (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1);
+        match e {
+            AuthError::Refused {
+                status,
+                code,
+                message,
+            } => ApiError::new(status, code, message),
+            AuthError::TooManyAttempts { retry_after } => {
+                let wait = seconds(retry_after);
+                let message = format!("too many failed logins; try again in {wait} s");
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", message)
+                    .retry_after(wait)
+            }
+            AuthError::Busy { retry_after } => {
+                let wait = seconds(retry_after);
+                let message = format!("the server is busy; try again in {wait} s");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message).retry_after(wait)
+            }
+            AuthError::Internal(why) => ApiError::internal(why),
+        }
+    }
 }
 
 /// How this server identifies users.
@@ -55,18 +95,18 @@ fn invalid(field: &str, message: &str) -> ApiError {
 }
 
 /// Credentials no hash or lookup is spent on: a username over
-/// [`auth::MAX_USERNAME_BYTES`] or a password over [`auth::MAX_PASSWORD_BYTES`].
+/// [`auth::login::MAX_USERNAME_BYTES`] or a password over [`auth::login::MAX_PASSWORD_BYTES`].
 fn check_lengths(c: &Credentials) -> Result<(), ApiError> {
-    if c.username.len() > auth::MAX_USERNAME_BYTES {
+    if c.username.len() > auth::login::MAX_USERNAME_BYTES {
         return Err(invalid(
             "username",
-            &format!("at most {} bytes", auth::MAX_USERNAME_BYTES),
+            &format!("at most {} bytes", auth::login::MAX_USERNAME_BYTES),
         ));
     }
-    if c.password.len() > auth::MAX_PASSWORD_BYTES {
+    if c.password.len() > auth::login::MAX_PASSWORD_BYTES {
         return Err(invalid(
             "password",
-            &format!("at most {} bytes", auth::MAX_PASSWORD_BYTES),
+            &format!("at most {} bytes", auth::login::MAX_PASSWORD_BYTES),
         ));
     }
     Ok(())
@@ -89,7 +129,7 @@ fn check_credentials(c: &Credentials) -> Result<(), ApiError> {
 
 /// Sets the session cookie on a response.
 fn with_session(mut response: Response, token: Option<&str>, secure: bool) -> Response {
-    if let Ok(value) = HeaderValue::from_str(&auth::session_cookie(token, secure)) {
+    if let Ok(value) = HeaderValue::from_str(&auth::local::session_cookie(token, secure)) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     response
@@ -97,7 +137,7 @@ fn with_session(mut response: Response, token: Option<&str>, secure: bool) -> Re
 
 async fn start_session(state: &AppState, user_id: &str) -> Result<String, ApiError> {
     let token = auth::new_token();
-    let ttl = i64::try_from(auth::SESSION_TTL.as_millis()).unwrap_or(i64::MAX);
+    let ttl = i64::try_from(auth::local::SESSION_TTL.as_millis()).unwrap_or(i64::MAX);
     state
         .db
         .create_session(
@@ -105,22 +145,20 @@ async fn start_session(state: &AppState, user_id: &str) -> Result<String, ApiErr
             user_id,
             crate::store::now_ms() + ttl,
         )
-        .await
-        .map_err(ApiError::internal)?;
+        .await?;
     Ok(token)
 }
 
-/// The first user becomes an admin and is signed in. After that, only an admin may
-/// create accounts, unless `HAM_OPEN_REGISTRATION=1`.
-fn local_only(state: &AppState) -> Result<(), ApiError> {
-    match state.settings.auth {
-        AuthMode::Local => Ok(()),
-        AuthMode::ForwardAuth | AuthMode::Oidc => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "wrong_auth_mode",
-            "accounts are managed by the identity provider (HAM_AUTH is not local)",
-        )),
+/// Refuses password routes where HAM does not keep the passwords.
+fn password_login_only(state: &AppState) -> Result<(), ApiError> {
+    if state.auth.password_login() {
+        return Ok(());
     }
+    Err(ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "wrong_auth_mode",
+        "accounts are managed by the identity provider (HAM_AUTH is not local)",
+    ))
 }
 
 /// How this server identifies users, so the browser app knows whether to show
@@ -128,17 +166,9 @@ fn local_only(state: &AppState) -> Result<(), ApiError> {
 #[utoipa::path(get, path = "/auth/config", tag = "auth", security(()),
     responses((status = 200, body = AuthConfig)))]
 async fn config(State(state): State<AppState>) -> Result<Json<AuthConfig>, ApiError> {
-    let mode = match state.settings.auth {
-        AuthMode::Local => "local",
-        AuthMode::ForwardAuth => "forward-auth",
-        AuthMode::Oidc => "oidc",
-    };
-    let first_run = match state.settings.auth {
-        AuthMode::Local => state.db.count_users().await.map_err(ApiError::internal)? == 0,
-        AuthMode::ForwardAuth | AuthMode::Oidc => false,
-    };
+    let first_run = state.auth.password_login() && state.db.count_users().await? == 0;
     Ok(Json(AuthConfig {
-        mode,
+        mode: state.auth.mode(),
         first_run,
         open_registration: state.settings.open_registration,
     }))
@@ -158,20 +188,19 @@ async fn register(
     State(state): State<AppState>,
     mut parts: Parts,
     ApiJson(body): ApiJson<Credentials>,
-) -> Result<Response, AuthError> {
-    local_only(&state)?;
+) -> Result<Response, ApiError> {
+    password_login_only(&state)?;
     check_credentials(&body)?;
     // Only now, with the credentials in bounds, the session lookup.
     let MaybeUser(current) = MaybeUser::from_request_parts(&mut parts, &state).await?;
-    let first = state.db.count_users().await.map_err(ApiError::internal)? == 0;
+    let first = state.db.count_users().await? == 0;
     let by_admin = current.as_ref().is_some_and(|u| u.is_admin);
     if !first && !by_admin && !state.settings.open_registration {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "registration_closed",
             "registration is closed: an admin creates accounts (or set HAM_OPEN_REGISTRATION=1)",
-        )
-        .into());
+        ));
     }
     let hash = state
         .login_limiter
@@ -213,8 +242,8 @@ async fn login(
     State(state): State<AppState>,
     parts: Parts,
     ApiJson(body): ApiJson<Credentials>,
-) -> Result<Response, AuthError> {
-    local_only(&state)?;
+) -> Result<Response, ApiError> {
+    password_login_only(&state)?;
     check_lengths(&body)?;
     let client = auth::client_addr(&parts, &state.settings);
     let limiter = &state.login_limiter;
@@ -224,7 +253,7 @@ async fn login(
         Ok(found) => found,
         Err(e) => {
             limiter.refund(attempt);
-            return Err(ApiError::internal(e).into());
+            return Err(ApiError::internal(e));
         }
     };
     let (user, hash) = match found {
@@ -236,7 +265,7 @@ async fn login(
         Ok(ok) => ok,
         Err(e) => {
             limiter.refund(attempt);
-            return Err(e);
+            return Err(e.into());
         }
     };
     let Some(user) = user.filter(|_| ok) else {
@@ -245,8 +274,7 @@ async fn login(
             StatusCode::UNAUTHORIZED,
             "bad_credentials",
             "wrong username or password",
-        )
-        .into());
+        ));
     };
     limiter.succeeded(attempt);
     let token = start_session(&state, &user.id).await?;
@@ -262,12 +290,8 @@ async fn login(
 #[utoipa::path(post, path = "/auth/logout", tag = "auth", security((), ("session" = [])),
     responses((status = 204, description = "signed out; the cookie is cleared")))]
 async fn logout(State(state): State<AppState>, parts: Parts) -> Result<Response, ApiError> {
-    if let Some(token) = auth::session_token(&parts) {
-        state
-            .db
-            .delete_session(&auth::token_hash(&token))
-            .await
-            .map_err(ApiError::internal)?;
+    if let Some(token) = auth::local::session_token(&parts) {
+        state.db.delete_session(&auth::token_hash(&token)).await?;
     }
     Ok(with_session(
         StatusCode::NO_CONTENT.into_response(),
@@ -316,11 +340,7 @@ async fn update_me(
                 &format!("`{tz}` is not an IANA time zone such as Europe/Berlin"),
             ));
         }
-        state
-            .db
-            .set_time_zone(&user.id, &tz)
-            .await
-            .map_err(ApiError::internal)?;
+        state.db.set_time_zone(&user.id, &tz).await?;
         user.time_zone = tz;
     }
     Ok(me(CurrentUser(user)).await)

@@ -71,15 +71,10 @@ async fn export_all(
 ) -> Result<Response, ApiError> {
     let db = &state.db;
     let mut habits = Vec::new();
-    for habit in db
-        .list_habits(&user.id, true)
-        .await
-        .map_err(ApiError::internal)?
-    {
+    for habit in db.list_habits(&user.id, true).await? {
         let entries = db
             .list_entries(&habit.id, "0001-01-01", "9999-12-31")
-            .await
-            .map_err(ApiError::internal)?;
+            .await?;
         habits.push(ExportedHabit::of(habit, entries));
     }
     let range = ActivityRange::LocalDates {
@@ -87,10 +82,7 @@ async fn export_all(
         to: "9999-12-31",
         sport: None,
     };
-    let activities = db
-        .list_activities(&user.id, range)
-        .await
-        .map_err(ApiError::internal)?;
+    let activities = db.list_activities(&user.id, range).await?;
     let document = Export {
         format: export::FORMAT.into(),
         version: export::VERSION,
@@ -197,11 +189,7 @@ async fn import(
         .into());
     }
     // Check everything before writing anything.
-    let first_position = state
-        .db
-        .next_habit_position(&user.id)
-        .await
-        .map_err(ApiError::internal)?;
+    let first_position = state.db.next_habit_position(&user.id).await?;
     let mut habits = Vec::new();
     let mut entry_count = 0;
     for (i, exported) in document.habits.iter().enumerate() {
@@ -237,8 +225,7 @@ async fn import(
     state
         .db
         .import(&user.id, &document.time_zone, &habits, &document.activities)
-        .await
-        .map_err(ApiError::internal)?;
+        .await?;
     Ok(Json(Imported {
         habits: habits.len(),
         entries: entry_count,

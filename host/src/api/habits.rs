@@ -12,10 +12,9 @@ use utoipa_axum::routes;
 use super::openapi::{ApiPath, ApiQuery};
 use super::{ApiError, ApiJson, ErrorBody};
 use crate::AppState;
-use crate::auth::{self, CurrentUser};
-use crate::habits::{self, EntryInput, FieldError, Habit, HabitInput};
+use crate::auth::CurrentUser;
+use crate::habits::{self, EntryInput, FieldError, Habit, HabitInput, TrackerError};
 use crate::rules::{self, StatsError};
-use crate::store::habits::ActivityRange;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -71,17 +70,14 @@ impl From<FieldError> for ApiError {
     }
 }
 
-fn not_found() -> ApiError {
-    ApiError::not_found("no such habit")
-}
-
-async fn owned(state: &AppState, user_id: &str, id: &str) -> Result<Habit, ApiError> {
-    state
-        .db
-        .get_habit(user_id, id)
-        .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(not_found)
+impl From<TrackerError> for ApiError {
+    fn from(e: TrackerError) -> Self {
+        match e {
+            TrackerError::NotFound(what) => ApiError::not_found(what),
+            TrackerError::Invalid(e) => e.into(),
+            TrackerError::Store(e) => ApiError::internal(e),
+        }
+    }
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -101,11 +97,7 @@ async fn list(
     CurrentUser(user): CurrentUser,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<HabitList>, ApiError> {
-    let habits = state
-        .db
-        .list_habits(&user.id, q.archived)
-        .await
-        .map_err(ApiError::internal)?;
+    let habits = state.tracker.habits(&user.id, q.archived).await?;
     Ok(Json(HabitList { habits }))
 }
 
@@ -118,35 +110,10 @@ async fn create(
     CurrentUser(user): CurrentUser,
     ApiJson(input): ApiJson<HabitInput>,
 ) -> Result<Response, ApiError> {
-    if input.name.is_none() {
-        return Err(FieldError {
-            field: "name".into(),
-            message: "required".into(),
-        }
-        .into());
-    }
-    if input.kind.is_none() {
-        return Err(FieldError {
-            field: "kind".into(),
-            message: "required: boolean or measurable".into(),
-        }
-        .into());
-    }
-    let position = state
-        .db
-        .next_habit_position(&user.id)
-        .await
-        .map_err(ApiError::internal)?;
-    let habit = input.apply(habits::blank(
-        auth::new_id(),
-        crate::habits::today_in(&user.time_zone),
-        position,
-    ))?;
-    state
-        .db
-        .insert_habit(&user.id, &habit)
-        .await
-        .map_err(ApiError::internal)?;
+    let habit = state
+        .tracker
+        .create_habit(&user.id, &user.time_zone, input)
+        .await?;
     Ok((StatusCode::CREATED, Json(habit)).into_response())
 }
 
@@ -159,7 +126,7 @@ async fn read(
     CurrentUser(user): CurrentUser,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Habit>, ApiError> {
-    Ok(Json(owned(&state, &user.id, &id).await?))
+    Ok(Json(state.tracker.habit(&user.id, &id).await?))
 }
 
 /// Changes a habit: absent fields stay, `null` clears `unit`, `target`, `reminder`.
@@ -173,16 +140,9 @@ async fn update(
     ApiPath(id): ApiPath<String>,
     ApiJson(input): ApiJson<HabitInput>,
 ) -> Result<Json<Habit>, ApiError> {
-    let habit = input.apply(owned(&state, &user.id, &id).await?)?;
-    if !state
-        .db
-        .update_habit(&user.id, &habit)
-        .await
-        .map_err(ApiError::internal)?
-    {
-        return Err(not_found());
-    }
-    Ok(Json(habit))
+    Ok(Json(
+        state.tracker.update_habit(&user.id, &id, input).await?,
+    ))
 }
 
 /// Deletes a habit and its entries.
@@ -194,15 +154,8 @@ async fn remove(
     CurrentUser(user): CurrentUser,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    match state
-        .db
-        .delete_habit(&user.id, &id)
-        .await
-        .map_err(ApiError::internal)?
-    {
-        true => Ok(StatusCode::NO_CONTENT),
-        false => Err(not_found()),
-    }
+    state.tracker.delete_habit(&user.id, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Records the entry of a date (an idempotent upsert).
@@ -217,14 +170,10 @@ async fn upsert_entry(
     ApiPath((id, date)): ApiPath<(String, String)>,
     ApiJson(input): ApiJson<EntryInput>,
 ) -> Result<Json<habits::Entry>, ApiError> {
-    let habit = owned(&state, &user.id, &id).await?;
-    let entry = input.entry(&habit, &date, "manual")?;
-    state
-        .db
-        .upsert_entry(&entry)
-        .await
-        .map_err(ApiError::internal)?;
-    state.evaluator.entry_written(&entry).await;
+    let entry = state
+        .tracker
+        .record_entry(&user.id, &id, &date, input, "manual")
+        .await?;
     Ok(Json(entry))
 }
 
@@ -239,24 +188,8 @@ async fn delete_entry(
     CurrentUser(user): CurrentUser,
     ApiPath((id, date)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let habit = owned(&state, &user.id, &id).await?;
-    if !habits::is_date(&date) {
-        return Err(FieldError {
-            field: "date".into(),
-            message: format!("`{date}` is not a date YYYY-MM-DD"),
-        }
-        .into());
-    }
-    match state
-        .db
-        .delete_entry(&habit.id, &date)
-        .await
-        .map_err(ApiError::internal)?
-    {
-        true => {
-            state.evaluator.entry_deleted(&habit.id, &date).await;
-            Ok(StatusCode::NO_CONTENT)
-        }
+    match state.tracker.delete_entry(&user.id, &id, &date).await? {
+        true => Ok(StatusCode::NO_CONTENT),
         false => Err(ApiError::not_found(format!("no entry on {date}"))),
     }
 }
@@ -285,23 +218,10 @@ async fn entries(
     ApiPath(id): ApiPath<String>,
     ApiQuery(range): ApiQuery<Range>,
 ) -> Result<Json<EntryList>, ApiError> {
-    let habit = owned(&state, &user.id, &id).await?;
-    let from = range.from.unwrap_or_else(|| "0001-01-01".into());
-    let to = range.to.unwrap_or_else(|| "9999-12-31".into());
-    for (field, value) in [("from", &from), ("to", &to)] {
-        if !habits::is_date(value) {
-            return Err(FieldError {
-                field: field.into(),
-                message: format!("`{value}` is not a date YYYY-MM-DD"),
-            }
-            .into());
-        }
-    }
     let entries = state
-        .db
-        .list_entries(&habit.id, &from, &to)
-        .await
-        .map_err(ApiError::internal)?;
+        .tracker
+        .entries(&user.id, &id, range.from, range.to)
+        .await?;
     Ok(Json(EntryList { entries }))
 }
 
@@ -328,27 +248,10 @@ async fn activities(
     CurrentUser(user): CurrentUser,
     ApiQuery(q): ApiQuery<ActivityQuery>,
 ) -> Result<Json<ActivityList>, ApiError> {
-    let from = q.from.unwrap_or_else(|| "0001-01-01".into());
-    let to = q.to.unwrap_or_else(|| "9999-12-31".into());
-    for (field, value) in [("from", &from), ("to", &to)] {
-        if !habits::is_date(value) {
-            return Err(FieldError {
-                field: field.into(),
-                message: format!("`{value}` is not a date YYYY-MM-DD"),
-            }
-            .into());
-        }
-    }
-    let range = ActivityRange::LocalDates {
-        from: &from,
-        to: &to,
-        sport: q.sport.as_deref(),
-    };
     let found = state
-        .db
-        .list_activities(&user.id, range)
-        .await
-        .map_err(ApiError::internal)?;
+        .tracker
+        .activities_on_dates(&user.id, q.from, q.to, q.sport.as_deref())
+        .await?;
     Ok(Json(ActivityList { activities: found }))
 }
 
@@ -395,12 +298,7 @@ async fn stats(
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<Range>,
 ) -> Result<Json<rules::HabitStats>, ApiError> {
-    let found = state
-        .db
-        .habit_with_revision(&user.id, &id)
-        .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(not_found)?;
+    let found = state.tracker.habit_with_revision(&user.id, &id).await?;
     let today = today_of(&user)?;
     let to = q.to.unwrap_or_else(|| today.to_string());
     let from = match q.from {
@@ -433,11 +331,7 @@ async fn all_stats(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
 ) -> Result<Json<StatsList>, ApiError> {
-    let habits = state
-        .db
-        .habits_with_revision(&user.id, false)
-        .await
-        .map_err(ApiError::internal)?;
+    let habits = state.tracker.habits_with_revision(&user.id, false).await?;
     let today = today_of(&user)?;
     let range = rules::Range {
         from: today,

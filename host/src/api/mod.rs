@@ -10,6 +10,7 @@ pub mod body_deadline;
 pub mod cross_origin;
 mod export;
 mod habits;
+mod observe;
 mod openapi;
 mod plugin_routes;
 
@@ -129,6 +130,27 @@ impl From<InstallError> for ApiError {
     }
 }
 
+/// A store failure. A unique violation is the client's `409 conflict` (no handler
+/// reaches one today: registration answers `username_taken` from
+/// [`crate::store::users::CreateUserError::Taken`], and every other write
+/// upserts or uses fresh ids); anything else, a row that does not read included,
+/// is ours: logged in full, answered `500 internal` with nothing of the database
+/// in it. A missing row is not an error here: the store answers `None` and the
+/// handler says what was not found.
+impl From<crate::store::Error> for ApiError {
+    fn from(e: crate::store::Error) -> Self {
+        if e.is_unique_violation() {
+            tracing::warn!(error = %e, "a write conflicted with a unique constraint");
+            return Self::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "the change conflicts with data already stored",
+            );
+        }
+        Self::internal(e)
+    }
+}
+
 /// A failed plugin invocation, naming the plugin and its version.
 pub fn invoke_error(plugin: &str, version: &str, e: InvokeError) -> ApiError {
     let (status, code) = match &e {
@@ -242,7 +264,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            crate::telemetry::track_requests,
+            observe::track_requests,
         ))
         .with_state(state)
 }
@@ -285,7 +307,7 @@ async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) ->
             // Counts fit an f64 exactly far beyond any real queue.
             #[allow(clippy::cast_precision_loss, reason = "a job count")]
             let n = n as f64;
-            Gauge::new("ham_jobs", &[("state", &job_state)], n)
+            Gauge::new("ham_jobs", &[("state", job_state.as_str())], n)
         })),
         Err(e) => tracing::warn!(error = %e, "could not count jobs for /metrics"),
     }

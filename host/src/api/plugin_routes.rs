@@ -48,7 +48,8 @@ async fn acting_user(
     let (mut parts, body) = request.into_parts();
     let user = MaybeUser::from_request_parts(&mut parts, state)
         .await
-        .map(|MaybeUser(user)| user.map(|u| u.id));
+        .map(|MaybeUser(user)| user.map(|u| u.id))
+        .map_err(ApiError::from);
     (Request::from_parts(parts, body), user)
 }
 

@@ -1,98 +1,128 @@
 //! Identity: who a request comes from.
 //!
-//! `local` mode: accounts with argon2id password hashes, and a session cookie
-//! (HttpOnly, SameSite=Lax) whose token is stored only as its sha256, so sessions
-//! are revocable and a database leak is no login. Over https the cookie is
-//! `__Host-ham_session` (Secure, `Path=/`, no `Domain`: a sibling subdomain or a
-//! plain-http page cannot plant or overwrite it); over plain http it is
-//! `ham_session`. A request is read with the name of its own scheme only (so a
-//! `ham_session` set over https before the prefix existed no longer signs in).
+//! `HAM_AUTH` picks one mode, once, at start: [`authenticator`] builds its
+//! [`Authenticator`] (the one `match` on the mode) and `AppState` holds it.
+//! Everything that asks who a request comes from asks it: the extractors
+//! [`CurrentUser`] and [`MaybeUser`] (and through them the admin check and plugin
+//! routes acting for a user), `GET /api/auth/config`, and the password routes,
+//! which answer only where [`Authenticator::password_login`] says HAM keeps the
+//! passwords.
 //!
-//! `forward-auth` mode: a proxy (Authentik behind Traefik) names the user in
-//! headers; they are believed only from `HAM_TRUSTED_PROXIES`. `oidc` mode: bearer
-//! JWTs checked against the issuer's keys ([`oidc`]).
+//! | mode | module | a request is the user named by |
+//! | --- | --- | --- |
+//! | `local` | [`local`] | its session cookie; accounts with argon2id passwords, guarded by [`login`] |
+//! | `forward-auth` | [`forward`] | a trusted proxy's headers (`HAM_TRUSTED_PROXIES`) |
+//! | `oidc` | [`oidc`] | a bearer JWT checked against the issuer's keys |
 //!
-//! # Password guessing ([`LoginLimiter`])
+//! Besides the modes this module holds what they share: random ids and tokens,
+//! the peer and client address of a request ([`peer_addr`], [`client_addr`]),
+//! and [`AuthError`], which `api::auth` turns into the JSON error.
 //!
-//! Login attempts are counted against the client ([`client_addr`]: the TCP peer,
-//! or behind a trusted proxy the right-most untrusted `X-Forwarded-For` entry; an
-//! IPv6 client counts as its /64). Two budgets, each a sliding
-//! [`FAILURE_WINDOW`] of 15 minutes:
+//! # Adding an identity mode
 //!
-//! - [`MAX_FAILURES_PER_USER_AT_ADDRESS`] (5) per (username, client), and
-//! - [`MAX_FAILURES_PER_ADDRESS`] (20) per client, across usernames.
+//! Say HAM should know users by client certificates that a TLS proxy checked.
+//! Read [`forward`] (another mode in which someone else signs users in), then:
 //!
-//! There is deliberately no budget per username alone: it would let anyone lock
-//! the owner out of their own device by failing from elsewhere. Guessing from many
-//! addresses is slowed instead by the bound on password work below.
-//!
-//! An attempt is *reserved* before the password is verified, so N concurrent
-//! wrong logins verify at most the budget; a success takes its reservation back
-//! and clears the (username, client) budget, a failure keeps it, and an attempt
-//! that never reached a verification (server busy, database error) is refunded.
-//! An attempt abandoned halfway (the client hung up) counts as a failure.
-//!
-//! The limiter's memory is bounded: entries older than the window are dropped
-//! whenever their key is touched and by a prune of the whole table, run when the
-//! table has doubled since the last one (amortised O(1) per new key). The table
-//! holds at most [`MAX_TRACKED_KEYS`] (100 000) keys, at most a few hundred bytes
-//! each (~30 MB at worst). When it is full of live entries it fails closed for new
-//! keys only: a client the table does not know yet gets 503 `busy` with
-//! `Retry-After` until the earliest entry expires (re-checked at most once a
-//! second), while every known client keeps its normal budgets and nobody's count
-//! is touched, so a full table never turns into a 15-minute lockout of anyone, and
-//! no login goes uncounted. Filling it takes 50 000 failed verifications (each
-//! adds at most two keys) from some 4 800 addresses or /64s (each adds at most 21)
-//! inside one window, which the password-work bound throttles.
-//!
-//! # Password work ([`PasswordWork`])
-//!
-//! Each argon2id hash or verification needs 19 MiB of working memory and a core
-//! for tens of milliseconds. They run on the blocking pool under a semaphore of
-//! [`PASSWORD_WORK_PERMITS_PER_CORE`] (2) permits per core, at most
-//! [`MAX_PASSWORD_WORK_PERMITS`] (16); a request waits at most
-//! [`PASSWORD_WORK_WAIT`] (2 s) for one and is then answered 503 `busy` with
-//! `Retry-After`. The working memory comes from a pool of at most one buffer per
-//! permit, allocated once and reused, so password work holds at most
-//! permits x 19 MiB whatever the allocator does. Credentials longer than
-//! [`MAX_USERNAME_BYTES`] (64) or [`MAX_PASSWORD_BYTES`] (1024) are refused (422)
-//! before any lookup or hashing.
+//! 1. `host/src/auth/<mode>.rs`: a struct holding what it needs (its settings,
+//!    the [`Db`]), and `impl Authenticator`: [`Authenticator::mode`] (its
+//!    `HAM_AUTH` name), [`Authenticator::authenticate`] (`Ok(None)` for nobody,
+//!    [`AuthError::Refused`] for a credential it refuses, users found or created
+//!    with `Db::identified_user` under an issuer of its own). Leave
+//!    [`Authenticator::password_login`] false unless HAM keeps the passwords.
+//! 2. `settings.rs`: an `AuthMode` variant and the mode's settings (checked
+//!    there, so a bad configuration fails at start); here, one arm in
+//!    [`authenticator`].
+//! 3. A story test (signed in, nobody, refused) like `auth_forward.rs`.
 
+pub mod forward;
+pub mod local;
+pub mod login;
 pub mod oidc;
 
-use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::fmt::Display;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
-use argon2::{Algorithm, Argon2, Block, Params, Version};
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use futures::future::BoxFuture;
 use sha2::{Digest, Sha256};
-use tokio::sync::Semaphore;
 
-use crate::AppState;
-use crate::api::ApiError;
 use crate::settings::{AuthMode, Settings};
-use crate::store::users::{Identity, User};
+use crate::store::Db;
+use crate::store::users::User;
 
-/// The session cookie over plain http.
-pub const SESSION_COOKIE: &str = "ham_session";
-/// The session cookie over https: the `__Host-` prefix makes the browser insist on
-/// `Secure`, `Path=/` and no `Domain`.
-pub const SECURE_SESSION_COOKIE: &str = "__Host-ham_session";
-/// How long a session lives.
-pub const SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+pub use login::{LoginLimiter, password_work_permits};
 
-/// A random identifier: 128 bits, hex.
-pub fn new_id() -> String {
-    random_hex::<16>()
+/// How one identity mode tells who a request comes from. Built once at start by
+/// [`authenticator`]; shared by all requests, so it holds no per-request state.
+pub trait Authenticator: Send + Sync {
+    /// The mode's name as `HAM_AUTH` spells it, which `GET /api/auth/config`
+    /// reports to the browser app.
+    fn mode(&self) -> &'static str;
+
+    /// Whether HAM keeps the accounts itself: registration, password login and
+    /// session cookies (`/api/auth/register`, `/api/auth/login`). False (the
+    /// default): an identity provider manages the accounts, those routes answer
+    /// 400 `wrong_auth_mode`, and there is no first-run registration.
+    fn password_login(&self) -> bool {
+        false
+    }
+
+    /// The user the request comes from, created on first sight where the mode
+    /// names users HAM has not seen. `Ok(None)`: it names nobody (no credential,
+    /// or one this mode ignores, such as identity headers from an untrusted
+    /// peer). `Err`: it presents a credential that is refused
+    /// ([`AuthError::Refused`], said to the client), or the lookup failed.
+    fn authenticate<'a>(
+        &'a self,
+        parts: &'a Parts,
+    ) -> BoxFuture<'a, Result<Option<User>, AuthError>>;
 }
+
+/// The authenticator for `settings.auth`: the one place the mode is matched.
+/// Fails when the mode's settings are incomplete (`oidc` without an issuer and
+/// audience).
+pub fn authenticator(settings: &Settings, db: &Db) -> anyhow::Result<Arc<dyn Authenticator>> {
+    Ok(match settings.auth {
+        AuthMode::Local => Arc::new(local::LocalAuth::new(db.clone())),
+        AuthMode::ForwardAuth => Arc::new(forward::ForwardAuth::new(settings, db.clone())),
+        AuthMode::Oidc => Arc::new(oidc::OidcAuth::new(settings, db.clone())?),
+    })
+}
+
+/// Why a request is not answered on its merits by identity: a refused
+/// credential, a login limit, or a failure of ours. `api::auth` turns it into
+/// the JSON error, with `Retry-After` where there is a wait.
+#[derive(Debug)]
+pub enum AuthError {
+    /// The request presents a credential (a token, identity headers) that is
+    /// refused: answered with this status, code and message. It is the client's
+    /// own credential, so the message may say what is wrong with it.
+    Refused {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
+    /// 429 `too_many_attempts`: this client has used up its failed logins.
+    TooManyAttempts { retry_after: Duration },
+    /// 503 `busy`: password work, or the limiter's table, is at its bound.
+    Busy { retry_after: Duration },
+    /// 500 `internal`: a failure of ours (the database, a task), logged in full
+    /// and said vaguely.
+    Internal(String),
+}
+
+impl AuthError {
+    pub fn internal(error: impl Display) -> Self {
+        Self::Internal(error.to_string())
+    }
+}
+
+pub use crate::store::new_id;
 
 /// A random session token: 256 bits, hex.
 pub fn new_token() -> String {
@@ -111,142 +141,43 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// The most argon2 working memory a stored hash may ask for, in 1 KiB blocks
-/// (64 MiB); HAM's own hashes use argon2's default, 19 MiB.
-const MAX_HASH_BLOCKS: usize = 64 * 1024;
+/// The signed-in user; the request is refused with 401 without one.
+pub struct CurrentUser(pub User);
 
-/// Grows `memory` to `blocks` blocks.
-fn fit(memory: &mut Vec<Block>, blocks: usize) {
-    if memory.len() < blocks {
-        memory.resize(blocks, Block::new());
+/// The signed-in user, if any.
+pub struct MaybeUser(pub Option<User>);
+
+/// Asks the state's [`Authenticator`].
+impl<S> FromRequestParts<S> for MaybeUser
+where
+    S: Send + Sync,
+    Arc<dyn Authenticator>: FromRef<S>,
+{
+    type Rejection = AuthError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AuthError> {
+        let authenticator = Arc::<dyn Authenticator>::from_ref(state);
+        let user = authenticator.authenticate(parts).await?;
+        Ok(Self(user))
     }
 }
 
-/// An argon2id hash (PHC string, argon2's default parameters) of a password,
-/// computed in `memory`.
-fn hash_password_in(
-    password: &str,
-    memory: &mut Vec<Block>,
-) -> Result<String, argon2::password_hash::Error> {
-    let salt = SaltString::generate(&mut OsRng);
-    let params = Params::default();
-    let mut salt_bytes = [0u8; 64];
-    let raw_salt = salt.as_salt().decode_b64(&mut salt_bytes)?;
-    let mut output = [0u8; Params::DEFAULT_OUTPUT_LEN];
-    fit(memory, params.block_count());
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
-        .hash_password_into_with_memory(
-            password.as_bytes(),
-            raw_salt,
-            &mut output,
-            &mut memory[..],
-        )?;
-    let hash = PasswordHash {
-        algorithm: Algorithm::Argon2id.ident(),
-        version: Some(Version::V0x13.into()),
-        params: ParamsString::try_from(&params)?,
-        salt: Some(salt.as_salt()),
-        hash: Some(Output::new(&output)?),
-    };
-    Ok(hash.to_string())
-}
+impl<S> FromRequestParts<S> for CurrentUser
+where
+    S: Send + Sync,
+    Arc<dyn Authenticator>: FromRef<S>,
+{
+    type Rejection = AuthError;
 
-/// Whether `password` matches the PHC string `stored`, computed in `memory`; the
-/// comparison takes constant time.
-fn verify_password_in(stored: &str, password: &str, memory: &mut Vec<Block>) -> bool {
-    let Ok(hash) = PasswordHash::new(stored) else {
-        return false;
-    };
-    let (Some(salt), Some(expected)) = (hash.salt, hash.hash) else {
-        return false;
-    };
-    let version = hash
-        .version
-        .map_or(Ok(Version::default()), Version::try_from);
-    let (Ok(algorithm), Ok(version), Ok(params)) = (
-        Algorithm::try_from(hash.algorithm),
-        version,
-        Params::try_from(&hash),
-    ) else {
-        return false;
-    };
-    if params.block_count() > MAX_HASH_BLOCKS {
-        tracing::warn!(
-            blocks = params.block_count(),
-            "a stored password hash asks for more memory than allowed; refused"
-        );
-        return false;
-    }
-    let mut salt_bytes = [0u8; 64];
-    let Ok(raw_salt) = salt.decode_b64(&mut salt_bytes) else {
-        return false;
-    };
-    let mut output = [0u8; Output::MAX_LENGTH];
-    let Some(output) = output.get_mut(..expected.len()) else {
-        return false;
-    };
-    fit(memory, params.block_count());
-    Argon2::new(algorithm, version, params)
-        .hash_password_into_with_memory(password.as_bytes(), raw_salt, output, &mut memory[..])
-        .is_ok()
-        && Output::new(output).is_ok_and(|computed| computed == expected)
-}
-
-/// Whether `password` matches `stored`. A missing hash still costs one
-/// verification (of a dummy hash), so a wrong username takes as long as a wrong
-/// password.
-fn verify_or_pretend(stored: Option<&str>, password: &str, memory: &mut Vec<Block>) -> bool {
-    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    match stored {
-        Some(hash) => verify_password_in(hash, password, memory),
-        None => {
-            let dummy = DUMMY.get_or_init(|| {
-                hash_password_in("not a real password", memory).unwrap_or_default()
-            });
-            let _ = verify_password_in(dummy, password, memory);
-            false
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AuthError> {
+        match MaybeUser::from_request_parts(parts, state).await?.0 {
+            Some(user) => Ok(Self(user)),
+            None => Err(AuthError::Refused {
+                status: StatusCode::UNAUTHORIZED,
+                code: "unauthorized",
+                message: "sign in first".into(),
+            }),
         }
-    }
-}
-
-/// The session cookie's name for a request over https (`secure`) or plain http.
-pub fn session_cookie_name(secure: bool) -> &'static str {
-    if secure {
-        SECURE_SESSION_COOKIE
-    } else {
-        SESSION_COOKIE
-    }
-}
-
-/// The session token a request carries, if any: the cookie named for the
-/// request's scheme ([`is_https`]); the other name is ignored.
-pub fn session_token(parts: &Parts) -> Option<String> {
-    let name = session_cookie_name(is_https(parts));
-    parts
-        .headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|pair| {
-            pair.trim()
-                .strip_prefix(name)?
-                .strip_prefix('=')
-                .map(str::to_string)
-        })
-}
-
-/// A `Set-Cookie` value for a session (or, with `None`, one that clears it):
-/// `__Host-ham_session` with `Secure` over https, `ham_session` over plain http.
-pub fn session_cookie(token: Option<&str>, secure: bool) -> String {
-    let name = session_cookie_name(secure);
-    let secure = if secure { "; Secure" } else { "" };
-    match token {
-        Some(t) => format!(
-            "{name}={t}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
-            SESSION_TTL.as_secs()
-        ),
-        None => format!("{name}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}"),
     }
 }
 
@@ -258,159 +189,6 @@ pub fn is_https(parts: &Parts) -> bool {
             .get("x-forwarded-proto")
             .and_then(|v| v.to_str().ok())
             == Some("https")
-}
-
-/// The signed-in user; the request is refused with 401 without one.
-pub struct CurrentUser(pub User);
-
-/// The signed-in user, if any.
-pub struct MaybeUser(pub Option<User>);
-
-impl FromRequestParts<AppState> for MaybeUser {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        match state.settings.auth {
-            AuthMode::ForwardAuth => return forwarded_user(parts, state).await.map(Self),
-            AuthMode::Oidc => return bearer_user(parts, state).await.map(Self),
-            AuthMode::Local => {}
-        }
-        let Some(token) = session_token(parts) else {
-            return Ok(Self(None));
-        };
-        let user = state
-            .db
-            .session_user(&token_hash(&token))
-            .await
-            .map_err(ApiError::internal)?;
-        Ok(Self(user))
-    }
-}
-
-impl FromRequestParts<AppState> for CurrentUser {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        match MaybeUser::from_request_parts(parts, state).await?.0 {
-            Some(user) => Ok(Self(user)),
-            None => Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "sign in first",
-            )),
-        }
-    }
-}
-
-/// The issuer of identities from a forward-auth proxy.
-const FORWARD_AUTH_ISSUER: &str = "forward-auth";
-
-/// `forward-auth`: the user the proxy's headers name, keyed by the proxy's user id
-/// (`X-authentik-uid`), called by its username header, created on first sight,
-/// but only when the TCP peer is a trusted proxy; from anyone else the headers are
-/// ignored, so a client cannot claim to be someone by sending them itself.
-async fn forwarded_user(parts: &Parts, state: &AppState) -> Result<Option<User>, ApiError> {
-    let settings = &state.settings;
-    let peer = peer_addr(parts);
-    if !from_trusted_proxy(parts, settings) {
-        if parts
-            .headers
-            .contains_key(settings.forward_auth_headers.user.as_str())
-        {
-            tracing::warn!(peer = ?peer, "forward-auth headers from an untrusted peer ignored");
-        }
-        return Ok(None);
-    }
-    let header = |name: &str| {
-        parts
-            .headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-    };
-    let Some(username) = header(&settings.forward_auth_headers.user) else {
-        return Ok(None);
-    };
-    let Some(uid) = header(&settings.forward_auth_headers.uid) else {
-        // A name alone identifies no one: two people may present the same one.
-        tracing::warn!(
-            header = %settings.forward_auth_headers.uid,
-            "the trusted proxy sent a username but no user id header; nobody is signed in"
-        );
-        return Ok(None);
-    };
-    if username.len() > 150 || uid.len() > 255 {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "forwarded username over 150 bytes or user id over 255 bytes",
-        ));
-    }
-    let email = header(&settings.forward_auth_headers.email);
-    let is_admin = match (
-        &settings.admin_group,
-        header(&settings.forward_auth_headers.groups),
-    ) {
-        (Some(admin), Some(groups)) => groups.split('|').any(|g| g.trim() == admin),
-        _ => false,
-    };
-    let user = state
-        .db
-        .identified_user(&Identity {
-            issuer: FORWARD_AUTH_ISSUER,
-            subject: uid,
-            display_name: username,
-            email,
-            is_admin,
-            new_id: &new_id(),
-        })
-        .await
-        .map_err(ApiError::internal)?;
-    Ok(Some(user))
-}
-
-/// `oidc`: the user a valid bearer token names: keyed by its issuer and `sub`,
-/// called by `preferred_username` (else `sub`), created on first sight. A present but invalid token is refused with the reason.
-async fn bearer_user(parts: &Parts, state: &AppState) -> Result<Option<User>, ApiError> {
-    let Some(oidc) = state.oidc.as_ref() else {
-        return Ok(None);
-    };
-    let token = parts
-        .headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let Some(token) = token else { return Ok(None) };
-    let claims = oidc.verify(token.trim()).await.map_err(|e| {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_token",
-            format!("invalid token: {e}"),
-        )
-    })?;
-    let username = claims
-        .preferred_username
-        .clone()
-        .unwrap_or_else(|| claims.sub.clone());
-    let is_admin = state
-        .settings
-        .admin_group
-        .as_ref()
-        .is_some_and(|g| claims.groups.contains(g));
-    let user = state
-        .db
-        .identified_user(&Identity {
-            issuer: claims.iss.trim_end_matches('/'),
-            subject: &claims.sub,
-            display_name: &username,
-            email: claims.email.as_deref(),
-            is_admin,
-            new_id: &new_id(),
-        })
-        .await
-        .map_err(ApiError::internal)?;
-    Ok(Some(user))
 }
 
 /// The TCP peer of a request served through [`crate::serve`], IPv4-mapped IPv6
@@ -470,643 +248,12 @@ fn forwarded_hop(hop: &str) -> Option<IpAddr> {
         .map(|ip| ip.to_canonical())
 }
 
-/// The longest username a login or registration considers.
-pub const MAX_USERNAME_BYTES: usize = 64;
-/// The longest password hashed or verified.
-pub const MAX_PASSWORD_BYTES: usize = 1024;
-/// Failed logins one (username, client) may have within [`FAILURE_WINDOW`].
-pub const MAX_FAILURES_PER_USER_AT_ADDRESS: usize = 5;
-/// Failed logins one client may have within [`FAILURE_WINDOW`], across usernames.
-pub const MAX_FAILURES_PER_ADDRESS: usize = 20;
-/// How long a failed login counts.
-pub const FAILURE_WINDOW: Duration = Duration::from_secs(WINDOW_SECS as u64);
-const WINDOW_SECS: u32 = 15 * 60;
-/// The most keys (a client, a username at a client) the limiter tracks.
-pub const MAX_TRACKED_KEYS: usize = 100_000;
-/// Below this many keys the limiter never prunes.
-const PRUNE_FLOOR: usize = 1024;
-/// Concurrent password hashes or verifications per core.
-pub const PASSWORD_WORK_PERMITS_PER_CORE: usize = 2;
-/// Concurrent password hashes or verifications at most, whatever the core count
-/// (each holds ~19 MiB).
-pub const MAX_PASSWORD_WORK_PERMITS: usize = 16;
-/// How long a request waits for a password-work permit before it is told `busy`.
-pub const PASSWORD_WORK_WAIT: Duration = Duration::from_secs(2);
-
-/// The permits for password work on this machine: [`PASSWORD_WORK_PERMITS_PER_CORE`]
-/// per available core (cgroup quotas included), at most [`MAX_PASSWORD_WORK_PERMITS`].
-pub fn password_work_permits() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, std::num::NonZero::get)
-        .saturating_mul(PASSWORD_WORK_PERMITS_PER_CORE)
-        .min(MAX_PASSWORD_WORK_PERMITS)
-}
-
-/// Why a login or registration is not answered on its merits.
-#[derive(Debug)]
-pub enum AuthError {
-    /// 429 `too_many_attempts`: this client has used up its failed logins.
-    TooManyAttempts { retry_after: Duration },
-    /// 503 `busy`: password work, or the limiter's table, is at its bound.
-    Busy { retry_after: Duration },
-    /// Any other refusal or failure, answered as it is.
-    Api(ApiError),
-}
-
-impl From<ApiError> for AuthError {
-    fn from(e: ApiError) -> Self {
-        Self::Api(e)
-    }
-}
-
-impl IntoResponse for AuthError {
-    fn into_response(self) -> Response {
-        let seconds = |d: Duration| (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1);
-        let (error, wait) = match self {
-            Self::TooManyAttempts { retry_after } => {
-                let wait = seconds(retry_after);
-                let message = format!("too many failed logins; try again in {wait} s");
-                let error =
-                    ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", message);
-                (error, wait)
-            }
-            Self::Busy { retry_after } => {
-                let wait = seconds(retry_after);
-                let message = format!("the server is busy; try again in {wait} s");
-                (
-                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message),
-                    wait,
-                )
-            }
-            Self::Api(e) => return e.into_response(),
-        };
-        let mut response = error.into_response();
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(wait));
-        response
-    }
-}
-
-/// Who attempts are counted against: an IPv4 address, or an IPv6 /64 (what one
-/// subscriber usually holds, so rotating addresses within it gains nothing).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct Client(IpAddr);
-
-impl Client {
-    fn of(ip: IpAddr) -> Self {
-        match ip.to_canonical() {
-            IpAddr::V6(v6) => Self(IpAddr::V6(Ipv6Addr::from(
-                u128::from(v6) & (u128::MAX << 64),
-            ))),
-            v4 => Self(v4),
-        }
-    }
-}
-
-/// A budget of failed logins.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum Budget {
-    /// One client, whatever the usernames.
-    Client(Client),
-    /// One username at one client.
-    UserAt(Client, Box<str>),
-}
-
-impl Budget {
-    fn limit(&self) -> usize {
-        match self {
-            Self::Client(_) => MAX_FAILURES_PER_ADDRESS,
-            Self::UserAt(..) => MAX_FAILURES_PER_USER_AT_ADDRESS,
-        }
-    }
-}
-
-/// A reserved login attempt: counted as a failure in its budgets until settled by
-/// [`LoginLimiter::succeeded`] or [`LoginLimiter::refund`]; [`LoginLimiter::failed`]
-/// (or dropping it) leaves it counted.
-#[must_use = "settle it with LoginLimiter::succeeded, ::failed or ::refund"]
-#[derive(Debug)]
-pub struct LoginAttempt {
-    client: Client,
-    username: Box<str>,
-    /// Seconds since the limiter's origin.
-    at: u32,
-}
-
-impl LoginAttempt {
-    fn budgets(&self) -> [Budget; 2] {
-        [
-            Budget::Client(self.client),
-            Budget::UserAt(self.client, self.username.clone()),
-        ]
-    }
-}
-
-/// Failed logins per budget, and the bound on password work; see the module doc.
-pub struct LoginLimiter {
-    attempts: Mutex<Attempts>,
-    /// Where the limiter's seconds count from.
-    origin: Instant,
-    passwords: PasswordWork,
-}
-
-/// The table of failures, in seconds since the limiter's origin.
-struct Attempts {
-    failures: HashMap<Budget, Vec<u32>>,
-    max_keys: usize,
-    /// Prune when the table would grow past this many keys.
-    prune_at: usize,
-    /// Full of live entries: no new key (and no prune) before this second.
-    full_until: Option<u32>,
-}
-
-fn live(at: u32, now: u32) -> bool {
-    now < at.saturating_add(WINDOW_SECS)
-}
-
-impl Attempts {
-    /// Whether `new_keys` more keys fit, pruning expired entries first when the
-    /// table has doubled since the last prune; `Err(seconds)` when it is full of
-    /// live entries.
-    fn make_room(&mut self, new_keys: usize, now: u32) -> Result<(), u32> {
-        let needed = self.failures.len() + new_keys;
-        if new_keys == 0 || needed <= self.prune_at {
-            return Ok(());
-        }
-        if let Some(until) = self.full_until.filter(|until| now < *until) {
-            return if needed <= self.max_keys {
-                Ok(())
-            } else {
-                Err(until - now)
-            };
-        }
-        self.prune(now);
-        let len = self.failures.len();
-        if len + new_keys <= self.max_keys {
-            self.full_until = None;
-            return Ok(());
-        }
-        // Full of live entries: no new key, and no other prune (it would free
-        // nothing), until the earliest of them expires; at most once a second.
-        let earliest = self
-            .failures
-            .values()
-            .flatten()
-            .min()
-            .map_or(now, |at| at.saturating_add(WINDOW_SECS));
-        let until = earliest.max(now.saturating_add(1));
-        self.full_until = Some(until);
-        Err(until - now)
-    }
-
-    /// Drops expired entries and keys left empty; the next prune waits until the
-    /// table has doubled (amortised O(1) per key).
-    fn prune(&mut self, now: u32) {
-        self.failures.retain(|_, times| {
-            times.retain(|at| live(*at, now));
-            !times.is_empty()
-        });
-        let len = self.failures.len();
-        if self.failures.capacity() > 4 * len.max(PRUNE_FLOOR) {
-            self.failures.shrink_to(2 * len);
-        }
-        self.prune_at = len
-            .saturating_mul(2)
-            .clamp(PRUNE_FLOOR.min(self.max_keys), self.max_keys);
-    }
-
-    /// Takes one reservation made at `at` out of `budget`.
-    fn take_back(&mut self, budget: &Budget, at: u32) {
-        if let Some(times) = self.failures.get_mut(budget) {
-            if let Some(i) = times.iter().position(|t| *t == at) {
-                times.swap_remove(i);
-            }
-            if times.is_empty() {
-                self.failures.remove(budget);
-            }
-        }
-    }
-}
-
-impl Default for LoginLimiter {
-    fn default() -> Self {
-        Self::new(MAX_TRACKED_KEYS, password_work_permits())
-    }
-}
-
-impl LoginLimiter {
-    /// A limiter tracking at most `max_keys` keys, with `permits` concurrent
-    /// password hashes or verifications.
-    pub fn new(max_keys: usize, permits: usize) -> Self {
-        Self {
-            attempts: Mutex::new(Attempts {
-                failures: HashMap::new(),
-                max_keys,
-                prune_at: PRUNE_FLOOR.min(max_keys),
-                full_until: None,
-            }),
-            origin: Instant::now(),
-            passwords: PasswordWork::new(permits),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Attempts> {
-        self.attempts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn seconds(&self, now: Instant) -> u32 {
-        let elapsed = now.saturating_duration_since(self.origin).as_secs();
-        u32::try_from(elapsed).unwrap_or(u32::MAX)
-    }
-
-    /// Reserves one login attempt for `username` from `client` before its password
-    /// is verified. `TooManyAttempts` when the (username, client) or the client's
-    /// budget is used up; `Busy` when the client is new and the table is full of
-    /// live entries.
-    pub fn reserve(&self, client: IpAddr, username: &str) -> Result<LoginAttempt, AuthError> {
-        self.reserve_at(client, username, Instant::now())
-    }
-
-    fn reserve_at(
-        &self,
-        client: IpAddr,
-        username: &str,
-        now: Instant,
-    ) -> Result<LoginAttempt, AuthError> {
-        let now = self.seconds(now);
-        let attempt = LoginAttempt {
-            client: Client::of(client),
-            username: username.into(),
-            at: now,
-        };
-        let budgets = attempt.budgets();
-        let mut attempts = self.lock();
-        let mut wait = 0;
-        let mut new_keys = 0;
-        for budget in &budgets {
-            let Some(times) = attempts.failures.get_mut(budget) else {
-                new_keys += 1;
-                continue;
-            };
-            times.retain(|at| live(*at, now));
-            if times.len() >= budget.limit() {
-                let oldest = times.iter().min().copied().unwrap_or(now);
-                wait = wait.max(oldest.saturating_add(WINDOW_SECS).saturating_sub(now));
-            }
-        }
-        if wait > 0 {
-            return Err(AuthError::TooManyAttempts {
-                retry_after: Duration::from_secs(u64::from(wait)),
-            });
-        }
-        attempts
-            .make_room(new_keys, now)
-            .map_err(|wait| AuthError::Busy {
-                retry_after: Duration::from_secs(u64::from(wait)),
-            })?;
-        for budget in budgets {
-            attempts.failures.entry(budget).or_default().push(now);
-        }
-        Ok(attempt)
-    }
-
-    /// The password was right: the (username, client) budget starts afresh, and
-    /// the attempt no longer counts against the client's budget.
-    pub fn succeeded(&self, attempt: LoginAttempt) {
-        let [client, user_at] = attempt.budgets();
-        let mut attempts = self.lock();
-        attempts.failures.remove(&user_at);
-        attempts.take_back(&client, attempt.at);
-    }
-
-    /// The password was wrong: the attempt stays counted for the window.
-    pub fn failed(&self, attempt: LoginAttempt) {
-        drop(attempt);
-    }
-
-    /// No password was verified (the server was busy or failed): the attempt no
-    /// longer counts.
-    pub fn refund(&self, attempt: LoginAttempt) {
-        let mut attempts = self.lock();
-        for budget in attempt.budgets() {
-            attempts.take_back(&budget, attempt.at);
-        }
-    }
-
-    /// How many keys the limiter tracks now (at most [`MAX_TRACKED_KEYS`]).
-    pub fn tracked_keys(&self) -> usize {
-        self.lock().failures.len()
-    }
-
-    /// The bound on password work: hashing at registration, verification at login.
-    pub fn passwords(&self) -> &PasswordWork {
-        &self.passwords
-    }
-}
-
-/// Argon2id hashing and verification under a bound: at most `permits` at once, on
-/// the blocking pool, each in working memory from a pool of at most `permits`
-/// buffers that are allocated on first need and then reused, never freed. So the
-/// allocator never sees argon2's 19 MiB buffers come and go: glibc kept freed ones
-/// in its per-thread arenas, and a flood that verified only 4 passwords at a time
-/// still left ~800 MB resident.
-pub struct PasswordWork {
-    permits: Arc<Semaphore>,
-    memory: Arc<Mutex<Vec<Vec<Block>>>>,
-    runs: AtomicU64,
-}
-
-impl PasswordWork {
-    /// At most `permits` hashes or verifications at once.
-    pub fn new(permits: usize) -> Self {
-        Self {
-            permits: Arc::new(Semaphore::new(permits)),
-            memory: Arc::new(Mutex::new(Vec::new())),
-            runs: AtomicU64::new(0),
-        }
-    }
-
-    /// An argon2id hash (PHC string, argon2's default parameters) of `password`.
-    pub async fn hash(&self, password: String) -> Result<String, AuthError> {
-        self.run(move |memory| hash_password_in(&password, memory))
-            .await?
-            .map_err(|e| AuthError::Api(ApiError::internal(e)))
-    }
-
-    /// Whether `password` matches the stored PHC string. `None` (no such user, or
-    /// no password) is never a match but costs the same as a wrong password.
-    pub async fn verify(
-        &self,
-        stored: Option<String>,
-        password: String,
-    ) -> Result<bool, AuthError> {
-        self.run(move |memory| verify_or_pretend(stored.as_deref(), &password, memory))
-            .await
-    }
-
-    /// How many hashes and verifications have started (a refused request never
-    /// adds one).
-    pub fn runs(&self) -> u64 {
-        self.runs.load(Ordering::Relaxed)
-    }
-
-    /// Runs `work` on the blocking pool with a permit and a memory buffer, both
-    /// held until the work ends even if the request is dropped meanwhile. `Busy`
-    /// when no permit frees up within [`PASSWORD_WORK_WAIT`].
-    async fn run<T: Send + 'static>(
-        &self,
-        work: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
-    ) -> Result<T, AuthError> {
-        let permit =
-            match tokio::time::timeout(PASSWORD_WORK_WAIT, self.permits.clone().acquire_owned())
-                .await
-            {
-                Ok(Ok(permit)) => permit,
-                Ok(Err(_)) | Err(_) => {
-                    return Err(AuthError::Busy {
-                        retry_after: Duration::from_secs(1),
-                    });
-                }
-            };
-        self.runs.fetch_add(1, Ordering::Relaxed);
-        let pool = self.memory.clone();
-        tokio::task::spawn_blocking(move || {
-            let taken = pool
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .pop();
-            let mut memory = taken.unwrap_or_default();
-            let result = work(&mut memory);
-            // What argon2 leaves behind is derived from the password.
-            memory.fill(Block::new());
-            pool.lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(memory);
-            drop(permit);
-            result
-        })
-        .await
-        .map_err(|e| AuthError::Api(ApiError::internal(e)))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
-    }
-
-    fn at(seconds: u64) -> Instant {
-        Instant::now() + Duration::from_secs(seconds)
-    }
-
-    fn too_many(result: Result<LoginAttempt, AuthError>) -> bool {
-        matches!(result, Err(AuthError::TooManyAttempts { .. }))
-    }
-
-    #[test]
-    fn concurrent_attempts_reserve_at_most_the_budget() {
-        let limiter = LoginLimiter::default();
-        let reserved = std::sync::atomic::AtomicUsize::new(0);
-        std::thread::scope(|s| {
-            for _ in 0..64 {
-                s.spawn(|| {
-                    for _ in 0..8 {
-                        if let Ok(attempt) = limiter.reserve(ip("192.0.2.1"), "alice") {
-                            reserved.fetch_add(1, Ordering::Relaxed);
-                            limiter.failed(attempt);
-                        }
-                    }
-                });
-            }
-        });
-        assert_eq!(
-            reserved.into_inner(),
-            MAX_FAILURES_PER_USER_AT_ADDRESS,
-            "512 attempts at once"
-        );
-    }
-
-    #[test]
-    fn budgets_are_per_user_at_address_and_per_address() {
-        let limiter = LoginLimiter::default();
-        let now = Instant::now();
-        for _ in 0..MAX_FAILURES_PER_USER_AT_ADDRESS {
-            let attempt = limiter.reserve_at(ip("192.0.2.1"), "alice", now).unwrap();
-            limiter.failed(attempt);
-        }
-        let refused = limiter.reserve_at(ip("192.0.2.1"), "alice", now);
-        match refused {
-            Err(AuthError::TooManyAttempts { retry_after }) => {
-                assert_eq!(retry_after, FAILURE_WINDOW);
-            }
-            other => panic!("{other:?}"),
-        }
-        // Someone else's failures do not touch alice at her own address.
-        let own = limiter
-            .reserve_at(ip("198.51.100.7"), "alice", now)
-            .unwrap();
-        limiter.succeeded(own);
-        // The address budget spans usernames: 5 used, 15 more, then none.
-        for n in 0..MAX_FAILURES_PER_ADDRESS - MAX_FAILURES_PER_USER_AT_ADDRESS {
-            let attempt = limiter
-                .reserve_at(ip("192.0.2.1"), &format!("user{}", n / 5), now)
-                .unwrap();
-            limiter.failed(attempt);
-        }
-        assert!(too_many(limiter.reserve_at(ip("192.0.2.1"), "zoe", now)));
-        // An IPv6 client is its /64; IPv4-mapped IPv6 is the IPv4 address.
-        assert!(too_many(limiter.reserve_at(
-            ip("::ffff:192.0.2.1"),
-            "zoe",
-            now
-        )));
-        for n in 0..MAX_FAILURES_PER_ADDRESS {
-            let attempt = limiter
-                .reserve_at(ip(&format!("2001:db8:1:2::{n:x}")), &format!("u{n}"), now)
-                .unwrap();
-            limiter.failed(attempt);
-        }
-        assert!(too_many(limiter.reserve_at(
-            ip("2001:db8:1:2:ffff::1"),
-            "v",
-            now
-        )));
-        let other_prefix = limiter.reserve_at(ip("2001:db8:1:3::1"), "v", now);
-        assert!(other_prefix.is_ok());
-    }
-
-    #[test]
-    fn success_clears_the_user_budget_and_refunds_take_attempts_back() {
-        let limiter = LoginLimiter::default();
-        let client = ip("192.0.2.1");
-        for _ in 0..MAX_FAILURES_PER_USER_AT_ADDRESS - 1 {
-            let attempt = limiter.reserve(client, "alice").unwrap();
-            limiter.failed(attempt);
-        }
-        let right = limiter.reserve(client, "alice").unwrap();
-        limiter.succeeded(right);
-        // Alice's budget is fresh; the address keeps her 4 failures.
-        for _ in 0..MAX_FAILURES_PER_USER_AT_ADDRESS {
-            let attempt = limiter.reserve(client, "alice").unwrap();
-            limiter.refund(attempt);
-        }
-        assert_eq!(limiter.tracked_keys(), 1, "only the address's failures");
-        for _ in 0..MAX_FAILURES_PER_ADDRESS - 4 {
-            let attempt = limiter.reserve(client, "bob").unwrap();
-            limiter.refund(attempt);
-        }
-    }
-
-    #[test]
-    fn failures_expire_after_the_window() {
-        let limiter = LoginLimiter::default();
-        for _ in 0..MAX_FAILURES_PER_USER_AT_ADDRESS {
-            let attempt = limiter.reserve_at(ip("192.0.2.1"), "alice", at(0)).unwrap();
-            limiter.failed(attempt);
-        }
-        assert!(too_many(limiter.reserve_at(
-            ip("192.0.2.1"),
-            "alice",
-            at(60)
-        )));
-        let window = FAILURE_WINDOW.as_secs();
-        match limiter.reserve_at(ip("192.0.2.1"), "alice", at(window - 1)) {
-            Err(AuthError::TooManyAttempts { retry_after }) => {
-                assert!(retry_after <= Duration::from_secs(2), "{retry_after:?}");
-            }
-            other => panic!("{other:?}"),
-        }
-        let attempt = limiter.reserve_at(ip("192.0.2.1"), "alice", at(window + 1));
-        limiter.succeeded(attempt.unwrap());
-    }
-
-    #[test]
-    fn the_table_stays_under_its_cap_and_refuses_only_new_clients_when_full() {
-        let limiter = LoginLimiter::default();
-        let known = limiter
-            .reserve_at(ip("198.51.100.1"), "alice", at(0))
-            .unwrap();
-        limiter.failed(known);
-        // 60 000 clients failing at once want 120 000 keys.
-        let mut busy = 0;
-        for n in 0..60_000u32 {
-            let client = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + n));
-            match limiter.reserve_at(client, "root", at(10)) {
-                Ok(attempt) => limiter.failed(attempt),
-                Err(AuthError::Busy { retry_after }) => {
-                    assert!(retry_after <= FAILURE_WINDOW, "{retry_after:?}");
-                    busy += 1;
-                }
-                Err(other) => panic!("{other:?}"),
-            }
-            assert!(limiter.tracked_keys() <= MAX_TRACKED_KEYS);
-        }
-        assert!(busy > 0, "the cap was reached");
-        assert!(limiter.tracked_keys() > MAX_TRACKED_KEYS - 2);
-        // A client already known keeps its budget while the table is full.
-        let again = limiter
-            .reserve_at(ip("198.51.100.1"), "alice", at(20))
-            .unwrap();
-        limiter.failed(again);
-        // Once the window has passed, the table empties and takes new clients.
-        let later = FAILURE_WINDOW.as_secs() + 30;
-        for n in 0..10_000u32 {
-            let client = IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + n));
-            let attempt = limiter.reserve_at(client, "root", at(later)).unwrap();
-            limiter.failed(attempt);
-        }
-        assert!(limiter.tracked_keys() <= 20_000 + PRUNE_FLOOR);
-    }
-
-    #[test]
-    fn a_small_table_is_bounded_too() {
-        let limiter = LoginLimiter::new(8, 1);
-        for n in 0..100u32 {
-            let client = IpAddr::V4(Ipv4Addr::from(n));
-            if let Ok(attempt) = limiter.reserve_at(client, "x", at(u64::from(n))) {
-                limiter.failed(attempt);
-            }
-            assert!(limiter.tracked_keys() <= 8);
-        }
-    }
-
-    #[test]
-    fn hashes_are_standard_argon2id_phc_strings_computed_in_reused_memory() {
-        use argon2::{PasswordHasher as _, PasswordVerifier as _};
-        let mut memory = Vec::new();
-        let ours = hash_password_in("correct horse", &mut memory).unwrap();
-        assert!(
-            ours.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
-            "{ours}"
-        );
-        let parsed = PasswordHash::new(&ours).unwrap();
-        assert!(
-            Argon2::default()
-                .verify_password(b"correct horse", &parsed)
-                .is_ok()
-        );
-        // Hashes stored before (argon2's own API) verify as they did.
-        let salt = SaltString::generate(&mut OsRng);
-        let theirs = Argon2::default()
-            .hash_password(b"battery staple", &salt)
-            .unwrap()
-            .to_string();
-        assert!(verify_password_in(&theirs, "battery staple", &mut memory));
-        assert!(!verify_password_in(&theirs, "battery stapler", &mut memory));
-        assert!(verify_password_in(&ours, "correct horse", &mut memory));
-        assert!(!verify_password_in("not a hash", "x", &mut memory));
-        assert!(!verify_or_pretend(None, "correct horse", &mut memory));
-        assert_eq!(
-            memory.len(),
-            Params::DEFAULT_M_COST as usize,
-            "one buffer, reused"
-        );
     }
 
     fn request(peer: &str, forwarded: &[&str]) -> Parts {
@@ -1167,37 +314,5 @@ mod tests {
             client_addr(&request("10.0.0.1:1", &["192.0.2.1"]), &Settings::default()),
             ip("10.0.0.1")
         );
-    }
-
-    #[test]
-    fn the_session_cookie_is_host_prefixed_over_https() {
-        let secure = session_cookie(Some("t"), true);
-        assert!(
-            secure.starts_with("__Host-ham_session=t; Path=/;"),
-            "{secure}"
-        );
-        assert!(
-            secure.ends_with("; Secure") && !secure.contains("Domain"),
-            "{secure}"
-        );
-        let plain = session_cookie(None, false);
-        assert!(
-            plain.starts_with("ham_session=;") && !plain.contains("Secure"),
-            "{plain}"
-        );
-        let read = |proto: &str, cookie: &str| {
-            let (parts, ()) = axum::http::Request::builder()
-                .header("x-forwarded-proto", proto)
-                .header("cookie", cookie)
-                .body(())
-                .unwrap()
-                .into_parts();
-            session_token(&parts)
-        };
-        let both = "ham_session=plain; __Host-ham_session=secure";
-        assert_eq!(read("https", both).as_deref(), Some("secure"));
-        assert_eq!(read("http", both).as_deref(), Some("plain"));
-        assert_eq!(read("https", "ham_session=plain"), None);
-        assert_eq!(read("http", "__Host-ham_session=secure"), None);
     }
 }

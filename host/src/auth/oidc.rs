@@ -1,5 +1,11 @@
 //! `oidc` identity: `Authorization: Bearer <JWT>` checked against the issuer's JWKS.
 //!
+//! [`OidcAuth`] is the mode's [`Authenticator`]: the user a valid token names,
+//! keyed by its issuer and `sub`, called by `preferred_username` (else `sub`),
+//! created on first sight, an admin when `HAM_ADMIN_GROUP` is in its `groups`.
+//! A request without a bearer token is nobody's; one with an invalid token is
+//! refused (401 `invalid_token`, with the reason). [`Oidc`] checks the tokens:
+//!
 //! Accepted: RS256 tokens whose signature verifies with a key from the JWKS (by
 //! `kid`), whose `iss` is `HAM_OIDC_ISSUER`, whose `aud` is or contains
 //! `HAM_OIDC_AUDIENCE`, and which are within `nbf`..`exp` (60 s leeway). Anything
@@ -10,10 +16,21 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use axum::http::StatusCode;
+use axum::http::request::Parts;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use futures::future::BoxFuture;
 use ring::signature::{RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents};
 use serde::Deserialize;
+
+use super::{AuthError, Authenticator, new_id};
+use crate::settings::Settings;
+use crate::store::Db;
+use crate::store::users::{Identity, User};
+
+/// `HAM_AUTH=oidc`.
+pub const MODE: &str = "oidc";
 
 const LEEWAY_S: u64 = 60;
 const MIN_REFRESH: Duration = Duration::from_secs(10);
@@ -89,6 +106,87 @@ struct Jwk {
 
 type Keys = HashMap<String, RsaPublicKeyComponents<Vec<u8>>>;
 
+/// Users named by bearer tokens from `HAM_OIDC_ISSUER`.
+pub struct OidcAuth {
+    db: Db,
+    tokens: Oidc,
+    admin_group: Option<String>,
+}
+
+impl OidcAuth {
+    /// Reads `HAM_OIDC_ISSUER`, `HAM_OIDC_AUDIENCE` (both required),
+    /// `HAM_OIDC_JWKS_URL` and `HAM_ADMIN_GROUP`.
+    pub fn new(settings: &Settings, db: Db) -> anyhow::Result<Self> {
+        let (Some(issuer), Some(audience)) = (&settings.oidc_issuer, &settings.oidc_audience)
+        else {
+            anyhow::bail!(
+                "HAM_AUTH=oidc needs HAM_OIDC_ISSUER and HAM_OIDC_AUDIENCE (oidc_issuer, oidc_audience)"
+            );
+        };
+        Ok(Self {
+            db,
+            tokens: Oidc::new(
+                issuer.clone(),
+                audience.clone(),
+                settings.oidc_jwks_url.clone(),
+            )?,
+            admin_group: settings.admin_group.clone(),
+        })
+    }
+}
+
+impl Authenticator for OidcAuth {
+    fn mode(&self) -> &'static str {
+        MODE
+    }
+
+    fn authenticate<'a>(
+        &'a self,
+        parts: &'a Parts,
+    ) -> BoxFuture<'a, Result<Option<User>, AuthError>> {
+        Box::pin(async move {
+            let token = parts
+                .headers
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            let Some(token) = token else { return Ok(None) };
+            let claims =
+                self.tokens
+                    .verify(token.trim())
+                    .await
+                    .map_err(|e| AuthError::Refused {
+                        status: StatusCode::UNAUTHORIZED,
+                        code: "invalid_token",
+                        message: format!("invalid token: {e}"),
+                    })?;
+            let username = claims
+                .preferred_username
+                .clone()
+                .unwrap_or_else(|| claims.sub.clone());
+            let is_admin = self
+                .admin_group
+                .as_ref()
+                .is_some_and(|g| claims.groups.contains(g));
+            let user = self
+                .db
+                .identified_user(&Identity {
+                    issuer: claims.iss.trim_end_matches('/'),
+                    subject: &claims.sub,
+                    display_name: &username,
+                    email: claims.email.as_deref(),
+                    is_admin,
+                    new_id: &new_id(),
+                })
+                .await
+                .map_err(AuthError::internal)?;
+            Ok(Some(user))
+        })
+    }
+}
+
+/// The token checker: signature, issuer, audience and time, with the issuer's
+/// keys cached.
 pub struct Oidc {
     issuer: String,
     audience: String,

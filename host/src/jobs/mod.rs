@@ -12,13 +12,25 @@ pub mod grant;
 
 use std::time::Duration;
 
-use crate::AppState;
-use crate::runtime::bindings::exports::ham::plugin::job_handler::{Job, JobError};
-use crate::runtime::bindings::ham::plugin::jobs as wit;
-use crate::runtime::bindings::ham::plugin::types::Error as GuestError;
-use crate::runtime::{Invocation, InvokeError};
+use std::sync::Arc;
+
+use crate::plugins::Registry;
+use crate::runtime::InvokeError;
+use crate::settings::Settings;
+use crate::store::Db;
 use crate::store::jobs::{JobRow, NewJob};
 use crate::store::now_ms;
+use crate::wit::exports::ham::plugin::job_handler::{Job, JobError};
+
+/// What the job workers, the scheduler and the pruner draw on.
+#[derive(Clone)]
+pub struct Workers {
+    pub db: Db,
+    /// The plugins jobs run in (and, through it, the runtime).
+    pub registry: Arc<Registry>,
+    /// `job_*` settings.
+    pub settings: Arc<Settings>,
+}
 
 /// How often an idle worker looks for due jobs.
 const POLL: Duration = Duration::from_millis(200);
@@ -26,8 +38,6 @@ const POLL: Duration = Duration::from_millis(200);
 const MAX_BACKOFF_MS: u64 = 3_600_000;
 /// The least delay before a job whose plugin was busy runs again (plus jitter).
 const BUSY_RETRY_MS: u64 = 1000;
-/// Largest job payload.
-pub const MAX_PAYLOAD: usize = 1024 * 1024;
 
 /// The delay before attempt `attempt + 1`: `base * 2^(attempt-1)`, capped, with
 /// ±25% jitter so failing jobs do not retry in lockstep.
@@ -53,7 +63,7 @@ const SCHEDULE_TICK: Duration = Duration::from_secs(10);
 /// cron matches, in UTC) becomes one job whose id names the plugin, the job and the
 /// minute, so however many host processes look, the slot is queued once. A slot
 /// that passes while no host runs is skipped.
-pub fn spawn_scheduler(state: &AppState) -> tokio::task::JoinHandle<()> {
+pub fn spawn_scheduler(state: &Workers) -> tokio::task::JoinHandle<()> {
     let state = state.clone();
     tokio::spawn(async move {
         loop {
@@ -118,7 +128,7 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// Prunes what grows with traffic: finished jobs (done or dead, with their webhook
 /// payloads) older than `HAM_JOB_RETENTION`, and expired sessions. Runs at start
 /// and hourly; every replica may run it, since each delete is idempotent.
-pub fn spawn_pruner(state: &AppState) -> tokio::task::JoinHandle<()> {
+pub fn spawn_pruner(state: &Workers) -> tokio::task::JoinHandle<()> {
     let state = state.clone();
     tokio::spawn(async move {
         loop {
@@ -129,7 +139,7 @@ pub fn spawn_pruner(state: &AppState) -> tokio::task::JoinHandle<()> {
 }
 
 /// One pruning pass; failures are logged and retried at the next pass.
-pub async fn prune(state: &AppState) {
+pub async fn prune(state: &Workers) {
     let retention = i64::try_from(state.settings.job_retention.as_millis()).unwrap_or(i64::MAX);
     let cutoff = now_ms().saturating_sub(retention);
     match state.db.prune_finished_jobs(cutoff).await {
@@ -145,7 +155,7 @@ pub async fn prune(state: &AppState) {
 }
 
 /// Starts the configured number of workers; they run until aborted.
-pub fn spawn_workers(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
+pub fn spawn_workers(state: &Workers) -> Vec<tokio::task::JoinHandle<()>> {
     (0..state.settings.job_workers)
         .map(|_| {
             let state = state.clone();
@@ -165,7 +175,7 @@ pub fn spawn_workers(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
         .collect()
 }
 
-async fn run(state: &AppState, job: JobRow) {
+async fn run(state: &Workers, job: JobRow) {
     // While the job runs, its lease is renewed: a short lease then means a quick
     // takeover when a host dies, never a second run of a job that is still going.
     let lease_ms = state.settings.job_lease_ms;
@@ -193,7 +203,7 @@ async fn run(state: &AppState, job: JobRow) {
         Err((_, _, true)) => "dead",
         Err(_) => "retry",
     };
-    state.runtime.metrics.observe(
+    state.registry.runtime().metrics.observe(
         "ham_job_run_duration_seconds",
         &[("plugin", &job.plugin), ("outcome", result)],
         started.elapsed().as_secs_f64(),
@@ -220,7 +230,7 @@ async fn run(state: &AppState, job: JobRow) {
 }
 
 /// One run of a job through its plugin: `Err((why, retry after ms, dead))`.
-async fn run_once(state: &AppState, job: &JobRow) -> Result<(), (String, Option<u64>, bool)> {
+async fn run_once(state: &Workers, job: &JobRow) -> Result<(), (String, Option<u64>, bool)> {
     match state.registry.get(&job.plugin) {
         None => Err((
             format!("plugin {} is not installed", job.plugin),
@@ -236,7 +246,8 @@ async fn run_once(state: &AppState, job: &JobRow) -> Result<(), (String, Option<
                 user_id: job.user_id.clone(),
             };
             match state
-                .runtime
+                .registry
+                .runtime()
                 .run_job(plugin, job.user_id.clone(), &call)
                 .await
             {
@@ -259,88 +270,11 @@ async fn run_once(state: &AppState, job: &JobRow) -> Result<(), (String, Option<
     }
 }
 
-impl Invocation {
-    /// Queues a job of this plugin acting for `user` (or for no user).
-    async fn queue_job(
-        &mut self,
-        user: Option<String>,
-        kind: String,
-        payload: Vec<u8>,
-        run_after: Option<i64>,
-    ) -> Result<String, GuestError> {
-        if kind.is_empty() || kind.len() > 100 || kind.contains('\0') {
-            return Err(GuestError::InvalidArgument(
-                "kind must be 1 to 100 bytes, without NUL".into(),
-            ));
-        }
-        if payload.len() > MAX_PAYLOAD {
-            return Err(GuestError::InvalidArgument(format!(
-                "payload over {MAX_PAYLOAD} bytes"
-            )));
-        }
-        let id = crate::auth::new_id();
-        let queued = self
-            .db
-            .enqueue_job(&NewJob {
-                id: &id,
-                plugin: &self.plugin.manifest.name,
-                user_id: user.as_deref(),
-                kind: &kind,
-                payload: &payload,
-                run_after: run_after.unwrap_or_else(now_ms),
-                max_attempts: self.job_max_attempts,
-            })
-            .await;
-        queued.map_err(|e| self.host_failed(e))?;
-        // Kinds are a plugin's own constants (`event`, `backfill`), so the series
-        // stay few.
-        self.hooks.metrics.inc(
-            "ham_plugin_jobs_enqueued_total",
-            &[("plugin", &self.plugin.manifest.name), ("kind", &kind)],
-        );
-        Ok(id)
-    }
-}
-
-impl wit::Host for Invocation {
-    async fn enqueue(
-        &mut self,
-        kind: String,
-        payload: Vec<u8>,
-        run_after: Option<i64>,
-    ) -> Result<String, GuestError> {
-        let user = self.user.clone();
-        self.queue_job(user, kind, payload, run_after).await
-    }
-
-    async fn grant(&mut self) -> Result<String, GuestError> {
-        let user = self.acting_user()?;
-        Ok(grant::issue(&self.secret, &self.plugin.manifest.name, user))
-    }
-
-    async fn enqueue_granted(
-        &mut self,
-        grant: String,
-        kind: String,
-        payload: Vec<u8>,
-        run_after: Option<i64>,
-    ) -> Result<String, GuestError> {
-        let Some(user) = grant::verify(&self.secret, &self.plugin.manifest.name, &grant) else {
-            return Err(GuestError::AccessDenied(
-                "the grant was not issued to this plugin".into(),
-            ));
-        };
-        self.queue_job(Some(user), kind, payload, run_after).await
-    }
-}
-
 /// Jobs by state, for the `ham_jobs` gauge read at scrape time.
-pub async fn count_by_state(db: &crate::store::Db) -> crate::store::Result<Vec<(String, i64)>> {
-    use sqlx::Row as _;
-    let rows = sqlx::query("SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state")
-        .fetch_all(db.pool())
-        .await?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+pub async fn count_by_state(
+    db: &crate::store::Db,
+) -> crate::store::Result<Vec<(crate::store::jobs::JobState, i64)>> {
+    db.count_jobs().await
 }
 
 #[cfg(test)]

@@ -8,12 +8,75 @@
 
 use serde_json::{Value, json};
 
+use super::provider::{LlmProvider, Unconfigured};
 use super::{LlmError, LlmSettings, Piece, SseEvent};
-use crate::runtime::bindings::ham::plugin::llm::{Request, Response, Role, Usage};
+use crate::settings::Secret;
+use crate::wit::ham::plugin::llm::{Request, Response, Role, Usage};
 
 pub const VERSION: &str = "2023-06-01";
+/// `HAM_LLM_PROVIDER=anthropic`.
+pub const NAME: &str = "anthropic";
+/// The model a request that names none gets, without `HAM_LLM_MODEL`.
+pub const DEFAULT_MODEL: &str = "claude-sonnet-4-5";
 
-pub fn request_body(request: &Request, model: &str, stream: bool) -> Value {
+/// Anthropic's Messages API at `ANTHROPIC_BASE_URL`, with `ANTHROPIC_API_KEY`.
+pub struct Anthropic {
+    base_url: String,
+    key: Secret,
+}
+
+impl Anthropic {
+    /// The provider, or [`Unconfigured`] when `ANTHROPIC_API_KEY` is not set.
+    pub fn from_settings(settings: &LlmSettings) -> Result<Self, Unconfigured> {
+        match &settings.anthropic_api_key {
+            Some(key) => Ok(Self {
+                base_url: settings.anthropic_base_url.clone(),
+                key: key.clone(),
+            }),
+            None => Err(Unconfigured {
+                name: NAME,
+                default_model: DEFAULT_MODEL,
+                why: "HAM_LLM_PROVIDER is anthropic but ANTHROPIC_API_KEY is not set".into(),
+            }),
+        }
+    }
+}
+
+impl LlmProvider for Anthropic {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn default_model(&self) -> &'static str {
+        DEFAULT_MODEL
+    }
+
+    fn request_body(&self, request: &Request, model: &str, stream: bool) -> Value {
+        request_body(request, model, stream)
+    }
+
+    fn http_request(
+        &self,
+        client: &reqwest::Client,
+        body: &Value,
+    ) -> Result<reqwest::RequestBuilder, LlmError> {
+        Ok(client
+            .post(format!("{}/v1/messages", self.base_url))
+            .header("x-api-key", self.key.expose())
+            .header("anthropic-version", VERSION)
+            .json(body))
+    }
+
+    fn parse_response(&self, text: &str) -> Result<Response, LlmError> {
+        parse_response(text)
+    }
+
+    fn decode_event(&self, event: &SseEvent) -> Result<Vec<Piece>, String> {
+        decode_event(event)
+    }
+}
+
+fn request_body(request: &Request, model: &str, stream: bool) -> Value {
     let messages: Vec<Value> = request
         .messages
         .iter()
@@ -41,24 +104,7 @@ pub fn request_body(request: &Request, model: &str, stream: bool) -> Value {
     body
 }
 
-pub fn http_request(
-    client: &reqwest::Client,
-    settings: &LlmSettings,
-    body: &Value,
-) -> reqwest::RequestBuilder {
-    let key = settings
-        .anthropic_api_key
-        .as_ref()
-        .map(|k| k.expose())
-        .unwrap_or_default();
-    client
-        .post(format!("{}/v1/messages", settings.anthropic_base_url))
-        .header("x-api-key", key)
-        .header("anthropic-version", VERSION)
-        .json(body)
-}
-
-pub fn parse_response(text: &str) -> Result<Response, LlmError> {
+fn parse_response(text: &str) -> Result<Response, LlmError> {
     let v: Value = serde_json::from_str(text)
         .map_err(|_| LlmError::Upstream("anthropic answered something that is not JSON".into()))?;
     let content = v["content"]
@@ -86,7 +132,7 @@ fn tokens(v: &Value) -> u32 {
 }
 
 /// The pieces one event carries; an `error` event is an `Err` with its message.
-pub fn decode_event(event: &SseEvent) -> Result<Vec<Piece>, String> {
+fn decode_event(event: &SseEvent) -> Result<Vec<Piece>, String> {
     let name = event.event.as_deref().unwrap_or_default();
     if name == "ping" {
         return Ok(Vec::new());

@@ -2,13 +2,17 @@
 //!
 //! The host owns the provider, the API key, the budget and the stream; a plugin
 //! only sends a request (system prompt, messages, limits) and reads text chunks.
-//! Keys never leave this module: they are [`Secret`]s, sent only as request
+//! Keys never leave this module: they are [`crate::settings::Secret`]s, sent only as request
 //! headers to the configured provider, and no error or log line carries them.
 //!
 //! - Providers ([`ProviderKind`], `HAM_LLM_PROVIDER`): `anthropic` (the Messages
 //!   API, [`anthropic`]), `openai` (any OpenAI-compatible chat completions server:
 //!   Ollama, llama.cpp, vLLM, OpenAI itself, [`openai`]), `none` (the default:
 //!   every call is `not-configured` with a message saying how to configure one).
+//!   Each is an [`LlmProvider`], chosen once in [`Llm::new`] (the one `match` on
+//!   the kind); [`Llm`] asks it for what differs between APIs and does the rest
+//!   itself. [`provider`] says how to add one; [`fake`] serves both wire formats
+//!   for tests and demos.
 //! - Retries: 429, 529 and 5xx answers (and connection failures) are retried with
 //!   exponential backoff, honouring `retry-after`; only before the first byte of a
 //!   reply, never in the middle of a stream.
@@ -37,8 +41,10 @@
 pub mod anthropic;
 pub mod fake;
 pub mod openai;
+pub mod provider;
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -46,18 +52,14 @@ use axum::extract::State;
 use bytes::BytesMut;
 use serde_json::json;
 use sqlx::Row;
-use wasmtime::component::Resource;
-use wasmtime_wasi::WasiView;
 
-use crate::AppState;
 use crate::auth::CurrentUser;
-use crate::runtime::Invocation;
-use crate::runtime::bindings::ham::plugin::llm::{
-    self as wit, Chunk, Finish, Request, Response, Usage,
-};
-use crate::runtime::bindings::ham::plugin::types::Error as GuestError;
-use crate::settings::{Secret, SettingsError};
+
+pub use crate::settings::{LlmSettings, ProviderKind};
 use crate::store::{Db, now_ms};
+use crate::wit::ham::plugin::llm::{Chunk, Finish, Request, Response, Usage};
+use crate::wit::ham::plugin::types::Error as GuestError;
+pub use provider::{LlmProvider, Unconfigured};
 
 /// Largest `max-tokens` a plugin may ask for.
 pub const MAX_TOKENS: u32 = 32_000;
@@ -66,163 +68,6 @@ pub const MAX_PROMPT_BYTES: usize = 512 * 1024;
 /// The longest `retry-after` the host waits out itself; a longer one is handed to
 /// the plugin as `rate-limited`.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
-
-/// Which provider answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ProviderKind {
-    /// No provider: calls say how to configure one.
-    #[default]
-    None,
-    /// Anthropic's Messages API.
-    Anthropic,
-    /// An OpenAI-compatible chat completions server.
-    OpenAi,
-}
-
-impl ProviderKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProviderKind::None => "none",
-            ProviderKind::Anthropic => "anthropic",
-            ProviderKind::OpenAi => "openai",
-        }
-    }
-}
-
-impl std::str::FromStr for ProviderKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "" | "none" => Ok(Self::None),
-            "anthropic" => Ok(Self::Anthropic),
-            "openai" => Ok(Self::OpenAi),
-            other => Err(format!("`{other}` is not one of none, anthropic, openai")),
-        }
-    }
-}
-
-/// The LLM settings (part of [`crate::settings::Settings`]).
-#[derive(Debug, Clone)]
-pub struct LlmSettings {
-    /// `HAM_LLM_PROVIDER`: `none` (default), `anthropic`, `openai`.
-    pub provider: ProviderKind,
-    /// `HAM_LLM_MODEL`; default per provider.
-    pub model: Option<String>,
-    /// `ANTHROPIC_API_KEY`.
-    pub anthropic_api_key: Option<Secret>,
-    /// `ANTHROPIC_BASE_URL`, default `https://api.anthropic.com`.
-    pub anthropic_base_url: String,
-    /// `HAM_LLM_BASE_URL`: the OpenAI-compatible server, e.g. `http://127.0.0.1:11434/v1`.
-    pub base_url: Option<String>,
-    /// `HAM_LLM_API_KEY`: its key, if it wants one (sent as a bearer token).
-    pub api_key: Option<Secret>,
-    /// `HAM_LLM_DAILY_TOKENS`: input plus output tokens a user may use per UTC day.
-    pub daily_tokens: Option<u64>,
-    /// `HAM_LLM_NO_USER_DAILY_TOKENS`: the tokens per UTC day of all calls made
-    /// for no user together (jobs acting for nobody, routes with `auth = "none"`).
-    /// None: the same number as `daily_tokens`; 0 refuses such calls.
-    pub no_user_daily_tokens: Option<u64>,
-    /// `HAM_LLM_ALLOWED_MODELS`: models a request may name instead of the default.
-    pub allowed_models: Vec<String>,
-    /// `HAM_LLM_TIMEOUT_MS`: the longest wait for a reply to start, for the next
-    /// piece of a stream, and for a whole non-streamed completion. Default 120000.
-    pub timeout_ms: u64,
-    /// `HAM_LLM_MAX_RETRIES`: retries after a 429, 529 or 5xx. Default 3.
-    pub max_retries: u32,
-    /// `HAM_LLM_RETRY_BASE_MS`: the first retry delay without `retry-after`;
-    /// doubles per retry. Default 500.
-    pub retry_base_ms: u64,
-}
-
-impl Default for LlmSettings {
-    fn default() -> Self {
-        Self {
-            provider: ProviderKind::None,
-            model: None,
-            anthropic_api_key: None,
-            anthropic_base_url: "https://api.anthropic.com".into(),
-            base_url: None,
-            api_key: None,
-            daily_tokens: None,
-            no_user_daily_tokens: None,
-            allowed_models: Vec::new(),
-            timeout_ms: 120_000,
-            max_retries: 3,
-            retry_base_ms: 500,
-        }
-    }
-}
-
-fn number<T: std::str::FromStr>(name: &'static str, value: &str) -> Result<T, SettingsError> {
-    value
-        .parse()
-        .map_err(|_| SettingsError::Env(name, format!("`{value}` is not a number")))
-}
-
-impl LlmSettings {
-    /// Applies one environment variable (or settings-file key, under its variable
-    /// name); false when the name is not an LLM setting.
-    pub fn apply(&mut self, key: &str, value: &str) -> Result<bool, SettingsError> {
-        let some = |v: &str| (!v.is_empty()).then(|| v.to_string());
-        match key {
-            "HAM_LLM_PROVIDER" => {
-                self.provider = value
-                    .parse()
-                    .map_err(|why| SettingsError::Env("HAM_LLM_PROVIDER", why))?
-            }
-            "HAM_LLM_MODEL" => self.model = some(value),
-            "ANTHROPIC_API_KEY" => self.anthropic_api_key = some(value).map(Secret::new),
-            "ANTHROPIC_BASE_URL" if !value.is_empty() => {
-                self.anthropic_base_url = value.trim_end_matches('/').to_string()
-            }
-            "HAM_LLM_BASE_URL" => self.base_url = some(value.trim_end_matches('/')),
-            "HAM_LLM_API_KEY" => self.api_key = some(value).map(Secret::new),
-            "HAM_LLM_DAILY_TOKENS" => {
-                self.daily_tokens = match value {
-                    "" | "0" => None,
-                    v => Some(number("HAM_LLM_DAILY_TOKENS", v)?),
-                }
-            }
-            "HAM_LLM_NO_USER_DAILY_TOKENS" => {
-                self.no_user_daily_tokens = match value {
-                    "" => None,
-                    v => Some(number("HAM_LLM_NO_USER_DAILY_TOKENS", v)?),
-                }
-            }
-            "HAM_LLM_ALLOWED_MODELS" => {
-                self.allowed_models = value
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|m| !m.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            }
-            "HAM_LLM_TIMEOUT_MS" => self.timeout_ms = number("HAM_LLM_TIMEOUT_MS", value)?,
-            "HAM_LLM_MAX_RETRIES" => self.max_retries = number("HAM_LLM_MAX_RETRIES", value)?,
-            "HAM_LLM_RETRY_BASE_MS" => self.retry_base_ms = number("HAM_LLM_RETRY_BASE_MS", value)?,
-            _ => return Ok(false),
-        }
-        Ok(true)
-    }
-
-    /// The daily budget of calls for `user` (none: calls for no user), if any.
-    pub fn budget_for(&self, user: Option<&str>) -> Option<u64> {
-        match user {
-            Some(_) => self.daily_tokens,
-            None => self.no_user_daily_tokens.or(self.daily_tokens),
-        }
-    }
-
-    /// The model used when a request names none.
-    pub fn default_model(&self) -> String {
-        match (&self.model, self.provider) {
-            (Some(m), _) => m.clone(),
-            (None, ProviderKind::Anthropic) => "claude-sonnet-4-5".into(),
-            (None, ProviderKind::OpenAi) => "llama3.2".into(),
-            (None, ProviderKind::None) => String::new(),
-        }
-    }
-}
 
 /// Why a call was refused or failed. Messages never carry keys.
 #[derive(Debug, thiserror::Error)]
@@ -273,6 +118,10 @@ pub enum Piece {
 /// The configured provider, its HTTP client, and the usage table.
 pub struct Llm {
     settings: LlmSettings,
+    /// Chosen once, from `settings.provider`.
+    provider: Arc<dyn LlmProvider>,
+    /// `HAM_LLM_MODEL`, else the provider's default.
+    default_model: String,
     client: reqwest::Client,
     db: Db,
     /// Where token counts go for `/metrics` (`ham_llm_tokens_total`).
@@ -282,7 +131,7 @@ pub struct Llm {
 impl std::fmt::Debug for Llm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Llm")
-            .field("provider", &self.settings.provider)
+            .field("provider", &self.provider.name())
             .finish_non_exhaustive()
     }
 }
@@ -296,7 +145,23 @@ pub struct Status {
 }
 
 impl Llm {
+    /// The client for `settings`: the provider is chosen here, once. One whose
+    /// key or URL is missing is [`Unconfigured`]: calls are refused saying so.
     pub fn new(settings: &LlmSettings, db: Db) -> anyhow::Result<Self> {
+        let chosen: Result<Arc<dyn LlmProvider>, Unconfigured> = match settings.provider {
+            ProviderKind::None => Err(Unconfigured::none()),
+            ProviderKind::Anthropic => {
+                anthropic::Anthropic::from_settings(settings).map(|p| Arc::new(p) as _)
+            }
+            ProviderKind::OpenAi => {
+                openai::OpenAi::from_settings(settings).map(|p| Arc::new(p) as _)
+            }
+        };
+        let provider = chosen.unwrap_or_else(|unconfigured| Arc::new(unconfigured));
+        let default_model = settings
+            .model
+            .clone()
+            .unwrap_or_else(|| provider.default_model().to_string());
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             // A redirect would carry the key header to wherever it points.
@@ -306,6 +171,8 @@ impl Llm {
             .build()?;
         Ok(Self {
             settings: settings.clone(),
+            provider,
+            default_model,
             client,
             db,
             metrics: Default::default(),
@@ -318,30 +185,9 @@ impl Llm {
 
     pub fn status(&self) -> Status {
         Status {
-            provider: self.settings.provider.as_str().into(),
-            model: self.settings.default_model(),
-            configured: self.not_configured().is_none(),
-        }
-    }
-
-    /// Why calls cannot be made, if they cannot.
-    fn not_configured(&self) -> Option<String> {
-        match self.settings.provider {
-            ProviderKind::None => Some(
-                "no language model is configured: set HAM_LLM_PROVIDER=anthropic with \
-                 ANTHROPIC_API_KEY, or HAM_LLM_PROVIDER=openai with HAM_LLM_BASE_URL \
-                 (for example http://127.0.0.1:11434/v1 for Ollama), and restart HAM"
-                    .into(),
-            ),
-            ProviderKind::Anthropic if self.settings.anthropic_api_key.is_none() => {
-                Some("HAM_LLM_PROVIDER is anthropic but ANTHROPIC_API_KEY is not set".into())
-            }
-            ProviderKind::OpenAi if self.settings.base_url.is_none() => Some(
-                "HAM_LLM_PROVIDER is openai but HAM_LLM_BASE_URL is not set \
-                 (for example http://127.0.0.1:11434/v1 for Ollama)"
-                    .into(),
-            ),
-            _ => None,
+            provider: self.provider.name().into(),
+            model: self.default_model.clone(),
+            configured: self.provider.not_configured().is_none(),
         }
     }
 
@@ -356,8 +202,8 @@ impl Llm {
         user: Option<&str>,
         request: &Request,
     ) -> Result<(String, Option<Reservation>), LlmError> {
-        if let Some(why) = self.not_configured() {
-            return Err(LlmError::NotConfigured(why));
+        if let Some(why) = self.provider.not_configured() {
+            return Err(LlmError::NotConfigured(why.to_string()));
         }
         if request.messages.is_empty() {
             return Err(LlmError::InvalidRequest(
@@ -385,8 +231,8 @@ impl Llm {
             )));
         }
         let model = match &request.model {
-            None => self.settings.default_model(),
-            Some(m) if *m == self.settings.default_model() => m.clone(),
+            None => self.default_model.clone(),
+            Some(m) if *m == self.default_model => m.clone(),
             Some(m) if self.settings.allowed_models.contains(m) => m.clone(),
             Some(m) => {
                 return Err(LlmError::InvalidRequest(format!(
@@ -434,22 +280,19 @@ impl Llm {
         request: &Request,
     ) -> Result<Response, LlmError> {
         let (model, reservation) = self.admit(user, request).await?;
-        let provider = self.settings.provider;
-        let body = self.body(request, &model, false);
+        let provider = &self.provider;
+        let body = provider.request_body(request, &model, false);
         let work = async {
             let response = self.send(&body, false).await?;
             let text = response
                 .text()
                 .await
                 .map_err(|e| LlmError::Upstream(describe(&e)))?;
-            match provider {
-                ProviderKind::OpenAi => openai::parse_response(&text),
-                _ => anthropic::parse_response(&text),
-            }
+            provider.parse_response(&text)
         };
         let answer = tokio::time::timeout(self.timeout(), work)
             .await
-            .map_err(|_| LlmError::Upstream(format!("{} timed out", provider.as_str())))
+            .map_err(|_| LlmError::Upstream(format!("{} timed out", provider.name())))
             .and_then(|answer| answer);
         let answer = match answer {
             Ok(answer) => answer,
@@ -480,12 +323,10 @@ impl Llm {
         request: &Request,
     ) -> Result<CompletionStream, LlmError> {
         let (model, reservation) = self.admit(user, request).await?;
-        let body = self.body(request, &model, true);
+        let body = self.provider.request_body(request, &model, true);
         let response = tokio::time::timeout(self.timeout(), self.send(&body, true))
             .await
-            .map_err(|_| {
-                LlmError::Upstream(format!("{} timed out", self.settings.provider.as_str()))
-            })
+            .map_err(|_| LlmError::Upstream(format!("{} timed out", self.provider.name())))
             .and_then(|response| response);
         let response = match response {
             Ok(response) => response,
@@ -495,7 +336,7 @@ impl Llm {
             }
         };
         Ok(CompletionStream {
-            provider: self.settings.provider,
+            provider: self.provider.clone(),
             model,
             user: user.map(str::to_string),
             db: self.db.clone(),
@@ -515,26 +356,16 @@ impl Llm {
         })
     }
 
-    fn body(&self, request: &Request, model: &str, stream: bool) -> serde_json::Value {
-        match self.settings.provider {
-            ProviderKind::OpenAi => openai::request_body(request, model, stream),
-            _ => anthropic::request_body(request, model, stream),
-        }
-    }
-
     /// Sends, retrying 429, 529, 5xx and connection failures with backoff.
     async fn send(
         &self,
         body: &serde_json::Value,
         stream: bool,
     ) -> Result<reqwest::Response, LlmError> {
-        let provider = self.settings.provider;
+        let provider = self.provider.name();
         let mut attempt = 0u32;
         loop {
-            let request = match provider {
-                ProviderKind::OpenAi => openai::http_request(&self.client, &self.settings, body),
-                _ => anthropic::http_request(&self.client, &self.settings, body),
-            };
+            let request = self.provider.http_request(&self.client, body)?;
             let request = match stream {
                 true => request.header(http::header::ACCEPT, "text/event-stream"),
                 false => request,
@@ -553,24 +384,15 @@ impl Llm {
                         let text = response.text().await.unwrap_or_default();
                         return Err(upstream_status(provider, status, &text, retry_after));
                     }
-                    tracing::warn!(
-                        provider = provider.as_str(),
-                        status,
-                        attempt,
-                        "llm provider busy; retrying"
-                    );
+                    tracing::warn!(provider, status, attempt, "llm provider busy; retrying");
                     retry_after.unwrap_or_else(|| self.backoff(attempt))
                 }
                 Err(e) if retries_left && (e.is_connect() || e.is_timeout()) => {
-                    tracing::warn!(provider = provider.as_str(), error = %describe(&e), attempt, "llm provider unreachable; retrying");
+                    tracing::warn!(provider, error = %describe(&e), attempt, "llm provider unreachable; retrying");
                     self.backoff(attempt)
                 }
                 Err(e) => {
-                    return Err(LlmError::Upstream(format!(
-                        "{}: {}",
-                        provider.as_str(),
-                        describe(&e)
-                    )));
+                    return Err(LlmError::Upstream(format!("{provider}: {}", describe(&e))));
                 }
             };
             tokio::time::sleep(delay).await;
@@ -592,7 +414,7 @@ impl Llm {
             &self.db,
             &self.metrics,
             user,
-            self.settings.provider,
+            self.provider.name(),
             model,
             usage.input_tokens,
             usage.output_tokens,
@@ -605,7 +427,7 @@ async fn record_usage(
     db: &Db,
     metrics: &crate::telemetry::Metrics,
     user: Option<&str>,
-    provider: ProviderKind,
+    provider: &str,
     model: &str,
     input: u32,
     output: u32,
@@ -614,7 +436,7 @@ async fn record_usage(
         metrics.add(
             "ham_llm_tokens_total",
             &[
-                ("provider", provider.as_str()),
+                ("provider", provider),
                 ("model", model),
                 ("direction", direction),
             ],
@@ -626,7 +448,7 @@ async fn record_usage(
         .llm_usage_add(
             user.unwrap_or(""),
             &day,
-            provider.as_str(),
+            provider,
             model,
             i64::from(input),
             i64::from(output),
@@ -735,7 +557,7 @@ fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
 /// An upstream HTTP error: status and the provider's own error type and message,
 /// cut short (providers do not echo keys back).
 fn upstream_status(
-    provider: ProviderKind,
+    provider: &str,
     status: u16,
     body: &str,
     retry_after: Option<Duration>,
@@ -757,9 +579,9 @@ fn upstream_status(
         .unwrap_or_default();
     let detail: String = detail.chars().take(200).collect();
     LlmError::Upstream(if detail.is_empty() {
-        format!("{} answered {status}", provider.as_str())
+        format!("{provider} answered {status}")
     } else {
-        format!("{} answered {status} ({detail})", provider.as_str())
+        format!("{provider} answered {status} ({detail})")
     })
 }
 
@@ -777,7 +599,7 @@ pub fn utc_day(ms: i64) -> String {
 /// A streamed completion in progress: owns the upstream response. Dropping it
 /// closes the connection; tokens read until then are recorded.
 pub struct CompletionStream {
-    provider: ProviderKind,
+    provider: Arc<dyn LlmProvider>,
     model: String,
     user: Option<String>,
     db: Db,
@@ -809,22 +631,19 @@ impl CompletionStream {
             let read = tokio::time::timeout(self.idle_timeout, response.chunk()).await;
             let bytes = match read {
                 Err(_) => {
-                    return Err(self.fail(format!("{} stopped sending", self.provider.as_str())));
+                    return Err(self.fail(format!("{} stopped sending", self.provider.name())));
                 }
                 Ok(Err(e)) => return Err(self.fail(describe(&e))),
                 Ok(Ok(None)) => {
                     return Err(
-                        self.fail(format!("{} ended the reply early", self.provider.as_str()))
+                        self.fail(format!("{} ended the reply early", self.provider.name()))
                     );
                 }
                 Ok(Ok(Some(bytes))) => bytes,
             };
             self.buffer.extend_from_slice(&bytes);
             while let Some(event) = take_event(&mut self.buffer) {
-                let pieces = match self.provider {
-                    ProviderKind::OpenAi => openai::decode_event(&event),
-                    _ => anthropic::decode_event(&event),
-                };
+                let pieces = self.provider.decode_event(&event);
                 for piece in pieces.map_err(|m| self.fail(m))? {
                     match piece {
                         Piece::Text(t) if !t.is_empty() => self.pending.push_back(Chunk::Text(t)),
@@ -870,7 +689,7 @@ impl CompletionStream {
             &self.db,
             &self.metrics,
             self.user.as_deref(),
-            self.provider,
+            self.provider.name(),
             &self.model,
             self.usage.input_tokens,
             self.usage.output_tokens,
@@ -896,7 +715,7 @@ impl Drop for CompletionStream {
             self.db.clone(),
             self.metrics.clone(),
             self.user.clone(),
-            self.provider,
+            self.provider.name(),
             std::mem::take(&mut self.model),
             self.usage,
         );
@@ -972,44 +791,6 @@ fn find_blank_line(text: &[u8]) -> Option<(usize, usize)> {
         i += 1;
     }
     None
-}
-
-impl wit::Host for Invocation {
-    async fn complete(&mut self, request: Request) -> Result<Response, GuestError> {
-        let llm = self.llm.clone();
-        let user = self.user.clone();
-        Ok(llm.complete(user.as_deref(), &request).await?)
-    }
-
-    async fn stream(&mut self, request: Request) -> Result<Resource<CompletionStream>, GuestError> {
-        let llm = self.llm.clone();
-        let user = self.user.clone();
-        let stream = llm.stream(user.as_deref(), &request).await?;
-        self.ctx()
-            .table
-            .push(stream)
-            .map_err(|e| self.host_failed(e))
-    }
-}
-
-impl wit::HostCompletionStream for Invocation {
-    async fn next(
-        &mut self,
-        stream: Resource<CompletionStream>,
-    ) -> Result<Option<Chunk>, GuestError> {
-        let stream = self
-            .ctx()
-            .table
-            .get_mut(&stream)
-            .map_err(|e| GuestError::InvalidArgument(format!("completion-stream: {e}")))?;
-        Ok(stream.next().await?)
-    }
-
-    async fn drop(&mut self, stream: Resource<CompletionStream>) -> wasmtime::Result<()> {
-        // Dropping the stream closes the upstream connection.
-        self.ctx().table.delete(stream)?;
-        Ok(())
-    }
 }
 
 impl Db {
@@ -1109,20 +890,24 @@ impl Db {
         .bind(day)
         .fetch_optional(self.pool())
         .await?;
-        Ok(row.map_or((0, 0), |r| (r.get::<i64, _>(0), r.get::<i64, _>(1))))
+        match row {
+            Some(r) => Ok((r.try_get("used_tokens")?, r.try_get("reserved_tokens")?)),
+            None => Ok((0, 0)),
+        }
     }
 
     /// Input plus output tokens a user used on a day, over all providers and models.
     pub async fn llm_tokens_on(&self, user: &str, day: &str) -> crate::store::Result<u64> {
         let row = sqlx::query(
-            "SELECT CAST(COALESCE(SUM(input_tokens + output_tokens), 0) AS BIGINT) \
+            "SELECT CAST(COALESCE(SUM(input_tokens + output_tokens), 0) AS BIGINT) AS tokens \
              FROM llm_usage WHERE user_id = $1 AND day = $2",
         )
         .bind(user)
         .bind(day)
         .fetch_one(self.pool())
         .await?;
-        Ok(u64::try_from(row.get::<i64, _>(0)).unwrap_or(0))
+        let tokens: i64 = row.try_get("tokens")?;
+        Ok(u64::try_from(tokens).unwrap_or(0))
     }
 
     /// A user's usage rows: (day, provider, model, input, output, calls), newest day first.
@@ -1134,17 +919,17 @@ impl Db {
         .bind(user)
         .fetch_all(self.pool())
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| UsageRow {
-                day: r.get(0),
-                provider: r.get(1),
-                model: r.get(2),
-                input_tokens: r.get(3),
-                output_tokens: r.get(4),
-                calls: r.get(5),
+        let usage = rows.iter().map(|r| {
+            Ok(UsageRow {
+                day: r.try_get("day")?,
+                provider: r.try_get("provider")?,
+                model: r.try_get("model")?,
+                input_tokens: r.try_get("input_tokens")?,
+                output_tokens: r.try_get("output_tokens")?,
+                calls: r.try_get("calls")?,
             })
-            .collect())
+        });
+        usage.collect()
     }
 }
 
@@ -1161,8 +946,8 @@ pub struct UsageRow {
 
 /// `GET /api/llm/status`: which provider and model answer, and whether calls can
 /// be made. Never shows keys or URLs.
-pub async fn status(State(state): State<AppState>, _user: CurrentUser) -> Json<serde_json::Value> {
-    let s = state.runtime.llm.status();
+pub async fn status(State(llm): State<Arc<Llm>>, _user: CurrentUser) -> Json<serde_json::Value> {
+    let s = llm.status();
     Json(json!({ "provider": s.provider, "model": s.model, "configured": s.configured }))
 }
 
@@ -1195,12 +980,16 @@ mod tests {
 
     #[test]
     fn settings_parse_and_keys_stay_hidden() {
-        let mut s = LlmSettings::default();
-        assert!(s.apply("HAM_LLM_PROVIDER", "anthropic").unwrap());
-        assert!(s.apply("ANTHROPIC_API_KEY", "sk-secret").unwrap());
-        assert!(s.apply("HAM_LLM_ALLOWED_MODELS", "a, b,,c").unwrap());
-        assert!(!s.apply("HAM_OTHER", "x").unwrap());
-        assert!(s.apply("HAM_LLM_PROVIDER", "gpt").is_err());
+        let env = [
+            ("HAM_LLM_PROVIDER", "anthropic"),
+            ("ANTHROPIC_API_KEY", "sk-secret"),
+            ("HAM_LLM_ALLOWED_MODELS", "a, b,,c"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let s = crate::settings::Settings::load_from(None, env).unwrap().llm;
+        assert_eq!(s.provider, ProviderKind::Anthropic);
+        let bad = [("HAM_LLM_PROVIDER".to_string(), "gpt".to_string())];
+        assert!(crate::settings::Settings::load_from(None, bad).is_err());
         assert_eq!(s.allowed_models, ["a", "b", "c"]);
         assert!(!format!("{s:?}").contains("sk-secret"));
         assert_eq!(utc_day(0), "1970-01-01");

@@ -9,10 +9,78 @@
 
 use serde_json::{Value, json};
 
+use super::provider::{LlmProvider, Unconfigured};
 use super::{LlmError, LlmSettings, Piece, SseEvent};
-use crate::runtime::bindings::ham::plugin::llm::{Request, Response, Role, Usage};
+use crate::settings::Secret;
+use crate::wit::ham::plugin::llm::{Request, Response, Role, Usage};
 
-pub fn request_body(request: &Request, model: &str, stream: bool) -> Value {
+/// `HAM_LLM_PROVIDER=openai`.
+pub const NAME: &str = "openai";
+/// The model a request that names none gets, without `HAM_LLM_MODEL`.
+pub const DEFAULT_MODEL: &str = "llama3.2";
+
+/// An OpenAI-compatible server at `HAM_LLM_BASE_URL`, with `HAM_LLM_API_KEY` if set.
+pub struct OpenAi {
+    base_url: String,
+    key: Option<Secret>,
+}
+
+impl OpenAi {
+    /// The provider, or [`Unconfigured`] when `HAM_LLM_BASE_URL` is not set.
+    pub fn from_settings(settings: &LlmSettings) -> Result<Self, Unconfigured> {
+        match &settings.base_url {
+            Some(base_url) => Ok(Self {
+                base_url: base_url.clone(),
+                key: settings.api_key.clone(),
+            }),
+            None => Err(Unconfigured {
+                name: NAME,
+                default_model: DEFAULT_MODEL,
+                why: "HAM_LLM_PROVIDER is openai but HAM_LLM_BASE_URL is not set \
+                      (for example http://127.0.0.1:11434/v1 for Ollama)"
+                    .into(),
+            }),
+        }
+    }
+}
+
+impl LlmProvider for OpenAi {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn default_model(&self) -> &'static str {
+        DEFAULT_MODEL
+    }
+
+    fn request_body(&self, request: &Request, model: &str, stream: bool) -> Value {
+        request_body(request, model, stream)
+    }
+
+    fn http_request(
+        &self,
+        client: &reqwest::Client,
+        body: &Value,
+    ) -> Result<reqwest::RequestBuilder, LlmError> {
+        let request = client
+            .post(format!("{}/chat/completions", self.base_url))
+            .json(body);
+        Ok(match &self.key {
+            Some(key) => request.bearer_auth(key.expose()),
+            None => request,
+        })
+    }
+
+    fn parse_response(&self, text: &str) -> Result<Response, LlmError> {
+        parse_response(text)
+    }
+
+    fn decode_event(&self, event: &SseEvent) -> Result<Vec<Piece>, String> {
+        decode_event(event)
+    }
+}
+
+fn request_body(request: &Request, model: &str, stream: bool) -> Value {
     let mut messages = Vec::new();
     if let Some(system) = &request.system {
         messages.push(json!({"role": "system", "content": system}));
@@ -38,25 +106,12 @@ pub fn request_body(request: &Request, model: &str, stream: bool) -> Value {
     body
 }
 
-pub fn http_request(
-    client: &reqwest::Client,
-    settings: &LlmSettings,
-    body: &Value,
-) -> reqwest::RequestBuilder {
-    let base = settings.base_url.as_deref().unwrap_or_default();
-    let request = client.post(format!("{base}/chat/completions")).json(body);
-    match &settings.api_key {
-        Some(key) => request.bearer_auth(key.expose()),
-        None => request,
-    }
-}
-
 fn tokens(v: &Value) -> u32 {
     v.as_u64()
         .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX))
 }
 
-pub fn parse_response(text: &str) -> Result<Response, LlmError> {
+fn parse_response(text: &str) -> Result<Response, LlmError> {
     let v: Value = serde_json::from_str(text)
         .map_err(|_| LlmError::Upstream("openai answered something that is not JSON".into()))?;
     let choice = &v["choices"][0];
@@ -81,7 +136,7 @@ pub fn parse_response(text: &str) -> Result<Response, LlmError> {
 }
 
 /// The pieces one `data:` line carries.
-pub fn decode_event(event: &SseEvent) -> Result<Vec<Piece>, String> {
+fn decode_event(event: &SseEvent) -> Result<Vec<Piece>, String> {
     let data = event.data.trim();
     if data == "[DONE]" {
         return Ok(vec![Piece::End]);

@@ -28,8 +28,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::runtime::config::Variables;
-use crate::runtime::outbound::{HostRule, OutboundEntry};
+use crate::capabilities::config::{Variable, Variables};
+use crate::capabilities::outbound::{HostRule, OutboundEntry};
 use crate::runtime::{MAX_CONCURRENT_INSTANCES, MAX_MEMORY_MB};
 
 /// A refused manifest; the message names the key at fault.
@@ -155,6 +155,15 @@ impl Limits {
                 .min(MAX_STORAGE_TOTAL_MB)
         })
     }
+
+    /// The storage quotas these limits set, in bytes.
+    pub fn storage_quota(&self) -> crate::store::kv::Quota {
+        const MIB: i64 = 1024 * 1024;
+        crate::store::kv::Quota {
+            scope: i64::from(self.storage_quota_mb) * MIB,
+            total: i64::from(self.storage_total_mb()) * MIB,
+        }
+    }
 }
 
 impl Default for Limits {
@@ -169,19 +178,6 @@ impl Default for Limits {
             request_body_kb: DEFAULT_REQUEST_BODY_KB,
         }
     }
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Variable {
-    #[serde(default)]
-    pub required: bool,
-    #[serde(default)]
-    pub secret: bool,
-    #[serde(default)]
-    pub default: Option<String>,
-    #[serde(default)]
-    pub description: Option<String>,
 }
 
 /// Path prefixes the host serves itself; a plugin cannot claim a route under them.
@@ -565,7 +561,9 @@ mod tests {
         )
         .unwrap();
         let env = BTreeMap::new();
-        let rules = m.outbound_rules(&Variables::resolve(&m, &env)).unwrap();
+        let rules = m
+            .outbound_rules(&Variables::resolve(&m.name, &m.variables, &env))
+            .unwrap();
         assert_eq!(
             rules,
             vec![HostRule::parse("http://127.0.0.1:9", false).unwrap()]
@@ -575,7 +573,9 @@ mod tests {
             "HAM_PLUGIN_S_API".to_string(),
             "https://other.example".to_string(),
         )]);
-        let rules = m.outbound_rules(&Variables::resolve(&m, &env)).unwrap();
+        let rules = m
+            .outbound_rules(&Variables::resolve(&m.name, &m.variables, &env))
+            .unwrap();
         assert_eq!(
             rules,
             vec![HostRule::parse("https://other.example", false).unwrap()]
@@ -658,7 +658,7 @@ mod tests {
                 .collect();
             let rules = Manifest::parse(&text)
                 .map_err(|e| e.to_string())
-                .and_then(|m| m.outbound_rules(&Variables::resolve(&m, &env)));
+                .and_then(|m| m.outbound_rules(&Variables::resolve(&m.name, &m.variables, &env)));
             match (rules, expected) {
                 (Ok(rules), Ok(expected)) => {
                     let expected: Vec<HostRule> = expected

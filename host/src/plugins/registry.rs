@@ -115,23 +115,8 @@ impl Snapshot {
     }
 }
 
-/// How a version came in; stored with it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    Upload,
-    Bundled,
-    Watch,
-}
-
-impl Source {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Upload => "upload",
-            Source::Bundled => "bundled",
-            Source::Watch => "watch",
-        }
-    }
-}
+/// How a version came in; stored with it (the store owns its stored names).
+pub use crate::store::plugin_versions::Source;
 
 /// Why an install or rollback was refused. Nothing changed.
 #[derive(Debug, thiserror::Error)]
@@ -149,7 +134,7 @@ pub enum InstallError {
     #[error("plugin {0} has no earlier version to roll back to")]
     NoPrevious(String),
     #[error(transparent)]
-    EnvCollision(#[from] crate::runtime::config::EnvCollision),
+    EnvCollision(#[from] crate::capabilities::config::EnvCollision),
     #[error(transparent)]
     Db(#[from] store::Error),
 }
@@ -305,7 +290,7 @@ impl Registry {
 
         let _writer = self.writer.lock().await;
         self.snapshot().check_routes(&plugin.manifest)?;
-        crate::runtime::config::env_collision(
+        crate::capabilities::config::env_collision(
             &plugin.manifest.name,
             self.snapshot().plugins.keys().map(String::as_str),
         )?;
@@ -317,7 +302,7 @@ impl Registry {
                 sha256: &sha256,
                 manifest: manifest_text,
                 component,
-                source: source.as_str(),
+                source,
                 openapi: package.openapi,
             })
             .await?;

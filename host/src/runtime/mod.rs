@@ -13,11 +13,6 @@
 //! the engine hash covers the wasmtime version and the compilation settings, so a
 //! restart (or a rollback) deserializes instead of recompiling.
 
-pub mod bindings;
-pub mod config;
-mod log;
-pub mod outbound;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,7 +21,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body::Body;
 use tracing::Instrument as _;
-use wasmtime::component::{Component, HasSelf, InstancePre, Linker, ResourceTable};
+use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolConcurrencyLimitError, PoolingAllocationConfig,
     ResourceLimiter, Store, Trap, UpdateDeadline,
@@ -36,11 +31,12 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use self::bindings::exports::ham::plugin::{job_handler, rules};
-use self::config::Variables;
-use self::outbound::{OutboundHooks, OutboundPolicy};
+use crate::capabilities::config::Variables;
+use crate::capabilities::outbound::OutboundPolicy;
+use crate::capabilities::{Capabilities, CapabilitiesCtxView, CapabilitiesView, Contexts, Grants};
 use crate::plugins::manifest::Manifest;
-use crate::store::Db;
+use crate::telemetry::Metrics;
+use crate::wit::exports::ham::plugin::{job_handler, rules};
 
 /// How often the epoch advances; deadlines are measured in these ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -175,8 +171,8 @@ pub struct LoadedPlugin {
     pub version_id: i64,
     pub sha256: String,
     pub uploaded_at: i64,
-    pub variables: Variables,
-    pub outbound: Arc<OutboundPolicy>,
+    /// What the version may use, shared by its invocations' capabilities.
+    pub grants: Arc<Grants>,
     pub exports: Exports,
     /// The component's imports, by name.
     pub imports: Vec<String>,
@@ -227,23 +223,12 @@ impl LoadedPlugin {
 
 /// The state of one invocation: a `Store`'s data. Never shared, never reused.
 pub struct Invocation {
-    pub plugin: Arc<LoadedPlugin>,
-    /// The user this invocation acts for, if any.
-    pub user: Option<String>,
-    pub db: Db,
-    /// Habit stats for the `habits.list-stats` call.
-    pub evaluator: Option<Arc<crate::rules::Evaluator>>,
-    /// The configured language model (`ham:plugin/llm`).
-    pub llm: Arc<crate::llm::Llm>,
-    /// Attempts a job queued by this invocation gets.
-    pub job_max_attempts: i64,
-    /// The root of sealing and grant keys (`storage.set-sealed`, `jobs.grant`).
-    pub secret: crate::store::sealed::HostSecret,
+    plugin: Arc<LoadedPlugin>,
+    capabilities: Contexts,
     wasi: WasiCtx,
     http: WasiHttpCtx,
     table: ResourceTable,
     limits: InvocationLimits,
-    pub(crate) hooks: OutboundHooks,
 }
 
 impl WasiView for Invocation {
@@ -260,27 +245,17 @@ impl WasiHttpView for Invocation {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: &mut self.hooks,
+            hooks: self.capabilities.outbound(),
         }
     }
 }
 
-impl bindings::ham::plugin::types::Host for Invocation {}
-
-impl Invocation {
-    /// The user this invocation acts for; `access-denied` for none.
-    pub fn acting_user(&self) -> Result<&str, bindings::ham::plugin::types::Error> {
-        self.user.as_deref().ok_or_else(|| {
-            bindings::ham::plugin::types::Error::AccessDenied(
-                "this invocation acts for no user".to_string(),
-            )
-        })
-    }
-
-    /// A host failure behind a WIT call: everything to the log, `internal` to the guest.
-    pub fn host_failed(&self, e: impl std::fmt::Display) -> bindings::ham::plugin::types::Error {
-        tracing::error!(plugin = %self.plugin.manifest.name, error = %e, "host call failed");
-        bindings::ham::plugin::types::Error::Internal
+impl CapabilitiesView for Invocation {
+    fn capabilities(&mut self) -> CapabilitiesCtxView<'_> {
+        CapabilitiesCtxView {
+            ctx: &mut self.capabilities,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -316,26 +291,22 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<Invocation>,
     cache_dir: PathBuf,
-    db: Db,
+    capabilities: Capabilities,
     pub stats: RuntimeStats,
     /// Invocation and error counters, exposed at `/metrics`; shared with the HTTP
     /// layer, the jobs and the LLM client.
-    pub metrics: Arc<crate::telemetry::Metrics>,
-    /// Set once the registry exists (it needs the runtime first).
-    pub evaluator: std::sync::OnceLock<Arc<crate::rules::Evaluator>>,
-    /// The language model plugins with `llm = true` call; `none` until set.
-    pub llm: Arc<crate::llm::Llm>,
-    /// Attempts each queued job gets (`HAM_JOB_MAX_ATTEMPTS`).
-    pub job_max_attempts: i64,
-    /// Sealing and grant keys derive from it; a random one until the app sets
-    /// the configured one (`HAM_SECRET_KEY` or `<data dir>/secret.key`).
-    pub secret: crate::store::sealed::HostSecret,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Runtime {
-    /// Builds the engine and linker and starts the epoch ticker (a thread that ends
-    /// when the engine is dropped).
-    pub fn new(data_dir: &Path, db: Db) -> anyhow::Result<Self> {
+    /// Builds the engine and the linker with every capability, and starts the
+    /// epoch ticker (a thread that ends when the engine is dropped). Compiled
+    /// components are cached under `data_dir`.
+    pub fn new(
+        data_dir: &Path,
+        capabilities: Capabilities,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Self> {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
@@ -367,33 +338,24 @@ impl Runtime {
         // when unused; the WasiCtx behind them is empty (no env, dirs or sockets).
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        bindings::ham::plugin::types::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
-        bindings::ham::plugin::storage::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
-        bindings::ham::plugin::config::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
-        bindings::ham::plugin::log::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
-        bindings::ham::plugin::habits::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
-        bindings::ham::plugin::jobs::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
-        bindings::ham::plugin::llm::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+        Capabilities::add_to_linker(&mut linker)?;
 
         let cache_dir = data_dir.join("cache").join(engine_hash(&engine));
         std::fs::create_dir_all(&cache_dir)?;
         spawn_epoch_ticker(&engine);
-        let llm = Arc::new(crate::llm::Llm::new(
-            &crate::llm::LlmSettings::default(),
-            db.clone(),
-        )?);
         Ok(Self {
             engine,
             linker,
             cache_dir,
-            db,
+            capabilities,
             stats: RuntimeStats::default(),
-            metrics: Default::default(),
-            evaluator: Default::default(),
-            llm,
-            job_max_attempts: 5,
-            secret: crate::store::sealed::HostSecret::random()?,
+            metrics,
         })
+    }
+
+    /// The capabilities plugins are given.
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
     }
 
     pub fn engine(&self) -> &Engine {
@@ -465,18 +427,23 @@ impl Runtime {
             false => None,
         };
         let manifest_concurrency = manifest.limits.max_concurrency;
-        let variables = Variables::resolve(&manifest, plugin_env);
+        let variables = Variables::resolve(&manifest.name, &manifest.variables, plugin_env);
         let rules = manifest
             .outbound_rules(&variables)
             .map_err(LoadError::Outbound)?;
-        let outbound = Arc::new(OutboundPolicy::new(&manifest.name, rules));
+        let grants = Arc::new(Grants {
+            plugin: manifest.name.clone(),
+            version: manifest.version.to_string(),
+            outbound: OutboundPolicy::new(&manifest.name, rules),
+            storage: manifest.limits.storage_quota(),
+            variables,
+        });
         Ok(LoadedPlugin {
             manifest,
             version_id,
             sha256: sha256.to_string(),
             uploaded_at,
-            variables,
-            outbound,
+            grants,
             exports,
             imports,
             instance_pre,
@@ -531,21 +498,11 @@ impl Runtime {
     ) -> Store<Invocation> {
         let deadline = Instant::now() + plugin.timeout();
         let invocation = Invocation {
-            hooks: OutboundHooks {
-                plugin: plugin.clone(),
-                export,
-                metrics: self.metrics.clone(),
-            },
+            capabilities: self.capabilities.contexts(&plugin.grants, export, user),
             limits: InvocationLimits {
                 memory_mb: plugin.manifest.limits.memory_mb,
             },
             plugin,
-            user,
-            db: self.db.clone(),
-            evaluator: self.evaluator.get().cloned(),
-            llm: self.llm.clone(),
-            job_max_attempts: self.job_max_attempts,
-            secret: self.secret.clone(),
             wasi: WasiCtx::builder().build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),

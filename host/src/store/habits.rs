@@ -1,66 +1,79 @@
 //! Habits and entries, always scoped to their owner: every query names the user,
 //! so another user's id is simply not found.
 
-use sqlx::Row;
-use sqlx::any::AnyRow;
-
-use super::{Db, Result, now_ms};
+use super::text::{StoredText, decode};
+use super::{Db, Error, Result, now_ms};
 use crate::habits::{
     Activity, Entry, EntryStatus, Frequency, Habit, HabitKind, Target, TargetType,
 };
-use crate::runtime::bindings::exports::ham::plugin::rules::DayEntry;
-use crate::runtime::bindings::ham::plugin::habits::EntryValue;
+use crate::wit::exports::ham::plugin::rules::DayEntry;
+use crate::wit::ham::plugin::habits::EntryValue;
 
 const HABIT_COLUMNS: &str = "id, name, description, color, kind, unit, target_value, target_type, \
      frequency_times, frequency_days, reminder, archived, position, created";
 
-fn habit_row(r: &AnyRow) -> Habit {
-    let kind = if r.get::<String, _>(4) == "measurable" {
-        HabitKind::Measurable
-    } else {
-        HabitKind::Boolean
-    };
-    let target = match (r.get::<Option<f64>, _>(6), r.get::<Option<String>, _>(7)) {
-        (Some(value), Some(t)) => Some(Target {
-            value,
-            target_type: if t == "at_most" {
-                TargetType::AtMost
-            } else {
-                TargetType::AtLeast
+/// A `habits` row as stored ([`HABIT_COLUMNS`]).
+#[derive(sqlx::FromRow)]
+struct HabitRecord {
+    id: String,
+    name: String,
+    description: String,
+    color: String,
+    kind: String,
+    unit: Option<String>,
+    target_value: Option<f64>,
+    target_type: Option<String>,
+    frequency_times: i64,
+    frequency_days: i64,
+    reminder: Option<String>,
+    archived: i64,
+    position: i64,
+    created: String,
+}
+
+impl TryFrom<HabitRecord> for Habit {
+    type Error = Error;
+
+    fn try_from(r: HabitRecord) -> Result<Self> {
+        let target = match (r.target_value, r.target_type) {
+            (Some(value), Some(t)) => Some(Target {
+                value,
+                target_type: decode::<TargetType>(&t)?,
+            }),
+            _ => None,
+        };
+        let count = |column, n: i64| u32::try_from(n).map_err(|_| Error::unreadable(column, n));
+        Ok(Habit {
+            id: r.id,
+            name: r.name,
+            description: r.description,
+            color: r.color,
+            kind: decode::<HabitKind>(&r.kind)?,
+            unit: r.unit,
+            target,
+            frequency: Frequency {
+                times: count("habits.frequency_times", r.frequency_times)?,
+                days: count("habits.frequency_days", r.frequency_days)?,
             },
-        }),
-        _ => None,
-    };
-    Habit {
-        id: r.get(0),
-        name: r.get(1),
-        description: r.get(2),
-        color: r.get(3),
-        kind,
-        unit: r.get(5),
-        target,
-        frequency: Frequency {
-            times: u32::try_from(r.get::<i64, _>(8)).unwrap_or(1),
-            days: u32::try_from(r.get::<i64, _>(9)).unwrap_or(1),
-        },
-        reminder: r.get(10),
-        archived: r.get::<i64, _>(11) != 0,
-        position: r.get(12),
-        created: r.get(13),
+            reminder: r.reminder,
+            archived: r.archived != 0,
+            position: r.position,
+            created: r.created,
+        })
     }
 }
 
-fn kind_str(kind: HabitKind) -> &'static str {
-    match kind {
-        HabitKind::Boolean => "boolean",
-        HabitKind::Measurable => "measurable",
-    }
+/// A habit with its revision.
+#[derive(sqlx::FromRow)]
+struct HabitWithRevision {
+    #[sqlx(flatten)]
+    habit: HabitRecord,
+    revision: i64,
 }
 
-fn target_type_str(t: TargetType) -> &'static str {
-    match t {
-        TargetType::AtLeast => "at_least",
-        TargetType::AtMost => "at_most",
+impl HabitWithRevision {
+    fn into_pair(self) -> Result<(Habit, i64)> {
+        Ok((self.habit.try_into()?, self.revision))
     }
 }
 
@@ -75,10 +88,10 @@ fn bind_habit<'q>(query: AnyQuery<'q>, user_id: &'q str, h: &'q Habit) -> AnyQue
         .bind(&h.name)
         .bind(&h.description)
         .bind(&h.color)
-        .bind(kind_str(h.kind))
+        .bind(h.kind.as_stored())
         .bind(h.unit.as_deref());
     bind_f64(query, h.target.map(|t| t.value))
-        .bind(h.target.map(|t| target_type_str(t.target_type)))
+        .bind(h.target.map(|t| t.target_type.as_stored()))
         .bind(i64::from(h.frequency.times))
         .bind(i64::from(h.frequency.days))
         .bind(h.reminder.as_deref())
@@ -96,20 +109,82 @@ fn bind_f64(query: AnyQuery<'_>, value: Option<f64>) -> AnyQuery<'_> {
     }
 }
 
-fn entry_row(r: &AnyRow) -> Entry {
-    Entry {
-        habit_id: r.get(0),
-        date: r.get(1),
-        status: EntryStatus::parse(&r.get::<String, _>(2)).unwrap_or(EntryStatus::Done),
-        value: r.get(3),
-        note: r.get(4),
-        source: r.get(5),
+/// An `entries` row as stored.
+#[derive(sqlx::FromRow)]
+struct EntryRecord {
+    habit_id: String,
+    date: String,
+    status: String,
+    value: Option<f64>,
+    note: Option<String>,
+    source: String,
+}
+
+impl TryFrom<EntryRecord> for Entry {
+    type Error = Error;
+
+    fn try_from(r: EntryRecord) -> Result<Self> {
+        Ok(Entry {
+            habit_id: r.habit_id,
+            date: r.date,
+            status: decode::<EntryStatus>(&r.status)?,
+            value: r.value,
+            note: r.note,
+            source: r.source,
+        })
+    }
+}
+
+/// One habit's entries up to a date, aggregated (see [`Db::entries_for_rules`]).
+#[derive(sqlx::FromRow)]
+struct AggregatedEntries {
+    habit_id: String,
+    dates: Option<String>,
+    statuses: Option<String>,
+    entry_values: Option<String>,
+}
+
+impl AggregatedEntries {
+    /// The habit and its entries, oldest first.
+    fn into_day_entries(self) -> Result<(String, Vec<DayEntry>)> {
+        let (dates, statuses, values) = (
+            self.dates.unwrap_or_default(),
+            self.statuses.unwrap_or_default(),
+            self.entry_values.unwrap_or_default(),
+        );
+        let mut entries = dates
+            .as_bytes()
+            .chunks_exact(10)
+            .zip(statuses.split(','))
+            .zip(values.split(';'))
+            .map(|((date, status), value)| {
+                let date = std::str::from_utf8(date).map_err(|_| {
+                    Error::unreadable("entries.date", String::from_utf8_lossy(date))
+                })?;
+                let day = civil_day::parse(date)
+                    .and_then(|d| i32::try_from(d).ok())
+                    .ok_or_else(|| Error::unreadable("entries.date", date))?;
+                let value = match decode::<EntryStatus>(status)? {
+                    EntryStatus::Skipped => EntryValue::Skipped,
+                    EntryStatus::Done => EntryValue::Done,
+                    EntryStatus::Value => EntryValue::Value(
+                        value
+                            .parse()
+                            .map_err(|_| Error::unreadable("entries.value", value))?,
+                    ),
+                };
+                Ok(DayEntry { day, value })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        // An aggregate's order is not guaranteed; the rules get oldest first.
+        entries.sort_unstable_by_key(|e| e.day);
+        Ok((self.habit_id, entries))
     }
 }
 
 impl Db {
     pub async fn list_habits(&self, user_id: &str, include_archived: bool) -> Result<Vec<Habit>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let rows: Vec<HabitRecord> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {HABIT_COLUMNS} FROM habits WHERE user_id = $1 AND (archived = 0 OR $2 = 1) \
              ORDER BY position, created_at, id"
         )))
@@ -117,18 +192,18 @@ impl Db {
         .bind(i64::from(include_archived))
         .fetch_all(self.pool())
         .await?;
-        Ok(rows.iter().map(habit_row).collect())
+        rows.into_iter().map(Habit::try_from).collect()
     }
 
     pub async fn get_habit(&self, user_id: &str, id: &str) -> Result<Option<Habit>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let row: Option<HabitRecord> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {HABIT_COLUMNS} FROM habits WHERE user_id = $1 AND id = $2"
         )))
         .bind(user_id)
         .bind(id)
         .fetch_optional(self.pool())
         .await?;
-        Ok(row.as_ref().map(habit_row))
+        row.map(Habit::try_from).transpose()
     }
 
     /// A user's habits with their revision (see the `0005_habit_revision`
@@ -138,7 +213,7 @@ impl Db {
         user_id: &str,
         include_archived: bool,
     ) -> Result<Vec<(Habit, i64)>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let rows: Vec<HabitWithRevision> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {HABIT_COLUMNS}, revision FROM habits \
              WHERE user_id = $1 AND (archived = 0 OR $2 = 1) ORDER BY position, created_at, id"
         )))
@@ -146,7 +221,7 @@ impl Db {
         .bind(i64::from(include_archived))
         .fetch_all(self.pool())
         .await?;
-        Ok(rows.iter().map(|r| (habit_row(r), r.get(14))).collect())
+        rows.into_iter().map(HabitWithRevision::into_pair).collect()
     }
 
     /// One of a user's habits with its revision.
@@ -165,14 +240,14 @@ impl Db {
         user_id: &str,
         id: &str,
     ) -> Result<Option<(Habit, i64)>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let row: Option<HabitWithRevision> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {HABIT_COLUMNS}, revision FROM habits WHERE user_id = $1 AND id = $2"
         )))
         .bind(user_id)
         .bind(id)
         .fetch_optional(self.pool())
         .await?;
-        Ok(row.map(|r| (habit_row(&r), r.get(14))))
+        row.map(HabitWithRevision::into_pair).transpose()
     }
 
     /// The entries a rules plugin judges, as day numbers and values, up to `to`
@@ -196,12 +271,13 @@ impl Db {
     ) -> Result<std::collections::HashMap<String, Vec<DayEntry>>> {
         let aggregates = match self.backend() {
             super::Backend::Sqlite => {
-                "group_concat(e.date, ''), group_concat(e.status, ','), \
-                 group_concat(CASE WHEN e.value IS NULL THEN '' ELSE printf('%.17g', e.value) END, ';')"
+                "group_concat(e.date, '') AS dates, group_concat(e.status, ',') AS statuses, \
+                 group_concat(CASE WHEN e.value IS NULL THEN '' ELSE printf('%.17g', e.value) END, ';') \
+                 AS entry_values"
             }
             super::Backend::Postgres => {
-                "string_agg(e.date, ''), string_agg(e.status, ','), \
-                 string_agg(COALESCE(e.value::text, ''), ';')"
+                "string_agg(e.date, '') AS dates, string_agg(e.status, ',') AS statuses, \
+                 string_agg(COALESCE(e.value::text, ''), ';') AS entry_values"
             }
         };
         let query = match habit_id {
@@ -214,55 +290,25 @@ impl Db {
                  WHERE h.user_id = $1 AND e.date <= $2 GROUP BY e.habit_id"
             ),
         };
-        let rows = sqlx::query(sqlx::AssertSqlSafe(query))
+        let rows: Vec<AggregatedEntries> = sqlx::query_as(sqlx::AssertSqlSafe(query))
             .bind(habit_id.unwrap_or(user_id))
             .bind(to)
             .fetch_all(self.pool())
             .await?;
-        let mut by_habit = std::collections::HashMap::new();
-        for row in &rows {
-            let habit_id: String = row.get(0);
-            let dates: Option<String> = row.get(1);
-            let statuses: Option<String> = row.get(2);
-            let values: Option<String> = row.get(3);
-            let (dates, statuses, values) = (
-                dates.unwrap_or_default(),
-                statuses.unwrap_or_default(),
-                values.unwrap_or_default(),
-            );
-            let mut entries: Vec<DayEntry> = dates
-                .as_bytes()
-                .chunks_exact(10)
-                .zip(statuses.split(','))
-                .zip(values.split(';'))
-                .filter_map(|((date, status), value)| {
-                    let day = civil_day::parse(std::str::from_utf8(date).ok()?)?;
-                    Some(DayEntry {
-                        day: i32::try_from(day).ok()?,
-                        value: match EntryStatus::parse(status)? {
-                            EntryStatus::Skipped => EntryValue::Skipped,
-                            EntryStatus::Value => EntryValue::Value(value.parse().ok()?),
-                            EntryStatus::Done => EntryValue::Done,
-                        },
-                    })
-                })
-                .collect();
-            // An aggregate's order is not guaranteed; the rules get oldest first.
-            entries.sort_unstable_by_key(|e| e.day);
-            by_habit.insert(habit_id, entries);
-        }
-        Ok(by_habit)
+        rows.into_iter()
+            .map(AggregatedEntries::into_day_entries)
+            .collect()
     }
 
     /// The position after the user's last habit.
     pub async fn next_habit_position(&self, user_id: &str) -> Result<i64> {
-        let row = sqlx::query(
-            "SELECT CAST(COALESCE(MAX(position), -1) + 1 AS BIGINT) FROM habits WHERE user_id = $1",
+        Ok(sqlx::query_scalar(
+            "SELECT CAST(COALESCE(MAX(position), -1) + 1 AS BIGINT) AS position FROM habits \
+             WHERE user_id = $1",
         )
         .bind(user_id)
         .fetch_one(self.pool())
-        .await?;
-        Ok(row.get(0))
+        .await?)
     }
 
     pub async fn insert_habit(&self, user_id: &str, h: &Habit) -> Result<()> {
@@ -360,7 +406,7 @@ impl Db {
 
     /// Entries of a habit between two dates, inclusive, oldest first.
     pub async fn list_entries(&self, habit_id: &str, from: &str, to: &str) -> Result<Vec<Entry>> {
-        let rows = sqlx::query(
+        let rows: Vec<EntryRecord> = sqlx::query_as(
             "SELECT habit_id, date, status, value, note, source FROM entries \
              WHERE habit_id = $1 AND date >= $2 AND date <= $3 ORDER BY date",
         )
@@ -369,30 +415,50 @@ impl Db {
         .bind(to)
         .fetch_all(self.pool())
         .await?;
-        Ok(rows.iter().map(entry_row).collect())
+        rows.into_iter().map(Entry::try_from).collect()
     }
 }
 
 const ACTIVITY_COLUMNS: &str = "source, external_id, sport_type, name, start_utc, start_local, distance_m, \
      moving_time_s, elapsed_time_s, elevation_gain_m, average_heartrate";
 
-fn activity_row(r: &AnyRow) -> Activity {
-    let seconds = |i: usize| {
-        r.get::<Option<i64>, _>(i)
-            .and_then(|v| u32::try_from(v).ok())
-    };
-    Activity {
-        source: r.get(0),
-        external_id: r.get(1),
-        sport_type: r.get(2),
-        name: r.get(3),
-        start_utc: r.get(4),
-        start_local: r.get(5),
-        distance_m: r.get(6),
-        moving_time_s: seconds(7),
-        elapsed_time_s: seconds(8),
-        elevation_gain_m: r.get(9),
-        average_heartrate: r.get(10),
+/// An `activities` row as stored ([`ACTIVITY_COLUMNS`]).
+#[derive(sqlx::FromRow)]
+struct ActivityRecord {
+    source: String,
+    external_id: String,
+    sport_type: String,
+    name: String,
+    start_utc: i64,
+    start_local: String,
+    distance_m: Option<f64>,
+    moving_time_s: Option<i64>,
+    elapsed_time_s: Option<i64>,
+    elevation_gain_m: Option<f64>,
+    average_heartrate: Option<f64>,
+}
+
+impl TryFrom<ActivityRecord> for Activity {
+    type Error = Error;
+
+    fn try_from(r: ActivityRecord) -> Result<Self> {
+        let seconds = |column, s: Option<i64>| {
+            s.map(|s| u32::try_from(s).map_err(|_| Error::unreadable(column, s)))
+                .transpose()
+        };
+        Ok(Activity {
+            source: r.source,
+            external_id: r.external_id,
+            sport_type: r.sport_type,
+            name: r.name,
+            start_utc: r.start_utc,
+            start_local: r.start_local,
+            distance_m: r.distance_m,
+            moving_time_s: seconds("activities.moving_time_s", r.moving_time_s)?,
+            elapsed_time_s: seconds("activities.elapsed_time_s", r.elapsed_time_s)?,
+            elevation_gain_m: r.elevation_gain_m,
+            average_heartrate: r.average_heartrate,
+        })
     }
 }
 
@@ -414,9 +480,9 @@ impl Db {
         user_id: &str,
         range: ActivityRange<'_>,
     ) -> Result<Vec<Activity>> {
-        let rows = match range {
+        let rows: Vec<ActivityRecord> = match range {
             ActivityRange::LocalDates { from, to, sport } => {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "SELECT {ACTIVITY_COLUMNS} FROM activities WHERE user_id = $1 \
                      AND substr(start_local, 1, 10) >= $2 AND substr(start_local, 1, 10) <= $3 \
                      AND ($4 = '' OR sport_type = $4) ORDER BY start_utc"
@@ -429,7 +495,7 @@ impl Db {
                 .await?
             }
             ActivityRange::Utc { from, to } => {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "SELECT {ACTIVITY_COLUMNS} FROM activities WHERE user_id = $1 \
                      AND start_utc >= $2 AND start_utc <= $3 ORDER BY start_utc"
                 )))
@@ -440,7 +506,7 @@ impl Db {
                 .await?
             }
         };
-        Ok(rows.iter().map(activity_row).collect())
+        rows.into_iter().map(Activity::try_from).collect()
     }
 
     /// Inserts or replaces the user's activity with this source and external id.
@@ -464,7 +530,7 @@ impl Db {
              elapsed_time_s = excluded.elapsed_time_s, elevation_gain_m = excluded.elevation_gain_m, \
              average_heartrate = excluded.average_heartrate, updated_at = excluded.updated_at",
         )
-        .bind(crate::auth::new_id())
+        .bind(super::new_id())
         .bind(user_id)
         .bind(&a.source)
         .bind(&a.external_id)
@@ -501,255 +567,6 @@ impl Db {
     }
 }
 
-// ---- the `ham:plugin/habits` interface: always the acting user's data ----
-
-/// Habits, entries and activities in their WIT form, and the host side of the
-/// `habits` interface.
-pub mod wit {
-    use crate::habits::{self as domain, EntryInput, EntryStatus};
-    use crate::runtime::Invocation;
-    use crate::runtime::bindings::ham::plugin::habits::{
-        self as api, Activity, Entry, EntryValue, Frequency, Habit, HabitKind, Settings, Target,
-        TargetType,
-    };
-    use crate::runtime::bindings::ham::plugin::types::Error as GuestError;
-    use crate::store::habits::ActivityRange;
-
-    /// A habit in its WIT form.
-    pub fn habit(h: domain::Habit) -> Habit {
-        Habit {
-            id: h.id,
-            name: h.name,
-            description: h.description,
-            color: h.color,
-            kind: match h.kind {
-                domain::HabitKind::Boolean => HabitKind::Boolean,
-                domain::HabitKind::Measurable => HabitKind::Measurable,
-            },
-            unit: h.unit,
-            target: h.target.map(|t| Target {
-                value: t.value,
-                type_: match t.target_type {
-                    domain::TargetType::AtLeast => TargetType::AtLeast,
-                    domain::TargetType::AtMost => TargetType::AtMost,
-                },
-            }),
-            frequency: Frequency {
-                times: h.frequency.times,
-                days: h.frequency.days,
-            },
-            archived: h.archived,
-            position: u32::try_from(h.position).unwrap_or(u32::MAX),
-            created: h.created,
-        }
-    }
-
-    /// An entry in its WIT form.
-    pub fn entry(e: domain::Entry) -> Entry {
-        Entry {
-            habit_id: e.habit_id,
-            date: e.date,
-            value: match (e.status, e.value) {
-                (EntryStatus::Skipped, _) => EntryValue::Skipped,
-                (EntryStatus::Value, Some(v)) => EntryValue::Value(v),
-                _ => EntryValue::Done,
-            },
-            note: e.note,
-            source: e.source,
-        }
-    }
-
-    fn activity(a: domain::Activity) -> Activity {
-        Activity {
-            source: a.source,
-            external_id: a.external_id,
-            sport_type: a.sport_type,
-            name: a.name,
-            start: a.start_utc,
-            start_local: a.start_local,
-            distance_m: a.distance_m,
-            moving_time_s: a.moving_time_s,
-            elapsed_time_s: a.elapsed_time_s,
-            elevation_gain_m: a.elevation_gain_m,
-            average_heartrate: a.average_heartrate,
-        }
-    }
-
-    fn invalid(e: domain::FieldError) -> GuestError {
-        GuestError::InvalidArgument(e.to_string())
-    }
-
-    impl Invocation {
-        // Borrows only what it needs: a future holding `&Invocation` is not `Send`.
-        async fn owned_habit(&mut self, id: &str) -> Result<domain::Habit, GuestError> {
-            let user = self.acting_user()?;
-            let found = self.db.get_habit(user, id).await;
-            found
-                .map_err(|e| self.host_failed(e))?
-                .ok_or(GuestError::NotFound)
-        }
-    }
-
-    impl api::Host for Invocation {
-        async fn list_habits(&mut self) -> Result<Vec<Habit>, GuestError> {
-            let user = self.acting_user()?;
-            let habits = self
-                .db
-                .list_habits(user, true)
-                .await
-                .map_err(|e| self.host_failed(e))?;
-            Ok(habits.into_iter().map(habit).collect())
-        }
-
-        async fn list_entries(
-            &mut self,
-            habit_id: String,
-            from: String,
-            to: String,
-        ) -> Result<Vec<Entry>, GuestError> {
-            let habit = self.owned_habit(&habit_id).await?;
-            for (name, date) in [("from", &from), ("to", &to)] {
-                if !domain::is_date(date) {
-                    return Err(GuestError::InvalidArgument(format!(
-                        "{name}: `{date}` is not a date YYYY-MM-DD"
-                    )));
-                }
-            }
-            let entries = self
-                .db
-                .list_entries(&habit.id, &from, &to)
-                .await
-                .map_err(|e| self.host_failed(e))?;
-            Ok(entries.into_iter().map(entry).collect())
-        }
-
-        /// The entry's source is the plugin's name unless it names another source
-        /// (such as `strava`); `manual` is the user's own and refused.
-        async fn upsert_entry(&mut self, e: Entry) -> Result<(), GuestError> {
-            let habit = self.owned_habit(&e.habit_id).await?;
-            let source = if e.source.is_empty() {
-                self.plugin.manifest.name.clone()
-            } else {
-                e.source
-            };
-            if source == "manual" {
-                return Err(GuestError::InvalidArgument(
-                    "source: `manual` is reserved for the user".into(),
-                ));
-            }
-            let input = match e.value {
-                EntryValue::Done => EntryInput {
-                    status: Some(EntryStatus::Done),
-                    value: None,
-                    note: e.note,
-                },
-                EntryValue::Skipped => EntryInput {
-                    status: Some(EntryStatus::Skipped),
-                    value: None,
-                    note: e.note,
-                },
-                EntryValue::Value(v) => EntryInput {
-                    status: None,
-                    value: Some(v),
-                    note: e.note,
-                },
-            };
-            let entry = input.entry(&habit, &e.date, &source).map_err(invalid)?;
-            self.db
-                .upsert_entry(&entry)
-                .await
-                .map_err(|e| self.host_failed(e))?;
-            if let Some(evaluator) = &self.evaluator {
-                evaluator.entry_written(&entry).await;
-            }
-            Ok(())
-        }
-
-        async fn delete_entry(
-            &mut self,
-            habit_id: String,
-            date: String,
-        ) -> Result<bool, GuestError> {
-            let habit = self.owned_habit(&habit_id).await?;
-            let deleted = self
-                .db
-                .delete_entry(&habit.id, &date)
-                .await
-                .map_err(|e| self.host_failed(e))?;
-            if let (true, Some(evaluator)) = (deleted, &self.evaluator) {
-                evaluator.entry_deleted(&habit.id, &date).await;
-            }
-            Ok(deleted)
-        }
-
-        async fn list_activities(
-            &mut self,
-            from: i64,
-            to: i64,
-        ) -> Result<Vec<Activity>, GuestError> {
-            let user = self.acting_user()?;
-            let found = self
-                .db
-                .list_activities(user, ActivityRange::Utc { from, to })
-                .await;
-            Ok(found
-                .map_err(|e| self.host_failed(e))?
-                .into_iter()
-                .map(activity)
-                .collect())
-        }
-
-        async fn upsert_activity(&mut self, a: Activity) -> Result<(), GuestError> {
-            let user = self.acting_user()?;
-            let a = domain::Activity {
-                source: a.source,
-                external_id: a.external_id,
-                sport_type: a.sport_type,
-                name: a.name,
-                start_utc: a.start,
-                start_local: a.start_local,
-                distance_m: a.distance_m,
-                moving_time_s: a.moving_time_s,
-                elapsed_time_s: a.elapsed_time_s,
-                elevation_gain_m: a.elevation_gain_m,
-                average_heartrate: a.average_heartrate,
-            };
-            a.validate().map_err(invalid)?;
-            self.db
-                .upsert_activity(user, &a)
-                .await
-                .map_err(|e| self.host_failed(e))
-        }
-
-        async fn delete_activity(
-            &mut self,
-            source: String,
-            external_id: String,
-        ) -> Result<bool, GuestError> {
-            let user = self.acting_user()?;
-            self.db
-                .delete_activity(user, &source, &external_id)
-                .await
-                .map_err(|e| self.host_failed(e))
-        }
-
-        async fn list_stats(&mut self) -> Result<Vec<api::HabitStats>, GuestError> {
-            self.habit_stats_today().await
-        }
-
-        async fn get_settings(&mut self) -> Result<Settings, GuestError> {
-            let user = self.acting_user()?;
-            let time_zone = self
-                .db
-                .user_time_zone(user)
-                .await
-                .map_err(|e| self.host_failed(e))?;
-            let today = domain::today_in(&time_zone);
-            Ok(Settings { time_zone, today })
-        }
-    }
-}
-
 impl Db {
     /// Adds imported habits (with their entries) and activities to a user's data and
     /// sets their time zone, in one transaction: all of it or none.
@@ -777,5 +594,125 @@ impl Db {
             .await?;
         tx.commit().await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Error;
+
+    async fn db_with_a_habit() -> (tempfile::TempDir, Db, Habit) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("ham.db").display());
+        let db = Db::connect(&url).await.unwrap();
+        db.create_user("u1", "ada", None, false).await.unwrap();
+        let habit = Habit {
+            id: "h1".into(),
+            name: "Run".into(),
+            description: "around the park".into(),
+            color: "#00aa00".into(),
+            kind: HabitKind::Measurable,
+            unit: Some("km".into()),
+            target: Some(Target {
+                value: 5.0,
+                target_type: TargetType::AtMost,
+            }),
+            frequency: Frequency { times: 3, days: 7 },
+            reminder: Some("07:30".into()),
+            archived: true,
+            position: 4,
+            created: "2024-02-29".into(),
+        };
+        db.insert_habit("u1", &habit).await.unwrap();
+        (dir, db, habit)
+    }
+
+    #[tokio::test]
+    async fn columns_are_read_by_name_whatever_their_order() {
+        let (_dir, db, habit) = db_with_a_habit().await;
+        assert_eq!(db.get_habit("u1", "h1").await.unwrap(), Some(habit.clone()));
+        let reversed = HABIT_COLUMNS.rsplit(", ").collect::<Vec<_>>().join(", ");
+        let row: HabitWithRevision = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT revision, {reversed} FROM habits WHERE id = 'h1'"
+        )))
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+        assert_eq!(row.into_pair().unwrap(), (habit, 0));
+    }
+
+    #[tokio::test]
+    async fn an_unknown_stored_name_is_an_error_naming_column_and_value() {
+        let (_dir, db, _) = db_with_a_habit().await;
+        for (statement, column, value) in [
+            (
+                "UPDATE habits SET kind = 'counted'",
+                "habits.kind",
+                "counted",
+            ),
+            (
+                "UPDATE habits SET kind = 'measurable', target_type = 'exactly'",
+                "habits.target_type",
+                "exactly",
+            ),
+            (
+                "UPDATE habits SET target_type = 'at_most', frequency_days = -1",
+                "habits.frequency_days",
+                "-1",
+            ),
+        ] {
+            sqlx::query(statement).execute(db.pool()).await.unwrap();
+            match db.get_habit("u1", "h1").await {
+                Err(Error::Unreadable {
+                    column: c,
+                    value: v,
+                }) => {
+                    assert_eq!((c, v.as_str()), (column, value));
+                }
+                other => panic!("{statement}: {other:?}"),
+            }
+        }
+        sqlx::query("UPDATE habits SET frequency_days = 7")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        let entry = Entry {
+            habit_id: "h1".into(),
+            date: "2024-03-01".into(),
+            status: EntryStatus::Value,
+            value: Some(2.5),
+            note: None,
+            source: "manual".into(),
+        };
+        db.upsert_entry(&entry).await.unwrap();
+        assert_eq!(
+            db.list_entries("h1", "2024-01-01", "2024-12-31")
+                .await
+                .unwrap(),
+            [entry]
+        );
+        let judged = db
+            .entries_for_rules("u1", None, "2024-12-31")
+            .await
+            .unwrap();
+        assert_eq!(judged["h1"].len(), 1);
+        sqlx::query("UPDATE entries SET status = 'maybe'")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        for error in [
+            db.list_entries("h1", "2024-01-01", "2024-12-31")
+                .await
+                .unwrap_err(),
+            db.entries_for_rules("u1", Some("h1"), "2024-12-31")
+                .await
+                .unwrap_err(),
+        ] {
+            assert!(
+                matches!(&error, Error::Unreadable { column: "entries.status", value } if value == "maybe"),
+                "{error:?}"
+            );
+        }
     }
 }

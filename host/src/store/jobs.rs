@@ -5,10 +5,51 @@
 //! on each other; SQLite has one writer at a time, so the same statement without
 //! the lock clause is already exclusive.
 
-use sqlx::Row;
-use sqlx::any::AnyRow;
+use sqlx::Row as _;
 
+use super::text::{StoredText, decode};
 use super::{Backend, Db, Result, now_ms};
+
+/// Where a job is in its life: `queued` until due, `running` while a worker holds
+/// its lease, then `done`, or `dead` after its last attempt (see [`super::text`]
+/// for the stored names; the JSON shows the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Queued,
+    Running,
+    Done,
+    Dead,
+}
+
+impl JobState {
+    /// The stored name: `queued`, `running`, `done` or `dead`.
+    pub fn as_str(self) -> &'static str {
+        self.as_stored()
+    }
+}
+
+/// A state by its stored name; any other name is [`super::Error::Unreadable`].
+impl std::str::FromStr for JobState {
+    type Err = super::Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        decode(text)
+    }
+}
+
+impl std::fmt::Display for JobState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A state compares equal to its stored name (`job.state == "done"`).
+impl PartialEq<&str> for JobState {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
 
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct JobRow {
@@ -18,30 +59,49 @@ pub struct JobRow {
     pub kind: String,
     #[serde(skip)]
     pub payload: Vec<u8>,
-    pub state: String,
+    pub state: JobState,
     pub attempts: i64,
     pub max_attempts: i64,
     pub run_after: i64,
     pub last_error: Option<String>,
 }
 
-const COLUMNS: &str =
-    "id, plugin, user_id, kind, payload, state, attempts, max_attempts, run_after, last_error";
+/// A `jobs` row as stored ([`COLUMNS`]).
+#[derive(sqlx::FromRow)]
+struct JobRecord {
+    id: String,
+    plugin: String,
+    user_id: Option<String>,
+    kind: String,
+    payload: Vec<u8>,
+    state: String,
+    attempts: i64,
+    max_attempts: i64,
+    run_after: i64,
+    last_error: Option<String>,
+}
 
-fn job_row(r: &AnyRow) -> JobRow {
-    JobRow {
-        id: r.get(0),
-        plugin: r.get(1),
-        user_id: r.get(2),
-        kind: r.get(3),
-        payload: r.get(4),
-        state: r.get(5),
-        attempts: r.get(6),
-        max_attempts: r.get(7),
-        run_after: r.get(8),
-        last_error: r.get(9),
+impl TryFrom<JobRecord> for JobRow {
+    type Error = super::Error;
+
+    fn try_from(r: JobRecord) -> Result<Self> {
+        Ok(JobRow {
+            id: r.id,
+            plugin: r.plugin,
+            user_id: r.user_id,
+            kind: r.kind,
+            payload: r.payload,
+            state: decode(&r.state)?,
+            attempts: r.attempts,
+            max_attempts: r.max_attempts,
+            run_after: r.run_after,
+            last_error: r.last_error,
+        })
     }
 }
+
+const COLUMNS: &str =
+    "id, plugin, user_id, kind, payload, state, attempts, max_attempts, run_after, last_error";
 
 /// A job to queue.
 pub struct NewJob<'a> {
@@ -85,7 +145,7 @@ impl Db {
             Backend::Sqlite => "",
         };
         let now = now_ms();
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let row: Option<JobRecord> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $2, updated_at = $1 \
              WHERE id = (SELECT id FROM jobs WHERE (state = 'queued' AND run_after <= $1) \
              OR (state = 'running' AND lease_until < $1) ORDER BY run_after LIMIT 1 {lock}) \
@@ -95,7 +155,7 @@ impl Db {
         .bind(now + lease_ms)
         .fetch_optional(self.writer())
         .await?;
-        Ok(row.as_ref().map(job_row))
+        row.map(JobRow::try_from).transpose()
     }
 
     /// Extends the lease of a job this worker still holds (its claim was attempt
@@ -172,25 +232,25 @@ impl Db {
     }
 
     /// Jobs, newest first, optionally in one state.
-    pub async fn list_jobs(&self, state: Option<&str>, limit: i64) -> Result<Vec<JobRow>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+    pub async fn list_jobs(&self, state: Option<JobState>, limit: i64) -> Result<Vec<JobRow>> {
+        let rows: Vec<JobRecord> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM jobs WHERE ($1 = '' OR state = $1) ORDER BY created_at DESC, id LIMIT $2"
         )))
-        .bind(state.unwrap_or(""))
+        .bind(state.map_or("", JobState::as_str))
         .bind(limit)
         .fetch_all(self.pool())
         .await?;
-        Ok(rows.iter().map(job_row).collect())
+        rows.into_iter().map(JobRow::try_from).collect()
     }
 
     pub async fn get_job(&self, id: &str) -> Result<Option<JobRow>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let row: Option<JobRecord> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM jobs WHERE id = $1"
         )))
         .bind(id)
         .fetch_optional(self.pool())
         .await?;
-        Ok(row.as_ref().map(job_row))
+        row.map(JobRow::try_from).transpose()
     }
 
     /// Requeues a dead job with fresh attempts. False when it is not dead.
@@ -208,12 +268,57 @@ impl Db {
     }
 
     /// Jobs per state, for queue depth.
-    pub async fn count_jobs(&self) -> Result<Vec<(String, i64)>> {
+    pub async fn count_jobs(&self) -> Result<Vec<(JobState, i64)>> {
         let rows = sqlx::query(
-            "SELECT state, CAST(COUNT(*) AS BIGINT) FROM jobs GROUP BY state ORDER BY state",
+            "SELECT state, CAST(COUNT(*) AS BIGINT) AS n FROM jobs GROUP BY state ORDER BY state",
         )
         .fetch_all(self.pool())
         .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        rows.iter()
+            .map(|r| Ok((decode(r.try_get("state")?)?, r.try_get("n")?)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_job_in_an_unknown_state_is_an_error_not_a_guess() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("ham.db").display());
+        let db = Db::connect(&url).await.unwrap();
+        db.enqueue_job(&NewJob {
+            id: "j1",
+            plugin: "p",
+            user_id: None,
+            kind: "sync",
+            payload: b"{}",
+            run_after: 0,
+            max_attempts: 3,
+        })
+        .await
+        .unwrap();
+        let job = db.get_job("j1").await.unwrap().unwrap();
+        assert_eq!(job.state, JobState::Queued);
+        assert_eq!(db.count_jobs().await.unwrap(), [(JobState::Queued, 1)]);
+        assert_eq!(
+            db.list_jobs(Some(JobState::Dead), 10).await.unwrap().len(),
+            0
+        );
+        sqlx::query("UPDATE jobs SET state = 'paused'")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        for error in [
+            db.get_job("j1").await.unwrap_err().to_string(),
+            db.count_jobs().await.unwrap_err().to_string(),
+        ] {
+            assert!(
+                error.contains("jobs.state") && error.contains("`paused`"),
+                "{error}"
+            );
+        }
     }
 }

@@ -22,12 +22,9 @@
 //!
 //! Revisions start at 1 and grow by one per write; a deleted key starts again at 1.
 
-use sqlx::Row;
+use sqlx::Row as _;
 
 use super::{Db, Result};
-use crate::runtime::Invocation;
-use crate::runtime::bindings::ham::plugin::storage::{self, Entry, KeyPage, Scope};
-use crate::runtime::bindings::ham::plugin::types::Error as GuestError;
 
 /// Longest key a plugin may use, in bytes.
 pub const MAX_KEY_BYTES: usize = 512;
@@ -67,17 +64,6 @@ pub struct Quota {
     pub total: i64,
 }
 
-impl Quota {
-    /// The quotas of a manifest's `[limits]`.
-    pub fn of(limits: &crate::plugins::manifest::Limits) -> Self {
-        const MIB: i64 = 1024 * 1024;
-        Self {
-            scope: i64::from(limits.storage_quota_mb) * MIB,
-            total: i64::from(limits.storage_total_mb()) * MIB,
-        }
-    }
-}
-
 /// What a write expects of the key it writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Expect {
@@ -92,13 +78,12 @@ enum Expect {
 impl Db {
     /// The users with rows in a plugin's user scope: who has used the plugin.
     pub async fn kv_users(&self, plugin: &str) -> Result<Vec<String>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_scalar(
             "SELECT DISTINCT owner FROM plugin_kv WHERE plugin = $1 AND owner <> '' ORDER BY owner",
         )
         .bind(plugin)
         .fetch_all(self.pool())
-        .await?;
-        Ok(rows.into_iter().map(|r| r.get::<String, _>(0)).collect())
+        .await?)
     }
 
     pub async fn kv_get(&self, scope: KvScope<'_>, key: &str) -> Result<Option<(Vec<u8>, i64)>> {
@@ -110,7 +95,10 @@ impl Db {
         .bind(key)
         .fetch_optional(self.pool())
         .await?;
-        Ok(row.map(|r| (r.get::<Vec<u8>, _>(0), r.get::<i64, _>(1))))
+        Ok(match row {
+            Some(r) => Some((r.try_get("value")?, r.try_get("revision")?)),
+            None => None,
+        })
     }
 
     /// Writes unconditionally; returns the new revision.
@@ -156,8 +144,11 @@ impl Db {
         .bind(scope.owner)
         .bind(key)
         .fetch_optional(&mut *tx)
-        .await?
-        .map(|r| (r.get::<i64, _>(0), r.get::<i64, _>(1)));
+        .await?;
+        let old: Option<(i64, i64)> = match old {
+            Some(r) => Some((r.try_get("size")?, r.try_get("revision")?)),
+            None => None,
+        };
         let expected = match (expect, old) {
             (Expect::Any, _) | (Expect::Absent, None) => true,
             (Expect::Revision(want), Some((_, revision))) => want == revision,
@@ -169,15 +160,14 @@ impl Db {
         }
         let grows = size - old.map_or(0, |(size, _)| size);
         if grows > 0 {
-            let in_scope = sqlx::query(
-                "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM plugin_kv \
+            let in_scope: i64 = sqlx::query_scalar(
+                "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) AS bytes FROM plugin_kv \
                  WHERE plugin = $1 AND owner = $2",
             )
             .bind(scope.plugin)
             .bind(scope.owner)
             .fetch_one(&mut *tx)
-            .await?
-            .get::<i64, _>(0);
+            .await?;
             if in_scope.saturating_add(grows) > quota.scope
                 || total.saturating_add(grows) > quota.total
             {
@@ -185,12 +175,12 @@ impl Db {
                 return Err(WriteError::QuotaExceeded);
             }
         }
-        let written = match old {
-            None => sqlx::query(
+        let written: i64 = match old {
+            None => sqlx::query_scalar(
                 "INSERT INTO plugin_kv (plugin, owner, key, value, size, revision) \
                  VALUES ($1, $2, $3, $4, $5, 1) RETURNING revision",
             ),
-            Some(_) => sqlx::query(
+            Some(_) => sqlx::query_scalar(
                 "UPDATE plugin_kv SET value = $4, size = $5, revision = revision + 1 \
                  WHERE plugin = $1 AND owner = $2 AND key = $3 RETURNING revision",
             ),
@@ -203,7 +193,7 @@ impl Db {
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(written.get::<i64, _>(0))
+        Ok(written)
     }
 
     pub async fn kv_delete(&self, scope: KvScope<'_>, key: &str) -> Result<bool> {
@@ -228,7 +218,7 @@ impl Db {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<String>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_scalar(
             "SELECT key FROM plugin_kv WHERE plugin = $1 AND owner = $2 \
              AND key >= $3 AND substr(key, 1, CAST($4 AS INTEGER)) = $3 AND key > $5 \
              ORDER BY key LIMIT $6",
@@ -240,30 +230,29 @@ impl Db {
         .bind(after.unwrap_or(""))
         .bind(i64::from(limit))
         .fetch_all(self.pool())
-        .await?;
-        Ok(rows.into_iter().map(|r| r.get::<String, _>(0)).collect())
+        .await?)
     }
 
     /// Bytes a plugin stores across all scopes.
     pub async fn kv_usage(&self, plugin: &str) -> Result<i64> {
-        let row = sqlx::query("SELECT bytes FROM plugin_kv_usage WHERE plugin = $1")
-            .bind(plugin)
-            .fetch_optional(self.pool())
-            .await?;
-        Ok(row.map_or(0, |r| r.get::<i64, _>(0)))
+        let bytes: Option<i64> =
+            sqlx::query_scalar("SELECT bytes FROM plugin_kv_usage WHERE plugin = $1")
+                .bind(plugin)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(bytes.unwrap_or(0))
     }
 
     /// Bytes one scope of a plugin stores.
     pub async fn kv_scope_usage(&self, scope: KvScope<'_>) -> Result<i64> {
-        let row = sqlx::query(
-            "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM plugin_kv \
+        Ok(sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) AS bytes FROM plugin_kv \
              WHERE plugin = $1 AND owner = $2",
         )
         .bind(scope.plugin)
         .bind(scope.owner)
         .fetch_one(self.pool())
-        .await?;
-        Ok(row.get::<i64, _>(0))
+        .await?)
     }
 }
 
@@ -275,175 +264,15 @@ async fn lock_plugin_usage(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     plugin: &str,
 ) -> Result<i64> {
-    let row = sqlx::query(
+    Ok(sqlx::query_scalar(
         "INSERT INTO plugin_kv_usage (plugin, bytes) VALUES ($1, 0) \
          ON CONFLICT (plugin) DO UPDATE SET bytes = plugin_kv_usage.bytes RETURNING bytes",
     )
     .bind(plugin)
     .fetch_one(&mut **tx)
-    .await?;
-    Ok(row.get::<i64, _>(0))
+    .await?)
 }
 
 fn row_size(key: &str, value: &[u8]) -> i64 {
     i64::try_from(key.len() + value.len()).unwrap_or(i64::MAX)
-}
-
-// ---- the WIT interface ----
-
-impl Invocation {
-    fn owner(&self, scope: Scope) -> Result<&str, GuestError> {
-        match scope {
-            Scope::Plugin => Ok(""),
-            Scope::User => self.acting_user(),
-        }
-    }
-
-    fn kv_scope(&self, scope: Scope) -> Result<KvScope<'_>, GuestError> {
-        Ok(KvScope {
-            plugin: &self.plugin.manifest.name,
-            owner: self.owner(scope)?,
-        })
-    }
-
-    fn quota(&self) -> Quota {
-        Quota::of(&self.plugin.manifest.limits)
-    }
-}
-
-fn check_key(key: &str) -> Result<(), GuestError> {
-    if key.is_empty() || key.len() > MAX_KEY_BYTES {
-        return Err(GuestError::InvalidArgument(format!(
-            "a key must be 1 to {MAX_KEY_BYTES} bytes, got {}",
-            key.len()
-        )));
-    }
-    // PostgreSQL cannot store NUL in text; refused on both backends alike.
-    if key.contains('\0') {
-        return Err(GuestError::InvalidArgument(
-            "a key must not contain NUL characters".into(),
-        ));
-    }
-    Ok(())
-}
-
-fn revision_in(revision: u64) -> Result<i64, GuestError> {
-    i64::try_from(revision)
-        .map_err(|_| GuestError::InvalidArgument(format!("revision {revision} is out of range")))
-}
-
-fn revision_out(revision: i64) -> u64 {
-    u64::try_from(revision).unwrap_or(0)
-}
-
-impl Invocation {
-    fn write_failed(&self, e: WriteError) -> GuestError {
-        match e {
-            WriteError::QuotaExceeded => GuestError::QuotaExceeded,
-            WriteError::Conflict => GuestError::Conflict,
-            WriteError::Db(e) => self.host_failed(e),
-        }
-    }
-}
-
-impl storage::Host for Invocation {
-    async fn get(&mut self, scope: Scope, key: String) -> Result<Option<Entry>, GuestError> {
-        check_key(&key)?;
-        let found = self.db.kv_get(self.kv_scope(scope)?, &key).await;
-        let found = found.map_err(|e| self.host_failed(e))?;
-        Ok(found.map(|(value, revision)| Entry {
-            value,
-            revision: revision_out(revision),
-        }))
-    }
-
-    async fn set(&mut self, scope: Scope, key: String, value: Vec<u8>) -> Result<u64, GuestError> {
-        check_key(&key)?;
-        let written = self
-            .db
-            .kv_set(self.kv_scope(scope)?, &key, &value, self.quota())
-            .await;
-        written.map(revision_out).map_err(|e| self.write_failed(e))
-    }
-
-    async fn delete(&mut self, scope: Scope, key: String) -> Result<bool, GuestError> {
-        check_key(&key)?;
-        let deleted = self.db.kv_delete(self.kv_scope(scope)?, &key).await;
-        deleted.map_err(|e| self.host_failed(e))
-    }
-
-    async fn list_keys(
-        &mut self,
-        scope: Scope,
-        prefix: String,
-        cursor: Option<String>,
-        limit: u32,
-    ) -> Result<KeyPage, GuestError> {
-        if limit == 0 || limit > MAX_PAGE {
-            return Err(GuestError::InvalidArgument(format!(
-                "limit must be 1 to {MAX_PAGE}, got {limit}"
-            )));
-        }
-        // One extra row tells whether another page follows.
-        let listed = self
-            .db
-            .kv_list_keys(self.kv_scope(scope)?, &prefix, cursor.as_deref(), limit + 1)
-            .await;
-        let mut keys = listed.map_err(|e| self.host_failed(e))?;
-        let cursor = if keys.len() > limit as usize {
-            keys.truncate(limit as usize);
-            keys.last().cloned()
-        } else {
-            None
-        };
-        Ok(KeyPage { keys, cursor })
-    }
-
-    async fn compare_and_swap(
-        &mut self,
-        scope: Scope,
-        key: String,
-        expected: Option<u64>,
-        value: Vec<u8>,
-    ) -> Result<u64, GuestError> {
-        check_key(&key)?;
-        let expected = expected.map(revision_in).transpose()?;
-        let written = self
-            .db
-            .kv_compare_and_swap(self.kv_scope(scope)?, &key, expected, &value, self.quota())
-            .await;
-        written.map(revision_out).map_err(|e| self.write_failed(e))
-    }
-
-    /// `set`, with the value sealed (see [`super::sealed`]) before it is stored.
-    async fn set_sealed(
-        &mut self,
-        scope: Scope,
-        key: String,
-        value: Vec<u8>,
-    ) -> Result<u64, GuestError> {
-        check_key(&key)?;
-        let kv = self.kv_scope(scope)?;
-        let sealed = self.secret.seal(kv.plugin, kv.owner, &key, &value);
-        let sealed = sealed.map_err(|e| self.host_failed(e))?;
-        let written = self.db.kv_set(kv, &key, &sealed, self.quota()).await;
-        written.map(revision_out).map_err(|e| self.write_failed(e))
-    }
-
-    async fn get_sealed(&mut self, scope: Scope, key: String) -> Result<Option<Entry>, GuestError> {
-        check_key(&key)?;
-        let kv = self.kv_scope(scope)?;
-        let found = self.db.kv_get(kv, &key).await;
-        let Some((stored, revision)) = found.map_err(|e| self.host_failed(e))? else {
-            return Ok(None);
-        };
-        let value = self
-            .secret
-            .open(kv.plugin, kv.owner, &key, &stored)
-            .map_err(|e| GuestError::InvalidArgument(format!("{key}: {e}")))?;
-        Ok(Some(Entry {
-            value,
-            revision: revision_out(revision),
-        }))
-    }
 }

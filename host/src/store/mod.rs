@@ -4,12 +4,19 @@
 //! Queries are written once in the SQL both backends accept (`$n` placeholders,
 //! `ON CONFLICT`, `RETURNING`); where the schema must differ, the two migration
 //! folders differ. Each table's queries live in the module that owns the concept.
+//!
+//! Rows are read by column name, never by position, into typed values: a private
+//! record per row shape (`#[derive(sqlx::FromRow)]`) or `row.try_get("name")`,
+//! and computed columns get an alias (`COUNT(*) AS n`). Enums stored as text are
+//! mapped both ways in [`text`], and a stored value this binary cannot read is an
+//! [`Error::Unreadable`] naming the column, never a default and never a panic.
 
 pub mod habits;
 pub mod jobs;
 pub mod kv;
 pub mod plugin_versions;
 pub mod sealed;
+pub mod text;
 pub mod users;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -41,6 +48,25 @@ pub enum Error {
         "the database schema is behind this binary (pending migrations: {0}); run `ham migrate`"
     )]
     SchemaBehind(String),
+    /// A stored value this binary cannot read: an enum name it does not know, a
+    /// number out of its type's range, aggregated text that does not parse.
+    #[error("column {column} holds `{value}`, which this binary cannot read")]
+    Unreadable { column: &'static str, value: String },
+}
+
+impl Error {
+    /// Whether a write broke a unique constraint (a name or key already taken).
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, Error::Sqlx(sqlx::Error::Database(d)) if d.is_unique_violation())
+    }
+
+    /// A stored value of `column` that did not read as its type.
+    pub fn unreadable(column: &'static str, value: impl std::fmt::Display) -> Self {
+        Error::Unreadable {
+            column,
+            value: value.to_string(),
+        }
+    }
 }
 
 /// What [`Db::open`] does about migrations.
@@ -220,19 +246,16 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// A database URL with any password replaced, for logs and errors.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
+/// A fresh row id: 128 random bits, hex (the form of `auth::new_id`, which
+/// the store, below `auth`, cannot call).
+pub fn new_id() -> String {
+    use argon2::password_hash::rand_core::{OsRng, RngCore as _};
+    let mut bytes = [0u8; 16];
+    OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
 }
+
+pub use crate::settings::redact_url;
 
 #[cfg(test)]
 mod tests {

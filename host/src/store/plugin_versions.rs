@@ -5,10 +5,25 @@
 //! version of a name is its highest stamp, and rollback re-stamps the one before it.
 //! So rollback is "undo the last activation", and history is never rewritten.
 
-use sqlx::any::AnyRow;
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::{AssertSqlSafe, Row as _};
 
+use super::text::{StoredText, decode};
 use super::{Db, Result, now_ms};
+
+/// How a version came in; stored with it (see [`super::text`] for the names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Upload,
+    Bundled,
+    Watch,
+}
+
+impl Source {
+    /// The stored name: `upload`, `bundled` or `watch`.
+    pub fn as_str(self) -> &'static str {
+        self.as_stored()
+    }
+}
 
 /// A stored plugin version, without its component bytes.
 #[derive(Debug, Clone)]
@@ -18,7 +33,7 @@ pub struct VersionRow {
     pub version: String,
     pub sha256: String,
     pub manifest: String,
-    pub source: String,
+    pub source: Source,
     pub uploaded_at: i64,
     pub activated_seq: Option<i64>,
     /// The OpenAPI operations of its routes (JSON text, as uploaded), if it has any.
@@ -28,18 +43,44 @@ pub struct VersionRow {
 const COLUMNS: &str =
     "id, name, version, sha256, manifest, source, uploaded_at, activated_seq, openapi";
 
-fn version_row(r: &AnyRow) -> VersionRow {
-    VersionRow {
-        id: r.get(0),
-        name: r.get(1),
-        version: r.get(2),
-        sha256: r.get(3),
-        manifest: r.get(4),
-        source: r.get(5),
-        uploaded_at: r.get(6),
-        activated_seq: r.get(7),
-        openapi: r.get(8),
+/// A `plugin_versions` row as stored ([`COLUMNS`]).
+#[derive(sqlx::FromRow)]
+struct VersionRecord {
+    id: i64,
+    name: String,
+    version: String,
+    sha256: String,
+    manifest: String,
+    source: String,
+    uploaded_at: i64,
+    activated_seq: Option<i64>,
+    openapi: Option<String>,
+}
+
+impl TryFrom<VersionRecord> for VersionRow {
+    type Error = super::Error;
+
+    fn try_from(r: VersionRecord) -> Result<Self> {
+        Ok(VersionRow {
+            id: r.id,
+            name: r.name,
+            version: r.version,
+            sha256: r.sha256,
+            manifest: r.manifest,
+            source: decode(&r.source)?,
+            uploaded_at: r.uploaded_at,
+            activated_seq: r.activated_seq,
+            openapi: r.openapi,
+        })
     }
+}
+
+/// A version with its component bytes.
+#[derive(sqlx::FromRow)]
+struct VersionWithComponent {
+    #[sqlx(flatten)]
+    row: VersionRecord,
+    component: Vec<u8>,
 }
 
 /// A version to store.
@@ -49,7 +90,7 @@ pub struct NewVersion<'a> {
     pub sha256: &'a str,
     pub manifest: &'a str,
     pub component: &'a [u8],
-    pub source: &'a str,
+    pub source: Source,
     /// The OpenAPI operations of its routes (JSON text), already checked.
     pub openapi: Option<&'a str>,
 }
@@ -60,10 +101,10 @@ impl Db {
     /// and whether it was newly stored.
     pub async fn store_and_activate(&self, new: &NewVersion<'_>) -> Result<(VersionRow, bool)> {
         let mut tx = self.begin_write().await?;
-        let existing = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM plugin_versions WHERE name = $1 AND sha256 = $2 AND manifest = $3 \
-             AND COALESCE(openapi, '') = COALESCE($4, '')"
-        )))
+        let existing: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM plugin_versions WHERE name = $1 AND sha256 = $2 AND manifest = $3 \
+             AND COALESCE(openapi, '') = COALESCE($4, '')",
+        )
         .bind(new.name)
         .bind(new.sha256)
         .bind(new.manifest)
@@ -71,9 +112,9 @@ impl Db {
         .fetch_optional(&mut *tx)
         .await?;
         let (id, created) = match existing {
-            Some(row) => (version_row(&row).id, false),
+            Some(id) => (id, false),
             None => {
-                let row = sqlx::query(
+                let id: i64 = sqlx::query_scalar(
                     "INSERT INTO plugin_versions (name, version, sha256, manifest, component, source, uploaded_at, openapi) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
                 )
@@ -82,35 +123,35 @@ impl Db {
                 .bind(new.sha256)
                 .bind(new.manifest)
                 .bind(new.component)
-                .bind(new.source)
+                .bind(new.source.as_stored())
                 .bind(now_ms())
                 .bind(new.openapi)
                 .fetch_one(&mut *tx)
                 .await?;
-                (row.get::<i64, _>(0), true)
+                (id, true)
             }
         };
         stamp_active(&mut tx, id, self.backend()).await?;
-        let row = sqlx::query(AssertSqlSafe(format!(
+        let row: VersionRecord = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM plugin_versions WHERE id = $1"
         )))
         .bind(id)
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok((version_row(&row), created))
+        Ok((row.try_into()?, created))
     }
 
     /// The version that was active before the current one of `name`, if any.
     pub async fn previous_version(&self, name: &str) -> Result<Option<VersionRow>> {
-        let row = sqlx::query(AssertSqlSafe(format!(
+        let row: Option<VersionRecord> = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM plugin_versions WHERE name = $1 AND activated_seq IS NOT NULL \
              ORDER BY activated_seq DESC LIMIT 1 OFFSET 1"
         )))
         .bind(name)
         .fetch_optional(self.pool())
         .await?;
-        Ok(row.as_ref().map(version_row))
+        row.map(VersionRow::try_from).transpose()
     }
 
     /// Makes a stored version the active one of its name.
@@ -123,28 +164,27 @@ impl Db {
 
     /// The active version of every plugin, with its component bytes.
     pub async fn active_versions(&self) -> Result<Vec<(VersionRow, Vec<u8>)>> {
-        let rows = sqlx::query(AssertSqlSafe(format!(
+        let rows: Vec<VersionWithComponent> = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {COLUMNS}, component FROM plugin_versions v WHERE activated_seq = \
              (SELECT MAX(activated_seq) FROM plugin_versions w WHERE w.name = v.name) ORDER BY name"
         )))
         .fetch_all(self.pool())
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (version_row(r), r.get::<Vec<u8>, _>(9)))
-            .collect())
+        rows.into_iter()
+            .map(|r| Ok((r.row.try_into()?, r.component)))
+            .collect()
     }
 
     /// The active version of one plugin, without its component.
     pub async fn active_version(&self, name: &str) -> Result<Option<VersionRow>> {
-        let row = sqlx::query(AssertSqlSafe(format!(
+        let row: Option<VersionRecord> = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM plugin_versions WHERE name = $1 AND activated_seq IS NOT NULL \
              ORDER BY activated_seq DESC LIMIT 1"
         )))
         .bind(name)
         .fetch_optional(self.pool())
         .await?;
-        Ok(row.as_ref().map(version_row))
+        row.map(VersionRow::try_from).transpose()
     }
 
     /// (name, id) of the active version of every plugin: the cheap check replicas
@@ -156,27 +196,30 @@ impl Db {
         )
         .fetch_all(self.pool())
         .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        rows.iter()
+            .map(|r| Ok((r.try_get("name")?, r.try_get("id")?)))
+            .collect()
     }
 
     /// The component bytes of one version.
     pub async fn component_bytes(&self, id: i64) -> Result<Vec<u8>> {
-        let row = sqlx::query("SELECT component FROM plugin_versions WHERE id = $1")
-            .bind(id)
-            .fetch_one(self.pool())
-            .await?;
-        Ok(row.get(0))
+        Ok(
+            sqlx::query_scalar("SELECT component FROM plugin_versions WHERE id = $1")
+                .bind(id)
+                .fetch_one(self.pool())
+                .await?,
+        )
     }
 
     /// Every stored version of a plugin, newest upload first.
     pub async fn versions(&self, name: &str) -> Result<Vec<VersionRow>> {
-        let rows = sqlx::query(AssertSqlSafe(format!(
+        let rows: Vec<VersionRecord> = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM plugin_versions WHERE name = $1 ORDER BY id DESC"
         )))
         .bind(name)
         .fetch_all(self.pool())
         .await?;
-        Ok(rows.iter().map(version_row).collect())
+        rows.into_iter().map(VersionRow::try_from).collect()
     }
 }
 

@@ -1,8 +1,5 @@
 //! Users and their sessions.
 
-use sqlx::Row;
-use sqlx::any::AnyRow;
-
 use super::{Db, Result, now_ms};
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -16,14 +13,35 @@ pub struct User {
 
 const USER_COLUMNS: &str = "id, username, email, is_admin, time_zone";
 
-fn user_row(r: &AnyRow) -> User {
-    User {
-        id: r.get(0),
-        username: r.get(1),
-        email: r.get(2),
-        is_admin: r.get::<i64, _>(3) != 0,
-        time_zone: r.get(4),
+/// A `users` row as stored ([`USER_COLUMNS`]); `is_admin` is 0 or 1.
+#[derive(sqlx::FromRow)]
+struct UserRecord {
+    id: String,
+    username: String,
+    email: Option<String>,
+    is_admin: i64,
+    time_zone: String,
+}
+
+impl From<UserRecord> for User {
+    fn from(r: UserRecord) -> Self {
+        User {
+            id: r.id,
+            username: r.username,
+            email: r.email,
+            is_admin: r.is_admin != 0,
+            time_zone: r.time_zone,
+        }
     }
+}
+
+/// A user with their password hash (none for users a proxy or an identity
+/// provider vouches for).
+#[derive(sqlx::FromRow)]
+struct UserWithPassword {
+    #[sqlx(flatten)]
+    user: UserRecord,
+    password_hash: Option<String>,
 }
 
 /// Why a user could not be created.
@@ -53,11 +71,10 @@ impl Db {
         if taken.is_some() {
             return Err(CreateUserError::Taken);
         }
-        let count: i64 = sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) FROM users")
+        let count: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM users")
             .fetch_one(&mut *tx)
             .await
-            .map_err(super::Error::from)?
-            .get(0);
+            .map_err(super::Error::from)?;
         let is_admin = make_admin || count == 0;
         sqlx::query(
             "INSERT INTO users (id, username, password_hash, is_admin, created_at) VALUES ($1, $2, $3, $4, $5)",
@@ -85,10 +102,11 @@ impl Db {
     }
 
     pub async fn count_users(&self) -> Result<i64> {
-        Ok(sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) FROM users")
-            .fetch_one(self.pool())
-            .await?
-            .get(0))
+        Ok(
+            sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM users")
+                .fetch_one(self.pool())
+                .await?,
+        )
     }
 
     /// A user and their password hash, by username.
@@ -96,13 +114,13 @@ impl Db {
         &self,
         username: &str,
     ) -> Result<Option<(User, Option<String>)>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let row: Option<UserWithPassword> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = $1"
         )))
         .bind(username)
         .fetch_optional(self.pool())
         .await?;
-        Ok(row.map(|r| (user_row(&r), r.get(5))))
+        Ok(row.map(|r| (r.user.into(), r.password_hash)))
     }
 
     /// Stores a session (by the hash of its token).
@@ -124,7 +142,7 @@ impl Db {
 
     /// The user of a live session.
     pub async fn session_user(&self, token_hash: &str) -> Result<Option<User>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let row: Option<UserRecord> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {} FROM sessions s JOIN users u ON u.id = s.user_id \
              WHERE s.token_hash = $1 AND s.expires_at > $2",
             USER_COLUMNS
@@ -137,7 +155,7 @@ impl Db {
         .bind(now_ms())
         .fetch_optional(self.pool())
         .await?;
-        Ok(row.as_ref().map(user_row))
+        Ok(row.map(User::from))
     }
 
     /// Deletes sessions that expired before now. Returns how many went.
@@ -161,11 +179,12 @@ impl Db {
 impl Db {
     /// The user's IANA time zone name.
     pub async fn user_time_zone(&self, user_id: &str) -> Result<String> {
-        let row = sqlx::query("SELECT time_zone FROM users WHERE id = $1")
-            .bind(user_id)
-            .fetch_one(self.pool())
-            .await?;
-        Ok(row.get(0))
+        Ok(
+            sqlx::query_scalar("SELECT time_zone FROM users WHERE id = $1")
+                .bind(user_id)
+                .fetch_one(self.pool())
+                .await?,
+        )
     }
 }
 
@@ -261,14 +280,14 @@ impl Db {
     }
 
     async fn user_by_identity(&self, identity: &Identity<'_>) -> Result<Option<User>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let row: Option<UserRecord> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {USER_COLUMNS} FROM users WHERE identity_issuer = $1 AND identity_subject = $2"
         )))
         .bind(identity.issuer)
         .bind(identity.subject)
         .fetch_optional(self.pool())
         .await?;
-        Ok(row.as_ref().map(user_row))
+        Ok(row.map(User::from))
     }
 
     async fn refresh_identified(&self, mut user: User, identity: &Identity<'_>) -> Result<User> {

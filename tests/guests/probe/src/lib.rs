@@ -318,6 +318,11 @@ fn habits_call(path: &str, param: &dyn Fn(&str) -> Option<String>) -> (u16, Vec<
             source: String::new(),
         })
         .map(|()| "ok".into()),
+        "/habits/uncheck" => habits::delete_entry(
+            &param("habit").unwrap_or_default(),
+            &param("date").unwrap_or_default(),
+        )
+        .map(|deleted| deleted.to_string()),
         "/habits/run" => {
             let date = param("date").unwrap_or_default();
             habits::upsert_activity(&habits::Activity {

@@ -1,0 +1,523 @@
+//! Habits and their entries (check-ins): the domain types, their JSON shape, and
+//! the rules a habit or an entry must follow. Validation lives here, once, so the
+//! API and (later) the `habits` WIT interface refuse the same things with the same
+//! words: every refusal names the field. [`Tracker`] applies them, for both.
+
+pub mod tracker;
+
+pub use tracker::{Tracker, TrackerError};
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HabitKind {
+    Boolean,
+    Measurable,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetType {
+    AtLeast,
+    AtMost,
+}
+
+/// `times` check-ins every `days` days: daily is 1/1, three times a week is 3/7.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Frequency {
+    pub times: u32,
+    pub days: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    pub value: f64,
+    #[serde(rename = "type")]
+    pub target_type: TargetType,
+}
+
+/// A habit as stored and shown.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Habit {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub color: String,
+    pub kind: HabitKind,
+    pub unit: Option<String>,
+    pub target: Option<Target>,
+    pub frequency: Frequency,
+    pub reminder: Option<String>,
+    pub archived: bool,
+    pub position: i64,
+    /// The local date it was created, `YYYY-MM-DD`.
+    pub created: String,
+}
+
+/// A create or update body. On create, `name` and `kind` are required; on update,
+/// absent fields keep their value and `null` clears an optional one.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HabitInput {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub color: Option<String>,
+    pub kind: Option<HabitKind>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, nullable)]
+    pub unit: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Target>, nullable)]
+    pub target: Option<Option<Target>>,
+    pub frequency: Option<Frequency>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, nullable, example = "07:30")]
+    pub reminder: Option<Option<String>>,
+    pub archived: Option<bool>,
+    pub position: Option<i64>,
+}
+
+/// Tells a field set to `null` (Some(None)) from an absent one (None).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// A refused value, naming the field.
+#[derive(Debug, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: &str, message: impl Into<String>) -> Self {
+        Self {
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+fn refuse<T>(field: &str, message: impl Into<String>) -> Result<T, FieldError> {
+    Err(FieldError {
+        field: field.to_string(),
+        message: message.into(),
+    })
+}
+
+/// Text is stored as given, except NUL, which PostgreSQL cannot store in text and
+/// no person types: refused on both backends alike.
+fn check_text(field: &str, value: &str) -> Result<(), FieldError> {
+    if value.contains('\0') {
+        return refuse(field, "must not contain NUL characters");
+    }
+    Ok(())
+}
+
+pub const DEFAULT_COLOR: &str = "#4f46e5";
+
+impl HabitInput {
+    /// The habit this input makes: a new one (`base` None: `id`, `created` and
+    /// `position` are the caller's) or `base` changed.
+    pub fn apply(self, base: Habit) -> Result<Habit, FieldError> {
+        let mut h = base;
+        if let Some(name) = self.name {
+            h.name = name.trim().to_string();
+        }
+        if let Some(description) = self.description {
+            h.description = description;
+        }
+        if let Some(color) = self.color {
+            h.color = color;
+        }
+        if let Some(kind) = self.kind {
+            h.kind = kind;
+        }
+        if let Some(unit) = self.unit {
+            h.unit = unit;
+        }
+        if let Some(target) = self.target {
+            h.target = target;
+        }
+        if let Some(frequency) = self.frequency {
+            h.frequency = frequency;
+        }
+        if let Some(reminder) = self.reminder {
+            h.reminder = reminder;
+        }
+        if let Some(archived) = self.archived {
+            h.archived = archived;
+        }
+        if let Some(position) = self.position {
+            h.position = position;
+        }
+        validate(&h)?;
+        Ok(h)
+    }
+}
+
+/// A blank habit for [`HabitInput::apply`] to fill on create.
+pub fn blank(id: String, created: String, position: i64) -> Habit {
+    Habit {
+        id,
+        name: String::new(),
+        description: String::new(),
+        color: DEFAULT_COLOR.to_string(),
+        kind: HabitKind::Boolean,
+        unit: None,
+        target: None,
+        frequency: Frequency { times: 1, days: 1 },
+        reminder: None,
+        archived: false,
+        position,
+        created,
+    }
+}
+
+pub fn validate(h: &Habit) -> Result<(), FieldError> {
+    check_text("name", &h.name)?;
+    check_text("description", &h.description)?;
+    if let Some(unit) = &h.unit {
+        check_text("unit", unit)?;
+    }
+    let name_len = h.name.chars().count();
+    if name_len == 0 || name_len > 100 {
+        return refuse("name", "must be 1 to 100 characters");
+    }
+    if h.description.chars().count() > 2000 {
+        return refuse("description", "must be at most 2000 characters");
+    }
+    let hex = h.color.strip_prefix('#').unwrap_or_default();
+    if hex.len() != 6 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return refuse("color", format!("`{}` is not a #rrggbb color", h.color));
+    }
+    let f = h.frequency;
+    if f.days == 0 {
+        return refuse("frequency.days", "must be at least 1");
+    }
+    if f.times == 0 {
+        return refuse("frequency.times", "must be at least 1");
+    }
+    if f.times > f.days {
+        return refuse(
+            "frequency.times",
+            format!("{} times cannot fit in {} days", f.times, f.days),
+        );
+    }
+    if f.days > 366 {
+        return refuse("frequency.days", "must be at most 366");
+    }
+    match h.kind {
+        HabitKind::Boolean => {
+            if h.target.is_some() {
+                return refuse("target", "a boolean habit has no target");
+            }
+        }
+        HabitKind::Measurable => {
+            let Some(target) = h.target else {
+                return refuse(
+                    "target",
+                    "a measurable habit needs a target {\"value\", \"type\"}",
+                );
+            };
+            if !target.value.is_finite() || target.value < 0.0 {
+                return refuse(
+                    "target.value",
+                    format!("{} must be a number of at least 0", target.value),
+                );
+            }
+            if h.unit.as_deref().is_some_and(|u| u.chars().count() > 20) {
+                return refuse("unit", "must be at most 20 characters");
+            }
+        }
+    }
+    if let Some(reminder) = &h.reminder
+        && !is_time_of_day(reminder)
+    {
+        return refuse("reminder", format!("`{reminder}` is not a time HH:MM"));
+    }
+    Ok(())
+}
+
+fn is_time_of_day(s: &str) -> bool {
+    let Some((h, m)) = s.split_once(':') else {
+        return false;
+    };
+    h.len() == 2
+        && m.len() == 2
+        && h.parse::<u8>().is_ok_and(|h| h < 24)
+        && m.parse::<u8>().is_ok_and(|m| m < 60)
+}
+
+/// An inclusive range of dates from optional ends, each a real calendar date
+/// `YYYY-MM-DD`; an open end takes in every date.
+pub fn date_range(
+    from: Option<String>,
+    to: Option<String>,
+) -> Result<(String, String), FieldError> {
+    let from = from.unwrap_or_else(|| "0001-01-01".into());
+    let to = to.unwrap_or_else(|| "9999-12-31".into());
+    for (field, value) in [("from", &from), ("to", &to)] {
+        if !is_date(value) {
+            return refuse(field, format!("`{value}` is not a date YYYY-MM-DD"));
+        }
+    }
+    Ok((from, to))
+}
+
+/// Whether `s` is a real calendar date written `YYYY-MM-DD`.
+pub fn is_date(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    let [y, m, d] = parts.as_slice() else {
+        return false;
+    };
+    if y.len() != 4 || m.len() != 2 || d.len() != 2 {
+        return false;
+    }
+    let (Ok(y), Ok(m), Ok(d)) = (y.parse::<u32>(), m.parse::<u32>(), d.parse::<u32>()) else {
+        return false;
+    };
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days_in_month = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    (1..=9999).contains(&y) && (1..=days_in_month).contains(&d)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryStatus {
+    Done,
+    Skipped,
+    /// A measured value (measurable habits).
+    Value,
+}
+
+impl EntryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryStatus::Done => "done",
+            EntryStatus::Skipped => "skipped",
+            EntryStatus::Value => "value",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "done" => Some(EntryStatus::Done),
+            "skipped" => Some(EntryStatus::Skipped),
+            "value" => Some(EntryStatus::Value),
+            _ => None,
+        }
+    }
+}
+
+/// A check-in: one per habit per local date.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Entry {
+    pub habit_id: String,
+    pub date: String,
+    pub status: EntryStatus,
+    pub value: Option<f64>,
+    pub note: Option<String>,
+    pub source: String,
+}
+
+/// An entry upsert body: `{"status": "done"}`, `{"status": "skipped"}` or
+/// `{"value": 2.5}`, each with an optional `note`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EntryInput {
+    pub status: Option<EntryStatus>,
+    pub value: Option<f64>,
+    pub note: Option<String>,
+}
+
+impl EntryInput {
+    /// The entry this input records for `habit` on `date`.
+    pub fn entry(self, habit: &Habit, date: &str, source: &str) -> Result<Entry, FieldError> {
+        if !is_date(date) {
+            return refuse("date", format!("`{date}` is not a date YYYY-MM-DD"));
+        }
+        if let Some(note) = &self.note {
+            check_text("note", note)?;
+        }
+        if self
+            .note
+            .as_deref()
+            .is_some_and(|n| n.chars().count() > 2000)
+        {
+            return refuse("note", "must be at most 2000 characters");
+        }
+        let (status, value) = match (self.status, self.value, habit.kind) {
+            (Some(EntryStatus::Skipped), None, _) => (EntryStatus::Skipped, None),
+            (Some(EntryStatus::Done), None, HabitKind::Boolean) => (EntryStatus::Done, None),
+            (None | Some(EntryStatus::Value), Some(v), HabitKind::Measurable) => {
+                if !v.is_finite() || v < 0.0 {
+                    return refuse("value", format!("{v} must be a number of at least 0"));
+                }
+                (EntryStatus::Value, Some(v))
+            }
+            (_, Some(_), HabitKind::Boolean) => {
+                return refuse("value", "a boolean habit takes status done or skipped");
+            }
+            (Some(EntryStatus::Done), _, HabitKind::Measurable) => {
+                return refuse(
+                    "status",
+                    "a measurable habit takes a value (or status skipped)",
+                );
+            }
+            (Some(_), Some(_), _) => return refuse("value", "send either a status or a value"),
+            (_, None, _) => {
+                return refuse(
+                    "status",
+                    "send {\"status\": \"done\"|\"skipped\"} or {\"value\": number}",
+                );
+            }
+        };
+        Ok(Entry {
+            habit_id: habit.id.clone(),
+            date: date.to_string(),
+            status,
+            value,
+            note: self.note,
+            source: source.to_string(),
+        })
+    }
+}
+
+/// Whether `name` is an IANA time zone this host knows (bundled tz database).
+pub fn is_time_zone(name: &str) -> bool {
+    jiff::tz::TimeZone::get(name).is_ok()
+}
+
+/// Today's date in the time zone `name` (UTC if unknown), `YYYY-MM-DD`.
+pub fn today_in(name: &str) -> String {
+    let tz = jiff::tz::TimeZone::get(name).unwrap_or(jiff::tz::TimeZone::UTC);
+    jiff::Timestamp::now()
+        .to_zoned_datetime(tz)
+        .date()
+        .to_string()
+}
+
+/// A workout, as synced from a source such as Strava.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Activity {
+    pub source: String,
+    pub external_id: String,
+    pub sport_type: String,
+    pub name: String,
+    /// Start, milliseconds since the Unix epoch (UTC).
+    pub start_utc: i64,
+    /// Local wall-clock start, `YYYY-MM-DDTHH:MM:SS`.
+    pub start_local: String,
+    pub distance_m: Option<f64>,
+    pub moving_time_s: Option<u32>,
+    pub elapsed_time_s: Option<u32>,
+    pub elevation_gain_m: Option<f64>,
+    pub average_heartrate: Option<f64>,
+}
+
+impl Activity {
+    pub fn validate(&self) -> Result<(), FieldError> {
+        for (field, value) in [
+            ("source", &self.source),
+            ("external_id", &self.external_id),
+            ("sport_type", &self.sport_type),
+        ] {
+            if value.is_empty() || value.len() > 200 {
+                return refuse(field, "must be 1 to 200 bytes");
+            }
+            check_text(field, value)?;
+        }
+        check_text("name", &self.name)?;
+        if self.name.chars().count() > 500 {
+            return refuse("name", "must be at most 500 characters");
+        }
+        let local_ok = self.start_local.get(..10).is_some_and(is_date);
+        if !local_ok {
+            return refuse(
+                "start_local",
+                format!(
+                    "`{}` is not a local time YYYY-MM-DDTHH:MM:SS",
+                    self.start_local
+                ),
+            );
+        }
+        for (field, value) in [
+            ("distance_m", self.distance_m),
+            ("elevation_gain_m", self.elevation_gain_m),
+            ("average_heartrate", self.average_heartrate),
+        ] {
+            if value.is_some_and(|v| !v.is_finite()) {
+                return refuse(field, "must be a finite number");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_must_exist() {
+        for ok in ["2024-02-29", "2026-12-31", "2000-02-29"] {
+            assert!(is_date(ok), "{ok}");
+        }
+        for bad in [
+            "2026-02-29",
+            "1900-02-29",
+            "2026-13-01",
+            "2026-04-31",
+            "2026-1-01",
+            "yesterday",
+            "2026-00-10",
+        ] {
+            assert!(!is_date(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn habit_rules_name_the_field() {
+        let input = |json: &str| serde_json::from_str::<HabitInput>(json).unwrap();
+        let base = || blank("h".into(), "2026-11-23".into(), 0);
+        let cases = [
+            (r#"{"name": ""}"#, "name"),
+            (
+                r#"{"name": "Run", "frequency": {"times": 4, "days": 3}}"#,
+                "frequency.times",
+            ),
+            (
+                r#"{"name": "Run", "frequency": {"times": 1, "days": 0}}"#,
+                "frequency.days",
+            ),
+            (r#"{"name": "W", "kind": "measurable"}"#, "target"),
+            (
+                r#"{"name": "W", "kind": "measurable", "target": {"value": -1, "type": "at_least"}}"#,
+                "target.value",
+            ),
+            (r#"{"name": "Run", "color": "red"}"#, "color"),
+            (r#"{"name": "Run", "reminder": "25:00"}"#, "reminder"),
+        ];
+        for (json, field) in cases {
+            let err = input(json).apply(base()).unwrap_err();
+            assert_eq!(err.field, field, "{json}: {err}");
+        }
+        let ok = input(
+            r#"{"name": "Water", "kind": "measurable", "unit": "l", "target": {"value": 2.0, "type": "at_least"}}"#,
+        );
+        assert!(ok.apply(base()).is_ok());
+    }
+}

@@ -1,0 +1,25 @@
+//! Host-side bindings generated from `wit/`: every HAM interface plugins may
+//! import (the `imports` world of `wit/ham.wit`, so an interface added there is
+//! here too; [`crate::capabilities`] implements each) and the exports the host
+//! calls (`job-handler`, `rules`).
+//!
+//! `llm` is linked for every component, but a component that imports it is only
+//! loaded when its manifest says `llm = true` (`LoadError::LlmNotGranted`).
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    inline: "
+        package ham:host;
+        world host {
+            include ham:plugin/imports@0.1.0;
+            export ham:plugin/job-handler@0.1.0;
+            export ham:plugin/rules@0.1.0;
+        }
+    ",
+    world: "ham:host/host",
+    imports: { default: async },
+    exports: { default: async },
+    with: {
+        "ham:plugin/llm.completion-stream": crate::llm::CompletionStream,
+    },
+});

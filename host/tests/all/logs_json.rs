@@ -1,0 +1,111 @@
+//! `HAM_LOG_FORMAT=json`: a real `ham serve` writes one JSON object per line;
+//! events in a request carry its span (method, route) and events in a plugin
+//! invocation the plugin's name and version; the admin token never shows.
+
+use crate::common;
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{ADMIN_TOKEN, client, guest, probe_manifest};
+use serde_json::Value;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_request_and_plugin_spans_and_no_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ham"))
+        .arg("serve")
+        .env_clear()
+        .env("HAM_ADDR", "127.0.0.1:0")
+        .env("HAM_DATA_DIR", dir.path())
+        .env("HAM_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("HAM_LOG_FORMAT", "json")
+        .env("HAM_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
+    }
+    let json_lines = |lines: &Arc<Mutex<Vec<String>>>| -> Vec<Value> {
+        lines
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect()
+    };
+    let addr = common::process::until(Duration::from_secs(60), "ham serving", || async {
+        json_lines(&lines)
+            .iter()
+            .find(|v| v["fields"]["message"] == "ham serving")
+            .map(|v| v["fields"]["addr"].as_str().unwrap().to_string())
+    })
+    .await;
+    let url = |path: &str| format!("http://{addr}{path}");
+
+    let response = common::upload_plugin(
+        &url(""),
+        "probe",
+        &probe_manifest("probe", "0.1.0", "one", ""),
+        guest("probe"),
+    )
+    .await;
+    assert_eq!(response.status(), 201);
+    let response = client()
+        .get(url("/plugins/probe/trap"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 500);
+
+    let failed = common::process::until(
+        Duration::from_secs(10),
+        "the failed invocation's log line",
+        || async {
+            json_lines(&lines)
+                .into_iter()
+                .find(|v| v["fields"]["message"] == "plugin invocation failed")
+        },
+    )
+    .await;
+    assert_eq!(failed["level"], "WARN");
+    let spans = failed["spans"].as_array().unwrap();
+    assert!(
+        spans.iter().any(|s| s["name"] == "request"
+            && s["method"] == "GET"
+            && s["route"] == "/plugins/probe"),
+        "{failed}"
+    );
+    assert!(
+        spans
+            .iter()
+            .any(|s| s["name"] == "plugin" && s["plugin"] == "probe" && s["version"] == "0.1.0"),
+        "{failed}"
+    );
+    let installed = json_lines(&lines)
+        .into_iter()
+        .find(|v| {
+            v["fields"]["message"] == "plugin version active" && v["fields"]["plugin"] == "probe"
+        })
+        .unwrap();
+    assert_eq!(installed["span"]["route"], "/api/admin/plugins/{name}");
+
+    let _ = child.kill();
+    let _ = child.wait();
+    let all = lines.lock().unwrap().join("\n");
+    assert!(!all.contains(ADMIN_TOKEN), "the admin token was logged");
+}
