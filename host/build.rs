@@ -93,6 +93,7 @@ fn build_web(web_dir: &Path, out_dir: &Path) -> Result<(), Box<dyn Error>> {
         "package-lock.json",
         "tsconfig.json",
         "vite.config.ts",
+        "vite.sw.config.ts",
     ] {
         // A watched path that does not exist would rerun this script on every build.
         let path = web_dir.join(watched);

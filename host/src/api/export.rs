@@ -201,6 +201,7 @@ async fn import(
                 status: Some(e.status),
                 value: e.value,
                 note: e.note.clone(),
+                tapped_at: None,
             };
             let entry = input
                 .entry(&habit, &e.date, &e.source)

@@ -13,7 +13,7 @@ use super::openapi::{ApiPath, ApiQuery};
 use super::{ApiError, ApiJson, ErrorBody};
 use crate::AppState;
 use crate::auth::CurrentUser;
-use crate::habits::{self, EntryInput, FieldError, Habit, HabitInput, TrackerError};
+use crate::habits::{self, EntryInput, EntryWrite, FieldError, Habit, HabitInput, TrackerError};
 use crate::rules::{self, StatsError};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -158,23 +158,58 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Records the entry of a date (an idempotent upsert).
+/// The entry as stored by `PUT /api/habits/{id}/entries/{date}`.
+#[derive(Serialize, ToSchema)]
+pub struct RecordedEntry {
+    #[serde(flatten)]
+    stored: habits::StoredEntry,
+    /// The entry this one overwrote when it held another status, value or note
+    /// (another device's check-in of the same day); else null.
+    replaced: Option<habits::StoredEntry>,
+}
+
+/// The 409 answer when a later tap's entry is stored: code `newer_entry`, and
+/// the entry kept.
+#[derive(Serialize, ToSchema)]
+pub struct NewerEntryBody {
+    #[serde(flatten)]
+    error: ErrorBody,
+    /// The stored entry, from a later tap, that was kept.
+    kept: habits::StoredEntry,
+}
+
+/// Records the entry of a date (an idempotent upsert). Of two taps on one day
+/// the later `tapped_at` wins, whichever reaches the server first.
 #[utoipa::path(put, path = "/habits/{id}/entries/{date}", tag = "habits",
     params(("id" = String, Path), ("date" = String, Path, format = Date, description = "a calendar date, YYYY-MM-DD")), request_body = EntryInput,
-    responses((status = 200, body = habits::Entry),
+    responses((status = 200, description = "stored; `replaced` is the overwritten entry when it differed", body = RecordedEntry),
         (status = 404, description = "`not_found`: no such habit of the user's", body = ErrorBody),
-        (status = 422, description = "`invalid_field`: not a calendar date, or an entry the habit's kind does not take; the message names the field", body = ErrorBody)))]
+        (status = 409, description = "`newer_entry`: an entry from a later tap is stored and was kept (in `kept`); nothing changed", body = NewerEntryBody),
+        (status = 422, description = "`invalid_field`: not a calendar date, an entry the habit's kind does not take, or a negative `tapped_at`; the message names the field", body = ErrorBody)))]
 async fn upsert_entry(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     ApiPath((id, date)): ApiPath<(String, String)>,
     ApiJson(input): ApiJson<EntryInput>,
-) -> Result<Json<habits::Entry>, ApiError> {
-    let entry = state
+) -> Result<Response, ApiError> {
+    let written = state
         .tracker
         .record_entry(&user.id, &id, &date, input, "manual")
         .await?;
-    Ok(Json(entry))
+    Ok(match written {
+        EntryWrite::Written { stored, replaced } => {
+            Json(RecordedEntry { stored, replaced }).into_response()
+        }
+        EntryWrite::KeptNewer(kept) => {
+            let error = ErrorBody::new(
+                "newer_entry",
+                format!(
+                    "a later check-in of {date} (from another device) is stored and was kept"
+                ),
+            );
+            (StatusCode::CONFLICT, Json(NewerEntryBody { error, kept })).into_response()
+        }
+    })
 }
 
 /// Deletes the entry of a date.

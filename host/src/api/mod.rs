@@ -73,6 +73,19 @@ pub struct ErrorBody {
     error: ErrorDetail,
 }
 
+impl ErrorBody {
+    /// The body of an error answer made by hand (one that carries more fields
+    /// beside `error`).
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
+        Self {
+            error: ErrorDetail {
+                code: code.to_string(),
+                message: message.into(),
+            },
+        }
+    }
+}
+
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// Stable, for programs: `not_found`, `invalid_field`, `plugin_trap`, ...

@@ -180,16 +180,19 @@ impl api::Host for HabitsCtx {
                 status: Some(EntryStatus::Done),
                 value: None,
                 note: e.note,
+                tapped_at: None,
             },
             EntryValue::Skipped => EntryInput {
                 status: Some(EntryStatus::Skipped),
                 value: None,
                 note: e.note,
+                tapped_at: None,
             },
             EntryValue::Value(v) => EntryInput {
                 status: None,
                 value: Some(v),
                 note: e.note,
+                tapped_at: None,
             },
         };
         let recorded = self

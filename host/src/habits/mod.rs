@@ -333,14 +333,60 @@ pub struct Entry {
     pub source: String,
 }
 
+/// An entry as stored, with the time of the tap that set it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct StoredEntry {
+    #[serde(flatten)]
+    pub entry: Entry,
+    /// When the user tapped (ms since the Unix epoch, the client's clock as sent
+    /// in `tapped_at`, or the server's when none was sent).
+    pub updated_at: i64,
+}
+
+/// What recording an entry did. Of two taps on one day the later one wins,
+/// whichever reaches the server first (two devices, one of them offline).
+#[derive(Debug, Clone, PartialEq)]
+pub enum EntryWrite {
+    /// The entry was stored; `replaced` is the entry it overwrote when that one
+    /// held another status, value or note.
+    Written {
+        stored: StoredEntry,
+        replaced: Option<StoredEntry>,
+    },
+    /// A later tap was already stored and is kept; nothing was written.
+    KeptNewer(StoredEntry),
+}
+
 /// An entry upsert body: `{"status": "done"}`, `{"status": "skipped"}` or
-/// `{"value": 2.5}`, each with an optional `note`.
+/// `{"value": 2.5}`, each with an optional `note` and `tapped_at`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EntryInput {
     pub status: Option<EntryStatus>,
     pub value: Option<f64>,
     pub note: Option<String>,
+    /// When the user tapped, ms since the Unix epoch by the client's clock
+    /// (an app sending a check-in made offline sends the time of the tap). Absent
+    /// means now; a time in the future counts as now. The later tap of a day wins:
+    /// an entry stored from a later tap is kept (409 `newer_entry`).
+    #[serde(default)]
+    #[schema(example = 1_718_000_000_000_i64)]
+    pub tapped_at: Option<i64>,
+}
+
+impl EntryInput {
+    /// The tap time to store: `tapped_at` clamped to `now` (ms since the epoch),
+    /// or `now` when absent. Refuses a negative time.
+    pub fn tap_time(&self, now: i64) -> Result<i64, FieldError> {
+        match self.tapped_at {
+            None => Ok(now),
+            Some(t) if t < 0 => refuse(
+                "tapped_at",
+                format!("{t} must be ms since the Unix epoch, at least 0"),
+            ),
+            Some(t) => Ok(t.min(now)),
+        }
+    }
 }
 
 impl EntryInput {

@@ -17,7 +17,9 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::{Activity, Entry, EntryInput, EntryStatus, FieldError, Habit, HabitInput};
+use super::{
+    Activity, Entry, EntryInput, EntryStatus, EntryWrite, FieldError, Habit, HabitInput,
+};
 use crate::store::habits::ActivityRange;
 use crate::store::{self, Db};
 use crate::wit::exports::ham::plugin::rules::DayEntry;
@@ -158,7 +160,9 @@ impl Tracker {
     }
 
     /// Records the entry of `date` (an idempotent upsert) from `source`
-    /// (`manual` for the user's own).
+    /// (`manual` for the user's own), tapped at `input.tapped_at` (absent or in the future: now). The later tap of a
+    /// day wins: when the stored entry comes from a later tap it is kept and
+    /// returned as [`EntryWrite::KeptNewer`], and nothing changes.
     pub async fn record_entry(
         &self,
         user_id: &str,
@@ -166,18 +170,21 @@ impl Tracker {
         date: &str,
         input: EntryInput,
         source: &str,
-    ) -> Result<Entry> {
+    ) -> Result<EntryWrite> {
         let habit = self.habit(user_id, habit_id).await?;
+        let tapped_at = input.tap_time(store::now_ms())?;
         let entry = input.entry(&habit, date, source)?;
-        self.db.upsert_entry(&entry).await?;
-        let value = match (entry.status, entry.value) {
-            (EntryStatus::Skipped, _) => EntryValue::Skipped,
-            (EntryStatus::Value, Some(v)) => EntryValue::Value(v),
-            _ => EntryValue::Done,
-        };
-        self.entry_changed(&entry.habit_id, &entry.date, Some(value))
-            .await;
-        Ok(entry)
+        let written = self.db.upsert_entry_tapped(&entry, tapped_at).await?;
+        if let EntryWrite::Written { .. } = written {
+            let value = match (entry.status, entry.value) {
+                (EntryStatus::Skipped, _) => EntryValue::Skipped,
+                (EntryStatus::Value, Some(v)) => EntryValue::Value(v),
+                _ => EntryValue::Done,
+            };
+            self.entry_changed(&entry.habit_id, &entry.date, Some(value))
+                .await;
+        }
+        Ok(written)
     }
 
     /// Deletes the entry of `date`; `false` when there was none.

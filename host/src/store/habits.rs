@@ -2,9 +2,10 @@
 //! so another user's id is simply not found.
 
 use super::text::{StoredText, decode};
-use super::{Db, Error, Result, now_ms};
+use super::{Backend, Db, Error, Result, now_ms};
 use crate::habits::{
-    Activity, Entry, EntryStatus, Frequency, Habit, HabitKind, Target, TargetType,
+    Activity, Entry, EntryStatus, EntryWrite, Frequency, Habit, HabitKind, StoredEntry, Target,
+    TargetType,
 };
 use crate::wit::exports::ham::plugin::rules::DayEntry;
 use crate::wit::ham::plugin::habits::EntryValue;
@@ -131,6 +132,25 @@ impl TryFrom<EntryRecord> for Entry {
             value: r.value,
             note: r.note,
             source: r.source,
+        })
+    }
+}
+
+/// An `entries` row with its `updated_at`.
+#[derive(sqlx::FromRow)]
+struct TimedEntryRecord {
+    #[sqlx(flatten)]
+    entry: EntryRecord,
+    updated_at: i64,
+}
+
+impl TryFrom<TimedEntryRecord> for StoredEntry {
+    type Error = Error;
+
+    fn try_from(r: TimedEntryRecord) -> Result<Self> {
+        Ok(StoredEntry {
+            entry: r.entry.try_into()?,
+            updated_at: r.updated_at,
         })
     }
 }
@@ -393,6 +413,72 @@ impl Db {
             .execute(executor)
             .await?;
         Ok(())
+    }
+
+    /// Records an entry tapped at `tapped_at` (ms since the epoch, its
+    /// `updated_at`) unless the stored entry of that day comes from a later tap:
+    /// the later tap wins, whichever arrives first. One transaction reads the
+    /// stored entry (locked on PostgreSQL) and upserts with
+    /// `ON CONFLICT ... DO UPDATE ... WHERE entries.updated_at <= excluded.updated_at`,
+    /// so nothing is written (no revision bump either) when the stored one wins.
+    pub async fn upsert_entry_tapped(&self, e: &Entry, tapped_at: i64) -> Result<EntryWrite> {
+        let mut tx = self.begin_write().await?;
+        let lock = match self.backend() {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        };
+        let select = format!(
+            "SELECT habit_id, date, status, value, note, source, updated_at FROM entries \
+             WHERE habit_id = $1 AND date = $2{lock}"
+        );
+        let previous: Option<TimedEntryRecord> = sqlx::query_as(&select)
+            .bind(&e.habit_id)
+            .bind(&e.date)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let query = sqlx::query(
+            "INSERT INTO entries (habit_id, date, status, value, note, source, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (habit_id, date) DO UPDATE \
+             SET status = excluded.status, value = excluded.value, note = excluded.note, \
+             source = excluded.source, updated_at = excluded.updated_at \
+             WHERE entries.updated_at <= excluded.updated_at",
+        )
+        .bind(&e.habit_id)
+        .bind(&e.date)
+        .bind(e.status.as_str());
+        let done = bind_f64(query, e.value)
+            .bind(e.note.as_deref())
+            .bind(&e.source)
+            .bind(tapped_at)
+            .execute(&mut *tx)
+            .await?;
+        let written = if done.rows_affected() > 0 {
+            let replaced = match previous {
+                Some(p) => Some(StoredEntry::try_from(p)?),
+                None => None,
+            }
+            .filter(|p| {
+                (p.entry.status, p.entry.value, &p.entry.note) != (e.status, e.value, &e.note)
+            });
+            EntryWrite::Written {
+                stored: StoredEntry {
+                    entry: e.clone(),
+                    updated_at: tapped_at,
+                },
+                replaced,
+            }
+        } else {
+            // Not written: a later tap is stored. Read it again, for the row may
+            // have been inserted by another writer after the first read.
+            let kept: TimedEntryRecord = sqlx::query_as(&select)
+                .bind(&e.habit_id)
+                .bind(&e.date)
+                .fetch_one(&mut *tx)
+                .await?;
+            EntryWrite::KeptNewer(kept.try_into()?)
+        };
+        tx.commit().await?;
+        Ok(written)
     }
 
     pub async fn delete_entry(&self, habit_id: &str, date: &str) -> Result<bool> {

@@ -11,6 +11,7 @@ import { Icon } from './components/Icons';
 import { Link } from './components/Link';
 import { ConfirmProvider } from './components/Modal';
 import { ErrorBox, Loading } from './components/Status';
+import { PendingSync } from './components/PendingSync';
 import { ToastProvider } from './components/Toast';
 import { SignIn } from './screens/SignIn';
 import { Today } from './screens/Today';
@@ -55,6 +56,7 @@ function Signed() {
   }
   return (
     <Shell user={me.data}>
+      <PendingSync user={me.data} />
       <Screen user={me.data} />
     </Shell>
   );

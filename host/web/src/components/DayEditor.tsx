@@ -11,7 +11,7 @@ import { Modal } from './Modal';
 
 type Choice = 'done' | 'skipped' | 'none' | 'value';
 
-export function DayEditor({ habit, date, today, entry, onSave, onClose }: { habit: Habit; date: string; today: string; entry: Entry | undefined; onSave: (input: EntryInput | null) => void; onClose: () => void }) {
+export function DayEditor({ habit, date, today, entry, pending = false, onSave, onClose }: { habit: Habit; date: string; today: string; entry: Entry | undefined; pending?: boolean; onSave: (input: EntryInput | null) => void; onClose: () => void }) {
   const measurable = habit.kind === 'measurable';
   const [choice, setChoice] = useState<Choice>(entry?.status === 'skipped' ? 'skipped' : measurable ? 'value' : entry ? 'done' : 'none');
   const [value, setValue] = useState(entry?.status === 'value' && entry.value !== null ? formatNumber(entry.value) : '');
@@ -47,6 +47,11 @@ export function DayEditor({ habit, date, today, entry, onSave, onClose }: { habi
   return (
     <Modal title={habit.name} subtitle={when + (measurable && habit.target ? ` · goal ${describeTarget(habit)}` : '')} onClose={onClose} className="day-editor">
       <form onSubmit={save} className="stack" noValidate>
+        {pending && (
+          <p className="notice pending-note" data-testid="pending-note">
+            <span className="pending-mark" aria-hidden="true" /> Not sent yet: this day's check-in is kept on this device and sent when the connection returns.
+          </p>
+        )}
         {measurable ? (
           <>
             <div className="field">

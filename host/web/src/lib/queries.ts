@@ -1,6 +1,8 @@
 // Data from the host through TanStack Query: one hook per resource, keys in one place.
 import { keepPreviousData, QueryClient, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { api, ApiError } from './api';
+import { pendingStore, queueCheckIn, sendPending } from './offline';
+import { entryOf, pendingKey, send, withPending, type Outcome, type PendingCheckIn } from './pending';
 import type { AuthConfig, Entry, EntryInput, Habit, HabitStats, HabitStatsSummary, User } from './types';
 
 export function makeQueryClient(): QueryClient {
@@ -11,6 +13,9 @@ export function makeQueryClient(): QueryClient {
         // A client error will not change on retry; a network blip may.
         retry: (count, error) => !(error instanceof ApiError && error.status >= 400 && error.status < 500) && count < 2,
         refetchOnWindowFocus: true,
+        // Ask even when the browser says it is offline: the service worker
+        // answers with the last data seen.
+        networkMode: 'offlineFirst',
       },
     },
   });
@@ -45,12 +50,18 @@ export function useHabit(id: string) {
   return useQuery({ queryKey: keys.habit(id), queryFn: () => api<Habit>(`/api/habits/${encodeURIComponent(id)}`), enabled: id !== '' });
 }
 
-/** The query for a habit's entries from `from` to `to` (both included). */
+/**
+ * The query for a habit's entries from `from` to `to` (both included), with the
+ * check-ins still pending on this device shown as they will be.
+ */
 export function entriesQuery(id: string, from: string, to: string) {
   return {
     queryKey: keys.entries(id, from, to),
-    queryFn: async () =>
-      (await api<{ entries: Entry[] }>(`/api/habits/${encodeURIComponent(id)}/entries?from=${from}&to=${to}`)).entries,
+    queryFn: async () => {
+      const { entries } = await api<{ entries: Entry[] }>(`/api/habits/${encodeURIComponent(id)}/entries?from=${from}&to=${to}`);
+      const pending = await pendingStore.all().catch(() => []);
+      return withPending(entries, pending, id, from, to);
+    },
   };
 }
 
@@ -85,6 +96,8 @@ export interface EntryChange {
   date: string;
   /** null deletes the day's entry. */
   input: EntryInput | null;
+  /** The day's entry as shown when tapped (to tell another device's from it). */
+  seen?: Entry | null;
 }
 
 function applyChange(entries: Entry[] | undefined, change: EntryChange, from?: string, to?: string): Entry[] | undefined {
@@ -92,31 +105,44 @@ function applyChange(entries: Entry[] | undefined, change: EntryChange, from?: s
   if (from && to && (change.date < from || change.date > to)) return entries;
   const rest = entries.filter((e) => e.date !== change.date);
   if (!change.input) return rest;
-  const input = change.input;
-  const entry: Entry = {
-    habit_id: change.habit.id,
-    date: change.date,
-    status: 'value' in input ? 'value' : input.status,
-    value: 'value' in input ? input.value : null,
-    note: input.note ?? null,
-    source: 'manual',
-  };
-  return [...rest, entry].sort((a, b) => a.date.localeCompare(b.date));
+  return [...rest, entryOf(change.habit.id, change.date, change.input)].sort((a, b) => a.date.localeCompare(b.date));
 }
 
-/** Records or clears a check-in, shown at once and corrected by the server's answer. */
+/**
+ * Records or clears a check-in, shown at once. It is kept on this device first
+ * (lib/offline.ts) and sent with the time of the tap; without a connection it
+ * stays pending and resolves `unsent` (no error: it is sent later). The answer
+ * is an Outcome: `kept-newer` when another device's later tap won.
+ */
 export function useSetEntry() {
   const qc = useQueryClient();
   return useMutation({
-    mutationFn: async (change: EntryChange) => {
-      const path = `/api/habits/${encodeURIComponent(change.habit.id)}/entries/${change.date}`;
-      if (change.input) return api<Entry>(path, { method: 'PUT', body: change.input });
+    // Offline is handled here (pending), not by pausing the mutation.
+    networkMode: 'always',
+    mutationFn: async (change: EntryChange): Promise<Outcome> => {
+      const me = qc.getQueryData<User>(keys.me);
+      const item: PendingCheckIn = {
+        key: pendingKey(change.habit.id, change.date),
+        user_id: me?.id ?? '',
+        habit_id: change.habit.id,
+        habit_name: change.habit.name,
+        date: change.date,
+        input: change.input,
+        tapped_at: Date.now(),
+        seen: change.seen ?? null,
+      };
+      let outcome: Outcome;
       try {
-        await api<null>(path, { method: 'DELETE' });
-      } catch (e) {
-        if (!(e instanceof ApiError && e.status === 404)) throw e;
+        await queueCheckIn(item);
+        const outcomes = await sendPending(item.user_id);
+        outcome = outcomes.find((o) => o.item.key === item.key && o.item.tapped_at === item.tapped_at) ?? { kind: 'unsent', item };
+      } catch {
+        // Nowhere to keep it (IndexedDB refused): send it now or fail as before.
+        outcome = await send(item, (url, init) => fetch(url, init));
+        if (outcome.kind === 'unsent') throw new ApiError(0, 'network', 'The server cannot be reached. Check that ham is running.');
       }
-      return null;
+      if (outcome.kind === 'refused') throw new ApiError(422, 'refused', outcome.message);
+      return outcome;
     },
     onMutate: async (change) => {
       await qc.cancelQueries({ queryKey: ['entries', change.habit.id] });

@@ -12,6 +12,8 @@ import { explainText } from '../lib/errors';
 import { count, formatNumber, isDaily, progressText } from '../lib/format';
 import { describeFrequency, describeTarget } from '../lib/habitForm';
 import { keys, useEntries, useHabit, useHabitStats, useSetEntry } from '../lib/queries';
+import { isPending, offlineWords, usePending } from '../lib/offline';
+import { entryOf } from '../lib/pending';
 import { navigate, useTitle } from '../lib/router';
 import type { Entry, EntryInput, Habit, User } from '../lib/types';
 import { Heatmap, ScoreChart, ScoreRing, type HeatCell } from '../components/Charts';
@@ -49,6 +51,7 @@ function Detail({ habit, today }: { habit: Habit; today: string }) {
   const entries = useEntries(habit.id, from, today);
   const stats = useHabitStats(habit.id, addDays(today, -(days - 1)), today);
   const setEntry = useSetEntry();
+  const pending = usePending();
   const [page, setPage] = useState(0);
   const [editing, setEditing] = useState<string | null>(null);
   const map = byDate(entries.data ?? []);
@@ -98,9 +101,11 @@ function Detail({ habit, today }: { habit: Habit; today: string }) {
     }
   };
   const change = (date: string, input: EntryInput | null) => {
-    const undoInput = entryToInput(map.get(date));
-    toast({ message: `${habit.name}: ${changeWords(habit, date, today, input)}`, undo: () => setEntry.mutateAsync({ habit, date, input: undoInput }) });
-    setEntry.mutate({ habit, date, input }, { onError: (e) => toast({ message: explainText(e, `save ${habit.name} for ${dayLabel(date)}`) }) });
+    const seen = map.get(date) ?? null;
+    const undoInput = entryToInput(seen ?? undefined);
+    const made = input ? entryOf(habit.id, date, input) : null;
+    toast({ message: `${habit.name}: ${changeWords(habit, date, today, input)}${offlineWords()}`, undo: () => setEntry.mutateAsync({ habit, date, input: undoInput, seen: made }) });
+    setEntry.mutate({ habit, date, input, seen }, { onError: (e) => toast({ message: explainText(e, `save ${habit.name} for ${dayLabel(date)}`) }) });
   };
 
   const sorted = [...(entries.data ?? [])].reverse();
@@ -244,6 +249,7 @@ function Detail({ habit, today }: { habit: Habit; today: string }) {
           date={editing}
           today={today}
           entry={map.get(editing)}
+          pending={isPending(pending, habit.id, editing)}
           onClose={() => setEditing(null)}
           onSave={(input) => {
             const date = editing;

@@ -2,6 +2,7 @@
 // administrator's screens, and signing out.
 import { useQueryClient } from '@tanstack/react-query';
 import { api } from '../lib/api';
+import { signedOut } from '../lib/offline';
 import { useTitle } from '../lib/router';
 import type { User } from '../lib/types';
 import { Link } from '../components/Link';
@@ -13,8 +14,10 @@ export function More({ user }: { user: User }) {
     try {
       await api<null>('/api/auth/logout', { method: 'POST' });
     } finally {
-      // A fresh start: nothing of this user stays in memory.
+      // A fresh start: nothing of this user stays in memory, nor in the
+      // service worker's cache.
       qc.clear();
+      await signedOut();
       window.location.assign('/');
     }
   };

@@ -19,6 +19,8 @@ import { describeFrequency, describeTarget } from '../lib/habitForm';
 import { entriesQuery, keys, useAllStats, useHabits, useSetEntry } from '../lib/queries';
 import { navigate, useTitle } from '../lib/router';
 import { useWidth } from '../lib/useWidth';
+import { isPending, offlineWords, usePending } from '../lib/offline';
+import { entryOf } from '../lib/pending';
 import type { Entry, EntryInput, Habit, HabitStatsSummary, User } from '../lib/types';
 import { DayEditor } from '../components/DayEditor';
 import { Explain, SCORE_WORDS, SKIP_WORDS, STREAK_WORDS } from '../components/Explain';
@@ -67,6 +69,7 @@ export function Today({ user }: { user: User }) {
   const setEntry = useSetEntry();
   const toast = useToast();
   const [editing, setEditing] = useState<Editing | null>(null);
+  const pending = usePending();
 
   const maps = new Map<string, Map<string, Entry>>();
   list.forEach((h, i) => maps.set(h.id, byDate(entryQueries[i]?.data ?? [])));
@@ -98,12 +101,13 @@ export function Today({ user }: { user: User }) {
   const change = (habit: Habit, date: string, input: EntryInput | null) => {
     const previous = maps.get(habit.id)?.get(date);
     const undoInput = entryToInput(previous);
+    const made = input ? entryOf(habit.id, date, input) : null;
     toast({
-      message: `${habit.name}: ${changeWords(habit, date, today, input)}`,
-      undo: () => setEntry.mutateAsync({ habit, date, input: undoInput }),
+      message: `${habit.name}: ${changeWords(habit, date, today, input)}${offlineWords()}`,
+      undo: () => setEntry.mutateAsync({ habit, date, input: undoInput, seen: made }),
     });
     setEntry.mutate(
-      { habit, date, input },
+      { habit, date, input, seen: previous ?? null },
       { onError: (e) => toast({ message: explainText(e, `save ${habit.name} for ${date === today ? 'today' : dayLabel(date)}`) }) },
     );
   };
@@ -157,6 +161,7 @@ export function Today({ user }: { user: User }) {
                 error={entryQueries[list.indexOf(h)]?.error ?? null}
                 standing={standings.get(h.id)!}
                 stats={stats.data?.get(h.id)}
+                pending={(date) => isPending(pending, h.id, date)}
                 onChange={change}
                 onEdit={(date) => setEditing({ habit: h, date })}
               />
@@ -178,6 +183,7 @@ export function Today({ user }: { user: User }) {
           date={editing.date}
           today={today}
           entry={maps.get(editing.habit.id)?.get(editing.date)}
+          pending={isPending(pending, editing.habit.id, editing.date)}
           onClose={() => setEditing(null)}
           onSave={(input) => {
             const { habit, date } = editing;
@@ -198,6 +204,7 @@ function HabitRow({
   error,
   standing: st,
   stats,
+  pending,
   onChange,
   onEdit,
 }: {
@@ -208,6 +215,8 @@ function HabitRow({
   error: unknown;
   standing: Standing;
   stats: HabitStatsSummary | undefined;
+  /** Whether the check-in of `date` waits on this device for the server. */
+  pending: (date: string) => boolean;
   onChange: (habit: Habit, date: string, input: EntryInput | null) => void;
   onEdit: (date: string) => void;
 }) {
@@ -249,6 +258,8 @@ function HabitRow({
   const streak = stats && daily ? streakText(stats.current_streak, skipsInStreak(habit, entries, today, stats.current_streak)) : null;
   const progress = !daily || measurable ? progressText(habit, st.window) : null;
   const value = dayValue(todayEntry);
+  const todayPending = pending(today);
+  const notSent = ' (not sent yet)';
 
   return (
     <li className="habit-row" style={{ '--habit-color': habit.color, '--habit-glyph': glyphOn(habit.color), '--days': days.length } as React.CSSProperties}>
@@ -290,10 +301,10 @@ function HabitRow({
         {measurable ? (
           <button
             type="button"
-            className={`today-control measure state-${state}`}
+            className={`today-control measure state-${state}` + (todayPending ? ' is-pending' : '')}
             data-testid="today-control"
             aria-haspopup="dialog"
-            aria-label={`${habit.name} today: ${todayEntry ? describeEntry(habit, todayEntry) : 'nothing yet'}${habit.target ? `, goal ${describeTarget(habit)}` : ''}. Change`}
+            aria-label={`${habit.name} today: ${todayEntry ? describeEntry(habit, todayEntry) : 'nothing yet'}${habit.target ? `, goal ${describeTarget(habit)}` : ''}${todayPending ? notSent : ''}. Change`}
             onClick={() => tap(today)}
           >
             {state === 'skipped' || !todayEntry ? (
@@ -312,11 +323,13 @@ function HabitRow({
                 )}
               </>
             )}
+            {todayPending && <PendingMark />}
           </button>
         ) : (
           <>
-            <button type="button" className={`today-control state-${state}`} data-testid="today-control" aria-pressed={state === 'done'} aria-label={`${habit.name}: done today`} onClick={() => tap(today)}>
+            <button type="button" className={`today-control state-${state}` + (todayPending ? ' is-pending' : '')} data-testid="today-control" aria-pressed={state === 'done'} aria-label={`${habit.name}: done today`} aria-describedby={todayPending ? 'pending-words' : undefined} onClick={() => tap(today)}>
               <span aria-hidden="true">{state === 'done' ? '✓' : state === 'skipped' ? '–' : ''}</span>
+              {todayPending && <PendingMark />}
             </button>
             <button type="button" className="icon-button" aria-haspopup="dialog" aria-label={`More for ${habit.name} today: skip or add a note`} onClick={() => onEdit(today)}>
               <span aria-hidden="true">⋯</span>
@@ -328,6 +341,7 @@ function HabitRow({
         {days.map((d, i) => {
           const entry = entries.get(d);
           const s = cellState(habit, entry);
+          const waiting = pending(d);
           return (
             <button
               key={d}
@@ -335,8 +349,8 @@ function HabitRow({
                 cells.current[i] = el;
               }}
               type="button"
-              className={`cell cell-${s}` + (d === today ? ' cell-today' : '')}
-              aria-label={`${habit.name}, ${dayLabel(d)}${d === today ? ' (today)' : ''}: ${describeEntry(habit, entry)}`}
+              className={`cell cell-${s}` + (d === today ? ' cell-today' : '') + (waiting ? ' is-pending' : '')}
+              aria-label={`${habit.name}, ${dayLabel(d)}${d === today ? ' (today)' : ''}: ${describeEntry(habit, entry)}${waiting ? notSent : ''}`}
               aria-haspopup={measurable ? 'dialog' : undefined}
               title={`${dayLabel(d)}: ${describeEntry(habit, entry)}${entry?.note ? ` (${entry.note})` : ''}`}
               tabIndex={i === days.length - 1 ? 0 : -1}
@@ -362,6 +376,7 @@ function HabitRow({
                 {cellGlyph(s, entry)}
               </span>
               {entry?.note && <span className="cell-note" aria-hidden="true" />}
+              {waiting && <PendingMark />}
             </button>
           );
         })}
@@ -369,6 +384,11 @@ function HabitRow({
       {error ? <ErrorBox error={error} action={`load the check-ins of ${habit.name}`} /> : null}
     </li>
   );
+}
+
+/** The mark of a check-in kept on this device until the server has it. */
+function PendingMark() {
+  return <span className="pending-mark" data-testid="pending-mark" aria-hidden="true" title="Not sent yet" />;
 }
 
 function cellGlyph(state: string, entry: Entry | undefined): string {
