@@ -423,15 +423,18 @@ impl Db {
     /// so nothing is written (no revision bump either) when the stored one wins.
     pub async fn upsert_entry_tapped(&self, e: &Entry, tapped_at: i64) -> Result<EntryWrite> {
         let mut tx = self.begin_write().await?;
-        let lock = match self.backend() {
-            Backend::Postgres => " FOR UPDATE",
-            Backend::Sqlite => "",
+        // PostgreSQL locks the row; SQLite's write transaction holds the database.
+        let select = match self.backend() {
+            Backend::Postgres => concat!(
+                "SELECT habit_id, date, status, value, note, source, updated_at FROM entries ",
+                "WHERE habit_id = $1 AND date = $2 FOR UPDATE"
+            ),
+            Backend::Sqlite => concat!(
+                "SELECT habit_id, date, status, value, note, source, updated_at FROM entries ",
+                "WHERE habit_id = $1 AND date = $2"
+            ),
         };
-        let select = format!(
-            "SELECT habit_id, date, status, value, note, source, updated_at FROM entries \
-             WHERE habit_id = $1 AND date = $2{lock}"
-        );
-        let previous: Option<TimedEntryRecord> = sqlx::query_as(&select)
+        let previous: Option<TimedEntryRecord> = sqlx::query_as(select)
             .bind(&e.habit_id)
             .bind(&e.date)
             .fetch_optional(&mut *tx)
@@ -470,7 +473,7 @@ impl Db {
         } else {
             // Not written: a later tap is stored. Read it again, for the row may
             // have been inserted by another writer after the first read.
-            let kept: TimedEntryRecord = sqlx::query_as(&select)
+            let kept: TimedEntryRecord = sqlx::query_as(select)
                 .bind(&e.habit_id)
                 .bind(&e.date)
                 .fetch_one(&mut *tx)

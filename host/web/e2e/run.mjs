@@ -782,6 +782,67 @@ async function main() {
     expect(unexpected.length === 0, `console errors:\n${unexpected.join('\n')}`);
   });
 
+  await step('installable: the manifest, icons and service worker load, and Chromium can install the app', page, async () => {
+    const m = await page.request.get('/manifest.webmanifest');
+    expect(m.ok() && m.headers()['content-type'] === 'application/manifest+json', `manifest: ${m.status()} ${m.headers()['content-type']}`);
+    const manifest = await m.json();
+    expect(manifest.name === 'HAM' && manifest.short_name && manifest.display === 'standalone' && manifest.start_url === '/' && manifest.scope === '/', `manifest: ${JSON.stringify(manifest)}`);
+    for (const size of [192, 512]) {
+      for (const purpose of ['any', 'maskable']) {
+        const icon = manifest.icons.find((i) => i.sizes === `${size}x${size}` && i.purpose === purpose);
+        expect(icon, `no ${purpose} icon of ${size} px`);
+        const r = await page.request.get(icon.src);
+        const png = await r.body();
+        expect(r.ok() && r.headers()['content-type'] === 'image/png', `${icon.src}: ${r.status()} ${r.headers()['content-type']}`);
+        expect(png.readUInt32BE(16) === size && png.readUInt32BE(20) === size, `${icon.src} is not ${size} px square`);
+      }
+    }
+    const sw = await page.request.get('/sw.js');
+    expect(sw.ok() && sw.headers()['content-type'].startsWith('text/javascript') && sw.headers()['cache-control'] === 'no-cache', `sw.js: ${sw.status()} ${JSON.stringify(sw.headers())}`);
+    await go('/');
+    await page.waitForFunction(() => navigator.serviceWorker.controller !== null, null, { timeout: 30_000 });
+    const cdp = await context.newCDPSession(page);
+    try {
+      const { installabilityErrors } = await cdp.send('Page.getInstallabilityErrors');
+      expect(installabilityErrors.length === 0, `installability errors: ${JSON.stringify(installabilityErrors)}`);
+      const { errors } = await cdp.send('Page.getAppManifest');
+      expect(errors.length === 0, `manifest errors: ${JSON.stringify(errors)}`);
+    } finally {
+      await cdp.detach();
+    }
+  });
+
+  await step('offline: the app opens without a network; a check-in waits, marked, and is sent when back online', page, async () => {
+    const created = await page.request.post('/api/habits', { data: { name: 'Stretch', kind: 'boolean' } });
+    expect(created.ok(), `create Stretch: ${created.status()}`);
+    // One visit with the service worker in control keeps the screens' data.
+    await go('/');
+    await todayControl('Stretch').waitFor();
+    const day = addDays(today, -2);
+    const cellNamed = (words) => page.getByRole('button', { name: `Stretch, ${dayLabel(day)}: ${words}`, exact: true });
+    try {
+      await context.setOffline(true);
+      await page.reload();
+      await ready();
+      await todayControl('Stretch').waitFor();
+      await cellNamed('not checked in').click();
+      await cellNamed('done (not sent yet)').waitFor();
+      await page.getByTestId('pending-banner').waitFor();
+      await shot('17-offline-pending');
+      expect((await entryOn('Stretch', day)) === undefined, 'the check-in reached the server while offline');
+      // A reload while still offline keeps it, pending.
+      await page.reload();
+      await ready();
+      await cellNamed('done (not sent yet)').waitFor();
+    } finally {
+      await context.setOffline(false);
+    }
+    await cellNamed('done').waitFor({ timeout: 30_000 });
+    await waitFor(async () => (await entryOn('Stretch', day))?.status === 'done', 'the offline check-in on the server', 30_000);
+    await page.getByTestId('pending-banner').waitFor({ state: 'detached' });
+    expect((await page.getByTestId('pending-mark').count()) === 0, 'a pending mark stays after sending');
+  });
+
   await step('forward-auth: the proxy signs the user in, no sign-in form', page, async () => {
     // A second server behind a "proxy" on loopback (trusted); the browser sends
     // the header Authentik would add.
