@@ -203,9 +203,7 @@ async fn upsert_entry(
         EntryWrite::KeptNewer(kept) => {
             let error = ErrorBody::new(
                 "newer_entry",
-                format!(
-                    "a later check-in of {date} (from another device) is stored and was kept"
-                ),
+                format!("a later check-in of {date} (from another device) is stored and was kept"),
             );
             (StatusCode::CONFLICT, Json(NewerEntryBody { error, kept })).into_response()
         }

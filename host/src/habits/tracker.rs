@@ -17,9 +17,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::{
-    Activity, Entry, EntryInput, EntryStatus, EntryWrite, FieldError, Habit, HabitInput,
-};
+use super::{Activity, Entry, EntryInput, EntryStatus, EntryWrite, FieldError, Habit, HabitInput};
 use crate::store::habits::ActivityRange;
 use crate::store::{self, Db};
 use crate::wit::exports::ham::plugin::rules::DayEntry;

@@ -70,7 +70,10 @@ async fn later_tap_story(backend: Backend) {
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"]["code"], "newer_entry");
     assert_eq!(
-        (body["kept"]["value"].as_f64(), body["kept"]["updated_at"].as_i64()),
+        (
+            body["kept"]["value"].as_f64(),
+            body["kept"]["updated_at"].as_i64()
+        ),
         (Some(1.5), Some(t2))
     );
     let (_, after) = alice.json(&server, Method::GET, &stats_path, None).await;
