@@ -7,7 +7,10 @@
 //! - `/assets/*` are content-hashed by the bundler: `Cache-Control: public,
 //!   max-age=31536000, immutable`. Any other file (`index.html`, icons) is
 //!   `no-cache`: the browser revalidates it (an `ETag` makes that a 304) so a new
-//!   binary's app is picked up on the next load.
+//!   binary's app is picked up on the next load. That includes the service worker
+//!   `/sw.js` (at the root, so its scope is the whole app; the browser sees each
+//!   new one), the web app manifest `/manifest.webmanifest`
+//!   (`application/manifest+json`) and the icons `/icons/*.png`.
 //! - A `GET` or `HEAD` for one of the app's screens ([`APP_ROUTES`], the same list
 //!   as `host/web/src/lib/routes.ts`, which a unit test there compares) gets
 //!   `index.html` with 200, so every screen reloads and every link to one opens.
