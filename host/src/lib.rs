@@ -130,10 +130,7 @@ impl AppState {
             evaluator,
             login_limiter: Default::default(),
             reminders,
-            done_link_limiter: Arc::new(auth::LoginLimiter::new(
-                auth::login::MAX_TRACKED_KEYS,
-                1,
-            )),
+            done_link_limiter: Arc::new(auth::LoginLimiter::new(auth::login::MAX_TRACKED_KEYS, 1)),
         })
     }
 }

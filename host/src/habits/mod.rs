@@ -323,10 +323,7 @@ pub fn validate_reminders(reminders: &[Reminder]) -> Result<(), FieldError> {
         if let Some(j) = clash {
             return refuse(
                 &format!("reminders[{i}].time"),
-                format!(
-                    "{} is already reminders[{j}] on a same weekday",
-                    r.time
-                ),
+                format!("{} is already reminders[{j}] on a same weekday", r.time),
             );
         }
     }

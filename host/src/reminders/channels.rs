@@ -89,8 +89,7 @@ fn is_web_url(url: &str) -> bool {
     let Ok(uri) = url.parse::<http::Uri>() else {
         return false;
     };
-    matches!(uri.scheme_str(), Some("http" | "https"))
-        && uri.host().is_some_and(|h| !h.is_empty())
+    matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some_and(|h| !h.is_empty())
 }
 
 fn validate(input: &ChannelsInput) -> Result<(), FieldError> {
@@ -223,7 +222,14 @@ mod tests {
         for ok in ["https://ntfy.sh/topic", "http://10.0.0.2:8080/hook?x=1"] {
             assert!(is_web_url(ok), "{ok}");
         }
-        for bad in ["ftp://x/y", "https://", "ntfy.sh/topic", "", "javascript:alert(1)", "https:///path"] {
+        for bad in [
+            "ftp://x/y",
+            "https://",
+            "ntfy.sh/topic",
+            "",
+            "javascript:alert(1)",
+            "https:///path",
+        ] {
             assert!(!is_web_url(bad), "{bad}");
         }
     }

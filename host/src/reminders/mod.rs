@@ -269,7 +269,10 @@ mod tests {
                 .as_second()
         );
         let ok = verify(&secret(1), &link.token).unwrap();
-        assert_eq!((ok.claims.0.as_str(), ok.claims.2.as_str()), ("u1", "2026-03-01"));
+        assert_eq!(
+            (ok.claims.0.as_str(), ok.claims.2.as_str()),
+            ("u1", "2026-03-01")
+        );
         assert!(verify(&secret(2), &link.token).is_none());
         let truncated = &link.token[..link.token.len() - 2];
         assert!(verify(&secret(1), truncated).is_none());

@@ -111,10 +111,7 @@ impl ReminderRecord {
 
 /// Days as stored in `habit_reminders.days`: `1,2,3`.
 fn stored_days(days: &[u8]) -> String {
-    days.iter()
-        .map(u8::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
+    days.iter().map(u8::to_string).collect::<Vec<_>>().join(",")
 }
 
 /// Binds `$1` user id, `$2` habit id and `$3`..`$13` the habit's stored fields, in
@@ -233,7 +230,8 @@ impl Db {
             .into_iter()
             .map(Habit::try_from)
             .collect::<Result<Vec<_>>>()?;
-        self.attach_reminders(user_id, None, habits.iter_mut()).await?;
+        self.attach_reminders(user_id, None, habits.iter_mut())
+            .await?;
         Ok(habits)
     }
 

@@ -2,11 +2,13 @@
 //! done links were already used (`used_done_links`). Tokens arrive here sealed;
 //! the store never sees one in plaintext.
 
-use super::{Db, Result, now_ms};
 use super::text::decode;
+use super::{Db, Result, now_ms};
 
 /// A delivery channel's kind (stored as text, see [`super::text`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ChannelKind {
     /// An ntfy topic URL (`https://ntfy.sh/my-topic`); the token, if any, is its

@@ -6,7 +6,7 @@ use crate::common;
 use common::session::{Session, credentials};
 use common::{Backend, TestServer, client, error_of, guest, probe_manifest};
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
 async fn habits_story(backend: Backend) {
     let Some(server) = TestServer::builder(backend).start().await else {
