@@ -70,7 +70,7 @@ fn habit(name: &str, today: Date, days: i64) -> Value {
         .collect();
     json!({
         "id": name, "name": name, "description": "", "color": "#4f46e5", "kind": "boolean",
-        "unit": null, "target": null, "frequency": {"times": 1, "days": 1}, "reminder": null,
+        "unit": null, "target": null, "frequency": {"times": 1, "days": 1}, "reminders": [],
         "archived": false, "position": 0, "created": today.checked_sub(days.days()).unwrap().to_string(),
         "entries": entries,
     })

@@ -8,11 +8,18 @@
 //!
 //! The CSV form is one table with a `record` column (`settings`, `habit`, `entry`,
 //! `activity`); each record fills the columns it uses and leaves the rest empty.
+//! A habit's reminders are one CSV cell, `HH:MM=days` joined by `;`
+//! (`07:30=1,2,3,4,5;09:00=6,7`).
+//!
+//! Exports written before habits had several reminders carry one `reminder`
+//! (`HH:MM`, in JSON and as a CSV column); an import reads it as that time on
+//! every day. Exports never write it.
 
 use serde::{Deserialize, Serialize};
 
 use crate::habits::{
-    Activity, EntryStatus, FieldError, Frequency, Habit, HabitKind, Target, TargetType,
+    Activity, EVERY_DAY, EntryStatus, FieldError, Frequency, Habit, HabitKind, Reminder, Target,
+    TargetType,
 };
 
 pub const FORMAT: &str = "ham-export";
@@ -40,6 +47,12 @@ pub struct ExportedHabit {
     pub unit: Option<String>,
     pub target: Option<Target>,
     pub frequency: Frequency,
+    #[serde(default)]
+    pub reminders: Vec<Reminder>,
+    /// Older exports' single reminder, `HH:MM`: read on import as that time
+    /// every day (when `reminders` is empty); never written.
+    #[serde(default, skip_serializing)]
+    #[schema(deprecated)]
     pub reminder: Option<String>,
     pub archived: bool,
     pub position: i64,
@@ -68,7 +81,8 @@ impl ExportedHabit {
             unit: h.unit,
             target: h.target,
             frequency: h.frequency,
-            reminder: h.reminder,
+            reminders: h.reminders,
+            reminder: None,
             archived: h.archived,
             position: h.position,
             created: h.created,
@@ -85,6 +99,30 @@ impl ExportedHabit {
         }
     }
 
+    /// The reminders an import gives the habit: `reminders` with their days
+    /// sorted and deduplicated, or else an old export's `reminder` every day.
+    fn reminders_to_import(&self) -> Vec<Reminder> {
+        match (&self.reminder, self.reminders.is_empty()) {
+            (Some(time), true) if !time.is_empty() => vec![Reminder {
+                time: time.clone(),
+                days: EVERY_DAY.to_vec(),
+            }],
+            _ => self
+                .reminders
+                .iter()
+                .map(|r| {
+                    let mut days = r.days.clone();
+                    days.sort_unstable();
+                    days.dedup();
+                    Reminder {
+                        time: r.time.clone(),
+                        days,
+                    }
+                })
+                .collect(),
+        }
+    }
+
     /// The habit under a new id, checked against the same rules as the API.
     pub fn habit(&self, id: String) -> Result<Habit, FieldError> {
         let habit = Habit {
@@ -96,7 +134,7 @@ impl ExportedHabit {
             unit: self.unit.clone(),
             target: self.target,
             frequency: self.frequency,
-            reminder: self.reminder.clone(),
+            reminders: self.reminders_to_import(),
             archived: self.archived,
             position: self.position,
             created: self.created.clone(),
@@ -130,6 +168,10 @@ struct CsvRow {
     target_type: Option<String>,
     frequency_times: Option<u32>,
     frequency_days: Option<u32>,
+    /// `HH:MM=days` joined by `;`.
+    reminders: Option<String>,
+    /// Older exports' single reminder; read, never written.
+    #[serde(skip_serializing)]
     reminder: Option<String>,
     archived: Option<bool>,
     position: Option<i64>,
@@ -157,6 +199,36 @@ fn kind_name(k: HabitKind) -> &'static str {
     }
 }
 
+/// A habit's reminders as one CSV cell: `07:30=1,2,3,4,5;09:00=6,7`.
+fn reminders_cell(reminders: &[Reminder]) -> String {
+    reminders
+        .iter()
+        .map(|r| {
+            let days: Vec<String> = r.days.iter().map(u8::to_string).collect();
+            format!("{}={}", r.time, days.join(","))
+        })
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+/// The reminders of a CSV cell written by [`reminders_cell`]; `None` when it does
+/// not read. The values are checked later, with the habit.
+fn parse_reminders_cell(cell: &str) -> Option<Vec<Reminder>> {
+    cell.split(';')
+        .map(|one| {
+            let (time, days) = one.trim().split_once('=')?;
+            let days = days
+                .split(',')
+                .map(|d| d.trim().parse::<u8>().ok())
+                .collect::<Option<Vec<u8>>>()?;
+            Some(Reminder {
+                time: time.to_string(),
+                days,
+            })
+        })
+        .collect()
+}
+
 /// The document as CSV.
 pub fn to_csv(export: &Export) -> Result<String, csv::Error> {
     let mut out = csv::Writer::from_writer(Vec::new());
@@ -181,7 +253,7 @@ pub fn to_csv(export: &Export) -> Result<String, csv::Error> {
             }),
             frequency_times: Some(h.frequency.times),
             frequency_days: Some(h.frequency.days),
-            reminder: h.reminder.clone(),
+            reminders: (!h.reminders.is_empty()).then(|| reminders_cell(&h.reminders)),
             archived: Some(h.archived),
             position: Some(h.position),
             created: Some(h.created.clone()),
@@ -285,6 +357,17 @@ pub fn from_csv(text: &str) -> Result<Export, FieldError> {
                     frequency: Frequency {
                         times: row.frequency_times.unwrap_or(1),
                         days: row.frequency_days.unwrap_or(1),
+                    },
+                    reminders: match row.reminders.as_deref() {
+                        None | Some("") => Vec::new(),
+                        Some(cell) => parse_reminders_cell(cell)
+                            .ok_or_else(|| {
+                                bad(
+                                    line,
+                                    "reminders",
+                                    format!("`{cell}` is not HH:MM=days joined by `;` (07:30=1,2,3;09:00=6,7)"),
+                                )
+                            })?,
                     },
                     reminder: row.reminder,
                     archived: row.archived.unwrap_or(false),

@@ -17,6 +17,7 @@ pub mod jobs;
 mod layering;
 pub mod llm;
 pub mod plugins;
+pub mod reminders;
 pub mod rules;
 pub mod runtime;
 pub mod settings;
@@ -48,6 +49,11 @@ pub struct AppState {
     pub evaluator: Arc<rules::Evaluator>,
     /// Who a request comes from, in the mode `HAM_AUTH` chose at start.
     pub auth: Arc<dyn auth::Authenticator>,
+    /// Delivery channels and done links.
+    pub reminders: Arc<reminders::Reminders>,
+    /// Forged done links per client address, counted as the login limiter
+    /// counts wrong passwords (`api::reminders`).
+    pub done_link_limiter: Arc<auth::LoginLimiter>,
 }
 
 /// What the identity extractors ([`auth::CurrentUser`], [`auth::MaybeUser`]) ask.
@@ -83,6 +89,11 @@ impl AppState {
             &settings.data_dir,
         )
         .context("loading the secret key")?;
+        let reminders = Arc::new(reminders::Reminders::new(
+            db.clone(),
+            tracker.clone(),
+            secret.clone(),
+        ));
         let capabilities = capabilities::Capabilities::new(capabilities::Parts {
             db: db.clone(),
             tracker: tracker.clone(),
@@ -118,6 +129,8 @@ impl AppState {
             tracker,
             evaluator,
             login_limiter: Default::default(),
+            reminders,
+            done_link_limiter: Arc::new(auth::LoginLimiter::new(auth::login::MAX_TRACKED_KEYS, 1)),
         })
     }
 }

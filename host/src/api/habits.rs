@@ -129,7 +129,7 @@ async fn read(
     Ok(Json(state.tracker.habit(&user.id, &id).await?))
 }
 
-/// Changes a habit: absent fields stay, `null` clears `unit`, `target`, `reminder`.
+/// Changes a habit: absent fields stay, `null` clears `unit` and `target`, `reminders` replaces the list.
 #[utoipa::path(patch, path = "/habits/{id}", tag = "habits", params(("id" = String, Path)), request_body = HabitInput,
     responses((status = 200, body = Habit),
         (status = 404, description = "`not_found`: no such habit of the user's", body = ErrorBody),

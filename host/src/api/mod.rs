@@ -13,6 +13,7 @@ mod habits;
 mod observe;
 mod openapi;
 mod plugin_routes;
+mod reminders;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
@@ -255,6 +256,7 @@ pub fn router(state: AppState) -> Router {
             auth::router()
                 .merge(habits::router())
                 .merge(export::router())
+                .merge(reminders::router())
                 .layer(axum::extract::DefaultBodyLimit::max(API_BODY_LIMIT)),
         )
         .split_for_parts();

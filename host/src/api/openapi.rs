@@ -50,6 +50,7 @@ use crate::runtime::LoadedPlugin;
         (name = "habits", description = "Habits, entries (check-ins) and their stats"),
         (name = "activities", description = "Workouts, such as those synced from Strava"),
         (name = "export", description = "Everything a user owns, out and back in"),
+        (name = "reminders", description = "Where reminders are delivered, and the done link a reminder carries"),
         (name = "admin", description = "Plugins and jobs; an admin session or the HAM_ADMIN_TOKEN bearer"),
         (name = "plugins", description = "Routes served by the active plugins, as their OpenAPI documents (or else their manifests) describe them"),
     )

@@ -50,7 +50,9 @@ pub struct Habit {
     pub unit: Option<String>,
     pub target: Option<Target>,
     pub frequency: Frequency,
-    pub reminder: Option<String>,
+    /// When to remind the user, in the user's time zone; at most
+    /// [`MAX_REMINDERS`].
+    pub reminders: Vec<Reminder>,
     pub archived: bool,
     pub position: i64,
     /// The local date it was created, `YYYY-MM-DD`.
@@ -73,9 +75,8 @@ pub struct HabitInput {
     #[schema(value_type = Option<Target>, nullable)]
     pub target: Option<Option<Target>>,
     pub frequency: Option<Frequency>,
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, nullable, example = "07:30")]
-    pub reminder: Option<Option<String>>,
+    /// Replaces the habit's reminders; `[]` removes them all.
+    pub reminders: Option<Vec<ReminderInput>>,
     pub archived: Option<bool>,
     pub position: Option<i64>,
 }
@@ -148,8 +149,11 @@ impl HabitInput {
         if let Some(frequency) = self.frequency {
             h.frequency = frequency;
         }
-        if let Some(reminder) = self.reminder {
-            h.reminder = reminder;
+        if let Some(reminders) = self.reminders {
+            h.reminders = reminders
+                .into_iter()
+                .map(ReminderInput::into_reminder)
+                .collect();
         }
         if let Some(archived) = self.archived {
             h.archived = archived;
@@ -173,7 +177,7 @@ pub fn blank(id: String, created: String, position: i64) -> Habit {
         unit: None,
         target: None,
         frequency: Frequency { times: 1, days: 1 },
-        reminder: None,
+        reminders: Vec::new(),
         archived: false,
         position,
         created,
@@ -237,10 +241,91 @@ pub fn validate(h: &Habit) -> Result<(), FieldError> {
             }
         }
     }
-    if let Some(reminder) = &h.reminder
-        && !is_time_of_day(reminder)
-    {
-        return refuse("reminder", format!("`{reminder}` is not a time HH:MM"));
+    validate_reminders(&h.reminders)
+}
+
+/// The most reminders one habit may have.
+pub const MAX_REMINDERS: usize = 10;
+
+/// Every ISO weekday, Monday (1) to Sunday (7).
+pub const EVERY_DAY: [u8; 7] = [1, 2, 3, 4, 5, 6, 7];
+
+/// A reminder: a local time of day and the ISO weekdays (1 = Monday) it is for,
+/// sorted, without repeats.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Reminder {
+    /// `HH:MM`, 00:00 to 23:59, in the user's time zone.
+    #[schema(example = "07:30")]
+    pub time: String,
+    /// ISO weekdays, 1 = Monday to 7 = Sunday.
+    #[schema(example = json!([1, 2, 3, 4, 5]))]
+    pub days: Vec<u8>,
+}
+
+/// A reminder as sent: `days` may be left out (every day), unsorted or repeated.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReminderInput {
+    /// `HH:MM`, 00:00 to 23:59.
+    #[schema(example = "07:30")]
+    pub time: String,
+    /// ISO weekdays, 1 = Monday to 7 = Sunday; every day when absent.
+    pub days: Option<Vec<u8>>,
+}
+
+impl ReminderInput {
+    /// The reminder with its days sorted and deduplicated (every day when absent);
+    /// [`validate`] then checks it.
+    pub fn into_reminder(self) -> Reminder {
+        let mut days = self.days.unwrap_or_else(|| EVERY_DAY.to_vec());
+        days.sort_unstable();
+        days.dedup();
+        Reminder {
+            time: self.time,
+            days,
+        }
+    }
+}
+
+/// Checks a habit's reminders: at most [`MAX_REMINDERS`], each a time `HH:MM`
+/// and days 1 to 7 (at least one), and no two at the same time on a same day.
+/// Refusals name the field: `reminders`, `reminders[2].time`, `reminders[0].days`.
+pub fn validate_reminders(reminders: &[Reminder]) -> Result<(), FieldError> {
+    if reminders.len() > MAX_REMINDERS {
+        return refuse(
+            "reminders",
+            format!("at most {MAX_REMINDERS} reminders per habit"),
+        );
+    }
+    for (i, r) in reminders.iter().enumerate() {
+        if !is_time_of_day(&r.time) {
+            return refuse(
+                &format!("reminders[{i}].time"),
+                format!("`{}` is not a time HH:MM (00:00 to 23:59)", r.time),
+            );
+        }
+        if r.days.is_empty() {
+            return refuse(
+                &format!("reminders[{i}].days"),
+                "needs at least one weekday (1 = Monday to 7 = Sunday)",
+            );
+        }
+        if let Some(bad) = r.days.iter().find(|d| !(1..=7).contains(*d)) {
+            return refuse(
+                &format!("reminders[{i}].days"),
+                format!("{bad} is not a weekday 1 (Monday) to 7 (Sunday)"),
+            );
+        }
+        let clash = reminders[..i]
+            .iter()
+            .position(|o| o.time == r.time && o.days.iter().any(|d| r.days.contains(d)));
+        if let Some(j) = clash {
+            return refuse(
+                &format!("reminders[{i}].time"),
+                format!("{} is already reminders[{j}] on a same weekday", r.time),
+            );
+        }
     }
     Ok(())
 }
@@ -555,7 +640,22 @@ mod tests {
                 "target.value",
             ),
             (r#"{"name": "Run", "color": "red"}"#, "color"),
-            (r#"{"name": "Run", "reminder": "25:00"}"#, "reminder"),
+            (
+                r#"{"name": "Run", "reminders": [{"time": "25:00"}]}"#,
+                "reminders[0].time",
+            ),
+            (
+                r#"{"name": "Run", "reminders": [{"time": "07:00", "days": []}]}"#,
+                "reminders[0].days",
+            ),
+            (
+                r#"{"name": "Run", "reminders": [{"time": "07:00", "days": [0]}]}"#,
+                "reminders[0].days",
+            ),
+            (
+                r#"{"name": "Run", "reminders": [{"time": "07:00", "days": [1, 2]}, {"time": "07:00", "days": [2, 3]}]}"#,
+                "reminders[1].time",
+            ),
         ];
         for (json, field) in cases {
             let err = input(json).apply(base()).unwrap_err();
@@ -565,5 +665,31 @@ mod tests {
             r#"{"name": "Water", "kind": "measurable", "unit": "l", "target": {"value": 2.0, "type": "at_least"}}"#,
         );
         assert!(ok.apply(base()).is_ok());
+    }
+
+    #[test]
+    fn reminders_are_sorted_deduplicated_and_bounded() {
+        let input = |json: &str| serde_json::from_str::<HabitInput>(json).unwrap();
+        let base = || blank("h".into(), "2026-11-23".into(), 0);
+        let habit = input(
+            r#"{"reminders": [{"time": "07:00", "days": [5, 1, 5]}, {"time": "07:00", "days": [6]}, {"time": "21:30"}]}"#,
+        )
+        .apply(Habit {
+            name: "Run".into(),
+            ..base()
+        })
+        .unwrap();
+        let days: Vec<&[u8]> = habit.reminders.iter().map(|r| r.days.as_slice()).collect();
+        assert_eq!(days, [&[1, 5][..], &[6], &EVERY_DAY]);
+        let eleven: Vec<String> = (0..11)
+            .map(|i| format!(r#"{{"time": "0{}:00"}}"#, i % 10))
+            .collect();
+        let err = input(&format!(
+            r#"{{"name": "Run", "reminders": [{}]}}"#,
+            eleven.join(", ")
+        ))
+        .apply(base())
+        .unwrap_err();
+        assert_eq!(err.field, "reminders");
     }
 }

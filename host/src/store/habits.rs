@@ -4,14 +4,14 @@
 use super::text::{StoredText, decode};
 use super::{Backend, Db, Error, Result, now_ms};
 use crate::habits::{
-    Activity, Entry, EntryStatus, EntryWrite, Frequency, Habit, HabitKind, StoredEntry, Target,
-    TargetType,
+    Activity, Entry, EntryStatus, EntryWrite, Frequency, Habit, HabitKind, Reminder, StoredEntry,
+    Target, TargetType,
 };
 use crate::wit::exports::ham::plugin::rules::DayEntry;
 use crate::wit::ham::plugin::habits::EntryValue;
 
 const HABIT_COLUMNS: &str = "id, name, description, color, kind, unit, target_value, target_type, \
-     frequency_times, frequency_days, reminder, archived, position, created";
+     frequency_times, frequency_days, archived, position, created";
 
 /// A `habits` row as stored ([`HABIT_COLUMNS`]).
 #[derive(sqlx::FromRow)]
@@ -26,7 +26,6 @@ struct HabitRecord {
     target_type: Option<String>,
     frequency_times: i64,
     frequency_days: i64,
-    reminder: Option<String>,
     archived: i64,
     position: i64,
     created: String,
@@ -56,7 +55,8 @@ impl TryFrom<HabitRecord> for Habit {
                 times: count("habits.frequency_times", r.frequency_times)?,
                 days: count("habits.frequency_days", r.frequency_days)?,
             },
-            reminder: r.reminder,
+            // Read apart, from `habit_reminders` (see `Db::reminders_of`).
+            reminders: Vec::new(),
             archived: r.archived != 0,
             position: r.position,
             created: r.created,
@@ -80,7 +80,42 @@ impl HabitWithRevision {
 
 type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 
-/// Binds `$1` user id, `$2` habit id and `$3`..`$14` the habit's stored fields, in
+/// A `habit_reminders` row as stored.
+#[derive(sqlx::FromRow)]
+struct ReminderRecord {
+    habit_id: String,
+    time: String,
+    days: String,
+}
+
+impl ReminderRecord {
+    fn into_pair(self) -> Result<(String, Reminder)> {
+        let days = self
+            .days
+            .split(',')
+            .map(|d| {
+                d.parse::<u8>()
+                    .ok()
+                    .filter(|d| (1..=7).contains(d))
+                    .ok_or_else(|| Error::unreadable("habit_reminders.days", &self.days))
+            })
+            .collect::<Result<Vec<u8>>>()?;
+        Ok((
+            self.habit_id,
+            Reminder {
+                time: self.time,
+                days,
+            },
+        ))
+    }
+}
+
+/// Days as stored in `habit_reminders.days`: `1,2,3`.
+fn stored_days(days: &[u8]) -> String {
+    days.iter().map(u8::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// Binds `$1` user id, `$2` habit id and `$3`..`$13` the habit's stored fields, in
 /// the column order both the insert and the update use.
 fn bind_habit<'q>(query: AnyQuery<'q>, user_id: &'q str, h: &'q Habit) -> AnyQuery<'q> {
     let query = query
@@ -95,7 +130,6 @@ fn bind_habit<'q>(query: AnyQuery<'q>, user_id: &'q str, h: &'q Habit) -> AnyQue
         .bind(h.target.map(|t| t.target_type.as_stored()))
         .bind(i64::from(h.frequency.times))
         .bind(i64::from(h.frequency.days))
-        .bind(h.reminder.as_deref())
         .bind(i64::from(h.archived))
         .bind(h.position)
 }
@@ -212,7 +246,71 @@ impl Db {
         .bind(i64::from(include_archived))
         .fetch_all(self.pool())
         .await?;
-        rows.into_iter().map(Habit::try_from).collect()
+        let mut habits = rows
+            .into_iter()
+            .map(Habit::try_from)
+            .collect::<Result<Vec<_>>>()?;
+        self.attach_reminders(user_id, None, habits.iter_mut())
+            .await?;
+        Ok(habits)
+    }
+
+    /// The reminders of a user's habits (or of one), by habit, in their order.
+    async fn reminders_of(
+        &self,
+        user_id: &str,
+        habit_id: Option<&str>,
+    ) -> Result<std::collections::HashMap<String, Vec<Reminder>>> {
+        let rows: Vec<ReminderRecord> = sqlx::query_as(
+            "SELECT r.habit_id, r.time, r.days FROM habit_reminders r \
+             JOIN habits h ON h.id = r.habit_id \
+             WHERE h.user_id = $1 AND ($2 = '' OR r.habit_id = $2) ORDER BY r.habit_id, r.position",
+        )
+        .bind(user_id)
+        .bind(habit_id.unwrap_or(""))
+        .fetch_all(self.pool())
+        .await?;
+        let mut by_habit: std::collections::HashMap<String, Vec<Reminder>> =
+            std::collections::HashMap::new();
+        for row in rows {
+            let (habit_id, reminder) = row.into_pair()?;
+            by_habit.entry(habit_id).or_default().push(reminder);
+        }
+        Ok(by_habit)
+    }
+
+    /// Fills in the reminders of `habits` (all the user's, or the one `habit_id`).
+    async fn attach_reminders<'h>(
+        &self,
+        user_id: &str,
+        habit_id: Option<&str>,
+        habits: impl Iterator<Item = &'h mut Habit>,
+    ) -> Result<()> {
+        let mut reminders = self.reminders_of(user_id, habit_id).await?;
+        for habit in habits {
+            habit.reminders = reminders.remove(&habit.id).unwrap_or_default();
+        }
+        Ok(())
+    }
+
+    /// Replaces a habit's reminders with `h.reminders`, in the transaction `tx`.
+    async fn replace_reminders(tx: &mut sqlx::AnyConnection, h: &Habit) -> Result<()> {
+        sqlx::query("DELETE FROM habit_reminders WHERE habit_id = $1")
+            .bind(&h.id)
+            .execute(&mut *tx)
+            .await?;
+        for (position, r) in (0_i64..).zip(&h.reminders) {
+            sqlx::query(
+                "INSERT INTO habit_reminders (habit_id, position, time, days) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&h.id)
+            .bind(position)
+            .bind(&r.time)
+            .bind(stored_days(&r.days))
+            .execute(&mut *tx)
+            .await?;
+        }
+        Ok(())
     }
 
     pub async fn get_habit(&self, user_id: &str, id: &str) -> Result<Option<Habit>> {
@@ -223,7 +321,10 @@ impl Db {
         .bind(id)
         .fetch_optional(self.pool())
         .await?;
-        row.map(Habit::try_from).transpose()
+        let mut habit = row.map(Habit::try_from).transpose()?;
+        self.attach_reminders(user_id, Some(id), habit.iter_mut())
+            .await?;
+        Ok(habit)
     }
 
     /// A user's habits with their revision (see the `0005_habit_revision`
@@ -241,7 +342,13 @@ impl Db {
         .bind(i64::from(include_archived))
         .fetch_all(self.pool())
         .await?;
-        rows.into_iter().map(HabitWithRevision::into_pair).collect()
+        let mut habits = rows
+            .into_iter()
+            .map(HabitWithRevision::into_pair)
+            .collect::<Result<Vec<_>>>()?;
+        self.attach_reminders(user_id, None, habits.iter_mut().map(|(h, _)| h))
+            .await?;
+        Ok(habits)
     }
 
     /// One of a user's habits with its revision.
@@ -267,7 +374,10 @@ impl Db {
         .bind(id)
         .fetch_optional(self.pool())
         .await?;
-        row.map(HabitWithRevision::into_pair).transpose()
+        let mut habit = row.map(HabitWithRevision::into_pair).transpose()?;
+        self.attach_reminders(user_id, Some(id), habit.iter_mut().map(|(h, _)| h))
+            .await?;
+        Ok(habit)
     }
 
     /// The entries a rules plugin judges, as day numbers and values, up to `to`
@@ -331,37 +441,49 @@ impl Db {
         .await?)
     }
 
+    /// Stores a new habit with its reminders, together or not at all.
     pub async fn insert_habit(&self, user_id: &str, h: &Habit) -> Result<()> {
-        Self::insert_habit_with(self.writer(), user_id, h).await
+        let mut tx = self.begin_write().await?;
+        Self::insert_habit_with(&mut tx, user_id, h).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
-    /// [`Db::insert_habit`] on any executor (a pool or a transaction).
-    pub async fn insert_habit_with<'c, E: sqlx::Executor<'c, Database = sqlx::Any>>(
-        executor: E,
+    /// [`Db::insert_habit`] within a transaction.
+    pub async fn insert_habit_with(
+        tx: &mut sqlx::AnyConnection,
         user_id: &str,
         h: &Habit,
     ) -> Result<()> {
         let query = sqlx::query(
             "INSERT INTO habits (user_id, id, name, description, color, kind, unit, target_value, target_type, \
-             frequency_times, frequency_days, reminder, archived, position, created, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+             frequency_times, frequency_days, archived, position, created, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         );
         let query = bind_habit(query, user_id, h)
             .bind(&h.created)
             .bind(now_ms());
-        query.execute(executor).await?;
-        Ok(())
+        query.execute(&mut *tx).await?;
+        Self::replace_reminders(tx, h).await
     }
 
+    /// Changes a habit and replaces its reminders, together or not at all;
+    /// `false` when the user has no such habit.
     pub async fn update_habit(&self, user_id: &str, h: &Habit) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
         let query = sqlx::query(
             "UPDATE habits SET name = $3, description = $4, color = $5, kind = $6, unit = $7, target_value = $8, \
-             target_type = $9, frequency_times = $10, frequency_days = $11, reminder = $12, archived = $13, \
-             position = $14 WHERE user_id = $1 AND id = $2",
+             target_type = $9, frequency_times = $10, frequency_days = $11, archived = $12, \
+             position = $13 WHERE user_id = $1 AND id = $2",
         );
         let query = bind_habit(query, user_id, h);
-        let done = query.execute(self.writer()).await?;
-        Ok(done.rows_affected() > 0)
+        let done = query.execute(&mut *tx).await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        Self::replace_reminders(&mut tx, h).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Deletes a habit and its entries, together or not at all.
@@ -376,6 +498,10 @@ impl Db {
             return Ok(false);
         }
         sqlx::query("DELETE FROM entries WHERE habit_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM habit_reminders WHERE habit_id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await?;
@@ -668,7 +794,7 @@ impl Db {
     ) -> Result<()> {
         let mut tx = self.begin_write().await?;
         for (habit, entries) in habits {
-            Self::insert_habit_with(&mut *tx, user_id, habit).await?;
+            Self::insert_habit_with(&mut tx, user_id, habit).await?;
             for entry in entries {
                 Self::upsert_entry_with(&mut *tx, entry).await?;
             }
@@ -708,7 +834,16 @@ mod tests {
                 target_type: TargetType::AtMost,
             }),
             frequency: Frequency { times: 3, days: 7 },
-            reminder: Some("07:30".into()),
+            reminders: vec![
+                Reminder {
+                    time: "07:30".into(),
+                    days: vec![1, 2, 3, 4, 5],
+                },
+                Reminder {
+                    time: "09:00".into(),
+                    days: vec![6, 7],
+                },
+            ],
             archived: true,
             position: 4,
             created: "2024-02-29".into(),
@@ -728,7 +863,12 @@ mod tests {
         .fetch_one(db.pool())
         .await
         .unwrap();
-        assert_eq!(row.into_pair().unwrap(), (habit, 0));
+        // The row holds the habit's columns; its reminders are read apart.
+        let bare = Habit {
+            reminders: Vec::new(),
+            ..habit
+        };
+        assert_eq!(row.into_pair().unwrap(), (bare, 0));
     }
 
     #[tokio::test]

@@ -14,6 +14,7 @@
 pub mod habits;
 pub mod jobs;
 pub mod kv;
+pub mod notifications;
 pub mod plugin_versions;
 pub mod sealed;
 pub mod text;

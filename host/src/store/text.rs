@@ -7,6 +7,7 @@
 //! | [`EntryStatus`] | `entries.status` | `done`, `skipped`, `value` (the domain's own names, [`EntryStatus::as_str`], shared with the CSV export) |
 //! | [`JobState`] | `jobs.state` | `queued`, `running`, `done`, `dead` (the queue's statements in [`super::jobs`] name them in SQL too) |
 //! | [`Source`] | `plugin_versions.source` | `upload`, `bundled`, `watch` |
+//! | [`ChannelKind`] | `notification_channels.kind` | `ntfy`, `webhook` |
 //!
 //! The store writes [`StoredText::as_stored`] and reads with [`decode`], which
 //! refuses any other text with [`Error::Unreadable`] naming the column and the
@@ -14,6 +15,7 @@
 //! a variant.
 
 use super::jobs::JobState;
+use super::notifications::ChannelKind;
 use super::plugin_versions::Source;
 use super::{Error, Result};
 use crate::habits::{EntryStatus, HabitKind, TargetType};
@@ -134,6 +136,25 @@ impl StoredText for Source {
     }
 }
 
+impl StoredText for ChannelKind {
+    const COLUMN: &'static str = "notification_channels.kind";
+
+    fn as_stored(self) -> &'static str {
+        match self {
+            ChannelKind::Ntfy => "ntfy",
+            ChannelKind::Webhook => "webhook",
+        }
+    }
+
+    fn from_stored(text: &str) -> Option<Self> {
+        match text {
+            "ntfy" => Some(ChannelKind::Ntfy),
+            "webhook" => Some(ChannelKind::Webhook),
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,5 +239,14 @@ mod tests {
             &["upload", "bundled", "watch"],
         );
         refuses_unknown::<Source>("upload");
+    }
+
+    #[test]
+    fn channel_kinds_round_trip_and_unknown_ones_are_refused() {
+        round_trips(
+            &[ChannelKind::Ntfy, ChannelKind::Webhook],
+            &["ntfy", "webhook"],
+        );
+        refuses_unknown::<ChannelKind>("ntfy");
     }
 }

@@ -86,7 +86,11 @@ async fn round_trip(backend: Backend) {
         Some(json!({"time_zone": "Europe/Berlin"})),
     )
     .await;
-    let run = call(&server, &cookie, Method::POST, "/api/habits", Some(json!({"name": "Run, outside", "kind": "boolean", "frequency": {"times": 3, "days": 7}, "reminder": "07:30"}))).await;
+    let run = call(&server, &cookie, Method::POST, "/api/habits", Some(json!({"name": "Run, outside", "kind": "boolean", "frequency": {"times": 3, "days": 7}, "reminders": [{"time": "07:30", "days": [5, 1, 3]}, {"time": "18:00"}]}))).await;
+    assert_eq!(
+        run["reminders"],
+        json!([{"time": "07:30", "days": [1, 3, 5]}, {"time": "18:00", "days": [1, 2, 3, 4, 5, 6, 7]}])
+    );
     let water = call(&server, &cookie, Method::POST, "/api/habits", Some(json!({"name": "Water", "description": "glasses \"big\"", "kind": "measurable", "unit": "l", "target": {"value": 2.0, "type": "at_most"}}))).await;
     let (run, water) = (run["id"].as_str().unwrap(), water["id"].as_str().unwrap());
     call(

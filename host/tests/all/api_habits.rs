@@ -6,7 +6,7 @@ use crate::common;
 use common::session::{Session, credentials};
 use common::{Backend, TestServer, client, error_of, guest, probe_manifest};
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
 async fn habits_story(backend: Backend) {
     let Some(server) = TestServer::builder(backend).start().await else {
@@ -373,28 +373,32 @@ async fn habits_story(backend: Backend) {
             &server,
             Method::PATCH,
             &format!("/api/habits/{run_id}"),
-            Some(json!({"name": "Morning run", "reminder": "07:30"})),
+            Some(json!({"name": "Morning run", "reminders": [{"time": "07:30", "days": [1, 2, 3, 4, 5]}]})),
         )
         .await;
     assert_eq!(
         (
             status.as_u16(),
             patched["name"].as_str(),
-            patched["reminder"].as_str()
+            patched["reminders"].clone()
         ),
-        (200, Some("Morning run"), Some("07:30"))
+        (
+            200,
+            Some("Morning run"),
+            json!([{"time": "07:30", "days": [1, 2, 3, 4, 5]}])
+        )
     );
     let (_, patched) = alice
         .json(
             &server,
             Method::PATCH,
             &format!("/api/habits/{run_id}"),
-            Some(json!({"reminder": null, "archived": true})),
+            Some(json!({"reminders": [], "archived": true})),
         )
         .await;
     assert_eq!(
-        (patched["reminder"].clone(), patched["archived"].clone()),
-        (Value::Null, json!(true))
+        (patched["reminders"].clone(), patched["archived"].clone()),
+        (json!([]), json!(true))
     );
     assert_eq!(
         alice

@@ -1074,7 +1074,9 @@ fn habit_doc() -> BoxedStrategy<Value> {
                     "unit": if measurable { json!("km") } else { Value::Null },
                     "target": if measurable { json!({"value": target, "type": target_type}) } else { Value::Null },
                     "frequency": {"times": times, "days": days},
-                    "reminder": reminder,
+                    "reminders": reminder
+                        .map(|time| vec![json!({"time": time, "days": [1, 3]})])
+                        .unwrap_or_default(),
                     "archived": false,
                     "position": position,
                     "created": created,
@@ -1453,7 +1455,7 @@ fn regression_import_nul_on_postgres() {
             "habits": [{
                 "id": "h0", "name": "A", "description": "", "color": "#aa0a00",
                 "kind": "boolean", "unit": null, "target": null,
-                "frequency": {"times": 1, "days": 3}, "reminder": null, "archived": false,
+                "frequency": {"times": 1, "days": 3}, "reminders": [], "archived": false,
                 "position": 0, "created": "1990-01-01",
                 "entries": [{"date": "1990-01-01", "status": "done", "value": null,
                     "note": "\u{0}", "source": "manual"}],

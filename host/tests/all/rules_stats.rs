@@ -51,7 +51,7 @@ async fn add_habit(
         "habits": [{
             "id": "h", "name": name, "description": "", "color": "#4f46e5",
             "kind": habit["kind"], "unit": null, "target": habit["target"],
-            "frequency": habit["frequency"], "reminder": null, "archived": false,
+            "frequency": habit["frequency"], "reminders": [], "archived": false,
             "position": 0, "created": today.to_string(), "entries": entries,
         }],
     });

@@ -262,7 +262,9 @@ async function main() {
   await step('create a yes/no habit', page, async () => {
     await page.getByRole('button', { name: 'New habit' }).click();
     await page.getByLabel('Name').fill('Floss teeth');
-    await page.getByLabel('Reminder time').fill('21:30');
+    await page.getByRole('button', { name: 'Add a reminder' }).click();
+    await page.getByLabel('Reminder 1 time').fill('21:30');
+    await page.getByRole('button', { name: 'Saturday, reminder 1' }).click();
     await shot('03-habit-form');
     await page.getByRole('button', { name: 'Create habit' }).click();
     await todayControl('Floss teeth').waitFor();

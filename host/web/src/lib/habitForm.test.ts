@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { applyPreset, describeFrequency, describeTarget, emptyHabitForm, frequencyPreset, habitFormToInput, habitToForm, validateHabitForm } from './habitForm';
+import { addReminder, applyPreset, describeDays, describeFrequency, describeTarget, emptyHabitForm, frequencyPreset, habitFormToInput, habitToForm, removeReminder, toggleReminderDay, validateHabitForm, validateReminders } from './habitForm';
 import type { Habit } from './types';
 
 const form = (over: Partial<ReturnType<typeof emptyHabitForm>>) => ({ ...emptyHabitForm(), name: 'Floss teeth', ...over });
@@ -10,8 +10,8 @@ describe('validateHabitForm', () => {
   });
 
   it('names each field at fault', () => {
-    const errors = validateHabitForm(form({ name: '  ', times: '0', days: '400', color: 'red', reminder: '25:00' }));
-    expect(Object.keys(errors).sort()).toEqual(['color', 'days', 'name', 'reminder', 'times']);
+    const errors = validateHabitForm(form({ name: '  ', times: '0', days: '400', color: 'red', reminders: [{ time: '25:00', days: [1] }] }));
+    expect(Object.keys(errors).sort()).toEqual(['color', 'days', 'name', 'reminders', 'times']);
   });
 
   it('needs a target for a measurable habit, never negative', () => {
@@ -29,16 +29,16 @@ describe('validateHabitForm', () => {
 
 describe('habitFormToInput', () => {
   it('sends no target or unit for a yes/no habit', () => {
-    expect(habitFormToInput(form({ unit: 'km', targetValue: '5' }))).toMatchObject({ kind: 'boolean', unit: null, target: null, reminder: null });
+    expect(habitFormToInput(form({ unit: 'km', targetValue: '5' }))).toMatchObject({ kind: 'boolean', unit: null, target: null, reminders: [] });
   });
 
   it('sends the target of a measurable habit', () => {
-    const input = habitFormToInput(form({ name: ' Water ', kind: 'measurable', unit: 'l', targetValue: '2', targetType: 'at_least', times: '1', days: '1', reminder: '07:30', color: '#ABCDEF' }));
-    expect(input).toEqual({ name: 'Water', description: '', kind: 'measurable', unit: 'l', target: { value: 2, type: 'at_least' }, frequency: { times: 1, days: 1 }, color: '#abcdef', reminder: '07:30' });
+    const input = habitFormToInput(form({ name: ' Water ', kind: 'measurable', unit: 'l', targetValue: '2', targetType: 'at_least', times: '1', days: '1', reminders: [{ time: '07:30', days: [3, 1, 3] }], color: '#ABCDEF' }));
+    expect(input).toEqual({ name: 'Water', description: '', kind: 'measurable', unit: 'l', target: { value: 2, type: 'at_least' }, frequency: { times: 1, days: 1 }, color: '#abcdef', reminders: [{ time: '07:30', days: [1, 3] }] });
   });
 
   it('round-trips a habit through the form', () => {
-    const habit: Habit = { id: 'h', name: 'Run', description: 'outside', color: '#059669', kind: 'measurable', unit: 'km', target: { value: 5, type: 'at_most' }, frequency: { times: 3, days: 7 }, reminder: null, archived: false, position: 1, created: '2026-11-01' };
+    const habit: Habit = { id: 'h', name: 'Run', description: 'outside', color: '#059669', kind: 'measurable', unit: 'km', target: { value: 5, type: 'at_most' }, frequency: { times: 3, days: 7 }, reminders: [{ time: '07:30', days: [6, 7] }], archived: false, position: 1, created: '2026-11-01' };
     const input = habitFormToInput(habitToForm(habit));
     expect(input).toMatchObject({ name: 'Run', description: 'outside', unit: 'km', target: { value: 5, type: 'at_most' }, frequency: { times: 3, days: 7 } });
   });
@@ -73,5 +73,34 @@ describe('frequency presets', () => {
 
   it('describe a month', () => {
     expect(describeFrequency({ times: 4, days: 30 })).toBe('4 times a month');
+  });
+});
+
+describe('reminders', () => {
+  it('adds rows every day, an hour after the last, at most ten, and removes them', () => {
+    let rows = addReminder([]);
+    expect(rows).toEqual([{ time: '08:00', days: [1, 2, 3, 4, 5, 6, 7] }]);
+    rows = addReminder(rows);
+    expect(rows[1]?.time).toBe('09:00');
+    for (let i = 0; i < 20; i++) rows = addReminder(rows);
+    expect(rows).toHaveLength(10);
+    expect(removeReminder(rows, 0)[0]?.time).toBe('09:00');
+  });
+
+  it('toggles weekdays, kept sorted, and describes them', () => {
+    const row = toggleReminderDay(toggleReminderDay({ time: '07:00', days: [6] }, 1), 6);
+    expect(row.days).toEqual([1]);
+    expect(toggleReminderDay(row, 3).days).toEqual([1, 3]);
+    expect(describeDays([1, 2, 3, 4, 5])).toBe('Weekdays');
+    expect(describeDays([7, 6])).toBe('Weekends');
+    expect(describeDays([1, 3, 5])).toBe('Mo, We, Fr');
+    expect(describeDays([1, 2, 3, 4, 5, 6, 7])).toBe('Every day');
+  });
+
+  it('refuses what the host refuses, naming the reminder', () => {
+    expect(validateReminders([{ time: '07:00', days: [1] }, { time: '07:00', days: [2] }])).toBeUndefined();
+    expect(validateReminders([{ time: '', days: [1] }])).toBe('Reminder 1: a time like 07:30.');
+    expect(validateReminders([{ time: '07:00', days: [] }])).toBe('Reminder 1: choose at least one day.');
+    expect(validateReminders([{ time: '07:00', days: [1, 2] }, { time: '07:00', days: [2, 3] }])).toMatch(/^Reminder 2: reminder 1 is already at 07:00/);
   });
 });

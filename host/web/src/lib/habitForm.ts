@@ -1,7 +1,7 @@
 // The habit form: its fields as typed, the checks the host makes (habits.rs), and
 // the body sent. Checking here too means a mistake is named before a round trip.
 import { formatNumber } from './format';
-import type { Habit, HabitInput, HabitKind, TargetType } from './types';
+import type { Habit, HabitInput, HabitKind, Reminder, TargetType } from './types';
 
 export interface HabitFormValues {
   name: string;
@@ -13,10 +13,74 @@ export interface HabitFormValues {
   times: string;
   days: string;
   color: string;
-  reminder: string;
+  reminders: ReminderRow[];
+}
+
+/** One reminder as edited: a time `HH:MM` (empty while unset) and ISO weekdays. */
+export interface ReminderRow {
+  time: string;
+  days: number[];
 }
 
 export type HabitFormErrors = Partial<Record<keyof HabitFormValues, string>>;
+
+/** The most reminders a habit may have (the host's limit). */
+export const MAX_REMINDERS = 10;
+
+/** ISO weekdays (1 = Monday) with their names, in order. */
+export const WEEKDAYS: { day: number; short: string; long: string }[] = [
+  { day: 1, short: 'Mo', long: 'Monday' },
+  { day: 2, short: 'Tu', long: 'Tuesday' },
+  { day: 3, short: 'We', long: 'Wednesday' },
+  { day: 4, short: 'Th', long: 'Thursday' },
+  { day: 5, short: 'Fr', long: 'Friday' },
+  { day: 6, short: 'Sa', long: 'Saturday' },
+  { day: 7, short: 'Su', long: 'Sunday' },
+];
+
+const EVERY_DAY = [1, 2, 3, 4, 5, 6, 7];
+
+/** The rows with a new one at the end (every day, at 08:00 or an hour after the last). */
+export function addReminder(rows: ReminderRow[]): ReminderRow[] {
+  if (rows.length >= MAX_REMINDERS) return rows;
+  const last = rows[rows.length - 1]?.time;
+  const hour = last && /^\d\d:\d\d$/.test(last) ? (Number(last.slice(0, 2)) + 1) % 24 : 8;
+  return [...rows, { time: `${String(hour).padStart(2, '0')}:00`, days: [...EVERY_DAY] }];
+}
+
+export function removeReminder(rows: ReminderRow[], index: number): ReminderRow[] {
+  return rows.filter((_, i) => i !== index);
+}
+
+/** The row with `day` switched on or off, days kept sorted. */
+export function toggleReminderDay(row: ReminderRow, day: number): ReminderRow {
+  const days = row.days.includes(day) ? row.days.filter((d) => d !== day) : [...row.days, day].sort((a, b) => a - b);
+  return { ...row, days };
+}
+
+/** "Every day", "Weekdays", "Weekends", "Mo, We, Fr". */
+export function describeDays(days: number[]): string {
+  const set = [...new Set(days)].sort((a, b) => a - b).join(',');
+  if (set === '1,2,3,4,5,6,7') return 'Every day';
+  if (set === '1,2,3,4,5') return 'Weekdays';
+  if (set === '6,7') return 'Weekends';
+  return WEEKDAYS.filter((w) => days.includes(w.day))
+    .map((w) => w.short)
+    .join(', ');
+}
+
+/** What is wrong with the reminders, as the host checks them; undefined when nothing. */
+export function validateReminders(rows: ReminderRow[]): string | undefined {
+  if (rows.length > MAX_REMINDERS) return `At most ${MAX_REMINDERS} reminders.`;
+  for (const [i, row] of rows.entries()) {
+    const n = i + 1;
+    if (!/^([01]\d|2[0-3]):[0-5]\d$/.test(row.time)) return `Reminder ${n}: a time like 07:30.`;
+    if (row.days.length === 0) return `Reminder ${n}: choose at least one day.`;
+    const clash = rows.slice(0, i).findIndex((o) => o.time === row.time && o.days.some((d) => row.days.includes(d)));
+    if (clash >= 0) return `Reminder ${n}: reminder ${clash + 1} is already at ${row.time} on one of these days.`;
+  }
+  return undefined;
+}
 
 export const DEFAULT_COLOR = '#5b54e8';
 
@@ -65,7 +129,7 @@ export function emptyHabitForm(): HabitFormValues {
     times: '1',
     days: '1',
     color: DEFAULT_COLOR,
-    reminder: '',
+    reminders: [],
   };
 }
 
@@ -80,7 +144,7 @@ export function habitToForm(h: Habit): HabitFormValues {
     times: String(h.frequency.times),
     days: String(h.frequency.days),
     color: h.color,
-    reminder: h.reminder ?? '',
+    reminders: (h.reminders ?? []).map((r) => ({ time: r.time, days: [...r.days] })),
   };
 }
 
@@ -107,7 +171,8 @@ export function validateHabitForm(v: HabitFormValues): HabitFormErrors {
   if (days === null || days < 1 || days > 366) errors.days = 'Between 1 and 366 days.';
   else if (times !== null && times > days) errors.times = `At most ${days} (one a day).`;
   if (!/^#[0-9a-fA-F]{6}$/.test(v.color)) errors.color = 'A color like #5b54e8.';
-  if (v.reminder && !/^([01]\d|2[0-3]):[0-5]\d$/.test(v.reminder)) errors.reminder = 'A time like 07:30.';
+  const reminders = validateReminders(v.reminders);
+  if (reminders) errors.reminders = reminders;
   return errors;
 }
 
@@ -122,7 +187,7 @@ export function habitFormToInput(v: HabitFormValues): HabitInput {
     target: measurable ? { value: Number(v.targetValue), type: v.targetType } : null,
     frequency: { times: Number(v.times), days: Number(v.days) },
     color: v.color.toLowerCase(),
-    reminder: v.reminder || null,
+    reminders: v.reminders.map((r): Reminder => ({ time: r.time, days: [...new Set(r.days)].sort((a, b) => a - b) })),
   };
 }
 

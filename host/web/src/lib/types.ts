@@ -27,6 +27,30 @@ export interface Frequency {
   times: number;
   days: number;
 }
+/** A reminder: a local time and ISO weekdays (1 = Monday), sorted. */
+export interface Reminder {
+  time: string;
+  days: number[];
+}
+
+export type ChannelKind = 'ntfy' | 'webhook';
+/** A delivery channel as GET /api/me/notifications shows it: the token never. */
+export interface Channel {
+  id: string;
+  kind: ChannelKind;
+  url: string;
+  token_set: boolean;
+  last_error: string | null;
+  last_error_at: number | null;
+  last_success_at: number | null;
+}
+/** A channel in PUT /api/me/notifications: token null keeps, "" clears. */
+export interface ChannelInput {
+  kind: ChannelKind;
+  url: string;
+  token: string | null;
+}
+
 export interface Habit {
   id: string;
   name: string;
@@ -36,7 +60,7 @@ export interface Habit {
   unit: string | null;
   target: Target | null;
   frequency: Frequency;
-  reminder: string | null;
+  reminders: Reminder[];
   archived: boolean;
   position: number;
   created: string;
@@ -50,7 +74,8 @@ export interface HabitInput {
   unit?: string | null;
   target?: Target | null;
   frequency?: Frequency;
-  reminder?: string | null;
+  /** Replaces the list; `days` may be left out (every day). */
+  reminders?: { time: string; days?: number[] }[];
   archived?: boolean;
   position?: number;
 }

@@ -10,7 +10,7 @@ import { addDays, browserToday, dayLabel, longDate } from '../lib/dates';
 import { byDate, cellState, describeEntry, entryToInput, meetsTarget, standing } from '../lib/entries';
 import { explainText } from '../lib/errors';
 import { count, formatNumber, isDaily, progressText } from '../lib/format';
-import { describeFrequency, describeTarget } from '../lib/habitForm';
+import { describeDays, describeFrequency, describeTarget } from '../lib/habitForm';
 import { keys, useEntries, useHabit, useHabitStats, useSetEntry } from '../lib/queries';
 import { isPending, offlineWords, usePending } from '../lib/offline';
 import { entryOf } from '../lib/pending';
@@ -139,7 +139,7 @@ function Detail({ habit, today }: { habit: Habit; today: string }) {
       <p className="muted">
         {describeFrequency(habit.frequency)}
         {habit.kind === 'measurable' && ` · goal ${describeTarget(habit)}${daily ? ' a day' : ''}`}
-        {habit.reminder && ` · reminder ${habit.reminder}`}
+        {habit.reminders.length > 0 && ` · reminders ${habit.reminders.map((r) => `${r.time} (${describeDays(r.days)})`).join(', ')}`}
         {habit.description && ` · ${habit.description}`}
       </p>
 

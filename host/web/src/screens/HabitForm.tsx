@@ -1,11 +1,17 @@
-// Create or edit a habit: yes/no or measurable, how often, color, reminder.
+// Create or edit a habit: yes/no or measurable, how often, color, reminders.
 import { useEffect, useState, type FormEvent } from 'react';
 import { useQueryClient } from '@tanstack/react-query';
 import { api, ApiError } from '../lib/api';
 import { PALETTE } from '../lib/colors';
 import { explainText } from '../lib/errors';
 import {
+  addReminder,
   applyPreset,
+  MAX_REMINDERS,
+  removeReminder,
+  toggleReminderDay,
+  WEEKDAYS,
+  type ReminderRow,
   emptyHabitForm,
   frequencyPreset,
   habitFormToInput,
@@ -77,7 +83,7 @@ function HabitForm({ habit }: { habit: Habit | undefined }) {
       // The host names the field at fault: "target: …".
       if (err instanceof ApiError && err.code === 'invalid_field') {
         const field = err.message.split(':')[0] ?? '';
-        const map: Record<string, keyof HabitFormValues> = { name: 'name', target: 'targetValue', unit: 'unit', frequency: 'times', color: 'color', reminder: 'reminder', description: 'description' };
+        const map: Record<string, keyof HabitFormValues> = { name: 'name', target: 'targetValue', unit: 'unit', frequency: 'times', color: 'color', reminders: 'reminders', description: 'description' };
         const key = Object.entries(map).find(([k]) => field.startsWith(k))?.[1];
         if (key) setErrors((x) => ({ ...x, [key]: err.message }));
       }
@@ -86,6 +92,12 @@ function HabitForm({ habit }: { habit: Habit | undefined }) {
       setBusy(false);
     }
   };
+
+  const setReminders = (change: (rows: ReminderRow[]) => ReminderRow[]) => {
+    setValues((v) => ({ ...v, reminders: change(v.reminders) }));
+    if (errors.reminders) setErrors((e) => ({ ...e, reminders: undefined }));
+  };
+  const setRow = (index: number, row: ReminderRow) => setReminders((rows) => rows.map((r, i) => (i === index ? row : r)));
 
   const field = (key: keyof HabitFormValues) => ({
     id: `habit-${key}`,
@@ -208,13 +220,39 @@ function HabitForm({ habit }: { habit: Habit | undefined }) {
           </div>
           {error('color')}
         </fieldset>
-        <div className="field">
-          <label htmlFor="habit-reminder">
-            Reminder time <span className="muted">(optional)</span>
-          </label>
-          <input {...field('reminder')} type="time" value={values.reminder} onChange={(e) => set('reminder', e.target.value)} />
-          {error('reminder')}
-        </div>
+        <fieldset id="habit-reminders" tabIndex={-1} aria-describedby={errors.reminders ? 'habit-reminders-error' : undefined}>
+          <legend>
+            Reminders <span className="muted">(optional, in your time zone)</span>
+          </legend>
+          {values.reminders.length === 0 && <p className="muted">No reminders.</p>}
+          <ul className="reminder-rows">
+            {values.reminders.map((row, i) => {
+              const n = i + 1;
+              return (
+                <li key={i} className="reminder-row">
+                  <label htmlFor={`habit-reminder-${i}-time`}>Reminder {n} time</label>
+                  <input id={`habit-reminder-${i}-time`} type="time" required value={row.time} onChange={(e) => setRow(i, { ...row, time: e.target.value })} />
+                  <div className="weekdays" role="group" aria-label={`Reminder ${n} days`}>
+                    {WEEKDAYS.map((w) => (
+                      <button key={w.day} type="button" className="weekday" aria-pressed={row.days.includes(w.day)} aria-label={`${w.long}, reminder ${n}`} title={w.long} onClick={() => setRow(i, toggleReminderDay(row, w.day))}>
+                        {w.short}
+                      </button>
+                    ))}
+                  </div>
+                  <button type="button" className="link-button" aria-label={`Remove reminder ${n}`} onClick={() => setReminders((rows) => removeReminder(rows, i))}>
+                    Remove
+                  </button>
+                </li>
+              );
+            })}
+          </ul>
+          {values.reminders.length < MAX_REMINDERS && (
+            <button type="button" onClick={() => setReminders(addReminder)}>
+              Add a reminder
+            </button>
+          )}
+          {error('reminders')}
+        </fieldset>
         <p className="form-error" role="alert">
           {serverError}
         </p>

@@ -1,6 +1,7 @@
-// Settings: time zone, export (JSON, CSV) and import.
+// Settings: time zone, reminder delivery channels, export (JSON, CSV) and import.
 import { useMemo, useState, type FormEvent } from 'react';
 import { useQueryClient } from '@tanstack/react-query';
+import { NotificationChannels } from '../components/NotificationChannels';
 import { api } from '../lib/api';
 import { explainText } from '../lib/errors';
 import { keys } from '../lib/queries';
@@ -91,6 +92,10 @@ export function Settings({ user }: { user: User }) {
       <p className={zoneMessage?.ok ? 'form-ok' : 'form-error'} role={zoneMessage?.ok ? 'status' : 'alert'}>
         {zoneMessage?.text}
       </p>
+
+      <h2 id="channels-title">Reminder delivery</h2>
+      <p className="muted small">Where your habits' reminders are sent: an ntfy topic or a webhook.</p>
+      <NotificationChannels />
 
       <h2>Export</h2>
       <p>Everything you own: habits, entries and activities.</p>
