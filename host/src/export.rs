@@ -56,6 +56,9 @@ pub struct ExportedHabit {
     pub reminder: Option<String>,
     pub archived: bool,
     pub position: i64,
+    /// Absent in exports written before habits had groups.
+    #[serde(default)]
+    pub group: Option<String>,
     pub created: String,
     pub entries: Vec<ExportedEntry>,
 }
@@ -85,6 +88,7 @@ impl ExportedHabit {
             reminder: None,
             archived: h.archived,
             position: h.position,
+            group: h.group,
             created: h.created,
             entries: entries
                 .into_iter()
@@ -137,6 +141,7 @@ impl ExportedHabit {
             reminders: self.reminders_to_import(),
             archived: self.archived,
             position: self.position,
+            group: self.group.clone(),
             created: self.created.clone(),
         };
         crate::habits::validate(&habit).map_err(|e| FieldError {
@@ -175,6 +180,8 @@ struct CsvRow {
     reminder: Option<String>,
     archived: Option<bool>,
     position: Option<i64>,
+    #[serde(default)]
+    group: Option<String>,
     created: Option<String>,
     date: Option<String>,
     status: Option<String>,
@@ -256,6 +263,7 @@ pub fn to_csv(export: &Export) -> Result<String, csv::Error> {
             reminders: (!h.reminders.is_empty()).then(|| reminders_cell(&h.reminders)),
             archived: Some(h.archived),
             position: Some(h.position),
+            group: h.group.clone(),
             created: Some(h.created.clone()),
             ..Default::default()
         })?;
@@ -372,6 +380,7 @@ pub fn from_csv(text: &str) -> Result<Export, FieldError> {
                     reminder: row.reminder,
                     archived: row.archived.unwrap_or(false),
                     position: row.position.unwrap_or(0),
+                    group: row.group.filter(|g| !g.is_empty()),
                     created: need(row.created, "created")?,
                     entries: Vec::new(),
                 });

@@ -56,6 +56,7 @@ const APP_ROUTES: &[&str] = &[
     "/habits/*",
     "/habits/*/edit",
     "/archived",
+    "/arrange",
     "/activities",
     "/strava",
     "/coach",

@@ -20,6 +20,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
         .routes(routes!(all_stats))
+        .routes(routes!(reorder))
         .routes(routes!(read, update, remove))
         .routes(routes!(stats))
         .routes(routes!(entries))
@@ -115,6 +116,30 @@ async fn create(
         .create_habit(&user.id, &user.time_zone, input)
         .await?;
     Ok((StatusCode::CREATED, Json(habit)).into_response())
+}
+
+/// A new order for some of the user's habits.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HabitOrder {
+    /// Habit ids, each once, in their new order. They take the places they held
+    /// between them, so habits not named (archived ones, say) keep theirs.
+    #[schema(max_items = 1000)]
+    ids: Vec<String>,
+}
+
+/// Reorders habits (drag or keyboard in the app) in one step.
+#[utoipa::path(put, path = "/habits/order", tag = "habits", request_body = HabitOrder,
+    responses((status = 200, description = "the user's active habits in their new order", body = HabitList),
+        (status = 404, description = "`not_found`: an id is no habit of the user's; nothing changed", body = ErrorBody),
+        (status = 422, description = "`invalid_field`: an id appears twice or more than 1000 are named; nothing changed", body = ErrorBody)))]
+async fn reorder(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    ApiJson(order): ApiJson<HabitOrder>,
+) -> Result<Json<HabitList>, ApiError> {
+    let habits = state.tracker.reorder_habits(&user.id, &order.ids).await?;
+    Ok(Json(HabitList { habits }))
 }
 
 /// One habit.

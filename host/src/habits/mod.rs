@@ -55,6 +55,9 @@ pub struct Habit {
     pub reminders: Vec<Reminder>,
     pub archived: bool,
     pub position: i64,
+    /// Today shows the habits of one group together; none for no group.
+    #[schema(example = "Morning")]
+    pub group: Option<String>,
     /// The local date it was created, `YYYY-MM-DD`.
     pub created: String,
 }
@@ -79,6 +82,11 @@ pub struct HabitInput {
     pub reminders: Option<Vec<ReminderInput>>,
     pub archived: Option<bool>,
     pub position: Option<i64>,
+    /// The habit's group, 1 to 40 characters after trimming; `null` or `""`
+    /// takes it out of its group.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, nullable)]
+    pub group: Option<Option<String>>,
 }
 
 /// Tells a field set to `null` (Some(None)) from an absent one (None).
@@ -161,6 +169,11 @@ impl HabitInput {
         if let Some(position) = self.position {
             h.position = position;
         }
+        if let Some(group) = self.group {
+            h.group = group
+                .map(|g| g.trim().to_string())
+                .filter(|g| !g.is_empty());
+        }
         validate(&h)?;
         Ok(h)
     }
@@ -180,6 +193,7 @@ pub fn blank(id: String, created: String, position: i64) -> Habit {
         reminders: Vec::new(),
         archived: false,
         position,
+        group: None,
         created,
     }
 }
@@ -189,6 +203,15 @@ pub fn validate(h: &Habit) -> Result<(), FieldError> {
     check_text("description", &h.description)?;
     if let Some(unit) = &h.unit {
         check_text("unit", unit)?;
+    }
+    if let Some(group) = &h.group {
+        check_text("group", group)?;
+        if group.trim().is_empty() || group.chars().count() > MAX_GROUP_CHARS {
+            return refuse(
+                "group",
+                format!("must be 1 to {MAX_GROUP_CHARS} characters"),
+            );
+        }
     }
     let name_len = h.name.chars().count();
     if name_len == 0 || name_len > 100 {
@@ -243,6 +266,12 @@ pub fn validate(h: &Habit) -> Result<(), FieldError> {
     }
     validate_reminders(&h.reminders)
 }
+
+/// The most habits one reorder names.
+pub const MAX_REORDERED: usize = 1000;
+
+/// The longest group name.
+pub const MAX_GROUP_CHARS: usize = 40;
 
 /// The most reminders one habit may have.
 pub const MAX_REMINDERS: usize = 10;

@@ -133,6 +133,26 @@ impl Tracker {
         }
     }
 
+    /// Puts the habits `ids` in that order (see [`Db::reorder_habits`]) and
+    /// returns the user's active habits as they now stand.
+    pub async fn reorder_habits(&self, user_id: &str, ids: &[String]) -> Result<Vec<Habit>> {
+        if ids.len() > super::MAX_REORDERED {
+            return Err(FieldError::new(
+                "ids",
+                format!("at most {} habits at once", super::MAX_REORDERED),
+            )
+            .into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(twice) = ids.iter().find(|id| !seen.insert(id.as_str())) {
+            return Err(FieldError::new("ids", format!("`{twice}` appears twice")).into());
+        }
+        if let Some(unknown) = self.db.reorder_habits(user_id, ids).await? {
+            return Err(TrackerError::NotFound(format!("no such habit: {unknown}")));
+        }
+        self.habits(user_id, false).await
+    }
+
     /// Deletes a habit with its entries.
     pub async fn delete_habit(&self, user_id: &str, id: &str) -> Result<()> {
         match self.db.delete_habit(user_id, id).await? {

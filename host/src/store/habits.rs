@@ -11,7 +11,7 @@ use crate::wit::exports::ham::plugin::rules::DayEntry;
 use crate::wit::ham::plugin::habits::EntryValue;
 
 const HABIT_COLUMNS: &str = "id, name, description, color, kind, unit, target_value, target_type, \
-     frequency_times, frequency_days, archived, position, created";
+     frequency_times, frequency_days, archived, position, created, group_name";
 
 /// A `habits` row as stored ([`HABIT_COLUMNS`]).
 #[derive(sqlx::FromRow)]
@@ -29,6 +29,7 @@ struct HabitRecord {
     archived: i64,
     position: i64,
     created: String,
+    group_name: Option<String>,
 }
 
 impl TryFrom<HabitRecord> for Habit {
@@ -59,6 +60,7 @@ impl TryFrom<HabitRecord> for Habit {
             reminders: Vec::new(),
             archived: r.archived != 0,
             position: r.position,
+            group: r.group_name,
             created: r.created,
         })
     }
@@ -115,7 +117,7 @@ fn stored_days(days: &[u8]) -> String {
     days.iter().map(u8::to_string).collect::<Vec<_>>().join(",")
 }
 
-/// Binds `$1` user id, `$2` habit id and `$3`..`$13` the habit's stored fields, in
+/// Binds `$1` user id, `$2` habit id and `$3`..`$14` the habit's stored fields, in
 /// the column order both the insert and the update use.
 fn bind_habit<'q>(query: AnyQuery<'q>, user_id: &'q str, h: &'q Habit) -> AnyQuery<'q> {
     let query = query
@@ -132,6 +134,7 @@ fn bind_habit<'q>(query: AnyQuery<'q>, user_id: &'q str, h: &'q Habit) -> AnyQue
         .bind(i64::from(h.frequency.days))
         .bind(i64::from(h.archived))
         .bind(h.position)
+        .bind(h.group.as_deref())
 }
 
 /// Binds an optional `f64`. sqlx 0.9's Any driver swaps the NULL mappings of
@@ -457,8 +460,8 @@ impl Db {
     ) -> Result<()> {
         let query = sqlx::query(
             "INSERT INTO habits (user_id, id, name, description, color, kind, unit, target_value, target_type, \
-             frequency_times, frequency_days, archived, position, created, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+             frequency_times, frequency_days, archived, position, group_name, created, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         );
         let query = bind_habit(query, user_id, h)
             .bind(&h.created)
@@ -474,7 +477,7 @@ impl Db {
         let query = sqlx::query(
             "UPDATE habits SET name = $3, description = $4, color = $5, kind = $6, unit = $7, target_value = $8, \
              target_type = $9, frequency_times = $10, frequency_days = $11, archived = $12, \
-             position = $13 WHERE user_id = $1 AND id = $2",
+             position = $13, group_name = $14 WHERE user_id = $1 AND id = $2",
         );
         let query = bind_habit(query, user_id, h);
         let done = query.execute(&mut *tx).await?;
@@ -484,6 +487,47 @@ impl Db {
         Self::replace_reminders(&mut tx, h).await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// Puts the user's habits `ids` (each named once) in that order. They take
+    /// the positions they held between them, sorted (made distinct), so habits
+    /// not named keep their places. Returns the first id that is not one of the
+    /// user's habits, and then writes nothing.
+    pub async fn reorder_habits(&self, user_id: &str, ids: &[String]) -> Result<Option<String>> {
+        #[derive(sqlx::FromRow)]
+        struct Placed {
+            id: String,
+            position: i64,
+        }
+        let mut tx = self.begin_write().await?;
+        let placed: Vec<Placed> =
+            sqlx::query_as("SELECT id, position FROM habits WHERE user_id = $1")
+                .bind(user_id)
+                .fetch_all(&mut *tx)
+                .await?;
+        let held: std::collections::HashMap<&str, i64> =
+            placed.iter().map(|p| (p.id.as_str(), p.position)).collect();
+        let mut positions = Vec::with_capacity(ids.len());
+        for id in ids {
+            match held.get(id.as_str()) {
+                Some(&position) => positions.push(position),
+                None => return Ok(Some(id.clone())),
+            }
+        }
+        positions.sort_unstable();
+        for i in 1..positions.len() {
+            positions[i] = positions[i].max(positions[i - 1] + 1);
+        }
+        for (id, position) in ids.iter().zip(positions) {
+            sqlx::query("UPDATE habits SET position = $3 WHERE user_id = $1 AND id = $2")
+                .bind(user_id)
+                .bind(id)
+                .bind(position)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(None)
     }
 
     /// Deletes a habit and its entries, together or not at all.
@@ -846,6 +890,7 @@ mod tests {
             ],
             archived: true,
             position: 4,
+            group: Some("Morning".into()),
             created: "2024-02-29".into(),
         };
         db.insert_habit("u1", &habit).await.unwrap();
@@ -869,6 +914,59 @@ mod tests {
             ..habit
         };
         assert_eq!(row.into_pair().unwrap(), (bare, 0));
+    }
+
+    #[tokio::test]
+    async fn reordered_habits_take_the_places_they_held_and_others_keep_theirs() {
+        let (_dir, db, first) = db_with_a_habit().await;
+        let mut ids = vec![first.id.clone()];
+        for (id, position) in [("h2", 7), ("h3", 9), ("h4", 12)] {
+            let habit = Habit {
+                id: id.into(),
+                position,
+                ..first.clone()
+            };
+            db.insert_habit("u1", &habit).await.unwrap();
+            ids.push(id.into());
+        }
+        let positions = |db: Db| async move {
+            db.habits_with_revision("u1", true)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|(h, _)| (h.id, h.position))
+                .collect::<Vec<_>>()
+        };
+        // h4 to the front of h2..h4; h1 (position 4) is not named and stays first.
+        let moved = ["h4", "h2", "h3"].map(String::from);
+        assert_eq!(db.reorder_habits("u1", &moved).await.unwrap(), None);
+        assert_eq!(
+            positions(db.clone()).await,
+            [("h1", 4), ("h4", 7), ("h2", 9), ("h3", 12)].map(|(i, p)| (i.to_string(), p))
+        );
+        // An id that is not the user's changes nothing and is named.
+        let before = positions(db.clone()).await;
+        let foreign = ["h3", "nope", "h2"].map(String::from);
+        assert_eq!(
+            db.reorder_habits("u1", &foreign).await.unwrap(),
+            Some("nope".into())
+        );
+        assert_eq!(
+            db.reorder_habits("u2", &moved).await.unwrap(),
+            Some("h4".into())
+        );
+        assert_eq!(positions(db.clone()).await, before);
+        // Equal positions (an import can write them) become distinct.
+        sqlx::query("UPDATE habits SET position = 3")
+            .execute(db.writer())
+            .await
+            .unwrap();
+        let all = ["h3", "h1", "h4", "h2"].map(String::from);
+        db.reorder_habits("u1", &all).await.unwrap();
+        assert_eq!(
+            positions(db).await,
+            [("h3", 3), ("h1", 4), ("h4", 5), ("h2", 6)].map(|(i, p)| (i.to_string(), p))
+        );
     }
 
     #[tokio::test]

@@ -17,6 +17,7 @@ mod common;
 
 mod api_entry_taps;
 mod api_export;
+mod api_habit_order;
 mod api_habits;
 mod api_openapi;
 mod auth_forward;

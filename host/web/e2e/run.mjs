@@ -411,6 +411,54 @@ async function main() {
     await todayControl('Floss teeth').waitFor();
   });
 
+  await step('groups and order: a collapsible group on Today, habits arranged by keyboard and by drag', page, async () => {
+    const water = await habitId('Water');
+    await go(`/habits/${water}/edit`);
+    await page.getByLabel(/^Group/).fill('Health');
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.getByRole('heading', { name: 'Water', level: 1 }).waitFor();
+    expect((await api(`/api/habits/${water}`)).body.group === 'Health', 'Water is not in Health');
+    await go('/');
+    await page.getByRole('button', { name: /^Health/, expanded: true }).click();
+    await page.getByRole('button', { name: /^Health/, expanded: false }).waitFor();
+    expect((await measureControl('Water').count()) === 0, 'a collapsed group still shows its habits');
+    // The fold is remembered by this browser.
+    await page.reload();
+    await page.getByRole('button', { name: /^Health/, expanded: false }).waitFor();
+    await todayControl('Floss teeth').waitFor();
+    await page.getByRole('button', { name: /^Health/ }).click();
+    await measureControl('Water').first().waitFor();
+
+    const names = async () => (await api('/api/habits')).body.habits.map((h) => h.name);
+    const before = await names();
+    expect(before.length >= 2, `two habits to arrange, not ${before.length}`);
+    const last = before[before.length - 1];
+    await page.getByRole('link', { name: 'Arrange habits' }).click();
+    await page.getByRole('heading', { name: 'Arrange habits' }).waitFor();
+    // Keyboard: Home takes the focused habit to the top, and the focus stays on it.
+    await page.getByRole('button', { name: new RegExp(`^Move ${last}, position ${before.length} of`) }).focus();
+    await page.keyboard.press('Home');
+    await waitFor(async () => (await names())[0] === last, `${last} first after Home`);
+    await page.getByRole('button', { name: new RegExp(`^Move ${last}, position 1 of`) }).waitFor();
+    const focused = await page.evaluate(() => document.activeElement?.getAttribute('aria-label') ?? '');
+    expect(focused.startsWith(`Move ${last}, position 1`), `focus moved away from the handle: ${focused}`);
+    await page.getByTestId('arrange-status').filter({ hasText: `${last}: position 1 of ${before.length}` }).waitFor();
+    await shot('07c-arrange');
+    // Drag: the handle of the first row, let go over the bottom of the last row.
+    const handle = await page.getByRole('button', { name: new RegExp(`^Move ${last}, position 1 of`) }).boundingBox();
+    const bottom = await page.locator('.arrange-row').last().boundingBox();
+    await page.mouse.move(handle.x + handle.width / 2, handle.y + handle.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(handle.x + handle.width / 2, bottom.y + bottom.height - 4, { steps: 10 });
+    await page.mouse.up();
+    await waitFor(async () => JSON.stringify(await names()) === JSON.stringify(before), `the drag puts ${last} back last`);
+    // Reloaded, the screen shows the stored order.
+    await page.reload();
+    await page.getByRole('button', { name: new RegExp(`^Move ${last}, position ${before.length} of`) }).waitFor();
+    await page.getByRole('link', { name: 'Today' }).click();
+    await todayControl('Floss teeth').waitFor();
+  });
+
   for (const width of PHONES) {
     // Each width works on its own past day of Water.
     const past = addDays(today, width === 390 ? -3 : -4);
@@ -737,6 +785,7 @@ async function main() {
       [`/habits/${water}/edit`, 'habit form (edit)'],
       ['/habits/new', 'habit form (new)'],
       ['/archived', 'archived habits'],
+      ['/arrange', 'arrange habits'],
       ['/activities', 'activities'],
       ['/strava', 'strava'],
       [chat ? `/coach/${chat}` : '/coach', 'coach'],

@@ -24,6 +24,7 @@ import { Plugins } from './screens/Plugins';
 import { Settings } from './screens/Settings';
 import { More } from './screens/More';
 import { Archived } from './screens/Archived';
+import { Arrange } from './screens/Arrange';
 import { NotFound } from './screens/NotFound';
 
 export function App() {
@@ -74,6 +75,7 @@ function Screen({ user }: { user: User }) {
   if ((params = match('/habits/:id/edit', path))) return <HabitFormScreen id={params.id} />;
   if ((params = match('/habits/:id', path))) return <HabitDetail id={params.id ?? ''} user={user} />;
   if (match('/archived', path)) return <Archived />;
+  if (match('/arrange', path)) return <Arrange />;
   if (match('/activities', path)) return <Activities user={user} />;
   if (match('/strava', path)) return <Strava user={user} />;
   if (match('/coach', path)) return <Coach />;
@@ -98,7 +100,7 @@ const TABS: Tab[] = [
   { href: '/activities', label: 'Activities', icon: 'activities', owns: (p) => p.startsWith('/activities') },
   { href: '/strava', label: 'Strava', icon: 'strava', owns: (p) => p.startsWith('/strava') },
   { href: '/coach', label: 'Coach', icon: 'coach', owns: (p) => p === '/coach' || p.startsWith('/coach/') },
-  { href: '/more', label: 'More', icon: 'more', owns: (p) => ['/more', '/settings', '/archived', '/admin/plugins'].includes(p.replace(/\/+$/, '')) },
+  { href: '/more', label: 'More', icon: 'more', owns: (p) => ['/more', '/settings', '/archived', '/arrange', '/admin/plugins'].includes(p.replace(/\/+$/, '')) },
 ];
 
 function Shell({ user, children }: { user: User | null; children: React.ReactNode }) {

@@ -34,13 +34,22 @@ describe('habitFormToInput', () => {
 
   it('sends the target of a measurable habit', () => {
     const input = habitFormToInput(form({ name: ' Water ', kind: 'measurable', unit: 'l', targetValue: '2', targetType: 'at_least', times: '1', days: '1', reminders: [{ time: '07:30', days: [3, 1, 3] }], color: '#ABCDEF' }));
-    expect(input).toEqual({ name: 'Water', description: '', kind: 'measurable', unit: 'l', target: { value: 2, type: 'at_least' }, frequency: { times: 1, days: 1 }, color: '#abcdef', reminders: [{ time: '07:30', days: [1, 3] }] });
+    expect(input).toEqual({ name: 'Water', description: '', kind: 'measurable', unit: 'l', target: { value: 2, type: 'at_least' }, frequency: { times: 1, days: 1 }, color: '#abcdef', reminders: [{ time: '07:30', days: [1, 3] }], group: null });
   });
 
   it('round-trips a habit through the form', () => {
-    const habit: Habit = { id: 'h', name: 'Run', description: 'outside', color: '#059669', kind: 'measurable', unit: 'km', target: { value: 5, type: 'at_most' }, frequency: { times: 3, days: 7 }, reminders: [{ time: '07:30', days: [6, 7] }], archived: false, position: 1, created: '2026-11-01' };
+    const habit: Habit = { id: 'h', name: 'Run', description: 'outside', color: '#059669', kind: 'measurable', unit: 'km', target: { value: 5, type: 'at_most' }, frequency: { times: 3, days: 7 }, reminders: [{ time: '07:30', days: [6, 7] }], archived: false, position: 1, group: 'Sport', created: '2026-11-01' };
     const input = habitFormToInput(habitToForm(habit));
-    expect(input).toMatchObject({ name: 'Run', description: 'outside', unit: 'km', target: { value: 5, type: 'at_most' }, frequency: { times: 3, days: 7 } });
+    expect(input).toMatchObject({ name: 'Run', description: 'outside', unit: 'km', target: { value: 5, type: 'at_most' }, frequency: { times: 3, days: 7 }, group: 'Sport' });
+  });
+});
+
+describe('groups', () => {
+  it('are trimmed, sent as null when empty, and at most 40 characters', () => {
+    expect(habitFormToInput(form({ name: 'Run', group: '  Morning ' })).group).toBe('Morning');
+    expect(habitFormToInput(form({ name: 'Run', group: '   ' })).group).toBeNull();
+    expect(validateHabitForm(form({ name: 'Run', group: 'x'.repeat(41) })).group).toBe('At most 40 characters.');
+    expect(validateHabitForm(form({ name: 'Run', group: 'x'.repeat(40) })).group).toBeUndefined();
   });
 });
 

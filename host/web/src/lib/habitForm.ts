@@ -14,6 +14,8 @@ export interface HabitFormValues {
   days: string;
   color: string;
   reminders: ReminderRow[];
+  /** Empty for no group. */
+  group: string;
 }
 
 /** One reminder as edited: a time `HH:MM` (empty while unset) and ISO weekdays. */
@@ -23,6 +25,9 @@ export interface ReminderRow {
 }
 
 export type HabitFormErrors = Partial<Record<keyof HabitFormValues, string>>;
+
+/** The longest group name (the host's limit). */
+export const MAX_GROUP_CHARS = 40;
 
 /** The most reminders a habit may have (the host's limit). */
 export const MAX_REMINDERS = 10;
@@ -130,6 +135,7 @@ export function emptyHabitForm(): HabitFormValues {
     days: '1',
     color: DEFAULT_COLOR,
     reminders: [],
+    group: '',
   };
 }
 
@@ -145,6 +151,7 @@ export function habitToForm(h: Habit): HabitFormValues {
     days: String(h.frequency.days),
     color: h.color,
     reminders: (h.reminders ?? []).map((r) => ({ time: r.time, days: [...r.days] })),
+    group: h.group ?? '',
   };
 }
 
@@ -171,6 +178,7 @@ export function validateHabitForm(v: HabitFormValues): HabitFormErrors {
   if (days === null || days < 1 || days > 366) errors.days = 'Between 1 and 366 days.';
   else if (times !== null && times > days) errors.times = `At most ${days} (one a day).`;
   if (!/^#[0-9a-fA-F]{6}$/.test(v.color)) errors.color = 'A color like #5b54e8.';
+  if (v.group.trim().length > MAX_GROUP_CHARS) errors.group = `At most ${MAX_GROUP_CHARS} characters.`;
   const reminders = validateReminders(v.reminders);
   if (reminders) errors.reminders = reminders;
   return errors;
@@ -188,6 +196,7 @@ export function habitFormToInput(v: HabitFormValues): HabitInput {
     frequency: { times: Number(v.times), days: Number(v.days) },
     color: v.color.toLowerCase(),
     reminders: v.reminders.map((r): Reminder => ({ time: r.time, days: [...new Set(r.days)].sort((a, b) => a - b) })),
+    group: v.group.trim() || null,
   };
 }
 

@@ -14,6 +14,7 @@ export const APP_ROUTES = [
   '/habits/*',
   '/habits/*/edit',
   '/archived',
+  '/arrange',
   '/activities',
   '/strava',
   '/coach',

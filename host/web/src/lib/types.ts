@@ -63,6 +63,8 @@ export interface Habit {
   reminders: Reminder[];
   archived: boolean;
   position: number;
+  /** Today shows the habits of a group together; null for none. */
+  group: string | null;
   created: string;
 }
 /** A create or update body (PATCH: absent fields stay, null clears). */
@@ -78,6 +80,8 @@ export interface HabitInput {
   reminders?: { time: string; days?: number[] }[];
   archived?: boolean;
   position?: number;
+  /** null or "" takes the habit out of its group. */
+  group?: string | null;
 }
 
 export type EntryStatus = 'done' | 'skipped' | 'value';

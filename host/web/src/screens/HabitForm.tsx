@@ -1,4 +1,4 @@
-// Create or edit a habit: yes/no or measurable, how often, color, reminders.
+// Create or edit a habit: yes/no or measurable, its group, how often, color, reminders.
 import { useEffect, useState, type FormEvent } from 'react';
 import { useQueryClient } from '@tanstack/react-query';
 import { api, ApiError } from '../lib/api';
@@ -7,6 +7,7 @@ import { explainText } from '../lib/errors';
 import {
   addReminder,
   applyPreset,
+  MAX_GROUP_CHARS,
   MAX_REMINDERS,
   removeReminder,
   toggleReminderDay,
@@ -21,7 +22,7 @@ import {
   type HabitFormErrors,
   type HabitFormValues,
 } from '../lib/habitForm';
-import { keys, useHabit } from '../lib/queries';
+import { keys, useHabit, useHabits } from '../lib/queries';
 import { navigate, useTitle } from '../lib/router';
 import type { Habit } from '../lib/types';
 import { ErrorBox, Loading } from '../components/Status';
@@ -41,6 +42,9 @@ function HabitForm({ habit }: { habit: Habit | undefined }) {
   const [serverError, setServerError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const [preset, setPreset] = useState<FrequencyPreset>(() => frequencyPreset(values.times, values.days));
+  // The groups in use, offered as suggestions so one is not typed two ways.
+  const all = useHabits(true);
+  const groups = [...new Set((all.data ?? []).flatMap((h) => (h.group ? [h.group] : [])))].sort((a, b) => a.localeCompare(b));
   useEffect(() => {
     if (habit) {
       const v = habitToForm(habit);
@@ -83,7 +87,7 @@ function HabitForm({ habit }: { habit: Habit | undefined }) {
       // The host names the field at fault: "target: …".
       if (err instanceof ApiError && err.code === 'invalid_field') {
         const field = err.message.split(':')[0] ?? '';
-        const map: Record<string, keyof HabitFormValues> = { name: 'name', target: 'targetValue', unit: 'unit', frequency: 'times', color: 'color', reminders: 'reminders', description: 'description' };
+        const map: Record<string, keyof HabitFormValues> = { name: 'name', target: 'targetValue', unit: 'unit', frequency: 'times', color: 'color', reminders: 'reminders', description: 'description', group: 'group' };
         const key = Object.entries(map).find(([k]) => field.startsWith(k))?.[1];
         if (key) setErrors((x) => ({ ...x, [key]: err.message }));
       }
@@ -128,6 +132,18 @@ function HabitForm({ habit }: { habit: Habit | undefined }) {
           </label>
           <textarea {...field('description')} rows={2} value={values.description} onChange={(e) => set('description', e.target.value)} />
           {error('description')}
+        </div>
+        <div className="field">
+          <label htmlFor="habit-group">
+            Group <span className="muted">(optional: Today shows a group's habits together)</span>
+          </label>
+          <input {...field('group')} value={values.group} list="habit-groups" placeholder="Morning, Health…" maxLength={MAX_GROUP_CHARS + 20} onChange={(e) => set('group', e.target.value)} />
+          <datalist id="habit-groups">
+            {groups.map((g) => (
+              <option key={g} value={g} />
+            ))}
+          </datalist>
+          {error('group')}
         </div>
         <fieldset>
           <legend>Kind</legend>

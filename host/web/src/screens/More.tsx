@@ -32,6 +32,12 @@ export function More({ user }: { user: User }) {
           </Link>
         </li>
         <li>
+          <Link href="/arrange">
+            <span className="menu-title">Arrange habits</span>
+            <span className="muted small">The order of your habits on Today</span>
+          </Link>
+        </li>
+        <li>
           <Link href="/archived">
             <span className="menu-title">Archived habits</span>
             <span className="muted small">Habits taken off Today, with their history</span>

@@ -21,6 +21,7 @@ import { navigate, useTitle } from '../lib/router';
 import { useWidth } from '../lib/useWidth';
 import { isPending, offlineWords, usePending } from '../lib/offline';
 import { entryOf } from '../lib/pending';
+import { collapsedGroups, rememberCollapsed, sections } from '../lib/groups';
 import type { Entry, EntryInput, Habit, HabitStatsSummary, User } from '../lib/types';
 import { DayEditor } from '../components/DayEditor';
 import { Explain, SCORE_WORDS, SKIP_WORDS, STREAK_WORDS } from '../components/Explain';
@@ -70,6 +71,7 @@ export function Today({ user }: { user: User }) {
   const toast = useToast();
   const [editing, setEditing] = useState<Editing | null>(null);
   const pending = usePending();
+  const [collapsed, setCollapsed] = useState(collapsedGroups);
 
   const maps = new Map<string, Map<string, Entry>>();
   list.forEach((h, i) => maps.set(h.id, byDate(entryQueries[i]?.data ?? [])));
@@ -112,6 +114,33 @@ export function Today({ user }: { user: User }) {
     );
   };
 
+  const row = (h: Habit) => (
+              <HabitRow
+                key={h.id}
+                habit={h}
+                today={today}
+                days={days}
+                entries={maps.get(h.id) ?? new Map()}
+                error={entryQueries[list.indexOf(h)]?.error ?? null}
+                standing={standings.get(h.id)!}
+                stats={stats.data?.get(h.id)}
+                pending={(date) => isPending(pending, h.id, date)}
+                onChange={change}
+                onEdit={(date) => setEditing({ habit: h, date })}
+              />
+  );
+  // Groups: sections only when some habit has one; a collapsed group is
+  // remembered by this browser.
+  const split = sections(shown, list);
+  const groupedSections = split.some((s) => s.group !== null) ? split : [];
+  const toggleGroup = (group: string) =>
+    setCollapsed((old) => {
+      const next = new Set(old);
+      if (!next.delete(group)) next.add(group);
+      rememberCollapsed(next);
+      return next;
+    });
+
   return (
     <section aria-labelledby="today-title" className="today" ref={section}>
       <div className="page-head">
@@ -150,30 +179,44 @@ export function Today({ user }: { user: User }) {
               ))}
             </div>
           </div>
-          <ul className="habit-list">
-            {shown.map((h) => (
-              <HabitRow
-                key={h.id}
-                habit={h}
-                today={today}
-                days={days}
-                entries={maps.get(h.id) ?? new Map()}
-                error={entryQueries[list.indexOf(h)]?.error ?? null}
-                standing={standings.get(h.id)!}
-                stats={stats.data?.get(h.id)}
-                pending={(date) => isPending(pending, h.id, date)}
-                onChange={change}
-                onEdit={(date) => setEditing({ habit: h, date })}
-              />
-            ))}
-          </ul>
+          {groupedSections.length === 0 ? (
+            <ul className="habit-list">{shown.map(row)}</ul>
+          ) : (
+            groupedSections.map((s, i) =>
+              s.group === null ? (
+                <ul className="habit-list" key="">
+                  {s.habits.map(row)}
+                </ul>
+              ) : (
+                <section className="habit-group" key={s.group} aria-labelledby={`group-${i}-head`}>
+                  <h2 className="group-head" id={`group-${i}-head`}>
+                    <button type="button" className="group-toggle" aria-expanded={!collapsed.has(s.group)} aria-controls={`group-${i}`} onClick={() => toggleGroup(s.group!)}>
+                      <span className="group-chevron" aria-hidden="true" />
+                      <span className="group-name">{s.group}</span>
+                      <span className="muted small">
+                        {s.habits.filter((h) => standings.get(h.id)?.handled).length} of {s.habits.length} done
+                      </span>
+                    </button>
+                  </h2>
+                  {!collapsed.has(s.group) && (
+                    <ul className="habit-list" id={`group-${i}`}>
+                      {s.habits.map(row)}
+                    </ul>
+                  )}
+                </section>
+              ),
+            )
+          )}
           <div className="today-foot">
             <Explain label="How are streaks, skips and the score counted?" text="How are streaks, skips and the score counted?">
               <p>{STREAK_WORDS}</p>
               <p>{SKIP_WORDS}</p>
               <p>{SCORE_WORDS}</p>
             </Explain>
-            <Link href="/archived">Archived habits</Link>
+            <span className="today-links">
+              <Link href="/arrange">Arrange habits</Link>
+              <Link href="/archived">Archived habits</Link>
+            </span>
           </div>
         </>
       )}
