@@ -15,6 +15,8 @@
 //! (`HH:MM`, in JSON and as a CSV column); an import reads it as that time on
 //! every day. Exports never write it.
 
+pub mod loop_backup;
+
 use serde::{Deserialize, Serialize};
 
 use crate::habits::{

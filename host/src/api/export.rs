@@ -15,6 +15,7 @@ use super::openapi::ApiQuery;
 use super::{ApiError, ErrorBody, body_deadline};
 use crate::AppState;
 use crate::auth::{self, CurrentUser};
+use crate::export::loop_backup::{self, LoopError};
 use crate::export::{self, Export, ExportedHabit};
 use crate::habits::{self, EntryInput, FieldError};
 use crate::store::habits::ActivityRange;
@@ -37,6 +38,31 @@ pub struct Imported {
     habits: usize,
     entries: usize,
     activities: usize,
+    /// Notes a Loop backup holds on days that are no check-in (not done, or
+    /// unknown): HAM keeps notes on entries only, so these were left out.
+    dropped_notes: usize,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct ImportQuery {
+    /// `loop` for Loop Habit Tracker's full backup (its `.db` file; a body sent
+    /// as application/octet-stream is taken as one too); absent for HAM's own
+    /// export, JSON or CSV by `Content-Type`.
+    #[param(value_type = Option<ImportFormat>, inline)]
+    format: Option<String>,
+}
+
+/// What `POST /api/import?format=` takes.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(
+    dead_code,
+    reason = "describes the parameter; the handler reads it as text"
+)]
+enum ImportFormat {
+    Loop,
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -111,18 +137,19 @@ async fn export_all(
     }
 }
 
-/// Adds an export (JSON or CSV, by `Content-Type`) to the user's data, all or
-/// nothing.
-#[utoipa::path(post, path = "/import", tag = "export",
-    request_body(content((Export = "application/json"), (String = "text/csv"))),
+/// Adds an export (JSON or CSV, by `Content-Type`) or a Loop Habit Tracker
+/// backup (`?format=loop`) to the user's data, all or nothing.
+#[utoipa::path(post, path = "/import", tag = "export", params(ImportQuery),
+    request_body(content((Export = "application/json"), (String = "text/csv"), (Vec<u8> = "application/octet-stream"))),
     responses((status = 200, body = Imported),
         (status = 400, description = "`invalid_json`: the JSON does not parse; `bad_request`: the CSV is not UTF-8", body = ErrorBody),
         (status = 413, description = "`too_large`: over 32 MiB", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: neither application/json nor text/csv", body = ErrorBody),
-        (status = 422, description = "`invalid_field`: the document is refused (another format or version, a CSV without the export's header, a bad field); the message names the field or CSV line, and nothing is written", body = ErrorBody)))]
+        (status = 422, description = "`invalid_field`: the document is refused (another format or version, a CSV without the export's header, a bad field, a file that is not a Loop backup or is damaged); the message names the field, CSV line or habit, and nothing is written", body = ErrorBody)))]
 async fn import(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
+    ApiQuery(q): ApiQuery<ImportQuery>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Imported>, ApiError> {
@@ -135,44 +162,35 @@ async fn import(
         _ if body_deadline::is_body_timeout(&e) => super::body_timeout(),
         _ => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()),
     })?;
+    let mut dropped_notes = 0;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let document: Export = if content_type.starts_with("application/json") {
-        serde_json::from_slice(&body).map_err(|e| match e.classify() {
-            serde_json::error::Category::Data => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_field",
-                e.to_string(),
-            ),
-            _ => ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()),
-        })?
-    } else if content_type.starts_with("text/csv") {
-        let text = std::str::from_utf8(&body).map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                "the CSV is not UTF-8",
-            )
-        })?;
-        let has_records = csv::Reader::from_reader(text.as_bytes())
-            .headers()
-            .is_ok_and(|h| h.iter().any(|column| column == "record"));
-        if !has_records {
-            return Err(FieldError {
-                field: "line 1".into(),
-                message: "not the export's header (it has a `record` column); send what GET /api/export?format=csv gives".into(),
-            }
-            .into());
+    let binary = [
+        "application/octet-stream",
+        "application/vnd.sqlite3",
+        "application/x-sqlite3",
+    ]
+    .iter()
+    .any(|t| content_type.starts_with(t));
+    let format = q.format.as_deref().or(binary.then_some("loop"));
+    let document = match format {
+        None => document(&headers, &body)?,
+        Some("loop") => {
+            let today = habits::today_in(&user.time_zone);
+            let backup = loop_backup::read(&body, &today, &user.time_zone)
+                .await
+                .map_err(|e| match e {
+                    LoopError::Io(e) => ApiError::internal(e),
+                    refused => FieldError::new("file", refused.to_string()).into(),
+                })?;
+            dropped_notes = backup.dropped_notes;
+            backup.export
         }
-        export::from_csv(text)?
-    } else {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send the export as application/json or text/csv",
-        ));
+        Some(other) => {
+            return Err(FieldError::new("format", format!("`{other}` is not loop")).into());
+        }
     };
     if document.format != export::FORMAT || document.version != export::VERSION {
         return Err(FieldError {
@@ -231,5 +249,49 @@ async fn import(
         habits: habits.len(),
         entries: entry_count,
         activities: document.activities.len(),
+        dropped_notes,
     }))
+}
+
+/// HAM's own export from the body: JSON or CSV, by `Content-Type`.
+fn document(headers: &HeaderMap, body: &[u8]) -> Result<Export, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if content_type.starts_with("application/json") {
+        serde_json::from_slice(body).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                e.to_string(),
+            ),
+            _ => ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()),
+        })
+    } else if content_type.starts_with("text/csv") {
+        let text = std::str::from_utf8(body).map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "the CSV is not UTF-8",
+            )
+        })?;
+        let has_records = csv::Reader::from_reader(text.as_bytes())
+            .headers()
+            .is_ok_and(|h| h.iter().any(|column| column == "record"));
+        if !has_records {
+            return Err(FieldError {
+                field: "line 1".into(),
+                message: "not the export's header (it has a `record` column); send what GET /api/export?format=csv gives".into(),
+            }
+            .into());
+        }
+        Ok(export::from_csv(text)?)
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the export as application/json or text/csv, or a Loop backup with ?format=loop",
+        ))
+    }
 }

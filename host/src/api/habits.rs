@@ -124,7 +124,7 @@ async fn create(
 pub struct HabitOrder {
     /// Habit ids, each once, in their new order. They take the places they held
     /// between them, so habits not named (archived ones, say) keep theirs.
-    #[schema(max_items = 1000)]
+    #[schema(value_type = std::collections::BTreeSet<String>, max_items = 1000)]
     ids: Vec<String>,
 }
 

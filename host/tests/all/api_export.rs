@@ -178,7 +178,10 @@ async fn round_trip(backend: Backend) {
         let response = import(&fresh_server, &fresh_cookie, content_type, body).await;
         assert_eq!(response.status(), 200, "{content_type}");
         let counts: Value = response.json().await.unwrap();
-        assert_eq!(counts, json!({"habits": 2, "entries": 3, "activities": 1}));
+        assert_eq!(
+            counts,
+            json!({"habits": 2, "entries": 3, "activities": 1, "dropped_notes": 0})
+        );
         let copy = call(
             &fresh_server,
             &fresh_cookie,

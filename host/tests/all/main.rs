@@ -30,6 +30,7 @@ mod fair_shares;
 mod fuzz_parsers;
 mod http_cross_origin;
 mod http_slow_clients;
+mod import_loop;
 mod jobs_processes;
 mod jobs_queue;
 mod llm_providers;

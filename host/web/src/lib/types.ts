@@ -197,4 +197,6 @@ export interface ImportCounts {
   habits: number;
   entries: number;
   activities: number;
+  /** Notes of a Loop backup on days that are no check-in, left out. */
+  dropped_notes: number;
 }

@@ -1,9 +1,11 @@
-// Settings: time zone, reminder delivery channels, export (JSON, CSV) and import.
+// Settings: time zone, reminder delivery channels, export (JSON, CSV) and import
+// (HAM's own export, or a Loop Habit Tracker backup).
 import { useMemo, useState, type FormEvent } from 'react';
 import { useQueryClient } from '@tanstack/react-query';
 import { NotificationChannels } from '../components/NotificationChannels';
 import { api } from '../lib/api';
 import { explainText } from '../lib/errors';
+import { importedWords, isSqlite } from '../lib/imports';
 import { keys } from '../lib/queries';
 import { useTitle } from '../lib/router';
 import type { ImportCounts, User } from '../lib/types';
@@ -47,12 +49,15 @@ export function Settings({ user }: { user: User }) {
   const runImport = async (e: FormEvent) => {
     e.preventDefault();
     setImportMessage(null);
-    if (!file) return setImportMessage({ ok: false, text: 'Choose an export file first (JSON or CSV from Export).' });
+    if (!file) return setImportMessage({ ok: false, text: 'Choose a file first: JSON or CSV from Export, or a Loop Habit Tracker backup (.db).' });
     setBusy(true);
     try {
+      const loop = isSqlite(new Uint8Array(await file.slice(0, 16).arrayBuffer()));
       const csv = file.name.toLowerCase().endsWith('.csv') || file.type === 'text/csv';
-      const counts = await api<ImportCounts>('/api/import', { method: 'POST', raw: await file.text(), contentType: csv ? 'text/csv' : 'application/json' });
-      setImportMessage({ ok: true, text: `Imported ${counts.habits} habits, ${counts.entries} entries and ${counts.activities} activities.` });
+      const counts = loop
+        ? await api<ImportCounts>('/api/import?format=loop', { method: 'POST', raw: file, contentType: 'application/octet-stream' })
+        : await api<ImportCounts>('/api/import', { method: 'POST', raw: await file.text(), contentType: csv ? 'text/csv' : 'application/json' });
+      setImportMessage({ ok: true, text: importedWords(counts, loop) });
       await qc.invalidateQueries();
     } catch (err) {
       setImportMessage({ ok: false, text: explainText(err, `import ${file.name}`) });
@@ -109,10 +114,13 @@ export function Settings({ user }: { user: User }) {
       </div>
 
       <h2>Import</h2>
+      <p className="muted small">
+        Leaving Loop Habit Tracker? In Loop, Settings, Export full backup, then import the .db file here: habits, check-ins, skips, amounts and notes come across.
+      </p>
       <form className="inline-form" onSubmit={(e) => void runImport(e)}>
         <label>
-          Export file (JSON or CSV)
-          <input type="file" accept=".json,.csv,application/json,text/csv" onChange={(e) => setFile(e.target.files?.[0] ?? null)} />
+          Export file (JSON or CSV), or a Loop Habit Tracker backup (.db)
+          <input type="file" accept=".json,.csv,.db,application/json,text/csv,application/vnd.sqlite3,application/x-sqlite3" onChange={(e) => setFile(e.target.files?.[0] ?? null)} />
         </label>
         <button type="submit" disabled={busy}>
           Import
