@@ -481,6 +481,15 @@ async fn two_hosts_on_one_postgres_deliver_once() {
         .filter(|j| j.kind == "tick" && !j.id.starts_with("schedule:"))
         .count();
     assert_eq!(ticks, 4, "{jobs:?}");
+
+    // The same minute queued again (the cursor lost, as after a tick retried
+    // mid-window): new remind and send jobs, but the markers hold.
+    tick(&env.server, 2).await;
+    let again = settled(&env.server).await;
+    let sends = again.iter().filter(|j| j.kind == "send").count();
+    assert!(sends >= 4, "the deliveries were queued again: {again:?}");
+    assert_eq!(env.ntfy.received().len(), 1, "{:?}", env.ntfy.received());
+    assert_eq!(env.hook.received().len(), 1, "{:?}", env.hook.received());
     second.stop().await;
     env.server.stop().await;
 }
