@@ -1130,6 +1130,29 @@ mod tests {
     }
 
     #[test]
+    fn the_public_url_is_set_or_derived_from_the_listen_address() {
+        let url = |pairs: &[(&str, &str)]| load(None, pairs).unwrap().public_url;
+        assert_eq!(url(&[]), "http://127.0.0.1:3001");
+        assert_eq!(
+            url(&[("HAM_ADDR", "0.0.0.0:8080")]),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(url(&[("HAM_ADDR", "[::]:8080")]), "http://[::1]:8080");
+        assert_eq!(
+            url(&[("HAM_ADDR", "192.168.1.5:80")]),
+            "http://192.168.1.5:80"
+        );
+        assert_eq!(
+            url(&[("HAM_PUBLIC_URL", "https://ham.example.com/")]),
+            "https://ham.example.com"
+        );
+        assert_eq!(
+            url(&[("HAM_PUBLIC_URL", "https://example.com/ham")]),
+            "https://example.com/ham"
+        );
+    }
+
+    #[test]
     fn bad_values_are_refused_naming_the_key_or_variable() {
         /// A file, an environment, and what the error must say.
         type Case = (
@@ -1166,6 +1189,11 @@ mod tests {
                 &["invalid settings file", "line 1"],
             ),
             (None, &[("HAM_ADDR", "nope")], &["HAM_ADDR", "nope"]),
+            (
+                None,
+                &[("HAM_PUBLIC_URL", "ham.example.com")],
+                &["HAM_PUBLIC_URL", "`ham.example.com`", "https://"],
+            ),
             (
                 None,
                 &[("HAM_JOB_WORKERS", "two")],
