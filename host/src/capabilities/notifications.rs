@@ -63,8 +63,9 @@ fn date_arg(date: &str) -> Result<Date, GuestError> {
 
 /// When `r` is due within `[from, to)` (milliseconds): every local date the
 /// window touches in the user's time zone whose ISO weekday `r` lists, at `r`'s
-/// time. A time that a daylight-saving gap skips is due at the instant the clock
-/// jumps to (jiff's compatible disambiguation), so it is never lost.
+/// time. A time that a daylight-saving gap skips is due as long after the jump
+/// (02:30 in a 02:00 to 03:00 gap is 03:30: jiff's compatible disambiguation),
+/// so it is never lost.
 fn due_between(r: &ActiveReminder, from: i64, to: i64) -> Vec<DueReminder> {
     let tz = TimeZone::get(&r.time_zone).unwrap_or(TimeZone::UTC);
     let Some((hour, minute)) = r
@@ -272,6 +273,13 @@ mod tests {
         assert_eq!(
             due(&tokyo, "2026-12-01T15:00:00Z", "2026-12-01T15:20:00Z"),
             vec![("2026-12-02T00:10".to_string(), ms("2026-12-01T15:10:00Z"))]
+        );
+        // Berlin skips 02:00-03:00 on Sunday 29 March 2026: 02:30 is due at
+        // 03:30 CEST, 01:30 UTC.
+        let gap = reminder("Europe/Berlin", "02:30", &[7]);
+        assert_eq!(
+            due(&gap, "2026-03-29T01:00:00Z", "2026-03-29T02:00:00Z"),
+            vec![("2026-03-29T02:30".to_string(), ms("2026-03-29T01:30:00Z"))]
         );
         // A day-long window holds each date once.
         let daily = reminder("UTC", "12:00", &[1, 2, 3, 4, 5, 6, 7]);
