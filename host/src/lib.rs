@@ -99,6 +99,8 @@ impl AppState {
             tracker: tracker.clone(),
             llm: Arc::new(llm),
             secret,
+            reminders: reminders.clone(),
+            public_url: settings.public_url.clone(),
             job_max_attempts: settings.job_max_attempts,
             metrics: metrics.clone(),
         });

@@ -84,6 +84,10 @@ macro_rules! settings {
 settings! {
     /// Where `ham serve` listens (and where `ham healthcheck` knocks).
     addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 3001)), "HAM_ADDR";
+    /// The URL people reach this server at, for links sent outside the app
+    /// (reminders' done links and habit links); unset: `http://` and `addr`
+    /// (`127.0.0.1` for an unspecified address).
+    public_url: Option<String> = None, "HAM_PUBLIC_URL";
     /// The data directory: the SQLite file, the compiled-component cache, `secret.key`.
     data_dir: PathBuf = PathBuf::from("./data"), "HAM_DATA_DIR";
     /// `sqlite://…` or `postgres://…`; unset: `sqlite://<data_dir>/ham.db`.
@@ -184,6 +188,9 @@ settings! {
 pub struct Settings {
     /// `addr`, `HAM_ADDR`.
     pub addr: SocketAddr,
+    /// `public_url`, `HAM_PUBLIC_URL`: without a trailing `/`; unset: derived
+    /// from `addr`.
+    pub public_url: String,
     /// `data_dir`, `HAM_DATA_DIR`.
     pub data_dir: PathBuf,
     /// `database_url`, `HAM_DATABASE_URL` or `DATABASE_URL`; see [`Settings::database_url()`].
@@ -640,6 +647,18 @@ impl Keys {
                     .into(),
             });
         }
+        if let Some(url) = given(self.public_url.clone())
+            && !is_base_url(&url)
+        {
+            return Err(SettingsError::Invalid {
+                key: "public_url",
+                env: "HAM_PUBLIC_URL",
+                why: format!(
+                    "`{url}` is not an http:// or https:// URL with a host (and no query), \
+                     as in https://ham.example.com"
+                ),
+            });
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log) {
             return Err(SettingsError::Invalid {
                 key: "log",
@@ -652,8 +671,13 @@ impl Keys {
 
     fn into_settings(self) -> Settings {
         let trimmed = |url: String| url.trim_end_matches('/').to_string();
+        let public_url = match given(self.public_url) {
+            Some(url) => trimmed(url),
+            None => derived_public_url(self.addr),
+        };
         Settings {
             addr: self.addr,
+            public_url,
             data_dir: self.data_dir,
             database_url: given(self.database_url),
             admin_token: given(self.admin_token),
@@ -727,6 +751,34 @@ impl Keys {
         }
         Ok(out)
     }
+}
+
+/// Whether `url` can be the base of the links the server sends: `http(s)://`,
+/// a host, maybe a path, no query or fragment.
+fn is_base_url(url: &str) -> bool {
+    let Ok(uri) = url.parse::<http::Uri>() else {
+        return false;
+    };
+    matches!(uri.scheme_str(), Some("http" | "https"))
+        && uri.host().is_some_and(|h| !h.is_empty())
+        && uri.query().is_none()
+        && !url.contains('#')
+}
+
+/// The public URL when none is set: the listen address over plain HTTP, with
+/// `127.0.0.1` (or `[::1]`) for an address that listens everywhere, since no
+/// one can open a link to `0.0.0.0`.
+fn derived_public_url(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(v4) if v4.is_unspecified() => {
+            std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+        }
+        std::net::IpAddr::V6(v6) if v6.is_unspecified() => {
+            std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
+        }
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
 }
 
 /// The database URL as `ham config` shows it: the password hidden (as in logs),
@@ -1078,6 +1130,29 @@ mod tests {
     }
 
     #[test]
+    fn the_public_url_is_set_or_derived_from_the_listen_address() {
+        let url = |pairs: &[(&str, &str)]| load(None, pairs).unwrap().public_url;
+        assert_eq!(url(&[]), "http://127.0.0.1:3001");
+        assert_eq!(
+            url(&[("HAM_ADDR", "0.0.0.0:8080")]),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(url(&[("HAM_ADDR", "[::]:8080")]), "http://[::1]:8080");
+        assert_eq!(
+            url(&[("HAM_ADDR", "192.168.1.5:80")]),
+            "http://192.168.1.5:80"
+        );
+        assert_eq!(
+            url(&[("HAM_PUBLIC_URL", "https://ham.example.com/")]),
+            "https://ham.example.com"
+        );
+        assert_eq!(
+            url(&[("HAM_PUBLIC_URL", "https://example.com/ham")]),
+            "https://example.com/ham"
+        );
+    }
+
+    #[test]
     fn bad_values_are_refused_naming_the_key_or_variable() {
         /// A file, an environment, and what the error must say.
         type Case = (
@@ -1114,6 +1189,11 @@ mod tests {
                 &["invalid settings file", "line 1"],
             ),
             (None, &[("HAM_ADDR", "nope")], &["HAM_ADDR", "nope"]),
+            (
+                None,
+                &[("HAM_PUBLIC_URL", "ham.example.com")],
+                &["HAM_PUBLIC_URL", "`ham.example.com`", "https://"],
+            ),
             (
                 None,
                 &[("HAM_JOB_WORKERS", "two")],

@@ -3,8 +3,10 @@
 //! here too; [`crate::capabilities`] implements each) and the exports the host
 //! calls (`job-handler`, `rules`).
 //!
-//! `llm` is linked for every component, but a component that imports it is only
-//! loaded when its manifest says `llm = true` (`LoadError::LlmNotGranted`).
+//! `llm` and `notifications` are linked for every component, but a component
+//! that imports one is only loaded when its manifest says `llm = true`
+//! (`LoadError::LlmNotGranted`) or `notifications = true`
+//! (`LoadError::NotificationsNotGranted`).
 
 wasmtime::component::bindgen!({
     path: "../wit",

@@ -327,6 +327,7 @@ def test_ham_settings(overlay):
     config = find_prefixed(overlay, "ConfigMap", "ham-config")["data"]
     assert config == {
         "HAM_ADDR": "0.0.0.0:3001",
+        "HAM_PUBLIC_URL": "https://ham.example.com",
         "HAM_DATA_DIR": "/data",
         "HAM_AUTH": "forward-auth",
         "HAM_TRUSTED_PROXIES": "10.42.0.0/16",

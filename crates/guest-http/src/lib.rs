@@ -1,14 +1,20 @@
-//! What HAM's HTTP plugin components (the coach, the Strava sync) share, on
-//! `wasi:http` through the `wasip2` crate: the request body with a size cap, a
-//! response written whole, JSON answers and the host's error shape
-//! (`{"error": {"code", "message"}}`), the wall clock and random ids.
+//! What HAM's HTTP plugin components (the coach, the Strava sync, reminders)
+//! share, on `wasi:http` through the `wasip2` crate: the request body with a
+//! size cap, a response written whole, JSON answers and the host's error shape
+//! (`{"error": {"code", "message"}}`), one outgoing request ([`call`]), the wall
+//! clock and random ids.
 
 use std::io::{Read as _, Write as _};
 
 use serde_json::json;
+use wasip2::http::outgoing_handler;
 use wasip2::http::types::{
-    Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam,
+    Fields, IncomingRequest, Method, OutgoingBody, OutgoingRequest, OutgoingResponse,
+    ResponseOutparam, Scheme,
 };
+
+/// Longest response body [`call`] reads.
+const MAX_UPSTREAM_BODY: u64 = 8 * 1024 * 1024;
 
 /// The largest request body a plugin reads.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -82,4 +88,98 @@ pub fn new_id() -> String {
         wasip2::random::random::get_random_u64(),
         wasip2::random::random::get_random_u64()
     )
+}
+
+/// An answer to an outgoing request.
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One request to `url` (no redirects followed). `Err` when it could not be made
+/// or got no answer: refused by the host's policy, or a network failure.
+pub fn call(
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Result<Reply, String> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| format!("`{url}` has no scheme"))?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let fields = Fields::new();
+    for (name, value) in headers {
+        fields
+            .append(name, value.as_bytes())
+            .map_err(|e| format!("header {name}: {e:?}"))?;
+    }
+    let request = OutgoingRequest::new(fields);
+    let scheme = if scheme == "https" {
+        Scheme::Https
+    } else {
+        Scheme::Http
+    };
+    request
+        .set_method(&method)
+        .map_err(|()| "method".to_string())?;
+    request
+        .set_scheme(Some(&scheme))
+        .map_err(|()| "scheme".to_string())?;
+    request
+        .set_authority(Some(authority))
+        .map_err(|()| format!("authority `{authority}`"))?;
+    request
+        .set_path_with_query(Some(path))
+        .map_err(|()| "path".to_string())?;
+    let outgoing = request.body().map_err(|()| "request body".to_string())?;
+    let future = outgoing_handler::handle(request, None).map_err(|e| format!("refused: {e:?}"))?;
+    if let Ok(mut stream) = outgoing.write() {
+        if let Some(body) = body {
+            for chunk in body.chunks(4096) {
+                stream
+                    .write_all(chunk)
+                    .map_err(|e| format!("sending the body: {e}"))?;
+            }
+        }
+        let _ = stream.flush();
+    }
+    OutgoingBody::finish(outgoing, None).map_err(|e| format!("finishing the body: {e:?}"))?;
+    future.subscribe().block();
+    let response = future
+        .get()
+        .ok_or("no response")?
+        .map_err(|()| "response taken twice".to_string())?
+        .map_err(|e| format!("{e:?}"))?;
+    let status = response.status();
+    let headers = response
+        .headers()
+        .entries()
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+        .collect();
+    let mut buf = Vec::new();
+    let body = response
+        .consume()
+        .map_err(|()| "response body".to_string())?;
+    let stream = body.stream().map_err(|()| "response stream".to_string())?;
+    let _ = stream.take(MAX_UPSTREAM_BODY).read_to_end(&mut buf);
+    Ok(Reply {
+        status,
+        headers,
+        body: buf,
+    })
 }

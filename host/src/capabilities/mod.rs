@@ -22,6 +22,7 @@ pub mod habits;
 pub mod jobs;
 pub mod llm;
 pub mod log;
+pub mod notifications;
 pub mod outbound;
 pub mod storage;
 
@@ -30,6 +31,7 @@ use std::sync::Arc;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 
 use crate::llm::Llm;
+use crate::reminders::Reminders;
 use crate::store::Db;
 use crate::store::kv::Quota;
 use crate::store::sealed::HostSecret;
@@ -81,6 +83,7 @@ pub struct Capabilities {
     habits: Arc<habits::HabitsHost>,
     jobs: Arc<jobs::JobsHost>,
     llm: Arc<Llm>,
+    notifications: Arc<notifications::NotificationsHost>,
     metrics: Arc<Metrics>,
 }
 
@@ -90,6 +93,10 @@ pub struct Parts {
     pub tracker: Arc<crate::habits::Tracker>,
     pub llm: Arc<Llm>,
     pub secret: HostSecret,
+    /// Channels and done links, for `notifications`.
+    pub reminders: Arc<Reminders>,
+    /// `HAM_PUBLIC_URL`: the base of the links reminders carry.
+    pub public_url: String,
     /// Attempts each job a plugin queues gets.
     pub job_max_attempts: i64,
     pub metrics: Arc<Metrics>,
@@ -101,6 +108,7 @@ pub struct Contexts {
     habits: habits::HabitsCtx,
     jobs: jobs::JobsCtx,
     llm: llm::LlmCtx,
+    notifications: notifications::NotificationsCtx,
     config: config::ConfigCtx,
     log: log::LogCtx,
     outbound: outbound::OutboundHooks,
@@ -139,6 +147,11 @@ impl Capabilities {
                 secret: parts.secret.clone(),
             }),
             habits: Arc::new(habits::HabitsHost::new(parts.tracker)),
+            notifications: Arc::new(notifications::NotificationsHost {
+                db: parts.db.clone(),
+                reminders: parts.reminders,
+                public_url: parts.public_url,
+            }),
             jobs: Arc::new(jobs::JobsHost {
                 db: parts.db,
                 secret: parts.secret,
@@ -151,13 +164,17 @@ impl Capabilities {
     }
 
     /// The capabilities of a host with default settings over `db`: no language
-    /// model, a random secret, five attempts per job. For tools and tests that
-    /// run plugins without the whole app.
+    /// model, a random secret, five attempts per job, the default public URL.
+    /// For tools and tests that run plugins without the whole app.
     pub fn with_defaults(db: Db) -> anyhow::Result<Self> {
+        let tracker = Arc::new(crate::habits::Tracker::new(db.clone()));
+        let secret = HostSecret::random()?;
         Ok(Self::new(Parts {
-            tracker: Arc::new(crate::habits::Tracker::new(db.clone())),
+            reminders: Arc::new(Reminders::new(db.clone(), tracker.clone(), secret.clone())),
+            public_url: crate::settings::Settings::default().public_url,
+            tracker,
             llm: Arc::new(Llm::new(&Default::default(), db.clone())?),
-            secret: HostSecret::random()?,
+            secret,
             job_max_attempts: 5,
             metrics: Arc::default(),
             db,
@@ -186,6 +203,7 @@ impl Capabilities {
         habits::add_to_linker(linker)?;
         jobs::add_to_linker(linker)?;
         llm::add_to_linker(linker)?;
+        notifications::add_to_linker(linker)?;
         Ok(())
     }
 
@@ -217,6 +235,10 @@ impl Capabilities {
             llm: llm::LlmCtx {
                 caller: caller.clone(),
                 llm: self.llm.clone(),
+            },
+            notifications: notifications::NotificationsCtx {
+                caller: caller.clone(),
+                host: self.notifications.clone(),
             },
             config: config::ConfigCtx {
                 grants: grants.clone(),

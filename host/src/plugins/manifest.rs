@@ -10,6 +10,7 @@
 //! openapi = "openapi.json"                # its routes' OpenAPI operations (CLI, watcher)
 //! allowed_outbound_hosts = ["{{ api_base_url }}"]
 //! llm = false
+//! notifications = false                  # true to import ham:plugin/notifications
 //! routes = [{ path = "/api/strava/webhook", methods = ["GET", "POST"], auth = "none" }]
 //! schedule = [{ cron = "0 */6 * * *", job = "backfill" }]
 //! [limits]
@@ -54,6 +55,10 @@ pub struct Manifest {
     pub allowed_outbound_hosts: Vec<OutboundEntry>,
     #[serde(default)]
     pub llm: bool,
+    /// Imports `ham:plugin/notifications` (due reminders of every user, their
+    /// channels with tokens): only a delivery plugin should say so.
+    #[serde(default)]
+    pub notifications: bool,
     #[serde(default)]
     pub routes: Vec<RouteClaim>,
     #[serde(default)]
@@ -364,9 +369,12 @@ impl Manifest {
         Ok(())
     }
 
-    /// The outbound rules with variables interpolated. An entry whose variable has
-    /// no value is left out (and so denies), with a warning; an entry that the
-    /// values make invalid (a wildcard in a `private = true` entry) is an error.
+    /// The outbound rules with variables interpolated. An entry that is exactly
+    /// one `{{ variable }}` becomes one rule per comma-separated item of its value
+    /// (none for an empty value), each with the entry's `private` mark, so an
+    /// operator can list hosts in one variable. An entry whose variable has no
+    /// value is left out (and so denies), with a warning; an entry that the values
+    /// make invalid (a wildcard in a `private = true` entry) is an error.
     pub fn outbound_rules(&self, variables: &Variables) -> Result<Vec<HostRule>, String> {
         let mut rules = Vec::new();
         for entry in &self.allowed_outbound_hosts {
@@ -374,7 +382,17 @@ impl Manifest {
                 tracing::warn!(plugin = %self.name, entry = %entry.url, "outbound entry left out: its variable has no value");
                 continue;
             };
-            rules.push(HostRule::parse(&expanded, entry.private)?);
+            let items: Vec<&str> = match whole_template(&entry.url) {
+                true => expanded
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|item| !item.is_empty())
+                    .collect(),
+                false => vec![&expanded],
+            };
+            for item in items {
+                rules.push(HostRule::parse(item, entry.private)?);
+            }
         }
         Ok(rules)
     }
@@ -430,6 +448,15 @@ fn template_names(entry: &str) -> Result<Vec<String>, String> {
         rest = &after[end + 2..];
     }
     Ok(names)
+}
+
+/// Whether an entry is one `{{ variable }}` and nothing else (spaces aside).
+fn whole_template(entry: &str) -> bool {
+    entry
+        .trim()
+        .strip_prefix("{{")
+        .and_then(|rest| rest.strip_suffix("}}"))
+        .is_some_and(|name| !name.contains(['{', '}']))
 }
 
 fn interpolate(entry: &str, variables: &Variables) -> Option<String> {
@@ -579,6 +606,90 @@ mod tests {
         assert_eq!(
             rules,
             vec![HostRule::parse("https://other.example", false).unwrap()]
+        );
+    }
+
+    /// An entry that is exactly `{{ variable }}` takes a comma-separated list;
+    /// its items may reach private addresses only when the entry is marked so
+    /// (or an item is an IP literal with a port), and a wildcard item never does.
+    #[tokio::test]
+    async fn a_whole_template_entry_expands_a_list_and_private_stays_refused_unless_listed() {
+        use crate::capabilities::outbound::{Denied, Host, OutboundPolicy, ResolveError};
+        let m = Manifest::parse(
+            "name = \"reminders\"\nversion = \"0.1.0\"\n\
+             allowed_outbound_hosts = [\"https://*:*\", { url = \"{{ allowed_hosts }}\", private = true }]\n\
+             [variables]\nallowed_hosts = { default = \"\" }\n",
+        )
+        .unwrap();
+        let rules_with = |value: Option<&str>| {
+            let env: BTreeMap<String, String> = value
+                .map(|v| {
+                    (
+                        "HAM_PLUGIN_REMINDERS_ALLOWED_HOSTS".to_string(),
+                        v.to_string(),
+                    )
+                })
+                .into_iter()
+                .collect();
+            m.outbound_rules(&Variables::resolve(&m.name, &m.variables, &env))
+        };
+        assert_eq!(
+            rules_with(None).unwrap(),
+            vec![HostRule::parse("https://*:*", false).unwrap()],
+            "an empty list adds nothing"
+        );
+        let listed = rules_with(Some(" http://127.0.0.1:8080 ,,http://localhost:9000, ")).unwrap();
+        assert_eq!(
+            listed,
+            vec![
+                HostRule::parse("https://*:*", false).unwrap(),
+                HostRule::parse("http://127.0.0.1:8080", true).unwrap(),
+                HostRule::parse("http://localhost:9000", true).unwrap(),
+            ]
+        );
+        let err = rules_with(Some("http://a.lan:1,https://*.lan")).unwrap_err();
+        assert!(err.contains("private = true needs an exact host"), "{err}");
+
+        let reach = |rules: Vec<HostRule>, url: &'static str| async move {
+            let uri: http::Uri = url.parse().unwrap();
+            let host = Host::read(uri.host().unwrap()).unwrap();
+            let port = uri.port_u16().unwrap_or(443);
+            OutboundPolicy::new("reminders", rules)
+                .resolve(uri.scheme_str().unwrap(), &host, port)
+                .await
+        };
+        // Public https anywhere; loopback only when listed, and only what is listed.
+        assert!(reach(listed.clone(), "https://8.8.8.8").await.is_ok());
+        assert!(reach(listed.clone(), "http://127.0.0.1:8080").await.is_ok());
+        assert!(reach(listed.clone(), "http://localhost:9000").await.is_ok());
+        assert!(matches!(
+            reach(listed.clone(), "http://127.0.0.1:8081").await,
+            Err(ResolveError::Denied(Denied::NotAllowed(_)))
+        ));
+        for url in [
+            "https://127.0.0.1",
+            "https://localhost:8443",
+            "https://10.0.0.1",
+        ] {
+            assert!(
+                matches!(
+                    reach(rules_with(None).unwrap(), url).await,
+                    Err(ResolveError::Denied(Denied::NonPublic(..)))
+                ),
+                "{url} is private and not listed"
+            );
+        }
+
+        // Other entries with a template are read whole, commas and all.
+        let one = Manifest::parse(
+            "name = \"s\"\nversion = \"0.1.0\"\nallowed_outbound_hosts = [\"{{ a }}/x\"]\n\
+             [variables]\na = { default = \"https://a.example,https://b.example\" }\n",
+        )
+        .unwrap();
+        let env = BTreeMap::new();
+        assert!(
+            one.outbound_rules(&Variables::resolve(&one.name, &one.variables, &env))
+                .is_err()
         );
     }
 

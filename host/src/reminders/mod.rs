@@ -1,9 +1,10 @@
 //! Reminders beyond the habit's own list ([`crate::habits::Reminder`]): where they
 //! are delivered ([`channels`]) and the done link a reminder carries.
 //!
-//! Nothing here sends anything yet: a delivery plugin will ask for due reminders,
-//! mint a [`DoneLink`] for each and record each channel's outcome
-//! ([`crate::store::Db::record_delivery`]).
+//! Nothing here sends anything: the bundled `reminders` plugin asks for due
+//! reminders, channels and a [`DoneLink`] for each through
+//! `ham:plugin/notifications` ([`crate::capabilities::notifications`]), and
+//! records each channel's outcome ([`crate::store::Db::record_delivery`]).
 //!
 //! # Done links
 //!

@@ -52,6 +52,7 @@ const HTTP_EXPORT: &str = "wasi:http/incoming-handler@0.2.";
 const RULES_EXPORT: &str = "ham:plugin/rules@0.1.";
 const JOB_EXPORT: &str = "ham:plugin/job-handler@0.1.";
 const LLM_IMPORT: &str = "ham:plugin/llm@0.1.";
+const NOTIFICATIONS_IMPORT: &str = "ham:plugin/notifications@0.1.";
 
 /// Counters a test or `/metrics` can read.
 #[derive(Debug, Default)]
@@ -79,6 +80,10 @@ pub enum LoadError {
     NoKnownExport(String),
     #[error("the component imports ham:plugin/llm but the manifest does not say `llm = true`")]
     LlmNotGranted,
+    #[error(
+        "the component imports ham:plugin/notifications but the manifest does not say `notifications = true`"
+    )]
+    NotificationsNotGranted,
     #[error("the component imports what the host does not provide: {0}")]
     UnsatisfiedImport(String),
     #[error("the component's exports do not have the contract's shape: {0}")]
@@ -400,6 +405,9 @@ impl Runtime {
         }
         if imports.iter().any(|n| n.starts_with(LLM_IMPORT)) && !manifest.llm {
             return Err(LoadError::LlmNotGranted);
+        }
+        if imports.iter().any(|n| n.starts_with(NOTIFICATIONS_IMPORT)) && !manifest.notifications {
+            return Err(LoadError::NotificationsNotGranted);
         }
         let instance_pre = self
             .linker

@@ -92,16 +92,7 @@ struct ReminderRecord {
 
 impl ReminderRecord {
     fn into_pair(self) -> Result<(String, Reminder)> {
-        let days = self
-            .days
-            .split(',')
-            .map(|d| {
-                d.parse::<u8>()
-                    .ok()
-                    .filter(|d| (1..=7).contains(d))
-                    .ok_or_else(|| Error::unreadable("habit_reminders.days", &self.days))
-            })
-            .collect::<Result<Vec<u8>>>()?;
+        let days = read_days(&self.days)?;
         Ok((
             self.habit_id,
             Reminder {
@@ -110,6 +101,19 @@ impl ReminderRecord {
             },
         ))
     }
+}
+
+/// Days as `habit_reminders.days` stores them (`1,2,3`), read back.
+pub(super) fn read_days(stored: &str) -> Result<Vec<u8>> {
+    stored
+        .split(',')
+        .map(|d| {
+            d.parse::<u8>()
+                .ok()
+                .filter(|d| (1..=7).contains(d))
+                .ok_or_else(|| Error::unreadable("habit_reminders.days", stored))
+        })
+        .collect()
 }
 
 /// Days as stored in `habit_reminders.days`: `1,2,3`.

@@ -1,9 +1,12 @@
-//! Where a user's reminders are delivered (`notification_channels`) and which
-//! done links were already used (`used_done_links`). Tokens arrive here sealed;
-//! the store never sees one in plaintext.
+//! Where a user's reminders are delivered (`notification_channels`), which
+//! done links were already used (`used_done_links`), and every active habit's
+//! reminders across users, for delivery ([`Db::active_reminders`]). Tokens
+//! arrive here sealed; the store never sees one in plaintext.
 
+use super::habits::read_days;
 use super::text::decode;
 use super::{Db, Result, now_ms};
+use crate::habits::Reminder;
 
 /// A delivery channel's kind (stored as text, see [`super::text`]).
 #[derive(
@@ -59,7 +62,66 @@ impl TryFrom<ChannelRecord> for StoredChannel {
     }
 }
 
+/// One reminder of an active (not archived) habit, with what delivering it
+/// needs to know of its user: names and the time zone, nothing else.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActiveReminder {
+    pub user_id: String,
+    /// The user's username.
+    pub user_name: String,
+    /// The user's IANA time zone.
+    pub time_zone: String,
+    pub habit_id: String,
+    pub habit_name: String,
+    pub reminder: Reminder,
+}
+
+#[derive(sqlx::FromRow)]
+struct ActiveReminderRecord {
+    user_id: String,
+    user_name: String,
+    time_zone: String,
+    habit_id: String,
+    habit_name: String,
+    time: String,
+    days: String,
+}
+
+impl TryFrom<ActiveReminderRecord> for ActiveReminder {
+    type Error = super::Error;
+
+    fn try_from(r: ActiveReminderRecord) -> Result<Self> {
+        Ok(Self {
+            reminder: Reminder {
+                time: r.time,
+                days: read_days(&r.days)?,
+            },
+            user_id: r.user_id,
+            user_name: r.user_name,
+            time_zone: r.time_zone,
+            habit_id: r.habit_id,
+            habit_name: r.habit_name,
+        })
+    }
+}
+
 impl Db {
+    /// Every reminder of every active habit of every user. Which of them are due
+    /// depends on each user's time zone, so the caller filters; a household has
+    /// tens of them, read once a minute.
+    pub async fn active_reminders(&self) -> Result<Vec<ActiveReminder>> {
+        let rows: Vec<ActiveReminderRecord> = sqlx::query_as(
+            "SELECT h.user_id, u.username AS user_name, u.time_zone, r.habit_id, \
+             h.name AS habit_name, r.time, r.days \
+             FROM habit_reminders r JOIN habits h ON h.id = r.habit_id \
+             JOIN users u ON u.id = h.user_id \
+             WHERE h.archived = 0 ORDER BY h.user_id, r.habit_id, r.position",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter().map(ActiveReminder::try_from).collect()
+    }
+
     /// A user's channels, in their order.
     pub async fn notification_channels(&self, user_id: &str) -> Result<Vec<StoredChannel>> {
         let rows: Vec<ChannelRecord> = sqlx::query_as(

@@ -46,6 +46,7 @@ mod plugins_restart;
 mod plugins_routes;
 mod plugins_sandbox_boundary;
 mod reminders_channels;
+mod reminders_delivery;
 mod reminders_done_link;
 mod reminders_habits;
 mod rules_stats;

@@ -94,7 +94,8 @@ async fn pruning(backend: Backend) {
 
     ham_host::jobs::prune(&state.job_workers()).await;
 
-    let mut left: Vec<String> = sqlx::query_scalar("SELECT id FROM jobs")
+    // The test's own jobs (the bundled plugins' scheduled ticks come and go).
+    let mut left: Vec<String> = sqlx::query_scalar("SELECT id FROM jobs WHERE plugin = 'nobody'")
         .fetch_all(state.db.pool())
         .await
         .unwrap();
