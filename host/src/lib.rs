@@ -5,6 +5,7 @@
 //! is a library with a thin binary (`ham`): [`AppState::build`] wires the parts,
 //! [`router`] is the whole HTTP surface, [`serve`] runs it until shutdown.
 
+pub mod accounts;
 pub mod api;
 pub mod auth;
 pub mod backup;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub runtime: Arc<Runtime>,
     pub registry: Arc<Registry>,
     pub login_limiter: Arc<auth::LoginLimiter>,
+    /// Password changes, account deletion, the admin's user management.
+    pub accounts: Arc<accounts::Accounts>,
     /// Every operation on habits, entries and activities.
     pub tracker: Arc<habits::Tracker>,
     /// Habit stats from the rules plugin, cached.
@@ -120,6 +123,12 @@ impl AppState {
             .await
             .context("installing bundled plugins")?;
         let auth = auth::authenticator(&settings, &db).context("setting up HAM_AUTH")?;
+        let login_limiter = Arc::new(auth::LoginLimiter::default());
+        let accounts = Arc::new(accounts::Accounts::new(
+            db.clone(),
+            login_limiter.clone(),
+            auth.password_login(),
+        ));
         Ok(Self {
             auth,
             settings: Arc::new(settings),
@@ -128,7 +137,8 @@ impl AppState {
             registry,
             tracker,
             evaluator,
-            login_limiter: Default::default(),
+            login_limiter,
+            accounts,
             reminders,
             done_link_limiter: Arc::new(auth::LoginLimiter::new(auth::login::MAX_TRACKED_KEYS, 1)),
         })

@@ -4,6 +4,7 @@
 //! Client mistakes say exactly what is wrong; internal failures say little to the
 //! client and everything to the log.
 
+mod accounts;
 mod admin;
 mod auth;
 pub mod body_deadline;
@@ -254,6 +255,7 @@ pub fn router(state: AppState) -> Router {
         .nest(
             "/api",
             auth::router()
+                .merge(accounts::me_router())
                 .merge(habits::router())
                 .merge(export::router())
                 .merge(reminders::router())

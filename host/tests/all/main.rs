@@ -15,6 +15,7 @@
 
 mod common;
 
+mod accounts;
 mod api_entry_taps;
 mod api_export;
 mod api_habits;
