@@ -17,6 +17,15 @@ export interface User {
   today?: string;
 }
 
+/** An account as the admin's list shows it (GET /api/admin/users). */
+export interface Account {
+  id: string;
+  username: string;
+  is_admin: boolean;
+  /** RFC 3339, UTC. */
+  created: string;
+}
+
 export type HabitKind = 'boolean' | 'measurable';
 export type TargetType = 'at_least' | 'at_most';
 export interface Target {

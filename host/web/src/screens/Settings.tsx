@@ -1,10 +1,12 @@
-// Settings: time zone, reminder delivery channels, export (JSON, CSV) and import.
+// Settings: time zone, reminder delivery channels, the account (password,
+// deletion; local accounts only), export (JSON, CSV) and import.
 import { useMemo, useState, type FormEvent } from 'react';
 import { useQueryClient } from '@tanstack/react-query';
+import { AccountSettings } from '../components/AccountSettings';
 import { NotificationChannels } from '../components/NotificationChannels';
 import { api } from '../lib/api';
 import { explainText } from '../lib/errors';
-import { keys } from '../lib/queries';
+import { keys, useAuthConfig } from '../lib/queries';
 import { useTitle } from '../lib/router';
 import type { ImportCounts, User } from '../lib/types';
 
@@ -29,6 +31,7 @@ export function Settings({ user }: { user: User }) {
   const [file, setFile] = useState<File | null>(null);
   const [importMessage, setImportMessage] = useState<{ ok: boolean; text: string } | null>(null);
   const [busy, setBusy] = useState(false);
+  const authConfig = useAuthConfig();
   const browserZone = Intl.DateTimeFormat().resolvedOptions().timeZone;
 
   const saveZone = async (e: FormEvent) => {
@@ -96,6 +99,13 @@ export function Settings({ user }: { user: User }) {
       <h2 id="channels-title">Reminder delivery</h2>
       <p className="muted small">Where your habits' reminders are sent: an ntfy topic or a webhook.</p>
       <NotificationChannels />
+
+      {authConfig.data?.mode === 'local' && (
+        <>
+          <h2 id="account-title">Account</h2>
+          <AccountSettings user={user} />
+        </>
+      )}
 
       <h2>Export</h2>
       <p>Everything you own: habits, entries and activities.</p>
