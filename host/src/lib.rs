@@ -46,6 +46,8 @@ pub struct AppState {
     pub login_limiter: Arc<auth::LoginLimiter>,
     /// Password changes, account deletion, the admin's user management.
     pub accounts: Arc<accounts::Accounts>,
+    /// Personal API tokens (`Authorization: Bearer ham_…`).
+    pub tokens: Arc<auth::tokens::ApiTokens>,
     /// Every operation on habits, entries and activities.
     pub tracker: Arc<habits::Tracker>,
     /// Habit stats from the rules plugin, cached.
@@ -63,6 +65,13 @@ pub struct AppState {
 impl axum::extract::FromRef<AppState> for Arc<dyn auth::Authenticator> {
     fn from_ref(state: &AppState) -> Self {
         state.auth.clone()
+    }
+}
+
+/// What the identity extractors ask first: personal API tokens.
+impl axum::extract::FromRef<AppState> for Arc<auth::tokens::ApiTokens> {
+    fn from_ref(state: &AppState) -> Self {
+        state.tokens.clone()
     }
 }
 
@@ -129,9 +138,12 @@ impl AppState {
             login_limiter.clone(),
             auth.password_login(),
         ));
+        let settings = Arc::new(settings);
+        let tokens = Arc::new(auth::tokens::ApiTokens::new(db.clone(), settings.clone()));
         Ok(Self {
             auth,
-            settings: Arc::new(settings),
+            tokens,
+            settings,
             db,
             runtime,
             registry,

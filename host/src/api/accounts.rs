@@ -20,7 +20,7 @@ use super::openapi::ApiPath;
 use super::{ApiError, ApiJson, ErrorBody};
 use crate::AppState;
 use crate::accounts::{AccountError, AccountUpdate};
-use crate::auth::{self, CurrentUser};
+use crate::auth::{self, SessionUser};
 use crate::store::users::Account;
 
 /// `/api/me/password` and `/api/me/delete`.
@@ -134,7 +134,7 @@ struct AccountChange {
         (status = 503, description = "`busy`: password work is at its bound; Retry-After says when to try again", body = ErrorBody)))]
 async fn change_password(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    SessionUser(user): SessionUser,
     parts: Parts,
     ApiJson(body): ApiJson<PasswordChange>,
 ) -> Result<StatusCode, ApiError> {
@@ -165,7 +165,7 @@ async fn change_password(
         (status = 503, description = "`busy`: password work is at its bound; Retry-After says when to try again", body = ErrorBody)))]
 async fn delete_me(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    SessionUser(user): SessionUser,
     parts: Parts,
     ApiJson(body): ApiJson<DeleteConfirmation>,
 ) -> Result<Response, ApiError> {

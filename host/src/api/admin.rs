@@ -1,7 +1,8 @@
 //! Admin routes: plugins (list, upload, versions, rollback), jobs, and users.
 //!
 //! All need a signed-in admin or `Authorization: Bearer $HAM_ADMIN_TOKEN`. A
-//! signed-in user who is not an admin gets 403 `not_admin`; nobody signed in, 401
+//! signed-in user who is not an admin gets 403 `not_admin`, a personal API
+//! token (`ham_…`) 403 `token_not_allowed`; nobody signed in, 401
 //! (or, without the variable set, 403 `admin_disabled`, saying how to turn them
 //! on: there is no default token). The user routes (`/api/admin/users`) are in
 //! `api::accounts`.
@@ -56,6 +57,10 @@ async fn require_admin(State(state): State<AppState>, request: Request, next: Ne
         && constant_time_eq(p.as_bytes(), token.expose().as_bytes())
     {
         return next.run(request).await;
+    }
+    // A personal API token never opens an admin route.
+    if bearer.is_some_and(|b| b.starts_with(crate::auth::tokens::PREFIX)) {
+        return crate::auth::token_not_allowed().into_response();
     }
     let (mut parts, body) = request.into_parts();
     let user = match MaybeUser::from_request_parts(&mut parts, &state).await {

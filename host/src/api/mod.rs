@@ -15,6 +15,7 @@ mod observe;
 mod openapi;
 mod plugin_routes;
 mod reminders;
+mod tokens;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
@@ -256,6 +257,7 @@ pub fn router(state: AppState) -> Router {
             "/api",
             auth::router()
                 .merge(accounts::me_router())
+                .merge(tokens::router())
                 .merge(habits::router())
                 .merge(export::router())
                 .merge(reminders::router())

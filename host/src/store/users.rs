@@ -361,6 +361,7 @@ const OWNED_ROWS: &[&str] = &[
     "DELETE FROM habits WHERE user_id = $1",
     "DELETE FROM activities WHERE user_id = $1",
     "DELETE FROM sessions WHERE user_id = $1",
+    "DELETE FROM api_tokens WHERE user_id = $1",
     "DELETE FROM jobs WHERE user_id = $1",
     "DELETE FROM llm_usage WHERE user_id = $1",
     "DELETE FROM llm_budget WHERE user_id = $1",

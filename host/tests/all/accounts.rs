@@ -508,6 +508,15 @@ async fn seed(server: &TestServer, session: &mut Session, user: &str) {
         )
         .await;
     assert_eq!(status, 200);
+    let (status, _) = session
+        .json(
+            server,
+            Method::POST,
+            "/api/me/tokens",
+            Some(json!({"name": "script"})),
+        )
+        .await;
+    assert_eq!(status, 201);
     let pool = server.state.db.writer();
     let statements = [
         "INSERT INTO activities (id, user_id, source, external_id, sport_type, name, start_utc, start_local, updated_at) \

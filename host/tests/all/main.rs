@@ -20,6 +20,7 @@ mod api_entry_taps;
 mod api_export;
 mod api_habits;
 mod api_openapi;
+mod api_tokens;
 mod auth_forward;
 mod auth_login_flood;
 mod auth_oidc;
