@@ -766,6 +766,23 @@ async function main() {
     }
   });
 
+  await step('create an API token (shown once, works), then revoke it', page, async () => {
+    await go('/settings');
+    await page.getByLabel('Token name').fill('e2e script');
+    await page.getByRole('button', { name: 'Create token' }).click();
+    const token = (await page.getByTestId('token-value').innerText()).trim();
+    expect(/^ham_[A-Za-z0-9_-]{43}$/.test(token), `token: ${token}`);
+    const asToken = async () => (await fetch(`${base}/api/me`, { headers: { authorization: `Bearer ${token}` } })).status;
+    expect((await asToken()) === 200, 'the new token does not sign in');
+    await page.getByTestId('token-list').locator('.menu-title').filter({ hasText: 'e2e script' }).waitFor();
+    await shot('19-settings-tokens');
+    await page.getByRole('button', { name: 'Revoke e2e script' }).click();
+    await dialog().getByRole('button', { name: 'Revoke' }).click();
+    await page.getByText('No tokens yet.').waitFor();
+    expect((await page.getByTestId('new-token').count()) === 0, 'the revoked token is still shown');
+    expect((await asToken()) === 401, 'the revoked token still works');
+  });
+
   await step('dark theme follows the system', page, async () => {
     await page.getByRole('link', { name: 'Today' }).first().click();
     await page.getByRole('heading', { name: 'Today' }).waitFor();

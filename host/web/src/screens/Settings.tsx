@@ -1,8 +1,10 @@
 // Settings: time zone, reminder delivery channels, the account (password,
-// deletion; local accounts only), export (JSON, CSV) and import.
+// deletion; local accounts only), personal API tokens, export (JSON, CSV) and
+// import.
 import { useMemo, useState, type FormEvent } from 'react';
 import { useQueryClient } from '@tanstack/react-query';
 import { AccountSettings } from '../components/AccountSettings';
+import { ApiTokens } from '../components/ApiTokens';
 import { NotificationChannels } from '../components/NotificationChannels';
 import { api } from '../lib/api';
 import { explainText } from '../lib/errors';
@@ -106,6 +108,9 @@ export function Settings({ user }: { user: User }) {
           <AccountSettings user={user} />
         </>
       )}
+
+      <h2 id="tokens-title">API tokens</h2>
+      <ApiTokens />
 
       <h2>Export</h2>
       <p>Everything you own: habits, entries and activities.</p>
