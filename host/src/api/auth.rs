@@ -188,7 +188,10 @@ async fn register(
     // Only now, with the credentials in bounds, the session lookup.
     let MaybeUser(current) = MaybeUser::from_request_parts(&mut parts, &state).await?;
     let first = state.db.count_users().await? == 0;
-    let by_admin = current.as_ref().is_some_and(|u| u.is_admin);
+    // An admin's personal API token is not the admin: it opens no admin route,
+    // and creates no account.
+    let by_token = parts.extensions.get::<auth::tokens::ByToken>().is_some();
+    let by_admin = current.as_ref().is_some_and(|u| u.is_admin) && !by_token;
     if !first && !by_admin && !state.settings.open_registration {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

@@ -43,13 +43,27 @@ async fn make_token(server: &TestServer, session: &mut Session, name: &str) -> V
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_acts_as_its_user_on_user_routes_only_until_revoked() {
-    let server = TestServer::builder(Backend::Sqlite)
-        .with(|s| s.open_registration = true)
-        .start()
-        .await
-        .unwrap();
+    let server = TestServer::builder(Backend::Sqlite).start().await.unwrap();
     let mut alice = Session::register(&server, "alice").await;
-    let mut bob = Session::register(&server, "bob").await;
+    let (status, _) = alice
+        .json(
+            &server,
+            Method::POST,
+            "/api/admin/users",
+            Some(json!({"username": "bob", "password": "bob's password"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let mut bob = Session::default();
+    let (status, _) = bob
+        .json(
+            &server,
+            Method::POST,
+            "/api/auth/login",
+            Some(json!({"username": "bob", "password": "bob's password"})),
+        )
+        .await;
+    assert_eq!(status, 200);
     let made = make_token(&server, &mut alice, "Home Assistant").await;
     let token = made["token"].as_str().unwrap().to_string();
     assert!(token.starts_with("ham_") && token.len() == 47, "{token}");
@@ -132,6 +146,16 @@ async fn a_token_acts_as_its_user_on_user_routes_only_until_revoked() {
         );
     }
 
+    // Nor does an admin's token create accounts through registration.
+    let response = with_token(
+        &server,
+        &token,
+        Method::POST,
+        "/api/auth/register",
+        Some(json!({"username": "carol", "password": "carol's password"})),
+    )
+    .await;
+    assert_eq!(error_of(response).await.1, "registration_closed");
     // The list shows when it was used, never the secret.
     let (status, list) = alice
         .json(&server, Method::GET, "/api/me/tokens", None)
@@ -198,6 +222,22 @@ async fn a_token_works_behind_forward_auth_too() {
         .unwrap();
     let me: Value = response.json().await.unwrap();
     assert_eq!(me["username"], "lou");
+    // The account's password belongs to the proxy's identity provider.
+    for (path, body) in [
+        ("/api/me/delete", json!({"password": "whatever it is"})),
+        (
+            "/api/me/password",
+            json!({"current_password": "whatever it is", "new_password": "something new"}),
+        ),
+    ] {
+        let response = as_lou(client().post(server.url(path)))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let (status, code, _) = error_of(response).await;
+        assert_eq!((status, code.as_str()), (400, "wrong_auth_mode"), "{path}");
+    }
     // And a token cannot make another one here either.
     let response = with_token(
         &server,
