@@ -91,7 +91,8 @@ pub struct AccountList {
 #[serde(deny_unknown_fields)]
 struct PasswordChange {
     current_password: String,
-    /// 8 characters or more.
+    /// 8 characters or more (at most 1024 bytes).
+    #[schema(min_length = 8)]
     new_password: String,
 }
 
@@ -106,8 +107,10 @@ struct DeleteConfirmation {
 #[serde(deny_unknown_fields)]
 struct NewAccount {
     /// 3 to 32 of `a-z 0-9 . _ -`.
+    #[schema(pattern = "^[a-z0-9._-]{3,32}$")]
     username: String,
-    /// 8 characters or more.
+    /// 8 characters or more (at most 1024 bytes).
+    #[schema(min_length = 8)]
     password: String,
     #[serde(default)]
     is_admin: bool,
@@ -118,7 +121,9 @@ struct NewAccount {
 struct AccountChange {
     /// Make an admin, or not (the last admin stays one).
     is_admin: Option<bool>,
-    /// A new password (a reset): all the user's sessions are revoked.
+    /// A new password (a reset): all the user's sessions are revoked. 8
+    /// characters or more (at most 1024 bytes).
+    #[schema(min_length = 8)]
     password: Option<String>,
 }
 

@@ -82,6 +82,7 @@ pub struct CreatedToken {
 #[serde(deny_unknown_fields)]
 struct TokenRequest {
     /// What the token is for ("Home Assistant"): 1 to 64 characters.
+    #[schema(min_length = 1, max_length = 64)]
     name: String,
 }
 

@@ -122,7 +122,6 @@ impl ApiTokens {
     /// Makes a token named `name` for the user: the secret is in the answer and
     /// nowhere else.
     pub async fn create(&self, user_id: &str, name: &str) -> Result<NewToken, TokenError> {
-        let name = name.trim();
         if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
             return Err(TokenError::InvalidName(format!(
                 "1 to {MAX_NAME_CHARS} characters"

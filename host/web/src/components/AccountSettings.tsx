@@ -55,7 +55,7 @@ function ChangePassword() {
   };
   return (
     <>
-    <h3 id="password-title">Change password</h3>
+    <h3 id="password-title" className="subhead">Change password</h3>
     <form className="inline-form" onSubmit={(e) => void submit(e)} aria-labelledby="password-title">
       <label>
         Current password
@@ -114,7 +114,7 @@ function DeleteAccount({ user }: { user: User }) {
   };
   return (
     <>
-    <h3 id="delete-title">Delete account</h3>
+    <h3 id="delete-title" className="subhead">Delete account</h3>
     <p className="muted small">Deletes the account and everything it owns. This cannot be undone.</p>
     <form className="inline-form" onSubmit={(e) => void submit(e)} aria-labelledby="delete-title">
       <label>

@@ -28,7 +28,7 @@ export function More({ user }: { user: User }) {
         <li>
           <Link href="/settings">
             <span className="menu-title">Settings</span>
-            <span className="muted small">Time zone, password, export and import</span>
+            <span className="muted small">Time zone, password, API tokens, export and import</span>
           </Link>
         </li>
         <li>
