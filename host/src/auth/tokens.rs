@@ -14,8 +14,12 @@
 //! database holds only its sha256 ([`super::token_hash`]), so it is shown once,
 //! at creation. Failed bearer attempts (an unknown or revoked token) count per
 //! client address ([`super::client_addr`]) in a limiter of their own, as failed
-//! logins do: a lookup is reserved before it runs, 5 failures within 15 minutes
-//! and that address gets 429 for bearer tokens until the window passes.
+//! logins do: after 5 failures within 15 minutes that address gets 429 for
+//! bearer tokens, the right one included, until the window passes. The budget
+//! is checked before each lookup and a failure recorded after it, rather than
+//! reserved (as logins are): a lookup is one indexed read, not argon2 work, and a
+//! reservation held by every valid request would refuse a script's parallel
+//! requests; guesses in flight at once may overrun the budget by their number.
 
 use std::sync::Arc;
 
@@ -97,25 +101,23 @@ impl ApiTokens {
             return Ok(None);
         };
         let client = client_addr(parts, &self.settings);
-        // One budget per address, whatever the token.
-        let attempt = self.failures.reserve(client, "")?;
+        // One budget per address, whatever the token. Checked, not reserved:
+        // a valid token's request never holds a slot, so a script's parallel
+        // requests are never refused for each other.
+        self.failures.check(client, "")?;
         match self.db.api_token_user(&token_hash(token)).await {
-            Ok(Some(user)) => {
-                self.failures.refund(attempt);
-                Ok(Some(user))
-            }
+            Ok(Some(user)) => Ok(Some(user)),
             Ok(None) => {
-                self.failures.failed(attempt);
+                if let Ok(attempt) = self.failures.reserve(client, "") {
+                    self.failures.failed(attempt);
+                }
                 Err(AuthError::Refused {
                     status: StatusCode::UNAUTHORIZED,
                     code: "invalid_token",
                     message: "the API token is unknown or revoked".into(),
                 })
             }
-            Err(e) => {
-                self.failures.refund(attempt);
-                Err(AuthError::internal(e))
-            }
+            Err(e) => Err(AuthError::internal(e)),
         }
     }
 
