@@ -114,6 +114,9 @@ accept_also() { # METHOD PATH STATUS...
     accept_also POST /api/auth/register 422            # username and password rules
     accept_also POST /api/auth/login 422               # over-long credentials
     accept_also PATCH /api/me 422                      # an IANA time zone
+    accept_also POST /api/me/password 422              # the password rules
+    accept_also POST /api/admin/users 422              # username and password rules
+    accept_also PATCH '/api/admin/users/{id}' 422      # the password rules
     accept_also POST /api/habits 422                   # habit rules; whole floats
     accept_also PATCH '/api/habits/{id}' 422           # habit rules; whole floats
     accept_also PUT '/api/habits/{id}/entries/{date}' 422 # the habit's kind

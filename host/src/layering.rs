@@ -5,7 +5,7 @@
 //! | --- | --- | --- |
 //! | 0 foundation | `wit`, `settings`, `telemetry`, `habits` | generated WIT types, settings, metrics, the habit rules as pure functions |
 //! | 1 store | `store` | the database: rows in, typed values out |
-//! | 2 services | `habits::tracker`, `auth`, `llm`, `jobs::grant`, `jobs::cron`, `reminders` | domain operations on the store, shared by the API and plugins |
+//! | 2 services | `habits::tracker`, `auth`, `accounts`, `llm`, `jobs::grant`, `jobs::cron`, `reminders` | domain operations on the store, shared by the API and plugins |
 //! | 3 capabilities | `capabilities` | what plugins are given: one module per `ham:plugin` interface |
 //! | 4 runtime | `runtime`, `plugins::manifest` | the engine, instances, limits; the manifest that configures them |
 //! | 5 plugin services | `plugins`, `rules`, `jobs`, `backup`, `export` | what runs plugins: the registry, the rules evaluator, the job workers; data in and out |
@@ -26,6 +26,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("store", 1),
     ("habits::tracker", 2),
     ("auth", 2),
+    ("accounts", 2),
     ("llm", 2),
     ("jobs::grant", 2),
     ("jobs::cron", 2),

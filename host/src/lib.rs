@@ -5,6 +5,7 @@
 //! is a library with a thin binary (`ham`): [`AppState::build`] wires the parts,
 //! [`router`] is the whole HTTP surface, [`serve`] runs it until shutdown.
 
+pub mod accounts;
 pub mod api;
 pub mod auth;
 pub mod backup;
@@ -43,6 +44,10 @@ pub struct AppState {
     pub runtime: Arc<Runtime>,
     pub registry: Arc<Registry>,
     pub login_limiter: Arc<auth::LoginLimiter>,
+    /// Password changes, account deletion, the admin's user management.
+    pub accounts: Arc<accounts::Accounts>,
+    /// Personal API tokens (`Authorization: Bearer ham_…`).
+    pub tokens: Arc<auth::tokens::ApiTokens>,
     /// Every operation on habits, entries and activities.
     pub tracker: Arc<habits::Tracker>,
     /// Habit stats from the rules plugin, cached.
@@ -60,6 +65,13 @@ pub struct AppState {
 impl axum::extract::FromRef<AppState> for Arc<dyn auth::Authenticator> {
     fn from_ref(state: &AppState) -> Self {
         state.auth.clone()
+    }
+}
+
+/// What the identity extractors ask first: personal API tokens.
+impl axum::extract::FromRef<AppState> for Arc<auth::tokens::ApiTokens> {
+    fn from_ref(state: &AppState) -> Self {
+        state.tokens.clone()
     }
 }
 
@@ -122,15 +134,25 @@ impl AppState {
             .await
             .context("installing bundled plugins")?;
         let auth = auth::authenticator(&settings, &db).context("setting up HAM_AUTH")?;
+        let login_limiter = Arc::new(auth::LoginLimiter::default());
+        let accounts = Arc::new(accounts::Accounts::new(
+            db.clone(),
+            login_limiter.clone(),
+            auth.password_login(),
+        ));
+        let settings = Arc::new(settings);
+        let tokens = Arc::new(auth::tokens::ApiTokens::new(db.clone(), settings.clone()));
         Ok(Self {
             auth,
-            settings: Arc::new(settings),
+            tokens,
+            settings,
             db,
             runtime,
             registry,
             tracker,
             evaluator,
-            login_limiter: Default::default(),
+            login_limiter,
+            accounts,
             reminders,
             done_link_limiter: Arc::new(auth::LoginLimiter::new(auth::login::MAX_TRACKED_KEYS, 1)),
         })

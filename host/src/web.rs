@@ -64,6 +64,7 @@ const APP_ROUTES: &[&str] = &[
     "/settings",
     "/more",
     "/admin/plugins",
+    "/admin/users",
 ];
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";

@@ -1,8 +1,11 @@
-//! Admin routes for plugins: list, upload (install and activate), versions, rollback.
+//! Admin routes: plugins (list, upload, versions, rollback), jobs, and users.
 //!
-//! All need a signed-in admin or `Authorization: Bearer $HAM_ADMIN_TOKEN` (401
-//! otherwise). Without the variable set and no admin signed in, the routes answer
-//! 403 `admin_disabled`, saying how to turn them on: there is no default token.
+//! All need a signed-in admin or `Authorization: Bearer $HAM_ADMIN_TOKEN`. A
+//! signed-in user who is not an admin gets 403 `not_admin`, a personal API
+//! token (`ham_…`) 403 `token_not_allowed`; nobody signed in, 401
+//! (or, without the variable set, 403 `admin_disabled`, saying how to turn them
+//! on: there is no default token). The user routes (`/api/admin/users`) are in
+//! `api::accounts`.
 
 use axum::Json;
 use axum::extract::multipart::{Multipart, MultipartRejection};
@@ -37,6 +40,7 @@ pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(rollback))
         .routes(routes!(jobs))
         .routes(routes!(retry_job))
+        .merge(super::accounts::admin_router())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin))
 }
 
@@ -54,14 +58,27 @@ async fn require_admin(State(state): State<AppState>, request: Request, next: Ne
     {
         return next.run(request).await;
     }
+    // A personal API token never opens an admin route.
+    if bearer.is_some_and(|b| b.starts_with(crate::auth::tokens::PREFIX)) {
+        return crate::auth::token_not_allowed().into_response();
+    }
     let (mut parts, body) = request.into_parts();
-    let session_admin = match MaybeUser::from_request_parts(&mut parts, &state).await {
-        Ok(MaybeUser(user)) => user.is_some_and(|u| u.is_admin),
+    let user = match MaybeUser::from_request_parts(&mut parts, &state).await {
+        Ok(MaybeUser(user)) => user,
         Err(e) => return e.into_response(),
     };
     let request = Request::from_parts(parts, body);
-    if session_admin {
-        return next.run(request).await;
+    match user {
+        Some(user) if user.is_admin => return next.run(request).await,
+        Some(_) => {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "not_admin",
+                "only an admin may do this",
+            )
+            .into_response();
+        }
+        None => {}
     }
     let Some(token) = state.settings.admin_token.as_ref() else {
         return ApiError::new(
@@ -131,7 +148,7 @@ impl PluginView {
     }
 }
 
-fn timestamp(ms: i64) -> String {
+pub(super) fn timestamp(ms: i64) -> String {
     let time =
         std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
     humantime::format_rfc3339_millis(time).to_string()
@@ -141,7 +158,7 @@ fn timestamp(ms: i64) -> String {
 #[utoipa::path(get, path = "/plugins", tag = "admin",
     responses((status = 200, body = Vec<PluginView>),
         (status = 401, description = "`unauthorized`: not an admin's session, nor the HAM_ADMIN_TOKEN bearer", body = ErrorBody),
-        (status = 403, description = "`admin_disabled`: no admin signed in and HAM_ADMIN_TOKEN unset", body = ErrorBody)))]
+        (status = 403, description = "`not_admin`: the signed-in user is not an admin; `token_not_allowed`: a personal API token; `admin_disabled`: no admin signed in and HAM_ADMIN_TOKEN unset", body = ErrorBody)))]
 async fn list(State(state): State<AppState>) -> Json<Vec<PluginView>> {
     let snapshot = state.registry.snapshot();
     Json(
@@ -180,7 +197,7 @@ pub struct UploadForm {
         (status = 200, body = InstalledVersion, description = "an identical upload: the stored version, active"),
         (status = 400, description = "`bad_request`: not multipart/form-data, a malformed multipart body, a missing or unknown field; `name_mismatch`: the manifest names another plugin", body = ErrorBody),
         (status = 401, description = "`unauthorized`: not an admin's session, nor the HAM_ADMIN_TOKEN bearer", body = ErrorBody),
-        (status = 403, description = "`admin_disabled`: no admin signed in and HAM_ADMIN_TOKEN unset", body = ErrorBody),
+        (status = 403, description = "`not_admin`: the signed-in user is not an admin; `token_not_allowed`: a personal API token; `admin_disabled`: no admin signed in and HAM_ADMIN_TOKEN unset", body = ErrorBody),
         (status = 409, description = "`route_taken`: another plugin serves a route it claims", body = ErrorBody),
         (status = 413, description = "`too_large`: over HAM_MAX_UPLOAD_BYTES", body = ErrorBody),
         (status = 422, description = "`invalid_manifest`, `invalid_openapi` (naming the path or `$ref` at fault), `invalid_component` or `contract_mismatch`; the active version keeps serving", body = ErrorBody)))]
@@ -318,7 +335,7 @@ pub struct VersionView {
 #[utoipa::path(get, path = "/plugins/{name}/versions", tag = "admin", params(("name" = String, Path)),
     responses((status = 200, body = Vec<VersionView>),
         (status = 401, description = "`unauthorized`: not an admin's session, nor the HAM_ADMIN_TOKEN bearer", body = ErrorBody),
-        (status = 403, description = "`admin_disabled`: no admin signed in and HAM_ADMIN_TOKEN unset", body = ErrorBody),
+        (status = 403, description = "`not_admin`: the signed-in user is not an admin; `token_not_allowed`: a personal API token; `admin_disabled`: no admin signed in and HAM_ADMIN_TOKEN unset", body = ErrorBody),
         (status = 404, description = "`not_found`: no version of that plugin is stored", body = ErrorBody)))]
 async fn versions(
     State(state): State<AppState>,
@@ -349,7 +366,7 @@ async fn versions(
 #[utoipa::path(post, path = "/plugins/{name}/rollback", tag = "admin", params(("name" = String, Path)),
     responses((status = 200, body = InstalledVersion, description = "the version active before, active again (its OpenAPI operations too)"),
         (status = 401, description = "`unauthorized`: not an admin's session, nor the HAM_ADMIN_TOKEN bearer", body = ErrorBody),
-        (status = 403, description = "`admin_disabled`: no admin signed in and HAM_ADMIN_TOKEN unset", body = ErrorBody),
+        (status = 403, description = "`not_admin`: the signed-in user is not an admin; `token_not_allowed`: a personal API token; `admin_disabled`: no admin signed in and HAM_ADMIN_TOKEN unset", body = ErrorBody),
         (status = 404, description = "`not_found`: no version of that plugin is stored", body = ErrorBody),
         (status = 409, description = "`no_previous_version`, or `route_taken`: another plugin now serves a route the earlier version claims", body = ErrorBody),
         (status = 422, description = "`invalid_component` or `contract_mismatch`: the earlier version no longer loads", body = ErrorBody)))]
@@ -379,7 +396,7 @@ pub struct JobList {
 #[utoipa::path(get, path = "/jobs", tag = "admin", params(JobsQuery),
     responses((status = 200, body = JobList),
         (status = 401, description = "`unauthorized`: not an admin's session, nor the HAM_ADMIN_TOKEN bearer", body = ErrorBody),
-        (status = 403, description = "`admin_disabled`: no admin signed in and HAM_ADMIN_TOKEN unset", body = ErrorBody),
+        (status = 403, description = "`not_admin`: the signed-in user is not an admin; `token_not_allowed`: a personal API token; `admin_disabled`: no admin signed in and HAM_ADMIN_TOKEN unset", body = ErrorBody),
         (status = 422, description = "`invalid_field`: `state` is not one of queued, running, done, dead", body = ErrorBody)))]
 async fn jobs(
     State(state): State<AppState>,
@@ -406,7 +423,7 @@ async fn jobs(
 #[utoipa::path(post, path = "/jobs/{id}/retry", tag = "admin", params(("id" = String, Path)),
     responses((status = 200, body = JobRow),
         (status = 401, description = "`unauthorized`: not an admin's session, nor the HAM_ADMIN_TOKEN bearer", body = ErrorBody),
-        (status = 403, description = "`admin_disabled`: no admin signed in and HAM_ADMIN_TOKEN unset", body = ErrorBody),
+        (status = 403, description = "`not_admin`: the signed-in user is not an admin; `token_not_allowed`: a personal API token; `admin_disabled`: no admin signed in and HAM_ADMIN_TOKEN unset", body = ErrorBody),
         (status = 404, description = "`not_found`: no such job", body = ErrorBody),
         (status = 409, description = "`not_dead`: only dead jobs are retried", body = ErrorBody)))]
 async fn retry_job(

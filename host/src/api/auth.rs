@@ -112,18 +112,12 @@ fn check_lengths(c: &Credentials) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Registration's rules, the same for an account an admin creates
+/// ([`crate::accounts`]).
 fn check_credentials(c: &Credentials) -> Result<(), ApiError> {
     check_lengths(c)?;
-    let u = &c.username;
-    let ok = (3..=32).contains(&u.len())
-        && u.chars()
-            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "._-".contains(ch));
-    if !ok {
-        return Err(invalid("username", "3 to 32 of a-z, 0-9, '.', '_', '-'"));
-    }
-    if c.password.chars().count() < 8 {
-        return Err(invalid("password", "at least 8 characters"));
-    }
+    crate::accounts::check_username(&c.username)?;
+    crate::accounts::check_password("password", &c.password)?;
     Ok(())
 }
 
@@ -194,7 +188,10 @@ async fn register(
     // Only now, with the credentials in bounds, the session lookup.
     let MaybeUser(current) = MaybeUser::from_request_parts(&mut parts, &state).await?;
     let first = state.db.count_users().await? == 0;
-    let by_admin = current.as_ref().is_some_and(|u| u.is_admin);
+    // An admin's personal API token is not the admin: it opens no admin route,
+    // and creates no account.
+    let by_token = parts.extensions.get::<auth::tokens::ByToken>().is_some();
+    let by_admin = current.as_ref().is_some_and(|u| u.is_admin) && !by_token;
     if !first && !by_admin && !state.settings.open_registration {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

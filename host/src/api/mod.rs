@@ -4,6 +4,7 @@
 //! Client mistakes say exactly what is wrong; internal failures say little to the
 //! client and everything to the log.
 
+mod accounts;
 mod admin;
 mod auth;
 pub mod body_deadline;
@@ -14,6 +15,7 @@ mod observe;
 mod openapi;
 mod plugin_routes;
 mod reminders;
+mod tokens;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
@@ -254,6 +256,8 @@ pub fn router(state: AppState) -> Router {
         .nest(
             "/api",
             auth::router()
+                .merge(accounts::me_router())
+                .merge(tokens::router())
                 .merge(habits::router())
                 .merge(export::router())
                 .merge(reminders::router())

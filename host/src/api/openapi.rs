@@ -8,7 +8,8 @@
 //! answers, whichever handler it is, is added here from the same rules the router
 //! applies ([`complete_host_operation`]): 403 `cross_origin` and 408
 //! `body_timeout` on every state-changing method (the layers in `api::router`),
-//! 401 wherever a session is needed, 400/413/415/422 wherever a JSON body is read,
+//! 401 (and 429 for guessed personal API tokens) wherever a session is needed,
+//! 400/413/415/422 wherever a JSON body is read,
 //! 400 wherever parameters are parsed ([`ApiQuery`], [`ApiPath`]), 500 anywhere.
 //!
 //! Routes that active plugins claim change with every swap, so they are added when
@@ -75,7 +76,7 @@ pub fn base() -> OpenApi {
             HttpBuilder::new()
                 .scheme(HttpAuthScheme::Bearer)
                 .description(Some(
-                    "An OIDC access token (HAM_AUTH=oidc), or HAM_ADMIN_TOKEN for the admin routes",
+                    "A personal API token (`ham_…`, POST /api/me/tokens; not for the admin routes), an OIDC access token (HAM_AUTH=oidc), or HAM_ADMIN_TOKEN for the admin routes",
                 ))
                 .build(),
         ),
@@ -191,6 +192,11 @@ fn complete_host_operation(
             400,
             "bad_request",
             "HAM_AUTH=forward-auth: the proxy's identity headers are over their length",
+        );
+        answers.add(
+            429,
+            "too_many_attempts",
+            "too many unknown personal API tokens from this client address; Retry-After says when to try again",
         );
     }
     if changes_state(method) {

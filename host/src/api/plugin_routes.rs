@@ -305,3 +305,47 @@ async fn collect_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     };
     Ok(bytes)
 }
+
+/// Calls a route a plugin claims, in-process, acting for `user_id`, with an
+/// empty body, and waits for the whole answer: how the host asks a plugin to
+/// undo what it holds outside HAM (`DELETE /api/strava/connection` before an
+/// account is deleted). `None` when no active plugin claims the route for that
+/// method; otherwise the status the plugin answered.
+pub async fn call_as(
+    state: &AppState,
+    user_id: &str,
+    method: http::Method,
+    path: &str,
+) -> Result<Option<StatusCode>, ApiError> {
+    let snapshot = state.registry.snapshot();
+    let Some((plugin, claim)) = snapshot.route(path) else {
+        return Ok(None);
+    };
+    if !claim.methods.iter().any(|m| m == method.as_str()) {
+        return Ok(None);
+    }
+    let plugin = plugin.clone();
+    let request = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header(http::header::HOST, "localhost")
+        .body(http_body_util::Empty::<Bytes>::new().map_err(
+            |never: std::convert::Infallible| -> wasmtime_wasi_http::Error { match never {} },
+        ))
+        .map_err(ApiError::internal)?;
+    let name = plugin.manifest.name.clone();
+    let version = plugin.version_label();
+    let response = state
+        .runtime
+        .serve_http(plugin, Some(user_id.to_string()), request)
+        .await
+        .map_err(|e| invoke_error(&name, &version, e))?;
+    let status = response.status();
+    // The plugin's work ends with its body.
+    response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| ApiError::internal(format!("plugin {name} {version}: {e}")))?;
+    Ok(Some(status))
+}

@@ -417,6 +417,38 @@ impl LoginLimiter {
         Ok(attempt)
     }
 
+    /// Whether `username` at `client` may try now, without reserving anything:
+    /// `TooManyAttempts` when either budget is used up. For checks cheap enough
+    /// to run before a reservation (a token lookup), where a reservation held
+    /// by every valid request would refuse legitimate ones in parallel; a
+    /// failure is then recorded with [`Self::reserve`] and [`Self::failed`].
+    pub fn check(&self, client: IpAddr, username: &str) -> Result<(), AuthError> {
+        let now = self.seconds(Instant::now());
+        let client = Client::of(client);
+        let budgets = [
+            Budget::Client(client),
+            Budget::UserAt(client, username.into()),
+        ];
+        let attempts = self.lock();
+        let mut wait = 0;
+        for budget in &budgets {
+            let Some(times) = attempts.failures.get(budget) else {
+                continue;
+            };
+            let live_times: Vec<u32> = times.iter().copied().filter(|at| live(*at, now)).collect();
+            if live_times.len() >= budget.limit() {
+                let oldest = live_times.iter().min().copied().unwrap_or(now);
+                wait = wait.max(oldest.saturating_add(WINDOW_SECS).saturating_sub(now));
+            }
+        }
+        if wait > 0 {
+            return Err(AuthError::TooManyAttempts {
+                retry_after: Duration::from_secs(u64::from(wait)),
+            });
+        }
+        Ok(())
+    }
+
     /// The password was right: the (username, client) budget starts afresh, and
     /// the attempt no longer counts against the client's budget.
     pub fn succeeded(&self, attempt: LoginAttempt) {
@@ -645,6 +677,26 @@ mod tests {
             let attempt = limiter.reserve(client, "bob").unwrap();
             limiter.refund(attempt);
         }
+    }
+
+    #[test]
+    fn check_reserves_nothing_and_refuses_a_spent_budget() {
+        let limiter = LoginLimiter::default();
+        let client = ip("192.0.2.1");
+        for _ in 0..100 {
+            limiter.check(client, "").unwrap();
+        }
+        assert_eq!(limiter.tracked_keys(), 0);
+        for _ in 0..MAX_FAILURES_PER_USER_AT_ADDRESS {
+            limiter.check(client, "").unwrap();
+            let attempt = limiter.reserve(client, "").unwrap();
+            limiter.failed(attempt);
+        }
+        assert!(matches!(
+            limiter.check(client, ""),
+            Err(AuthError::TooManyAttempts { .. })
+        ));
+        limiter.check(ip("192.0.2.2"), "").unwrap();
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! `HAM_AUTH` picks one mode, once, at start: [`authenticator`] builds its
 //! [`Authenticator`] (the one `match` on the mode) and `AppState` holds it.
 //! Everything that asks who a request comes from asks it: the extractors
-//! [`CurrentUser`] and [`MaybeUser`] (and through them the admin check and plugin
-//! routes acting for a user), `GET /api/auth/config`, and the password routes,
+//! [`CurrentUser`], [`MaybeUser`] and [`SessionUser`] (and through them the admin
+//! check and plugin routes acting for a user), after a personal API token
+//! ([`tokens`]: `Authorization: Bearer ham_…`, in every mode), `GET /api/auth/config`, and the password routes,
 //! which answer only where [`Authenticator::password_login`] says HAM keeps the
 //! passwords.
 //!
@@ -38,6 +39,7 @@ pub mod forward;
 pub mod local;
 pub mod login;
 pub mod oidc;
+pub mod tokens;
 
 use std::fmt::Display;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -141,21 +143,35 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// The signed-in user; the request is refused with 401 without one.
+/// The signed-in user; the request is refused with 401 without one. A
+/// personal API token counts ([`tokens`]).
 pub struct CurrentUser(pub User);
 
-/// The signed-in user, if any.
+/// The signed-in user, if any. A personal API token counts ([`tokens`]).
 pub struct MaybeUser(pub Option<User>);
 
-/// Asks the state's [`Authenticator`].
+/// The signed-in user, named by the identity mode itself (a session, the
+/// proxy's headers, an OIDC token), not by a personal API token: 403
+/// `token_not_allowed` for one. For what a script must not do: manage tokens,
+/// change the password, delete the account.
+pub struct SessionUser(pub User);
+
+/// Asks the state's personal API tokens first (a `ham_` bearer), then its
+/// [`Authenticator`].
 impl<S> FromRequestParts<S> for MaybeUser
 where
     S: Send + Sync,
     Arc<dyn Authenticator>: FromRef<S>,
+    Arc<tokens::ApiTokens>: FromRef<S>,
 {
     type Rejection = AuthError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AuthError> {
+        let api_tokens = Arc::<tokens::ApiTokens>::from_ref(state);
+        if let Some(user) = api_tokens.authenticate(parts).await? {
+            parts.extensions.insert(tokens::ByToken);
+            return Ok(Self(Some(user)));
+        }
         let authenticator = Arc::<dyn Authenticator>::from_ref(state);
         let user = authenticator.authenticate(parts).await?;
         Ok(Self(user))
@@ -166,6 +182,7 @@ impl<S> FromRequestParts<S> for CurrentUser
 where
     S: Send + Sync,
     Arc<dyn Authenticator>: FromRef<S>,
+    Arc<tokens::ApiTokens>: FromRef<S>,
 {
     type Rejection = AuthError;
 
@@ -178,6 +195,32 @@ where
                 message: "sign in first".into(),
             }),
         }
+    }
+}
+
+/// The refusal of a personal API token where the person is needed.
+pub fn token_not_allowed() -> AuthError {
+    AuthError::Refused {
+        status: StatusCode::FORBIDDEN,
+        code: "token_not_allowed",
+        message: "a personal API token cannot do this; sign in".into(),
+    }
+}
+
+impl<S> FromRequestParts<S> for SessionUser
+where
+    S: Send + Sync,
+    Arc<dyn Authenticator>: FromRef<S>,
+    Arc<tokens::ApiTokens>: FromRef<S>,
+{
+    type Rejection = AuthError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AuthError> {
+        let CurrentUser(user) = CurrentUser::from_request_parts(parts, state).await?;
+        if parts.extensions.get::<tokens::ByToken>().is_some() {
+            return Err(token_not_allowed());
+        }
+        Ok(Self(user))
     }
 }
 

@@ -18,6 +18,7 @@ pub mod notifications;
 pub mod plugin_versions;
 pub mod sealed;
 pub mod text;
+pub mod tokens;
 pub mod users;
 
 use std::time::{SystemTime, UNIX_EPOCH};

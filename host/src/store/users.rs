@@ -304,3 +304,203 @@ impl Db {
         Ok(user)
     }
 }
+
+/// An account as the admin's list shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: String,
+    pub username: String,
+    pub is_admin: bool,
+    /// When it was created, ms since the epoch.
+    pub created_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct AccountRecord {
+    id: String,
+    username: String,
+    is_admin: i64,
+    created_at: i64,
+}
+
+impl From<AccountRecord> for Account {
+    fn from(r: AccountRecord) -> Self {
+        Account {
+            id: r.id,
+            username: r.username,
+            is_admin: r.is_admin != 0,
+            created_at: r.created_at,
+        }
+    }
+}
+
+/// Why a change to an account's admin flag, or its removal, was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountChangeError {
+    #[error("no such user")]
+    NotFound,
+    /// It would leave the database without an admin.
+    #[error("the last admin cannot be removed or demoted")]
+    LastAdmin,
+    #[error(transparent)]
+    Db(#[from] super::Error),
+}
+
+impl From<sqlx::Error> for AccountChangeError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Db(e.into())
+    }
+}
+
+/// The tables holding a user's rows, each with the statement that deletes them
+/// (`$1` is the user's id). Plugin storage's user scope is `plugin_kv.owner`;
+/// entries and reminders belong to a habit.
+const OWNED_ROWS: &[&str] = &[
+    "DELETE FROM entries WHERE habit_id IN (SELECT id FROM habits WHERE user_id = $1)",
+    "DELETE FROM habit_reminders WHERE habit_id IN (SELECT id FROM habits WHERE user_id = $1)",
+    "DELETE FROM habits WHERE user_id = $1",
+    "DELETE FROM activities WHERE user_id = $1",
+    "DELETE FROM sessions WHERE user_id = $1",
+    "DELETE FROM api_tokens WHERE user_id = $1",
+    "DELETE FROM jobs WHERE user_id = $1",
+    "DELETE FROM llm_usage WHERE user_id = $1",
+    "DELETE FROM llm_budget WHERE user_id = $1",
+    "DELETE FROM notification_channels WHERE user_id = $1",
+    "DELETE FROM used_done_links WHERE user_id = $1",
+    "DELETE FROM plugin_kv WHERE owner = $1",
+];
+
+impl Db {
+    /// Every account, by username.
+    pub async fn list_accounts(&self) -> Result<Vec<Account>> {
+        let rows: Vec<AccountRecord> = sqlx::query_as(
+            "SELECT id, username, is_admin, created_at FROM users ORDER BY username",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(Account::from).collect())
+    }
+
+    /// One account, by id.
+    pub async fn account(&self, user_id: &str) -> Result<Option<Account>> {
+        let row: Option<AccountRecord> =
+            sqlx::query_as("SELECT id, username, is_admin, created_at FROM users WHERE id = $1")
+                .bind(user_id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row.map(Account::from))
+    }
+
+    /// The user's password hash; `None` for a user without a password (one a
+    /// proxy or an identity provider vouches for) or no such user.
+    pub async fn password_hash(&self, user_id: &str) -> Result<Option<String>> {
+        let hash: Option<Option<String>> =
+            sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+                .bind(user_id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(hash.flatten())
+    }
+
+    /// Sets a user's password hash and deletes their sessions but the one whose
+    /// token hash is `keep` (none: every session), in one transaction. False when
+    /// there is no such user.
+    pub async fn set_password(
+        &self,
+        user_id: &str,
+        password_hash: &str,
+        keep: Option<&str>,
+    ) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let updated = sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+            .bind(user_id)
+            .bind(password_hash)
+            .execute(&mut *tx)
+            .await?;
+        if updated.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2")
+            .bind(user_id)
+            .bind(keep.unwrap_or(""))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The admins' ids, locked until the transaction ends (PostgreSQL; SQLite's
+    /// `BEGIN IMMEDIATE` already holds the one write lock), so two demotions at
+    /// once cannot both see another admin left.
+    async fn lock_admins(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    ) -> Result<Vec<String>, AccountChangeError> {
+        let sql = match self.backend() {
+            super::Backend::Postgres => {
+                "SELECT id FROM users WHERE is_admin <> 0 ORDER BY id FOR UPDATE"
+            }
+            super::Backend::Sqlite => "SELECT id FROM users WHERE is_admin <> 0 ORDER BY id",
+        };
+        Ok(sqlx::query_scalar(sql).fetch_all(&mut **tx).await?)
+    }
+
+    /// Refuses when `user_id` is the only admin.
+    async fn check_not_last_admin(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        user_id: &str,
+    ) -> Result<(), AccountChangeError> {
+        let admins = self.lock_admins(tx).await?;
+        if admins.iter().all(|id| id == user_id) && admins.iter().any(|id| id == user_id) {
+            return Err(AccountChangeError::LastAdmin);
+        }
+        Ok(())
+    }
+
+    /// Makes a user an admin or not; the last admin is not demoted.
+    pub async fn set_admin(
+        &self,
+        user_id: &str,
+        is_admin: bool,
+    ) -> Result<Account, AccountChangeError> {
+        let mut tx = self.begin_write().await?;
+        if !is_admin {
+            self.check_not_last_admin(&mut tx, user_id).await?;
+        }
+        let updated = sqlx::query("UPDATE users SET is_admin = $2 WHERE id = $1")
+            .bind(user_id)
+            .bind(i64::from(is_admin))
+            .execute(&mut *tx)
+            .await?;
+        if updated.rows_affected() == 0 {
+            return Err(AccountChangeError::NotFound);
+        }
+        tx.commit().await?;
+        self.account(user_id)
+            .await?
+            .ok_or(AccountChangeError::NotFound)
+    }
+
+    /// Deletes a user and every row they own ([`OWNED_ROWS`]) in one transaction;
+    /// the last admin is not deleted.
+    pub async fn delete_user(&self, user_id: &str) -> Result<(), AccountChangeError> {
+        let mut tx = self.begin_write().await?;
+        self.check_not_last_admin(&mut tx, user_id).await?;
+        for statement in OWNED_ROWS {
+            sqlx::query(*statement)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let deleted = sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        if deleted.rows_affected() == 0 {
+            return Err(AccountChangeError::NotFound);
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -52,6 +52,11 @@ async fn the_document_matches_the_router() {
         ("POST", "/api/auth/logout"),
         ("GET", "/api/me"),
         ("PATCH", "/api/me"),
+        ("POST", "/api/me/password"),
+        ("POST", "/api/me/delete"),
+        ("GET", "/api/me/tokens"),
+        ("POST", "/api/me/tokens"),
+        ("DELETE", "/api/me/tokens/{id}"),
         ("GET", "/api/habits"),
         ("POST", "/api/habits"),
         ("GET", "/api/habits/stats"),
@@ -71,6 +76,10 @@ async fn the_document_matches_the_router() {
         ("POST", "/api/admin/plugins/{name}/rollback"),
         ("GET", "/api/admin/jobs"),
         ("POST", "/api/admin/jobs/{id}/retry"),
+        ("GET", "/api/admin/users"),
+        ("POST", "/api/admin/users"),
+        ("PATCH", "/api/admin/users/{id}"),
+        ("DELETE", "/api/admin/users/{id}"),
     ] {
         assert!(
             ops.contains(&(expected.0.to_string(), expected.1.to_string())),

@@ -15,11 +15,13 @@
 
 mod common;
 
+mod accounts;
 mod api_entry_taps;
 mod api_export;
 mod api_habit_order;
 mod api_habits;
 mod api_openapi;
+mod api_tokens;
 mod auth_forward;
 mod auth_login_flood;
 mod auth_oidc;

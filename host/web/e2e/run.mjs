@@ -569,7 +569,7 @@ async function main() {
 
   await step('reloading every client route serves the app; unknown paths get the not-found screen', page, async () => {
     const id = await habitId('Floss teeth');
-    for (const path of ['/', '/today', '/habits/new', `/habits/${id}`, `/habits/${id}/edit`, '/archived', '/activities', '/strava', '/coach', '/coach/no-such-chat', '/settings', '/more', '/admin/plugins']) {
+    for (const path of ['/', '/today', '/habits/new', `/habits/${id}`, `/habits/${id}/edit`, '/archived', '/activities', '/strava', '/coach', '/coach/no-such-chat', '/settings', '/more', '/admin/plugins', '/admin/users']) {
       const response = await page.goto(path);
       expect(response.status() === 200, `${path}: ${response.status()}`);
       await page.locator('main h1').first().waitFor();
@@ -765,6 +765,72 @@ async function main() {
     await page.getByText(`Imported ${exported.habits} habits, ${exported.entries} entries`).waitFor();
   });
 
+  await step('admin: create a user on the Users screen', page, async () => {
+    await openMore();
+    await page.getByRole('link', { name: /^Users/ }).click();
+    await page.getByRole('heading', { name: 'Users', level: 1 }).waitFor();
+    await page.getByLabel('Username', { exact: true }).fill('e2e-second');
+    await page.getByLabel('Password', { exact: true }).fill('first password');
+    await page.getByRole('button', { name: 'Create', exact: true }).click();
+    await page.getByText('Created e2e-second').waitFor();
+    await page.getByTestId('user-list').getByRole('heading', { name: 'e2e-second' }).waitFor();
+    const listed = (await api('/api/admin/users')).body.users.map((u) => u.username);
+    expect(listed.includes('e2e-second') && listed.includes(USER), `users: ${listed}`);
+    await shot('18-admin-users');
+  });
+
+  await step('change the password in Settings, then sign in with the new one', page, async () => {
+    const browser = await chromium.launch({ executablePath: browserPath, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'] });
+    try {
+      const other = await browser.newContext({ baseURL: base, viewport: { width: 390, height: 844 } });
+      const p = await other.newPage();
+      await p.goto('/');
+      await p.getByLabel('Username').fill('e2e-second');
+      await p.getByLabel('Password').fill('first password');
+      await p.getByRole('button', { name: 'Sign in' }).click();
+      await p.getByRole('heading', { name: 'Today' }).waitFor();
+      await go('/settings', p);
+      await p.getByLabel('Current password', { exact: true }).fill('wrong password');
+      await p.getByLabel('New password', { exact: true }).fill('second password');
+      await p.getByLabel('New password again', { exact: true }).fill('second password');
+      await p.getByRole('button', { name: 'Change password' }).click();
+      await p.getByText('The current password is not right').waitFor();
+      await p.getByLabel('Current password', { exact: true }).fill('first password');
+      await p.getByRole('button', { name: 'Change password' }).click();
+      await p.getByText('Password changed.').waitFor();
+      await p.screenshot({ path: join(artifacts, 'phone-390-settings-account-light.png'), fullPage: true });
+      await p.getByRole('link', { name: 'More' }).click();
+      await p.getByRole('button', { name: /Sign out/ }).click();
+      await p.getByRole('heading', { name: 'Sign in' }).waitFor();
+      await p.getByLabel('Username').fill('e2e-second');
+      await p.getByLabel('Password').fill('first password');
+      await p.getByRole('button', { name: 'Sign in' }).click();
+      await p.getByText('wrong username or password').waitFor();
+      await p.getByLabel('Password').fill('second password');
+      await p.getByRole('button', { name: 'Sign in' }).click();
+      await p.getByRole('heading', { name: 'Today' }).waitFor();
+    } finally {
+      await browser.close();
+    }
+  });
+
+  await step('create an API token (shown once, works), then revoke it', page, async () => {
+    await go('/settings');
+    await page.getByLabel('Token name').fill('e2e script');
+    await page.getByRole('button', { name: 'Create token' }).click();
+    const token = (await page.getByTestId('token-value').innerText()).trim();
+    expect(/^ham_[A-Za-z0-9_-]{43}$/.test(token), `token: ${token}`);
+    const asToken = async () => (await fetch(`${base}/api/me`, { headers: { authorization: `Bearer ${token}` } })).status;
+    expect((await asToken()) === 200, 'the new token does not sign in');
+    await page.getByTestId('token-list').locator('.menu-title').filter({ hasText: 'e2e script' }).waitFor();
+    await shot('19-settings-tokens');
+    await page.getByRole('button', { name: 'Revoke e2e script' }).click();
+    await dialog().getByRole('button', { name: 'Revoke' }).click();
+    await page.getByText('No tokens yet.').waitFor();
+    expect((await page.getByTestId('new-token').count()) === 0, 'the revoked token is still shown');
+    expect((await asToken()) === 401, 'the revoked token still works');
+  });
+
   await step('dark theme follows the system', page, async () => {
     await page.getByRole('link', { name: 'Today' }).first().click();
     await page.getByRole('heading', { name: 'Today' }).waitFor();
@@ -792,6 +858,7 @@ async function main() {
       ['/settings', 'settings'],
       ['/more', 'more'],
       ['/admin/plugins', 'plugins'],
+      ['/admin/users', 'users'],
       ['/no-such-page', 'not found'],
     ];
     for (const [path, name] of screens) {

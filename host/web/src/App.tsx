@@ -21,6 +21,7 @@ import { Activities } from './screens/Activities';
 import { Strava } from './screens/Strava';
 import { Coach } from './screens/Coach';
 import { Plugins } from './screens/Plugins';
+import { Users } from './screens/Users';
 import { Settings } from './screens/Settings';
 import { More } from './screens/More';
 import { Archived } from './screens/Archived';
@@ -83,6 +84,7 @@ function Screen({ user }: { user: User }) {
   if (match('/settings', path)) return <Settings user={user} />;
   if (match('/more', path)) return <More user={user} />;
   if (match('/admin/plugins', path)) return <Plugins user={user} />;
+  if (match('/admin/users', path)) return <Users user={user} />;
   if (moved) return <Loading label="Opening…" />;
   return <NotFound path={path} />;
 }
@@ -100,7 +102,7 @@ const TABS: Tab[] = [
   { href: '/activities', label: 'Activities', icon: 'activities', owns: (p) => p.startsWith('/activities') },
   { href: '/strava', label: 'Strava', icon: 'strava', owns: (p) => p.startsWith('/strava') },
   { href: '/coach', label: 'Coach', icon: 'coach', owns: (p) => p === '/coach' || p.startsWith('/coach/') },
-  { href: '/more', label: 'More', icon: 'more', owns: (p) => ['/more', '/settings', '/archived', '/arrange', '/admin/plugins'].includes(p.replace(/\/+$/, '')) },
+  { href: '/more', label: 'More', icon: 'more', owns: (p) => ['/more', '/settings', '/archived', '/arrange', '/admin/plugins', '/admin/users'].includes(p.replace(/\/+$/, '')) },
 ];
 
 function Shell({ user, children }: { user: User | null; children: React.ReactNode }) {

@@ -22,6 +22,7 @@ export const APP_ROUTES = [
   '/settings',
   '/more',
   '/admin/plugins',
+  '/admin/users',
 ] as const;
 
 /** Whether `path` is one of the app's screens (a trailing slash is ignored). */

@@ -17,6 +17,32 @@ export interface User {
   today?: string;
 }
 
+/** An account as the admin's list shows it (GET /api/admin/users). */
+export interface Account {
+  id: string;
+  username: string;
+  is_admin: boolean;
+  /** RFC 3339, UTC. */
+  created: string;
+}
+
+/** A personal API token as GET /api/me/tokens lists it: never the secret. */
+export interface ApiToken {
+  id: string;
+  name: string;
+  /** RFC 3339, UTC. */
+  created_at: string;
+  last_used_at: string | null;
+}
+
+/** POST /api/me/tokens: the token, with its secret shown this once. */
+export interface CreatedToken {
+  id: string;
+  name: string;
+  token: string;
+  created_at: string;
+}
+
 export type HabitKind = 'boolean' | 'measurable';
 export type TargetType = 'at_least' | 'at_most';
 export interface Target {

@@ -28,7 +28,7 @@ export function More({ user }: { user: User }) {
         <li>
           <Link href="/settings">
             <span className="menu-title">Settings</span>
-            <span className="muted small">Time zone, export and import</span>
+            <span className="muted small">Time zone, password, API tokens, export and import</span>
           </Link>
         </li>
         <li>
@@ -52,6 +52,12 @@ export function More({ user }: { user: User }) {
               <Link href="/admin/plugins">
                 <span className="menu-title">Plugins</span>
                 <span className="muted small">Installed plugins, uploads, versions and rollback</span>
+              </Link>
+            </li>
+            <li>
+              <Link href="/admin/users">
+                <span className="menu-title">Users</span>
+                <span className="muted small">Accounts: create, make admin, reset a password, delete</span>
               </Link>
             </li>
           </ul>

@@ -1,12 +1,15 @@
-// Settings: time zone, reminder delivery channels, export (JSON, CSV) and import
-// (HAM's own export, or a Loop Habit Tracker backup).
+// Settings: time zone, reminder delivery channels, the account (password,
+// deletion; local accounts only), personal API tokens, export (JSON, CSV) and
+// import (HAM's own export, or a Loop Habit Tracker backup).
 import { useMemo, useState, type FormEvent } from 'react';
 import { useQueryClient } from '@tanstack/react-query';
+import { AccountSettings } from '../components/AccountSettings';
+import { ApiTokens } from '../components/ApiTokens';
 import { NotificationChannels } from '../components/NotificationChannels';
 import { api } from '../lib/api';
 import { explainText } from '../lib/errors';
 import { importedWords, isSqlite } from '../lib/imports';
-import { keys } from '../lib/queries';
+import { keys, useAuthConfig } from '../lib/queries';
 import { useTitle } from '../lib/router';
 import type { ImportCounts, User } from '../lib/types';
 
@@ -31,6 +34,7 @@ export function Settings({ user }: { user: User }) {
   const [file, setFile] = useState<File | null>(null);
   const [importMessage, setImportMessage] = useState<{ ok: boolean; text: string } | null>(null);
   const [busy, setBusy] = useState(false);
+  const authConfig = useAuthConfig();
   const browserZone = Intl.DateTimeFormat().resolvedOptions().timeZone;
 
   const saveZone = async (e: FormEvent) => {
@@ -101,6 +105,16 @@ export function Settings({ user }: { user: User }) {
       <h2 id="channels-title">Reminder delivery</h2>
       <p className="muted small">Where your habits' reminders are sent: an ntfy topic or a webhook.</p>
       <NotificationChannels />
+
+      {authConfig.data?.mode === 'local' && (
+        <>
+          <h2 id="account-title">Account</h2>
+          <AccountSettings user={user} />
+        </>
+      )}
+
+      <h2 id="tokens-title">API tokens</h2>
+      <ApiTokens />
 
       <h2>Export</h2>
       <p>Everything you own: habits, entries and activities.</p>
