@@ -152,6 +152,11 @@ pub async fn prune(state: &Workers) {
         Ok(n) => tracing::info!(sessions = n, "pruned expired sessions"),
         Err(e) => tracing::warn!(error = %e, "pruning expired sessions failed"),
     }
+    match state.db.prune_expired_done_links().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(links = n, "pruned the uses of expired done links"),
+        Err(e) => tracing::warn!(error = %e, "pruning used done links failed"),
+    }
 }
 
 /// Starts the configured number of workers; they run until aborted.

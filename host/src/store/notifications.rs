@@ -223,6 +223,17 @@ impl Db {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Deletes the uses of done links that have expired: an expired link is
+    /// refused for its expiry before its use is looked up, so the row has no
+    /// more work to do. Returns how many went.
+    pub async fn prune_expired_done_links(&self) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM used_done_links WHERE expires_at < $1")
+            .bind(now_ms() / 1000)
+            .execute(self.writer())
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Forgets a use of a done link whose entry could not be recorded.
     pub async fn forget_done_link(&self, token_hash: &str) -> Result<()> {
         sqlx::query("DELETE FROM used_done_links WHERE token_hash = $1")

@@ -92,7 +92,29 @@ async fn pruning(backend: Backend) {
         .await
         .unwrap();
 
+    // Two used done links: one whose day ended yesterday, one still valid.
+    let alice_id: String = sqlx::query_scalar("SELECT id FROM users WHERE username = 'alice'")
+        .fetch_one(state.db.pool())
+        .await
+        .unwrap();
+    let now_s = now_ms() / 1000;
+    for (hash, expires_at) in [("expired", now_s - 24 * 3600), ("current", now_s + 3600)] {
+        assert!(
+            state
+                .db
+                .use_done_link(hash, &alice_id, expires_at)
+                .await
+                .unwrap()
+        );
+    }
+
     ham_host::jobs::prune(&state.job_workers()).await;
+
+    let links: Vec<String> = sqlx::query_scalar("SELECT token_hash FROM used_done_links")
+        .fetch_all(state.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(links, ["current"]);
 
     // The test's own jobs (the bundled plugins' scheduled ticks come and go).
     let mut left: Vec<String> = sqlx::query_scalar("SELECT id FROM jobs WHERE plugin = 'nobody'")
