@@ -243,3 +243,97 @@ async fn bearer_tokens_are_checked_against_the_issuer() {
     assert_eq!(admin.status(), 200);
     server.stop().await;
 }
+
+/// A personal API token made with an OIDC bearer token acts as the same user,
+/// without the identity provider, until it is revoked; it cannot make another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_personal_api_token_works_in_oidc_mode() {
+    let issuer = issuer().await;
+    let server = TestServer::builder(Backend::Sqlite)
+        .with(|s| {
+            s.auth = AuthMode::Oidc;
+            s.oidc_issuer = Some(issuer.url.clone());
+            s.oidc_audience = Some(AUDIENCE.into());
+        })
+        .start()
+        .await
+        .unwrap();
+    let jwt = token(
+        "k1",
+        &key(1),
+        json!({"iss": issuer.url, "aud": AUDIENCE, "exp": now() + 300, "sub": "u-9", "preferred_username": "dana"}),
+    );
+    let call = |bearer: &str, method: reqwest::Method, path: &str, body: Option<Value>| {
+        let mut request = client()
+            .request(method, server.url(path))
+            .bearer_auth(bearer);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send()
+    };
+    let response = call(
+        &jwt,
+        reqwest::Method::POST,
+        "/api/me/tokens",
+        Some(json!({"name": "shortcut"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 201);
+    let made: Value = response.json().await.unwrap();
+    let ham = made["token"].as_str().unwrap().to_string();
+    assert!(ham.starts_with("ham_"), "{ham}");
+
+    // The token is dana, and checks a habit in for her.
+    let (status, user) = me(&server, &ham).await;
+    assert_eq!((status, user["username"].as_str()), (200, Some("dana")));
+    let habit: Value = call(
+        &jwt,
+        reqwest::Method::POST,
+        "/api/habits",
+        Some(json!({"name": "Stretch", "kind": "boolean"})),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let today = user["today"].as_str().unwrap();
+    let path = format!(
+        "/api/habits/{}/entries/{today}",
+        habit["id"].as_str().unwrap()
+    );
+    let response = call(
+        &ham,
+        reqwest::Method::PUT,
+        &path,
+        Some(json!({"status": "done"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 200);
+
+    // It cannot mint another token; revoked, it is refused.
+    let response = call(
+        &ham,
+        reqwest::Method::POST,
+        "/api/me/tokens",
+        Some(json!({"name": "more"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 403);
+    let response = call(
+        &jwt,
+        reqwest::Method::DELETE,
+        &format!("/api/me/tokens/{}", made["id"].as_str().unwrap()),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 204);
+    let (status, _) = me(&server, &ham).await;
+    assert_eq!(status, 401);
+    server.stop().await;
+}
