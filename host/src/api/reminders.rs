@@ -22,7 +22,9 @@ use super::openapi::ApiPath;
 use super::{ApiError, ApiJson, ErrorBody};
 use crate::AppState;
 use crate::auth::{self, AuthError, CurrentUser};
-use crate::reminders::channels::{ChannelError, Channels, ChannelsInput};
+use crate::reminders::channels::{
+    ChannelError, ChannelTest, Channels, ChannelsInput, DELIVERY_PLUGIN, TEST_EVERY_MS, TestError,
+};
 use crate::reminders::{RedeemError, Redeemed};
 
 /// The key done-link failures are counted under, beside the client address.
@@ -32,6 +34,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     let (schemas, paths, done) = routes!(redeem_done_link);
     OpenApiRouter::new()
         .routes(routes!(channels, set_channels))
+        .routes(routes!(test_channels))
         .routes((schemas, paths, done.fallback(only_post)))
 }
 
@@ -80,6 +83,52 @@ async fn set_channels(
     ApiJson(input): ApiJson<ChannelsInput>,
 ) -> Result<Json<Channels>, ApiError> {
     Ok(Json(state.reminders.set_channels(&user.id, input).await?))
+}
+
+/// What `POST /api/me/notifications/test` did at each channel.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ChannelTests {
+    /// One per channel, in the channels' order.
+    results: Vec<ChannelTest>,
+}
+
+/// Sends a test message to each of the user's channels and reports each answer
+/// (waiting up to 15 s). One test per user every 10 s.
+#[utoipa::path(post, path = "/me/notifications/test", tag = "reminders",
+    responses((status = 200, description = "each channel's result; `[]` when the user has no channel", body = ChannelTests),
+        (status = 429, description = "`too_many_tests`: a test was sent less than 10 s ago (`Retry-After`)", body = ErrorBody),
+        (status = 503, description = "`reminders_unavailable`: the `reminders` plugin is not installed", body = ErrorBody)))]
+async fn test_channels(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+) -> Result<Response, ApiError> {
+    if state.registry.get(DELIVERY_PLUGIN).is_none() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "reminders_unavailable",
+            "the reminders plugin is not installed, so nothing can be sent",
+        ));
+    }
+    match state
+        .reminders
+        .test_channels(&user.id, &user.username)
+        .await
+    {
+        Ok(results) => Ok(Json(ChannelTests { results }).into_response()),
+        Err(TestError::TooSoon) => {
+            let mut refused = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_tests",
+                TestError::TooSoon.to_string(),
+            )
+            .into_response();
+            refused
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(TEST_EVERY_MS / 1000));
+            Ok(refused)
+        }
+        Err(TestError::Store(e)) => Err(e.into()),
+    }
 }
 
 /// Checks a habit in as done for the link's date, once, without signing in. The

@@ -168,8 +168,20 @@ impl wit::Host for NotificationsCtx {
         if habit.map_err(|e| self.caller.host_failed(e))?.is_none() {
             return Err(GuestError::NotFound);
         }
+        let channels = self.user_channels(user_id.clone()).await?;
+        let link = host.reminders.done_link(&user_id, &habit_id, day).await;
+        let link = link.map_err(|e| self.caller.host_failed(e))?;
+        Ok(Delivery {
+            channels,
+            done_url: format!("{}{}", host.public_url, link.path()),
+            habit_url: format!("{}/habits/{habit_id}", host.public_url),
+        })
+    }
+
+    async fn user_channels(&mut self, user_id: String) -> Result<Vec<Channel>, GuestError> {
+        let host = self.host.clone();
         let stored = host.db.notification_channels(&user_id).await;
-        let channels = stored
+        Ok(stored
             .map_err(|e| self.caller.host_failed(e))?
             .into_iter()
             .map(|c| Channel {
@@ -181,14 +193,7 @@ impl wit::Host for NotificationsCtx {
                 id: c.id,
                 url: c.url,
             })
-            .collect();
-        let link = host.reminders.done_link(&user_id, &habit_id, day).await;
-        let link = link.map_err(|e| self.caller.host_failed(e))?;
-        Ok(Delivery {
-            channels,
-            done_url: format!("{}{}", host.public_url, link.path()),
-            habit_url: format!("{}/habits/{habit_id}", host.public_url),
-        })
+            .collect())
     }
 
     async fn record_delivery(

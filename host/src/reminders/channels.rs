@@ -241,3 +241,118 @@ mod tests {
         }
     }
 }
+
+/// The plugin that delivers reminders (and test messages).
+pub const DELIVERY_PLUGIN: &str = "reminders";
+
+/// One test message fewer per user than this apart: each test POSTs to every
+/// channel, and a channel may be any public URL.
+pub const TEST_EVERY_MS: i64 = 10_000;
+
+/// How long a test waits for the delivery plugin's answers.
+const TEST_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// What a test message did at one channel.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ChannelTest {
+    pub channel_id: String,
+    pub kind: ChannelKind,
+    pub url: String,
+    /// The channel answered 2xx.
+    pub ok: bool,
+    /// What went wrong (the same text the channel's `last_error` shows).
+    pub error: Option<String>,
+}
+
+/// Why no test was sent.
+#[derive(Debug, thiserror::Error)]
+pub enum TestError {
+    #[error("a test was sent less than {} seconds ago", TEST_EVERY_MS / 1000)]
+    TooSoon,
+    #[error(transparent)]
+    Store(#[from] store::Error),
+}
+
+impl Reminders {
+    /// Sends a test message to each of the user's channels through the delivery
+    /// plugin (one `test` job per channel, so the wording and formats stay the
+    /// plugin's), and waits up to 15 s for each answer. The jobs run once: the
+    /// user is waiting, so a failure is reported rather than retried.
+    pub async fn test_channels(
+        &self,
+        user_id: &str,
+        user_name: &str,
+    ) -> Result<Vec<ChannelTest>, TestError> {
+        let now = store::now_ms();
+        if self
+            .db
+            .has_job_since(DELIVERY_PLUGIN, user_id, "test", now - TEST_EVERY_MS)
+            .await?
+        {
+            return Err(TestError::TooSoon);
+        }
+        let mut sent = Vec::new();
+        for channel in self.db.notification_channels(user_id).await? {
+            let id = new_id();
+            let payload = serde_json::json!({
+                "user": user_id, "user_name": user_name, "channel": channel.id,
+            })
+            .to_string();
+            self.db
+                .enqueue_job(&store::jobs::NewJob {
+                    id: &id,
+                    plugin: DELIVERY_PLUGIN,
+                    user_id: Some(user_id),
+                    kind: "test",
+                    payload: payload.as_bytes(),
+                    run_after: now,
+                    max_attempts: 1,
+                })
+                .await?;
+            sent.push((channel, id));
+        }
+        let deadline = tokio::time::Instant::now() + TEST_WAIT;
+        let mut results: Vec<Option<ChannelTest>> = sent.iter().map(|_| None).collect();
+        loop {
+            for ((channel, job), result) in sent.iter().zip(results.iter_mut()) {
+                if result.is_some() {
+                    continue;
+                }
+                let Some(row) = self.db.get_job(job).await? else {
+                    continue;
+                };
+                let outcome = match row.state {
+                    store::jobs::JobState::Done => Ok(()),
+                    store::jobs::JobState::Dead => Err(row
+                        .last_error
+                        .unwrap_or_else(|| "the delivery failed".into())),
+                    _ => continue,
+                };
+                *result = Some(ChannelTest {
+                    channel_id: channel.id.clone(),
+                    kind: channel.kind,
+                    url: channel.url.clone(),
+                    ok: outcome.is_ok(),
+                    error: outcome.err(),
+                });
+            }
+            if results.iter().all(Option::is_some) || tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        Ok(sent
+            .into_iter()
+            .zip(results)
+            .map(|((channel, _), result)| {
+                result.unwrap_or(ChannelTest {
+                    channel_id: channel.id,
+                    kind: channel.kind,
+                    url: channel.url,
+                    ok: false,
+                    error: Some("no answer within 15 seconds; the test may still arrive".into()),
+                })
+            })
+            .collect())
+    }
+}

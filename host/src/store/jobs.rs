@@ -243,6 +243,26 @@ impl Db {
         rows.into_iter().map(JobRow::try_from).collect()
     }
 
+    /// Whether `plugin` has a job of `kind` for `user_id` due at `since` or later.
+    pub async fn has_job_since(
+        &self,
+        plugin: &str,
+        user_id: &str,
+        kind: &str,
+        since: i64,
+    ) -> Result<bool> {
+        let found = sqlx::query(
+            "SELECT 1 FROM jobs WHERE plugin = $1 AND user_id = $2 AND kind = $3 AND run_after >= $4 LIMIT 1",
+        )
+        .bind(plugin)
+        .bind(user_id)
+        .bind(kind)
+        .bind(since)
+        .fetch_optional(self.writer())
+        .await?;
+        Ok(found.is_some())
+    }
+
     pub async fn get_job(&self, id: &str) -> Result<Option<JobRow>> {
         let row: Option<JobRecord> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM jobs WHERE id = $1"

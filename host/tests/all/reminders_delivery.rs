@@ -513,3 +513,114 @@ async fn importing_notifications_needs_the_manifest_flag() {
     server.install("notifier", &granted, component).await;
     server.stop().await;
 }
+
+/// "Send a test" in Settings: one message to each channel in its format, each
+/// answer reported (a failing channel is reported, not retried, and shows on the
+/// channel), a second test within 10 s refused, and nothing for anyone else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_message_reaches_each_channel_and_reports_each_answer() {
+    let mut env = env(Backend::Sqlite, 1, true).await.unwrap();
+    let (status, body) = env
+        .session
+        .json(
+            &env.server,
+            Method::POST,
+            "/api/me/notifications/test",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let results = body["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2, "{body}");
+    assert_eq!(
+        (&results[0]["kind"], &results[0]["ok"]),
+        (&json!("ntfy"), &json!(false))
+    );
+    let error = results[0]["error"].as_str().unwrap();
+    assert!(error.contains("answered 500"), "{error}");
+    assert_eq!(
+        (&results[1]["kind"], &results[1]["ok"], &results[1]["error"]),
+        (&json!("webhook"), &json!(true), &Value::Null)
+    );
+    let ntfy = env.ntfy.received();
+    assert_eq!(ntfy.len(), 1, "a test is not retried");
+    assert_eq!(ntfy[0].path, "/ada-topic");
+    assert_eq!(ntfy[0].header("title"), "HAM");
+    assert_eq!(ntfy[0].header("authorization"), "Bearer tk-ntfy");
+    assert!(ntfy[0].body.contains("A test from HAM"), "{}", ntfy[0].body);
+    let hook = env.hook.received();
+    assert_eq!(hook.len(), 1);
+    assert_eq!(hook[0].header("authorization"), "Bearer tk-hook");
+    let sent: Value = serde_json::from_str(&hook[0].body).unwrap();
+    assert_eq!(
+        (&sent["test"], &sent["user"]),
+        (&json!(true), &json!("ada"))
+    );
+    let channels = env.channels().await;
+    let ntfy_channel = channels.iter().find(|c| c["kind"] == "ntfy").unwrap();
+    assert!(
+        ntfy_channel["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("answered 500")
+    );
+
+    // At once again: refused, and nothing more is sent.
+    let response = env
+        .session
+        .send(
+            &env.server,
+            Method::POST,
+            "/api/me/notifications/test",
+            None,
+        )
+        .await;
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "10");
+    assert_eq!(
+        (env.ntfy.received().len(), env.hook.received().len()),
+        (1, 1)
+    );
+
+    // Without a session: 401. Another user with no channels: nothing to report,
+    // nothing sent to ada's.
+    let (status, _) = Session::default()
+        .json(
+            &env.server,
+            Method::POST,
+            "/api/me/notifications/test",
+            None,
+        )
+        .await;
+    assert_eq!(status, 401);
+    env.session
+        .send(
+            &env.server,
+            Method::POST,
+            "/api/auth/register",
+            common::session::credentials("bob"),
+        )
+        .await;
+    let mut bo = Session::default();
+    bo.send(
+        &env.server,
+        Method::POST,
+        "/api/auth/login",
+        common::session::credentials("bob"),
+    )
+    .await;
+    let (status, body) = bo
+        .json(
+            &env.server,
+            Method::POST,
+            "/api/me/notifications/test",
+            None,
+        )
+        .await;
+    assert_eq!((status.as_u16(), &body["results"]), (200, &json!([])));
+    assert_eq!(
+        (env.ntfy.received().len(), env.hook.received().len()),
+        (1, 1)
+    );
+    env.server.stop().await;
+}

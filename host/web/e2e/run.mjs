@@ -743,6 +743,21 @@ async function main() {
   }
 
   const axeFailures = [];
+  await step('reminder delivery: add an ntfy channel, save it, send a test and see its answer', page, async () => {
+    await go('/settings');
+    await page.getByRole('button', { name: 'Add a channel' }).click();
+    // A private address the server does not allow: refused at once, and said so.
+    await page.getByLabel('Address').last().fill('http://127.0.0.1:9/ham-e2e');
+    await page.getByRole('button', { name: 'Save channels' }).click();
+    await page.getByText('Saved.').waitFor();
+    await page.getByRole('button', { name: 'Send a test' }).click();
+    const result = page.getByTestId('channel-tests').getByText(/127\.0\.0\.1:9\/ham-e2e: failed \(.*not allowed/);
+    await result.waitFor({ timeout: 20_000 });
+    await shot('08b-settings-channel-test');
+    const channels = (await api('/api/me/notifications')).body.channels;
+    expect(channels.length === 1 && /not allowed/.test(channels[0].last_error ?? ''), `the refusal is not on the channel: ${JSON.stringify(channels)}`);
+  });
+
   await step('sign out and sign in again', page, async () => {
     await openMore();
     await page.getByRole('button', { name: /Sign out/ }).click();

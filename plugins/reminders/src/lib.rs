@@ -103,6 +103,7 @@ impl job_handler::Guest for Reminders {
             "tick" => tick(),
             "remind" => remind(&payload(&job)?),
             "send" => send(&job.id, &payload(&job)?),
+            "test" => test(&job),
             other => Err(JobError::Fail(format!("unknown job kind `{other}`"))),
         }
     }
@@ -286,6 +287,49 @@ fn send(job: &str, due: &Due) -> Result<(), JobError> {
     }
 }
 
+/// The payload of `test`, queued by the host's `POST /api/me/notifications/test`.
+#[derive(Debug, Deserialize)]
+struct TestRequest {
+    user: String,
+    user_name: String,
+    channel: String,
+}
+
+/// What a test says.
+const TEST_MESSAGE: &str = "A test from HAM: your reminders will arrive here.";
+
+/// Sends one test message to one of the user's channels, once: the user is
+/// waiting for the answer, so a failure is reported, not retried.
+fn test(job: &Job) -> Result<(), JobError> {
+    let request: TestRequest = serde_json::from_slice(&job.payload)
+        .map_err(|e| JobError::Fail(format!("unreadable test payload: {e}")))?;
+    let channels = notifications::user_channels(&request.user)
+        .map_err(|e| JobError::Fail(format!("reading the channels: {e:?}")))?;
+    let Some(channel) = channels.iter().find(|c| c.id == request.channel) else {
+        return Err(JobError::Fail("the channel was removed".into()));
+    };
+    let (headers, body) = match channel.kind {
+        ChannelKind::Ntfy => (
+            vec![
+                ("Title", "HAM".to_string()),
+                ("Tags", "white_check_mark".into()),
+                ("Content-Type", "text/plain; charset=utf-8".into()),
+            ],
+            TEST_MESSAGE.as_bytes().to_vec(),
+        ),
+        ChannelKind::Webhook => (
+            vec![("Content-Type", "application/json".to_string())],
+            serde_json::json!({"test": true, "user": request.user_name, "message": TEST_MESSAGE})
+                .to_string()
+                .into_bytes(),
+        ),
+    };
+    let outcome = post(channel, headers, &body);
+    let recorded = outcome.as_ref().map(|_| ()).map_err(Failure::message);
+    let _ = notifications::record_delivery(&request.user, &channel.id, recorded);
+    outcome.map_err(|failure| JobError::Fail(failure.message().to_string()))
+}
+
 /// Why a delivery did not arrive.
 enum Failure {
     /// The host's outbound policy refused the address: retrying cannot help.
@@ -312,7 +356,6 @@ fn deliver(
     due: &Due,
     delivery: &notifications::Delivery,
 ) -> Result<(), Failure> {
-    let bearer = channel.token.as_ref().map(|t| format!("Bearer {t}"));
     let mut headers: Vec<(&str, String)> = Vec::new();
     let body = match channel.kind {
         ChannelKind::Ntfy => {
@@ -339,8 +382,13 @@ fn deliver(
             .into_bytes()
         }
     };
-    if let Some(bearer) = &bearer {
-        headers.push(("Authorization", bearer.clone()));
+    post(channel, headers, &body)
+}
+
+/// POSTs `body` to the channel with `headers` and its token, if any.
+fn post(channel: &Channel, mut headers: Vec<(&str, String)>, body: &[u8]) -> Result<(), Failure> {
+    if let Some(token) = &channel.token {
+        headers.push(("Authorization", format!("Bearer {token}")));
     }
     let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let host = channel
@@ -349,7 +397,7 @@ fn deliver(
         .nth(1)
         .and_then(|rest| rest.split('/').next())
         .unwrap_or(&channel.url);
-    match guest_http::call(Method::Post, &channel.url, &headers, Some(&body)) {
+    match guest_http::call(Method::Post, &channel.url, &headers, Some(body)) {
         Ok(reply) if (200..300).contains(&reply.status) => Ok(()),
         Ok(reply) => Err(Failure::Failed(format!("{host} answered {}", reply.status))),
         Err(why) if why.contains("HttpRequestDenied") => Err(Failure::Refused(format!(

@@ -6,7 +6,7 @@ import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { api } from '../lib/api';
 import { channelToRow, channelsToInput, emptyChannelRow, MAX_CHANNELS, validateChannels, type ChannelRow } from '../lib/channels';
 import { explainText } from '../lib/errors';
-import type { Channel } from '../lib/types';
+import type { Channel, ChannelTest } from '../lib/types';
 
 const KEY = ['notifications'] as const;
 
@@ -16,6 +16,7 @@ export function NotificationChannels() {
   const [rows, setRows] = useState<ChannelRow[]>([]);
   const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
   const [busy, setBusy] = useState(false);
+  const [tests, setTests] = useState<ChannelTest[] | null>(null);
   useEffect(() => {
     if (query.data) setRows(query.data.channels.map(channelToRow));
   }, [query.data]);
@@ -34,6 +35,23 @@ export function NotificationChannels() {
       setMessage({ ok: true, text: 'Saved.' });
     } catch (err) {
       setMessage({ ok: false, text: explainText(err, 'save the channels') });
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  // A test goes to the saved channels, through the same plugin as reminders.
+  const sendTest = async () => {
+    setBusy(true);
+    setMessage(null);
+    setTests(null);
+    try {
+      const answer = await api<{ results: ChannelTest[] }>('/api/me/notifications/test', { method: 'POST' });
+      setTests(answer.results);
+      if (answer.results.length === 0) setMessage({ ok: false, text: 'No saved channels to test: save one first.' });
+      void qc.invalidateQueries({ queryKey: KEY });
+    } catch (err) {
+      setMessage({ ok: false, text: explainText(err, 'send a test') });
     } finally {
       setBusy(false);
     }
@@ -88,7 +106,21 @@ export function NotificationChannels() {
         <button type="submit" className="primary" disabled={busy || query.isPending}>
           Save channels
         </button>
+        {(query.data?.channels.length ?? 0) > 0 && (
+          <button type="button" disabled={busy} onClick={() => void sendTest()}>
+            Send a test
+          </button>
+        )}
       </div>
+      {tests && tests.length > 0 && (
+        <ul className="test-results" aria-label="Test results" data-testid="channel-tests">
+          {tests.map((t) => (
+            <li key={t.channel_id} className={t.ok ? 'form-ok' : 'form-error'}>
+              {t.kind === 'ntfy' ? 'ntfy' : 'Webhook'} {t.url}: {t.ok ? 'sent' : `failed (${t.error ?? 'no answer'})`}
+            </li>
+          ))}
+        </ul>
+      )}
       <p className={message?.ok ? 'form-ok' : 'form-error'} role={message?.ok ? 'status' : 'alert'}>
         {message?.text}
       </p>

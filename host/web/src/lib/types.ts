@@ -226,3 +226,12 @@ export interface ImportCounts {
   /** Notes of a Loop backup on days that are no check-in, left out. */
   dropped_notes: number;
 }
+
+/** What `POST /api/me/notifications/test` did at one channel. */
+export interface ChannelTest {
+  channel_id: string;
+  kind: 'ntfy' | 'webhook';
+  url: string;
+  ok: boolean;
+  error: string | null;
+}
