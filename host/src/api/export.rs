@@ -176,7 +176,7 @@ async fn import(
     .any(|t| content_type.starts_with(t));
     let format = q.format.as_deref().or(binary.then_some("loop"));
     let document = match format {
-        None => document(&headers, &body)?,
+        None => document(content_type, &body)?,
         Some("loop") => {
             let today = habits::today_in(&user.time_zone);
             let backup = loop_backup::read(&body, &today, &user.time_zone)
@@ -253,12 +253,8 @@ async fn import(
     }))
 }
 
-/// HAM's own export from the body: JSON or CSV, by `Content-Type`.
-fn document(headers: &HeaderMap, body: &[u8]) -> Result<Export, ApiError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+/// HAM's own export from the body: JSON or CSV, by its `Content-Type`.
+fn document(content_type: &str, body: &[u8]) -> Result<Export, ApiError> {
     if content_type.starts_with("application/json") {
         serde_json::from_slice(body).map_err(|e| match e.classify() {
             serde_json::error::Category::Data => ApiError::new(

@@ -264,6 +264,19 @@ pub struct ChannelTest {
     pub error: Option<String>,
 }
 
+impl ChannelTest {
+    /// The result at `channel`: sent, or the error.
+    fn of(channel: &StoredChannel, error: Option<String>) -> Self {
+        Self {
+            channel_id: channel.id.clone(),
+            kind: channel.kind,
+            url: channel.url.clone(),
+            ok: error.is_none(),
+            error,
+        }
+    }
+}
+
 /// Why no test was sent.
 #[derive(Debug, thiserror::Error)]
 pub enum TestError {
@@ -321,20 +334,17 @@ impl Reminders {
                 let Some(row) = self.db.get_job(job).await? else {
                     continue;
                 };
-                let outcome = match row.state {
-                    store::jobs::JobState::Done => Ok(()),
-                    store::jobs::JobState::Dead => Err(row
-                        .last_error
-                        .unwrap_or_else(|| "the delivery failed".into())),
+                *result = match row.state {
+                    store::jobs::JobState::Done => Some(ChannelTest::of(channel, None)),
+                    store::jobs::JobState::Dead => Some(ChannelTest::of(
+                        channel,
+                        Some(
+                            row.last_error
+                                .unwrap_or_else(|| "the delivery failed".into()),
+                        ),
+                    )),
                     _ => continue,
                 };
-                *result = Some(ChannelTest {
-                    channel_id: channel.id.clone(),
-                    kind: channel.kind,
-                    url: channel.url.clone(),
-                    ok: outcome.is_ok(),
-                    error: outcome.err(),
-                });
             }
             if results.iter().all(Option::is_some) || tokio::time::Instant::now() >= deadline {
                 break;
@@ -345,12 +355,11 @@ impl Reminders {
             .into_iter()
             .zip(results)
             .map(|((channel, _), result)| {
-                result.unwrap_or(ChannelTest {
-                    channel_id: channel.id,
-                    kind: channel.kind,
-                    url: channel.url,
-                    ok: false,
-                    error: Some("no answer within 15 seconds; the test may still arrive".into()),
+                result.unwrap_or_else(|| {
+                    ChannelTest::of(
+                        &channel,
+                        Some("no answer within 15 seconds; the test may still arrive".into()),
+                    )
                 })
             })
             .collect())

@@ -265,21 +265,7 @@ fn send(job: &str, due: &Due) -> Result<(), JobError> {
         return Ok(());
     };
     let outcome = deliver(channel, due, &delivery);
-    let recorded = match &outcome {
-        Ok(()) => Ok(()),
-        Err(failure) => Err(failure.message().to_string()),
-    };
-    if let Err(e) = notifications::record_delivery(
-        &due.user,
-        channel_id,
-        recorded.as_ref().map(|_| ()).map_err(String::as_str),
-    ) {
-        log::log(
-            log::Level::Warn,
-            "recording a delivery failed",
-            &[("error".into(), format!("{e:?}"))],
-        );
-    }
+    record(&due.user, channel_id, &outcome);
     match outcome {
         Ok(()) => Ok(()),
         Err(Failure::Refused(why)) => Err(JobError::Fail(why)),
@@ -325,9 +311,21 @@ fn test(job: &Job) -> Result<(), JobError> {
         ),
     };
     let outcome = post(channel, headers, &body);
-    let recorded = outcome.as_ref().map(|_| ()).map_err(Failure::message);
-    let _ = notifications::record_delivery(&request.user, &channel.id, recorded);
+    record(&request.user, &channel.id, &outcome);
     outcome.map_err(|failure| JobError::Fail(failure.message().to_string()))
+}
+
+/// Records a delivery's outcome on the channel (shown in the user's settings);
+/// a failure to record is logged, never a reason to send again.
+fn record(user: &str, channel: &str, outcome: &Result<(), Failure>) {
+    let recorded = outcome.as_ref().map(|_| ()).map_err(Failure::message);
+    if let Err(e) = notifications::record_delivery(user, channel, recorded) {
+        log::log(
+            log::Level::Warn,
+            "recording a delivery failed",
+            &[("error".into(), format!("{e:?}"))],
+        );
+    }
 }
 
 /// Why a delivery did not arrive.
