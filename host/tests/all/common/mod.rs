@@ -395,8 +395,13 @@ pub fn client() -> reqwest::Client {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
     CLIENT
         .get_or_init(|| {
+            // Idle connections are dropped before the server's header timeout
+            // (10 s, HAM_HEADER_TIMEOUT) closes them: a request written onto a
+            // connection the server is closing at that moment fails with
+            // IncompleteMessage (a test that sleeps 10 s hit it).
             reqwest::Client::builder()
                 .pool_max_idle_per_host(64)
+                .pool_idle_timeout(Duration::from_secs(5))
                 .build()
                 .unwrap()
         })
