@@ -32,7 +32,7 @@ use std::sync::Arc;
 use ham_host::capabilities::habits as wit;
 use ham_host::habits::{Entry, EntryStatus};
 use ham_host::rules::{Evaluator, Range, day_of};
-use ham_host::wit::exports::ham::plugin::rules::EvaluationInput;
+use ham_host::wit::exports::ham::plugin::scheduled_rules::{EvaluationInput, Schedule};
 use jiff::ToSpan as _;
 use jiff::civil::Date;
 use reqwest::Method;
@@ -314,6 +314,7 @@ async fn main() {
     );
     let inputs = vec![EvaluationInput {
         habit: wit::habit(habits[0].0.clone()),
+        schedule: Schedule::Every,
         entries: loaded.remove(&id).unwrap(),
         today: day_of(today),
         from: day_of(range.from),

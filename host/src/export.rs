@@ -139,7 +139,7 @@ impl ExportedHabit {
             kind: self.kind,
             unit: self.unit.clone(),
             target: self.target,
-            frequency: self.frequency,
+            frequency: self.frequency.clone(),
             reminders: self.reminders_to_import(),
             archived: self.archived,
             position: self.position,
@@ -175,6 +175,10 @@ struct CsvRow {
     target_type: Option<String>,
     frequency_times: Option<u32>,
     frequency_days: Option<u32>,
+    /// A weekday habit's ISO weekdays joined by `,`; `frequency_times` and
+    /// `frequency_days` then hold their count in 7 days.
+    #[serde(default)]
+    frequency_weekdays: Option<String>,
     /// `HH:MM=days` joined by `;`.
     reminders: Option<String>,
     /// Older exports' single reminder; read, never written.
@@ -260,8 +264,12 @@ pub fn to_csv(export: &Export) -> Result<String, csv::Error> {
                 TargetType::AtLeast => "at_least".into(),
                 TargetType::AtMost => "at_most".into(),
             }),
-            frequency_times: Some(h.frequency.times),
-            frequency_days: Some(h.frequency.days),
+            frequency_times: Some(h.frequency.times_in_days().0),
+            frequency_days: Some(h.frequency.times_in_days().1),
+            frequency_weekdays: h
+                .frequency
+                .weekdays()
+                .map(|days| days.iter().map(u8::to_string).collect::<Vec<_>>().join(",")),
             reminders: (!h.reminders.is_empty()).then(|| reminders_cell(&h.reminders)),
             archived: Some(h.archived),
             position: Some(h.position),
@@ -364,9 +372,24 @@ pub fn from_csv(text: &str) -> Result<Export, FieldError> {
                     kind,
                     unit: row.unit,
                     target,
-                    frequency: Frequency {
-                        times: row.frequency_times.unwrap_or(1),
-                        days: row.frequency_days.unwrap_or(1),
+                    frequency: match row.frequency_weekdays.as_deref() {
+                        None | Some("") => Frequency::Every {
+                            times: row.frequency_times.unwrap_or(1),
+                            days: row.frequency_days.unwrap_or(1),
+                        },
+                        Some(cell) => Frequency::Weekdays {
+                            weekdays: cell
+                                .split(',')
+                                .map(|d| d.trim().parse::<u8>().ok())
+                                .collect::<Option<Vec<u8>>>()
+                                .ok_or_else(|| {
+                                    bad(
+                                        line,
+                                        "frequency_weekdays",
+                                        format!("`{cell}` is not ISO weekdays joined by `,`"),
+                                    )
+                                })?,
+                        },
                     },
                     reminders: match row.reminders.as_deref() {
                         None | Some("") => Vec::new(),

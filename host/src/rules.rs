@@ -31,9 +31,10 @@ use crate::habits::{Habit, Tracker};
 use crate::plugins::Registry;
 use crate::runtime::InvokeError;
 use crate::store;
-use crate::wit::exports::ham::plugin::rules::{self as wit};
+use crate::wit::exports::ham::plugin::scheduled_rules::{self as wit};
 
-/// The plugin whose `rules` export judges every habit. Uploading another rule set
+/// The plugin whose rules export (`scheduled-rules`, or `rules` for a rule set built
+/// against the first contract) judges every habit. Uploading another rule set
 /// under this name (see `examples/rules-strict-streaks`) changes how habits are
 /// judged, live.
 pub const RULES_PLUGIN: &str = "habit-rules";
@@ -181,7 +182,7 @@ impl Evaluator {
         let registry = self.registry.upgrade().ok_or(StatsError::NoRulesPlugin)?;
         let plugin = registry
             .get(RULES_PLUGIN)
-            .filter(|p| p.exports.rules)
+            .filter(|p| p.exports.judges_habits())
             .ok_or(StatsError::NoRulesPlugin)?;
         let mut answers: Vec<Option<Arc<HabitStats>>> = Vec::with_capacity(habits.len());
         let mut misses = Vec::new();
@@ -216,6 +217,10 @@ impl Evaluator {
         let inputs: Vec<wit::EvaluationInput> = missed
             .iter()
             .map(|(habit, _)| wit::EvaluationInput {
+                schedule: match habit.frequency.weekdays() {
+                    Some(days) => wit::Schedule::Weekdays(days.to_vec()),
+                    None => wit::Schedule::Every,
+                },
                 habit: convert::habit((*habit).clone()),
                 entries: entries.remove(&habit.id).unwrap_or_default(),
                 today: day_of(today),

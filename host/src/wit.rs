@@ -1,7 +1,8 @@
 //! Host-side bindings generated from `wit/`: every HAM interface plugins may
 //! import (the `imports` world of `wit/ham.wit`, so an interface added there is
 //! here too; [`crate::capabilities`] implements each) and the exports the host
-//! calls (`job-handler`, `rules`).
+//! calls (`job-handler`, `scheduled-rules`, and `rules`, the first contract of a
+//! rule set, which the host still calls for a component built against it).
 //!
 //! `llm` and `notifications` are linked for every component, but a component
 //! that imports one is only loaded when its manifest says `llm = true`
@@ -16,6 +17,7 @@ wasmtime::component::bindgen!({
             include ham:plugin/imports@0.1.0;
             export ham:plugin/job-handler@0.1.0;
             export ham:plugin/rules@0.1.0;
+            export ham:plugin/scheduled-rules@0.1.0;
         }
     ",
     world: "ham:host/host",

@@ -11,7 +11,7 @@
 use std::fmt;
 
 use crate::date::{self, Day};
-use crate::habit::{Frequency, Habit, Kind, Mark, Policy, Target};
+use crate::habit::{Frequency, Habit, Kind, Mark, Policy, Target, Weekdays};
 use crate::history::History;
 use crate::score::Scores;
 use crate::{streaks, window};
@@ -37,6 +37,9 @@ pub struct Request {
     /// Required for a measurable habit; ignored for a boolean one.
     pub target: Option<Target>,
     pub frequency: Frequency,
+    /// The weekdays a weekday habit is due on; `frequency` is then ignored (the
+    /// count of them in 7 days stands for it).
+    pub weekdays: Option<Weekdays>,
     /// `YYYY-MM-DD`: the habit's creation. The series starts at the earlier of it
     /// and the first entry.
     pub created: String,
@@ -54,6 +57,7 @@ pub struct DayRequest {
     pub kind: HabitKind,
     pub target: Option<Target>,
     pub frequency: Frequency,
+    pub weekdays: Option<Weekdays>,
     pub created: Day,
     /// (day, mark), in any order; the later of two on one day wins.
     pub entries: Vec<(Day, Mark)>,
@@ -140,6 +144,7 @@ pub fn evaluate(request: &Request, policy: Policy) -> Result<Outcome, InvalidInp
         kind: request.kind,
         target: request.target,
         frequency: request.frequency,
+        weekdays: request.weekdays,
         created: day("habit.created", &request.created)?,
         entries,
         today: day("today", &request.today)?,
@@ -178,7 +183,15 @@ fn in_calendar(field: fmt::Arguments<'_>, day: Day) -> Result<Day, InvalidInput>
 
 /// Evaluates one habit under `policy`, days as numbers.
 pub fn evaluate_days(request: &DayRequest, policy: Policy) -> Result<DayOutcome, InvalidInput> {
-    let habit = habit(request.kind, request.target, request.frequency)?;
+    let frequency = match request.weekdays {
+        Some(w) => Frequency {
+            times: w.count(),
+            days: 7,
+        },
+        None => request.frequency,
+    };
+    let mut habit = habit(request.kind, request.target, frequency)?;
+    habit.weekdays = request.weekdays;
     let today = in_calendar(format_args!("today"), request.today)?;
     let from = in_calendar(format_args!("from"), request.from)?;
     let to = in_calendar(format_args!("to"), request.to)?;
@@ -280,7 +293,7 @@ fn habit(
             Kind::Measurable(target)
         }
     };
-    Ok(Habit { kind, frequency })
+    Ok(Habit::every(kind, frequency))
 }
 
 fn span(streak: streaks::Streak) -> DaySpan {

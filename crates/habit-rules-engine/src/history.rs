@@ -5,7 +5,8 @@
 //! Entries are normalised here, once: the later of two entries on one day wins; a
 //! `value` on a boolean habit counts as done when above 0; `done` on a measurable
 //! habit counts as the target's value (both can be left over from a habit whose
-//! kind was changed); negative values count as 0, as in Loop.
+//! kind was changed); negative values count as 0, as in Loop. A weekday habit's
+//! days off with nothing done (or skipped) are [`Check::Off`].
 
 use crate::date::Day;
 use crate::habit::{Habit, Kind, Mark, Policy, SkipRule};
@@ -21,6 +22,9 @@ pub enum Check {
     Skipped,
     /// A measurable habit's value for the day.
     Amount(f64),
+    /// A day a weekday habit is not due, with nothing done: it neither raises nor
+    /// lowers the score, and a streak runs through it but does not start on it.
+    Off,
 }
 
 /// The days of a habit's history.
@@ -62,6 +66,13 @@ impl History {
                 .and_then(|i| checks.get_mut(i))
             {
                 *slot = check_of(habit, mark, policy);
+            }
+        }
+        if habit.weekdays.is_some() {
+            for (day, slot) in (first..).zip(checks.iter_mut()) {
+                if !habit.is_due(day) && matches!(slot, Check::Missing | Check::Skipped) {
+                    *slot = Check::Off;
+                }
             }
         }
         History {
@@ -108,7 +119,7 @@ impl Check {
         match self {
             Check::Done => 1.0,
             Check::Amount(v) => v,
-            Check::Missing | Check::Skipped => 0.0,
+            Check::Missing | Check::Skipped | Check::Off => 0.0,
         }
     }
 }
@@ -125,6 +136,7 @@ mod tests {
         let habit = Habit {
             kind: Kind::Boolean,
             frequency: DAILY,
+            weekdays: None,
         };
         let entries = [(5, Mark::Done), (2, Mark::Skipped), (5, Mark::Skipped)];
         let h = History::new(&habit, &entries, 10, 6, Policy::LOOP);
@@ -141,6 +153,7 @@ mod tests {
         let habit = Habit {
             kind: Kind::Boolean,
             frequency: DAILY,
+            weekdays: None,
         };
         let h = History::new(&habit, &[(1, Mark::Skipped)], 0, 3, Policy::STRICT);
         assert_eq!(h.check(1), Check::Missing);
@@ -152,6 +165,7 @@ mod tests {
         let boolean = Habit {
             kind: Kind::Boolean,
             frequency: DAILY,
+            weekdays: None,
         };
         let h = History::new(
             &boolean,
@@ -168,6 +182,7 @@ mod tests {
                 kind: TargetType::AtLeast,
             }),
             frequency: DAILY,
+            weekdays: None,
         };
         let h = History::new(
             &measurable,
@@ -187,6 +202,7 @@ mod tests {
         let habit = Habit {
             kind: Kind::Boolean,
             frequency: DAILY,
+            weekdays: None,
         };
         let h = History::new(&habit, &[(9, Mark::Done)], 3, 5, Policy::LOOP);
         assert_eq!((h.start, h.first, h.days().count()), (3, 6, 0));

@@ -11,7 +11,8 @@
 //! target (at least: `sum / target`, capped at 1; at most: `1 - (sum - target) /
 //! target`, within 0..1, and a day with nothing recorded counts as 0, which is
 //! within any at-most target). A skipped day (under [`crate::SkipRule::Neutral`])
-//! keeps the previous score: it neither raises nor lowers it.
+//! keeps the previous score: it neither raises nor lowers it, and so does a weekday
+//! habit's day off ([`habit_multiplier`] says how far its due days move it).
 //!
 //! The series starts at [`History::start`]: 0 before, and from there at 0, or at
 //! 1 for an at-most habit (nothing consumed yet is on target).
@@ -24,6 +25,18 @@ use crate::history::{Check, History};
 /// (`times / days`).
 pub fn multiplier(frequency: f64) -> f64 {
     0.5f64.powf(frequency.sqrt() / 13.0)
+}
+
+/// How much of the previous score a due day keeps. A weekday habit moves only on
+/// its `k` due days a week, each by a daily habit's step raised to `7 / k`, so a
+/// week of it moves the score as far as a week of a daily habit: done on every
+/// due day for eight weeks it scores as a daily habit done for eight weeks would
+/// (0.95), whatever its weekdays.
+pub fn habit_multiplier(habit: &Habit) -> f64 {
+    match habit.weekdays {
+        Some(w) => multiplier(1.0).powf(7.0 / f64::from(w.count())),
+        None => multiplier(habit.frequency.ratio()),
+    }
 }
 
 /// The score after a day of this completion.
@@ -70,19 +83,21 @@ pub struct Scores {
 impl Scores {
     /// Scores every day of `history`.
     pub fn of(habit: &Habit, history: &History) -> Scores {
-        let m = multiplier(habit.frequency.ratio());
+        let m = habit_multiplier(habit);
         let (_, window) = habit.rolling_window();
         let checks: Vec<Check> = history.days().map(|(_, check)| check).collect();
         let mut values = Vec::with_capacity(checks.len());
         let mut score = initial(habit);
         let mut total = 0.0;
-        for (i, check) in checks.iter().enumerate() {
+        for ((i, check), day) in checks.iter().enumerate().zip(history.first..) {
             total += check.amount();
             if let Some(old) = i.checked_sub(window).and_then(|j| checks.get(j)) {
                 // Clamped: a long run of fractional values must not leave -1e-17.
                 total = (total - old.amount()).max(0.0);
             }
-            if *check != Check::Skipped {
+            // Only due days move it: a weekday habit's days off keep the score,
+            // even one done on a day off.
+            if *check != Check::Skipped && habit.is_due(day) {
                 score = next(score, m, completion(habit, total));
             }
             values.push(score);
@@ -123,6 +138,7 @@ mod tests {
         Habit {
             kind: Kind::Boolean,
             frequency: Frequency { times, days },
+            weekdays: None,
         }
     }
 
@@ -147,6 +163,7 @@ mod tests {
                 kind: TargetType::AtLeast,
             }),
             frequency: Frequency { times: 1, days: 7 },
+            weekdays: None,
         };
         assert_eq!(measurable.rolling_window(), (1.0, 7));
     }
@@ -159,6 +176,7 @@ mod tests {
                 kind: TargetType::AtMost,
             }),
             frequency: Frequency { times: 1, days: 1 },
+            weekdays: None,
         };
         let history = History::new(&habit, &[(10, Mark::Value(5.0))], 5, 12, Policy::LOOP);
         let scores = Scores::of(&habit, &history);

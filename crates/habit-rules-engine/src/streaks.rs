@@ -78,6 +78,8 @@ pub fn snap_together(intervals: &mut [Interval]) {
 /// Every streak of `habit` up to `today`, oldest first.
 pub fn all(habit: &Habit, history: &History, today: Day) -> Vec<Streak> {
     let covering = match habit.kind {
+        // A weekday habit is due on fixed days; each counts on its own.
+        Kind::Boolean if habit.weekdays.is_some() => Vec::new(),
         Kind::Boolean => {
             let mut done: Vec<Day> = history
                 .days()
@@ -113,19 +115,24 @@ pub fn all(habit: &Habit, history: &History, today: Day) -> Vec<Streak> {
         *slot = *slot || counts_on_its_own(habit, history.check(day));
     }
 
+    // A day off (a weekday habit's day not due) carries a streak but does not
+    // start one: a streak runs from a counting day to the last counting day, or
+    // on through the days off up to today or yesterday while it is still open.
     let mut streaks = Vec::new();
-    let mut open: Option<Day> = None;
-    for (day, counted) in (lo..).zip(counts.iter().copied().chain([false])) {
-        match (counted, open) {
-            (true, None) => open = Some(day),
-            (false, Some(start)) => {
-                streaks.push(Streak {
-                    start,
-                    end: day - 1,
-                });
+    let mut open: Option<(Day, Day)> = None;
+    let days = (lo..).zip(counts.iter().copied().chain([false]));
+    for (day, counted) in days {
+        let off = !counted && day <= today && history.check(day) == Check::Off;
+        match (counted, off, open) {
+            (true, _, None) => open = Some((day, day)),
+            (true, _, Some((start, _))) => open = Some((start, day)),
+            (false, true, _) => {}
+            (false, false, Some((start, last))) => {
+                let end = if day >= today { day - 1 } else { last };
+                streaks.push(Streak { start, end });
                 open = None;
             }
-            _ => {}
+            (false, false, None) => {}
         }
     }
     streaks
@@ -138,7 +145,7 @@ fn counts_on_its_own(habit: &Habit, check: Check) -> bool {
             TargetType::AtLeast => v >= target.value,
             TargetType::AtMost => v <= target.value,
         },
-        (Check::Amount(_) | Check::Missing, _) => false,
+        (Check::Amount(_) | Check::Missing | Check::Off, _) => false,
     }
 }
 
@@ -168,6 +175,7 @@ mod tests {
         Habit {
             kind: Kind::Boolean,
             frequency: Frequency { times, days },
+            weekdays: None,
         }
     }
 
@@ -287,6 +295,7 @@ mod tests {
                 kind: TargetType::AtLeast,
             }),
             frequency: Frequency { times: 1, days: 1 },
+            weekdays: None,
         };
         let entries = [
             (0, Mark::Value(2.0)),
@@ -306,6 +315,7 @@ mod tests {
                 kind: TargetType::AtMost,
             }),
             frequency: Frequency { times: 1, days: 1 },
+            weekdays: None,
         };
         // Day 2 has nothing recorded: it does not count (as in Loop).
         let entries = [

@@ -1,7 +1,8 @@
 //! Window progress: how far the habit is in the rolling window of
 //! `frequency.days` days ending today, the number a user checks to know whether
 //! this week's three runs are done. Not doubled like the score's window: this is
-//! the habit's own period, as the user set it.
+//! the habit's own period, as the user set it. A weekday habit's window is the 7
+//! days ending today, against its due days in them.
 
 use crate::date::Day;
 use crate::habit::{Habit, Kind};
@@ -23,9 +24,11 @@ pub fn progress(habit: &Habit, history: &History, today: Day) -> Progress {
     let done = (today - i64::from(days) + 1..=today)
         .map(|day| history.check(day).amount())
         .sum();
-    let target = match habit.kind {
-        Kind::Boolean => f64::from(habit.frequency.times),
-        Kind::Measurable(target) => target.value,
+    let target = match (habit.kind, habit.weekdays) {
+        (Kind::Boolean, _) => f64::from(habit.frequency.times),
+        (Kind::Measurable(target), None) => target.value,
+        // A weekday habit's target is for each due day: the week holds `times` of them.
+        (Kind::Measurable(target), Some(_)) => target.value * f64::from(habit.frequency.times),
     };
     Progress { done, target, days }
 }
@@ -40,6 +43,7 @@ mod tests {
         let habit = Habit {
             kind: Kind::Boolean,
             frequency: Frequency { times: 3, days: 7 },
+            weekdays: None,
         };
         let entries = [
             (2, Mark::Done), // outside: the window is days 3 to 9
@@ -66,6 +70,7 @@ mod tests {
                 kind: TargetType::AtLeast,
             }),
             frequency: Frequency { times: 1, days: 7 },
+            weekdays: None,
         };
         let entries = [
             (0, Mark::Value(8.5)),

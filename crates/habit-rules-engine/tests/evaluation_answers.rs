@@ -16,6 +16,7 @@ fn daily_boolean(entries: &[(&str, Mark)]) -> Request {
         kind: HabitKind::Boolean,
         target: None,
         frequency: Frequency { times: 1, days: 1 },
+        weekdays: None,
         created: "2026-03-01".to_string(),
         entries: entries.iter().map(|(d, m)| (d.to_string(), *m)).collect(),
         today: "2026-03-10".to_string(),
@@ -112,6 +113,7 @@ fn measurable_window_and_the_series_start_at_creation() {
             kind: TargetType::AtMost,
         }),
         frequency: Frequency { times: 1, days: 7 },
+        weekdays: None,
         created: "2026-03-05".to_string(),
         entries: vec![
             ("2026-03-02".to_string(), Mark::Value(1.0)), // outside the window
@@ -147,6 +149,7 @@ fn an_at_most_habit_is_on_target_from_its_creation() {
             kind: TargetType::AtMost,
         }),
         frequency: Frequency { times: 1, days: 1 },
+        weekdays: None,
         created: "2026-03-05".to_string(),
         entries: vec![],
         today: "2026-03-10".to_string(),

@@ -69,6 +69,7 @@ fn request(case: &Value, today: date::Day) -> Request {
         kind,
         target,
         frequency,
+        weekdays: None,
         created: date::format(today),
         entries,
         today: date::format(today),

@@ -91,6 +91,7 @@ fn request(
         kind,
         target,
         frequency,
+        weekdays: None,
         created: TODAY.to_string(),
         entries: entries
             .iter()

@@ -74,9 +74,11 @@ pub fn habit(h: domain::Habit) -> Habit {
                 domain::TargetType::AtMost => TargetType::AtMost,
             },
         }),
-        frequency: Frequency {
-            times: h.frequency.times,
-            days: h.frequency.days,
+        // A weekday habit as its count of weekdays in 7 days: `habits.frequency`
+        // is the first contract's record, kept as it was.
+        frequency: {
+            let (times, days) = h.frequency.times_in_days();
+            Frequency { times, days }
         },
         archived: h.archived,
         position: u32::try_from(h.position).unwrap_or(u32::MAX),

@@ -346,7 +346,7 @@ fn habit(
         n.and_then(|n| u32::try_from(n).ok())
             .ok_or_else(|| LoopError::Damaged(format!("habit `{name}` has {column} {n:?}")))
     };
-    let frequency = Frequency {
+    let frequency = Frequency::Every {
         times: count("freq_num", h.freq_num)?,
         days: count("freq_den", h.freq_den)?,
     };

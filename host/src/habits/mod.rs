@@ -23,12 +23,95 @@ pub enum TargetType {
     AtMost,
 }
 
-/// `times` check-ins every `days` days: daily is 1/1, three times a week is 3/7.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+/// How often a habit is due: `times` check-ins in every `days` days (daily is
+/// `{"times": 1, "days": 1}`, three times a week `{"times": 3, "days": 7}`), or on
+/// fixed ISO weekdays (`{"weekdays": [1, 3, 5]}`, 1 = Monday).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(untagged, try_from = "FrequencyInput")]
+pub enum Frequency {
+    Every {
+        times: u32,
+        days: u32,
+    },
+    Weekdays {
+        /// ISO weekdays, 1 = Monday to 7 = Sunday, sorted, without repeats.
+        #[schema(example = json!([1, 3, 5]))]
+        weekdays: Vec<u8>,
+    },
+}
+
+impl Frequency {
+    pub const DAILY: Frequency = Frequency::Every { times: 1, days: 1 };
+
+    /// As `times` in every `days`: a weekday habit is its count of weekdays in 7.
+    /// What a reader of the first contract (`rules`, `habits.frequency`) is given.
+    pub fn times_in_days(&self) -> (u32, u32) {
+        match self {
+            Frequency::Every { times, days } => (*times, *days),
+            // At most 7 days after validation.
+            Frequency::Weekdays { weekdays } => (weekdays.len().min(7) as u32, 7),
+        }
+    }
+
+    /// The weekdays of a weekday habit; none for one due `times` in `days`.
+    pub fn weekdays(&self) -> Option<&[u8]> {
+        match self {
+            Frequency::Every { .. } => None,
+            Frequency::Weekdays { weekdays } => Some(weekdays),
+        }
+    }
+
+    /// The weekdays as a bit set, bit 0 Monday to bit 6 Sunday, as stored.
+    pub fn weekday_bits(&self) -> Option<u8> {
+        self.weekdays().map(|days| {
+            days.iter()
+                .fold(0u8, |bits, d| bits | 1u8 << ((*d).clamp(1, 7) - 1))
+        })
+    }
+
+    /// A weekday habit from stored bits; none when no bit of Monday to Sunday is set.
+    pub fn from_weekday_bits(bits: u8) -> Option<Frequency> {
+        let weekdays: Vec<u8> = (1..=7u8).filter(|d| bits & 1 << (d - 1) != 0).collect();
+        (!weekdays.is_empty()).then_some(Frequency::Weekdays { weekdays })
+    }
+}
+
+/// A frequency as sent: one of the two shapes, each field named, so a mix of them
+/// or a stranger gets a message that says which shapes there are.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Frequency {
-    pub times: u32,
-    pub days: u32,
+struct FrequencyInput {
+    times: Option<u32>,
+    days: Option<u32>,
+    weekdays: Option<Vec<u8>>,
+}
+
+impl TryFrom<FrequencyInput> for Frequency {
+    type Error = String;
+
+    /// Weekdays come sorted and without repeats; [`validate`] checks their range.
+    fn try_from(f: FrequencyInput) -> Result<Self, String> {
+        match f {
+            FrequencyInput {
+                times: Some(times),
+                days: Some(days),
+                weekdays: None,
+            } => Ok(Frequency::Every { times, days }),
+            FrequencyInput {
+                times: None,
+                days: None,
+                weekdays: Some(mut weekdays),
+            } => {
+                weekdays.sort_unstable();
+                weekdays.dedup();
+                Ok(Frequency::Weekdays { weekdays })
+            }
+            _ => Err(
+                "frequency is either {\"times\", \"days\"} or {\"weekdays\": [1 to 7, ...]}"
+                    .to_string(),
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -189,7 +272,7 @@ pub fn blank(id: String, created: String, position: i64) -> Habit {
         kind: HabitKind::Boolean,
         unit: None,
         target: None,
-        frequency: Frequency { times: 1, days: 1 },
+        frequency: Frequency::DAILY,
         reminders: Vec::new(),
         archived: false,
         position,
@@ -224,21 +307,35 @@ pub fn validate(h: &Habit) -> Result<(), FieldError> {
     if hex.len() != 6 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
         return refuse("color", format!("`{}` is not a #rrggbb color", h.color));
     }
-    let f = h.frequency;
-    if f.days == 0 {
-        return refuse("frequency.days", "must be at least 1");
-    }
-    if f.times == 0 {
-        return refuse("frequency.times", "must be at least 1");
-    }
-    if f.times > f.days {
-        return refuse(
-            "frequency.times",
-            format!("{} times cannot fit in {} days", f.times, f.days),
-        );
-    }
-    if f.days > 366 {
-        return refuse("frequency.days", "must be at most 366");
+    match &h.frequency {
+        &Frequency::Every { times, days } => {
+            if days == 0 {
+                return refuse("frequency.days", "must be at least 1");
+            }
+            if times == 0 {
+                return refuse("frequency.times", "must be at least 1");
+            }
+            if times > days {
+                return refuse(
+                    "frequency.times",
+                    format!("{times} times cannot fit in {days} days"),
+                );
+            }
+            if days > 366 {
+                return refuse("frequency.days", "must be at most 366");
+            }
+        }
+        Frequency::Weekdays { weekdays } => {
+            if weekdays.is_empty() {
+                return refuse("frequency.weekdays", "name at least one weekday, 1 to 7");
+            }
+            if let Some(d) = weekdays.iter().find(|d| !(1..=7).contains(*d)) {
+                return refuse(
+                    "frequency.weekdays",
+                    format!("{d} is not an ISO weekday (1 = Monday to 7 = Sunday)"),
+                );
+            }
+        }
     }
     match h.kind {
         HabitKind::Boolean => {
@@ -650,6 +747,36 @@ mod tests {
     }
 
     #[test]
+    fn a_frequency_is_times_in_days_or_weekdays_and_never_a_mix() {
+        let parse = |json: &str| serde_json::from_str::<Frequency>(json);
+        let gym = parse(r#"{"weekdays": [5, 1, 3, 1]}"#).unwrap();
+        assert_eq!(gym.weekdays(), Some(&[1, 3, 5][..]));
+        assert_eq!(
+            (gym.times_in_days(), gym.weekday_bits()),
+            ((3, 7), Some(0b10101))
+        );
+        assert_eq!(Frequency::from_weekday_bits(0b10101), Some(gym.clone()));
+        assert_eq!(Frequency::from_weekday_bits(0b1000_0000), None);
+        assert_eq!(
+            serde_json::to_value(&gym).unwrap(),
+            serde_json::json!({"weekdays": [1, 3, 5]})
+        );
+        let weekly = parse(r#"{"times": 3, "days": 7}"#).unwrap();
+        assert_eq!(
+            serde_json::to_value(&weekly).unwrap(),
+            serde_json::json!({"times": 3, "days": 7})
+        );
+        for bad in [
+            r#"{"times": 3, "days": 7, "weekdays": [1]}"#,
+            r#"{"times": 3}"#,
+            r#"{}"#,
+            r#"{"weekdays": [1], "every": 2}"#,
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn habit_rules_name_the_field() {
         let input = |json: &str| serde_json::from_str::<HabitInput>(json).unwrap();
         let base = || blank("h".into(), "2026-11-23".into(), 0);
@@ -662,6 +789,14 @@ mod tests {
             (
                 r#"{"name": "Run", "frequency": {"times": 1, "days": 0}}"#,
                 "frequency.days",
+            ),
+            (
+                r#"{"name": "Gym", "frequency": {"weekdays": []}}"#,
+                "frequency.weekdays",
+            ),
+            (
+                r#"{"name": "Gym", "frequency": {"weekdays": [1, 8]}}"#,
+                "frequency.weekdays",
             ),
             (r#"{"name": "W", "kind": "measurable"}"#, "target"),
             (

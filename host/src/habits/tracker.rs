@@ -20,7 +20,7 @@ use std::sync::Mutex;
 use super::{Activity, Entry, EntryInput, EntryStatus, EntryWrite, FieldError, Habit, HabitInput};
 use crate::store::habits::ActivityRange;
 use crate::store::{self, Db};
-use crate::wit::exports::ham::plugin::rules::DayEntry;
+use crate::wit::exports::ham::plugin::scheduled_rules::DayEntry;
 use crate::wit::ham::plugin::habits::EntryValue;
 
 /// Kept entries, all habits together, before the lot is dropped.

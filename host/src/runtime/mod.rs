@@ -36,7 +36,7 @@ use crate::capabilities::outbound::OutboundPolicy;
 use crate::capabilities::{Capabilities, CapabilitiesCtxView, CapabilitiesView, Contexts, Grants};
 use crate::plugins::manifest::Manifest;
 use crate::telemetry::Metrics;
-use crate::wit::exports::ham::plugin::{job_handler, rules};
+use crate::wit::exports::ham::plugin::{job_handler, rules, scheduled_rules};
 
 /// How often the epoch advances; deadlines are measured in these ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -50,6 +50,7 @@ const SLOT_WAIT: Duration = Duration::from_secs(1);
 
 const HTTP_EXPORT: &str = "wasi:http/incoming-handler@0.2.";
 const RULES_EXPORT: &str = "ham:plugin/rules@0.1.";
+const SCHEDULED_RULES_EXPORT: &str = "ham:plugin/scheduled-rules@0.1.";
 const JOB_EXPORT: &str = "ham:plugin/job-handler@0.1.";
 const LLM_IMPORT: &str = "ham:plugin/llm@0.1.";
 const NOTIFICATIONS_IMPORT: &str = "ham:plugin/notifications@0.1.";
@@ -75,7 +76,7 @@ pub enum LoadError {
     #[error("the component does not compile: {0}")]
     Compile(String),
     #[error(
-        "the component exports none of wasi:http/incoming-handler@0.2, ham:plugin/rules@0.1, ham:plugin/job-handler@0.1 (it exports: {0})"
+        "the component exports none of wasi:http/incoming-handler@0.2, ham:plugin/scheduled-rules@0.1, ham:plugin/rules@0.1, ham:plugin/job-handler@0.1 (it exports: {0})"
     )]
     NoKnownExport(String),
     #[error("the component imports ham:plugin/llm but the manifest does not say `llm = true`")]
@@ -149,15 +150,26 @@ struct MemoryLimitExceeded(u32);
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 pub struct Exports {
     pub http: bool,
+    /// The first contract of a rule set.
     pub rules: bool,
+    /// The rule set contract that knows weekday schedules.
+    pub scheduled_rules: bool,
     pub job_handler: bool,
 }
 
 impl Exports {
+    /// Whether it judges habits, through either rules contract.
+    pub fn judges_habits(&self) -> bool {
+        self.rules || self.scheduled_rules
+    }
+
     pub fn names(&self) -> Vec<&'static str> {
         let mut names = Vec::new();
         if self.http {
             names.push("wasi:http/incoming-handler");
+        }
+        if self.scheduled_rules {
+            names.push("ham:plugin/scheduled-rules");
         }
         if self.rules {
             names.push("ham:plugin/rules");
@@ -166,6 +178,56 @@ impl Exports {
             names.push("ham:plugin/job-handler");
         }
         names
+    }
+}
+
+/// Where a rule set's `evaluate` is, in the contract it was built against.
+#[derive(Clone)]
+enum RulesIndices {
+    Scheduled(scheduled_rules::GuestIndices),
+    /// `rules`, the first contract: no schedules.
+    First(rules::GuestIndices),
+}
+
+/// A `scheduled-rules` call in the first contract's terms, and its answer back.
+/// The records are the same field for field, less the schedule.
+mod first_contract {
+    use super::{rules, scheduled_rules as scheduled};
+
+    pub fn input(i: &scheduled::EvaluationInput) -> rules::EvaluationInput {
+        rules::EvaluationInput {
+            habit: i.habit.clone(),
+            entries: i
+                .entries
+                .iter()
+                .map(|e| rules::DayEntry {
+                    day: e.day,
+                    value: e.value,
+                })
+                .collect(),
+            today: i.today,
+            from: i.from,
+            to: i.to,
+        }
+    }
+
+    pub fn evaluation(e: rules::Evaluation) -> scheduled::Evaluation {
+        let streak = |s: rules::Streak| scheduled::Streak {
+            start: s.start,
+            end: s.end,
+            length: s.length,
+        };
+        scheduled::Evaluation {
+            scores: e.scores,
+            today_score: e.today_score,
+            current_streak: e.current_streak.map(streak),
+            best_streaks: e.best_streaks.into_iter().map(streak).collect(),
+            window: scheduled::WindowProgress {
+                done: e.window.done,
+                target: e.window.target,
+                days: e.window.days,
+            },
+        }
     }
 }
 
@@ -184,7 +246,7 @@ pub struct LoadedPlugin {
     instance_pre: InstancePre<Invocation>,
     proxy_pre: Option<ProxyPre<Invocation>>,
     job_indices: Option<job_handler::GuestIndices>,
-    rules_indices: Option<rules::GuestIndices>,
+    rules_indices: Option<RulesIndices>,
     /// This version's share of the instance pool (`limits.max_concurrency`).
     slots: Arc<tokio::sync::Semaphore>,
     /// Set once a response header the host drops (`Set-Cookie`, …) was logged, so
@@ -393,9 +455,10 @@ impl Runtime {
         let exports = Exports {
             http: has(HTTP_EXPORT),
             rules: has(RULES_EXPORT),
+            scheduled_rules: has(SCHEDULED_RULES_EXPORT),
             job_handler: has(JOB_EXPORT),
         };
-        if !(exports.http || exports.rules || exports.job_handler) {
+        if !(exports.http || exports.judges_habits() || exports.job_handler) {
             let found = if export_names.is_empty() {
                 "nothing".to_string()
             } else {
@@ -427,12 +490,17 @@ impl Runtime {
             ),
             false => None,
         };
-        let rules_indices = match exports.rules {
-            true => Some(
+        // The newer contract when a component exports both.
+        let rules_indices = match (exports.scheduled_rules, exports.rules) {
+            (true, _) => Some(RulesIndices::Scheduled(
+                scheduled_rules::GuestIndices::new(&instance_pre)
+                    .map_err(|e| LoadError::ExportMismatch(format!("{e:#}")))?,
+            )),
+            (false, true) => Some(RulesIndices::First(
                 rules::GuestIndices::new(&instance_pre)
                     .map_err(|e| LoadError::ExportMismatch(format!("{e:#}")))?,
-            ),
-            false => None,
+            )),
+            (false, false) => None,
         };
         let manifest_concurrency = manifest.limits.max_concurrency;
         let variables = Variables::resolve(&manifest.name, &manifest.variables, plugin_env);
@@ -657,14 +725,16 @@ impl Runtime {
         self.record(&counted, "job-handler", started, result.as_ref().err());
         result
     }
-    /// Evaluates habits with a fresh instance of the plugin's `rules` export: one
-    /// call for many habits. The plugin's answers are returned as given; checking
-    /// them is the caller's business.
+    /// Evaluates habits with a fresh instance of the plugin's rules export: one
+    /// call for many habits. A rule set built against the first contract (`rules`)
+    /// gets each input without its schedule (a weekday habit as its count of
+    /// weekdays in 7 days, which `habit.frequency` already says). The plugin's
+    /// answers are returned as given; checking them is the caller's business.
     pub async fn evaluate_rules(
         &self,
         plugin: Arc<LoadedPlugin>,
-        inputs: &[rules::EvaluationInput],
-    ) -> Result<Vec<Result<rules::Evaluation, String>>, InvokeError> {
+        inputs: &[scheduled_rules::EvaluationInput],
+    ) -> Result<Vec<Result<scheduled_rules::Evaluation, String>>, InvokeError> {
         let Some(indices) = plugin.rules_indices.clone() else {
             return Err(InvokeError::NoRules);
         };
@@ -682,8 +752,21 @@ impl Runtime {
         let mut store = self.new_store(plugin, "rules", None);
         let run = async {
             let instance = pre.instantiate_async(&mut store).await?;
-            let guest = indices.load(&mut store, &instance)?;
-            guest.call_evaluate(&mut store, inputs).await
+            match indices {
+                RulesIndices::Scheduled(indices) => {
+                    let guest = indices.load(&mut store, &instance)?;
+                    guest.call_evaluate(&mut store, inputs).await
+                }
+                RulesIndices::First(indices) => {
+                    let guest = indices.load(&mut store, &instance)?;
+                    let inputs: Vec<_> = inputs.iter().map(first_contract::input).collect();
+                    let answers = guest.call_evaluate(&mut store, &inputs).await?;
+                    Ok(answers
+                        .into_iter()
+                        .map(|a| a.map(first_contract::evaluation))
+                        .collect())
+                }
+            }
         };
         let run = tokio::time::timeout(Duration::from_millis(limits.timeout_ms), run)
             .instrument(invocation_span(&counted, "rules"));

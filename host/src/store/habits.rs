@@ -7,11 +7,11 @@ use crate::habits::{
     Activity, Entry, EntryStatus, EntryWrite, Frequency, Habit, HabitKind, Reminder, StoredEntry,
     Target, TargetType,
 };
-use crate::wit::exports::ham::plugin::rules::DayEntry;
+use crate::wit::exports::ham::plugin::scheduled_rules::DayEntry;
 use crate::wit::ham::plugin::habits::EntryValue;
 
 const HABIT_COLUMNS: &str = "id, name, description, color, kind, unit, target_value, target_type, \
-     frequency_times, frequency_days, archived, position, created, group_name";
+     frequency_times, frequency_days, frequency_weekdays, archived, position, created, group_name";
 
 /// A `habits` row as stored ([`HABIT_COLUMNS`]).
 #[derive(sqlx::FromRow)]
@@ -26,6 +26,7 @@ struct HabitRecord {
     target_type: Option<String>,
     frequency_times: i64,
     frequency_days: i64,
+    frequency_weekdays: Option<i64>,
     archived: i64,
     position: i64,
     created: String,
@@ -52,9 +53,15 @@ impl TryFrom<HabitRecord> for Habit {
             kind: decode::<HabitKind>(&r.kind)?,
             unit: r.unit,
             target,
-            frequency: Frequency {
-                times: count("habits.frequency_times", r.frequency_times)?,
-                days: count("habits.frequency_days", r.frequency_days)?,
+            frequency: match r.frequency_weekdays {
+                Some(bits) => u8::try_from(bits)
+                    .ok()
+                    .and_then(Frequency::from_weekday_bits)
+                    .ok_or_else(|| Error::unreadable("habits.frequency_weekdays", bits))?,
+                None => Frequency::Every {
+                    times: count("habits.frequency_times", r.frequency_times)?,
+                    days: count("habits.frequency_days", r.frequency_days)?,
+                },
             },
             // Read apart, from `habit_reminders` (see `Db::reminders_of`).
             reminders: Vec::new(),
@@ -121,7 +128,7 @@ fn stored_days(days: &[u8]) -> String {
     days.iter().map(u8::to_string).collect::<Vec<_>>().join(",")
 }
 
-/// Binds `$1` user id, `$2` habit id and `$3`..`$14` the habit's stored fields, in
+/// Binds `$1` user id, `$2` habit id and `$3`..`$15` the habit's stored fields, in
 /// the column order both the insert and the update use.
 fn bind_habit<'q>(query: AnyQuery<'q>, user_id: &'q str, h: &'q Habit) -> AnyQuery<'q> {
     let query = query
@@ -134,11 +141,12 @@ fn bind_habit<'q>(query: AnyQuery<'q>, user_id: &'q str, h: &'q Habit) -> AnyQue
         .bind(h.unit.as_deref());
     bind_f64(query, h.target.map(|t| t.value))
         .bind(h.target.map(|t| t.target_type.as_stored()))
-        .bind(i64::from(h.frequency.times))
-        .bind(i64::from(h.frequency.days))
+        .bind(i64::from(h.frequency.times_in_days().0))
+        .bind(i64::from(h.frequency.times_in_days().1))
         .bind(i64::from(h.archived))
         .bind(h.position)
         .bind(h.group.as_deref())
+        .bind(h.frequency.weekday_bits().map(i64::from))
 }
 
 /// Binds an optional `f64`. sqlx 0.9's Any driver swaps the NULL mappings of
@@ -464,8 +472,9 @@ impl Db {
     ) -> Result<()> {
         let query = sqlx::query(
             "INSERT INTO habits (user_id, id, name, description, color, kind, unit, target_value, target_type, \
-             frequency_times, frequency_days, archived, position, group_name, created, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+             frequency_times, frequency_days, archived, position, group_name, frequency_weekdays, \
+             created, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
         );
         let query = bind_habit(query, user_id, h)
             .bind(&h.created)
@@ -481,7 +490,7 @@ impl Db {
         let query = sqlx::query(
             "UPDATE habits SET name = $3, description = $4, color = $5, kind = $6, unit = $7, target_value = $8, \
              target_type = $9, frequency_times = $10, frequency_days = $11, archived = $12, \
-             position = $13, group_name = $14 WHERE user_id = $1 AND id = $2",
+             position = $13, group_name = $14, frequency_weekdays = $15 WHERE user_id = $1 AND id = $2",
         );
         let query = bind_habit(query, user_id, h);
         let done = query.execute(&mut *tx).await?;
@@ -881,7 +890,7 @@ mod tests {
                 value: 5.0,
                 target_type: TargetType::AtMost,
             }),
-            frequency: Frequency { times: 3, days: 7 },
+            frequency: Frequency::Every { times: 3, days: 7 },
             reminders: vec![
                 Reminder {
                     time: "07:30".into(),

@@ -52,6 +52,7 @@ mod reminders_delivery;
 mod reminders_done_link;
 mod reminders_habits;
 mod rules_stats;
+mod rules_weekdays;
 mod runtime_limits;
 mod storage_isolation;
 mod store_pruning;

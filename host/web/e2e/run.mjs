@@ -459,6 +459,49 @@ async function main() {
     await todayControl('Floss teeth').waitFor();
   });
 
+  await step('make a weekday habit: first on Today on its weekdays, apart on the others', page, async () => {
+    const weekday = ['Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday', 'Sunday'];
+    const isoToday = ((new Date(today + 'T00:00:00Z').getUTCDay() + 6) % 7) + 1;
+    const tomorrow = (isoToday % 7) + 1;
+    await page.getByRole('button', { name: 'New habit' }).click();
+    await page.getByLabel('Name').fill('Gym');
+    await page.getByLabel('On set weekdays').check();
+    // The picker starts on Mo, We, Fr: make it today's weekday and tomorrow's.
+    for (let d = 1; d <= 7; d++) {
+      const button = page.getByRole('button', { name: weekday[d - 1], exact: true });
+      const pressed = (await button.getAttribute('aria-pressed')) === 'true';
+      if (pressed !== (d === isoToday || d === tomorrow)) await button.click();
+    }
+    await shot('07d-weekday-habit-form');
+    await page.getByRole('button', { name: 'Create habit' }).click();
+    await todayControl('Gym').waitFor();
+    const id = await habitId('Gym');
+    const gym = (await api(`/api/habits/${id}`)).body;
+    const want = [isoToday, tomorrow].sort((a, b) => a - b);
+    expect(JSON.stringify(gym.frequency) === JSON.stringify({ weekdays: want }), `Gym is due ${JSON.stringify(gym.frequency)}, not ${want}`);
+    expect((await page.getByTestId('not-due').count()) === 0, 'a habit due today is listed as not due');
+    const summary = await page.getByTestId('day-summary').textContent();
+    const due = (await api('/api/habits')).body.habits.length;
+    expect(summary.includes(`of ${due} done`) || summary.includes(`All ${due} done`), `the summary counts ${summary}, not ${due} habits due`);
+
+    // Not due today any more: listed apart, below, and not counted.
+    await go(`/habits/${id}/edit`);
+    await page.getByRole('button', { name: weekday[isoToday - 1], exact: true }).click();
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.getByRole('heading', { name: 'Gym', level: 1 }).waitFor();
+    const saved = (await api(`/api/habits/${id}`)).body.frequency;
+    expect(JSON.stringify(saved) === JSON.stringify({ weekdays: [tomorrow] }), `Gym is due ${JSON.stringify(saved)}`);
+    await go('/');
+    await page.getByTestId('not-due').getByRole('button', { name: 'Gym: done today' }).waitFor();
+    const after = await page.getByTestId('day-summary').textContent();
+    expect(after.includes(`of ${due - 1} done`) || after.includes(`All ${due - 1} done`), `the summary still counts Gym: ${after}`);
+    await shot('07e-today-not-due');
+    const r = await page.request.delete(`/api/habits/${id}`);
+    expect(r.status() === 204, `DELETE Gym: ${r.status()}`);
+    await page.reload();
+    await todayControl('Floss teeth').waitFor();
+  });
+
   for (const width of PHONES) {
     // Each width works on its own past day of Water.
     const past = addDays(today, width === 390 ? -3 : -4);

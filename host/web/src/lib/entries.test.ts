@@ -62,16 +62,29 @@ describe('standing: what "4 of 6 done" counts', () => {
     expect(standing(yesNo, byDate([]), today).handled).toBe(false);
     expect(standing(yesNo, byDate([entry(today)]), today).handled).toBe(true);
     expect(standing(yesNo, byDate([entry(today, { status: 'skipped' })]), today).handled).toBe(true);
-    expect(standing(water, byDate([entry(today, { status: 'value', value: 1.25 })]), today)).toEqual({ handled: false, window: { done: 1.25, target: 2, days: 1 } });
+    expect(standing(water, byDate([entry(today, { status: 'value', value: 1.25 })]), today)).toEqual({ handled: false, due: true, window: { done: 1.25, target: 2, days: 1 } });
   });
 
   it('a 3-times-a-week habit counts its week', () => {
     const run = { kind: 'boolean' as const, target: null, frequency: { times: 3, days: 7 } };
     const two = byDate([entry('2026-11-18'), entry('2026-11-21')]);
-    expect(standing(run, two, today)).toEqual({ handled: false, window: { done: 2, target: 3, days: 7 } });
+    expect(standing(run, two, today)).toEqual({ handled: false, due: true, window: { done: 2, target: 3, days: 7 } });
     const three = byDate([entry('2026-11-17'), entry('2026-11-18'), entry('2026-11-21')]);
     expect(standing(run, three, today).handled).toBe(true);
     // Outside the window: 2026-11-16 is 8 days back.
     expect(standing(run, byDate([entry('2026-11-16'), entry('2026-11-18'), entry('2026-11-21')]), today).handled).toBe(false);
+  });
+
+  it('a Mon/Wed/Fri habit is due on those days only, and counts its week against them', () => {
+    const gym = { kind: 'boolean' as const, target: null, frequency: { weekdays: [1, 3, 5] } };
+    // 2026-11-23 is a Monday: due, not handled until done.
+    const week = byDate([entry('2026-11-18'), entry('2026-11-20')]);
+    expect(standing(gym, week, today)).toEqual({ handled: false, due: true, window: { done: 2, target: 3, days: 7 } });
+    expect(standing(gym, byDate([entry(today)]), today).handled).toBe(true);
+    // Tuesday: not due, whatever was done.
+    expect(standing(gym, week, '2026-11-24').due).toBe(false);
+    // A measurable weekday habit's week holds its target once per due day.
+    const yoga = { kind: 'measurable' as const, target: { value: 30, type: 'at_least' as const }, frequency: { weekdays: [2, 4] } };
+    expect(standing(yoga, byDate([entry('2026-11-20', { status: 'value', value: 30 })]), today).window).toEqual({ done: 30, target: 60, days: 7 });
   });
 });

@@ -5,7 +5,7 @@
 // editor, which changes nothing until it is saved. Quick amounts add to the day's
 // value, never replace it.
 import { addDays } from './dates';
-import { formatNumber, isDaily } from './format';
+import { formatNumber, isDaily, isDueOn, timesInDays } from './format';
 import type { Entry, EntryInput, Habit } from './types';
 
 export type CellState = 'none' | 'done' | 'skipped' | 'partial';
@@ -118,6 +118,8 @@ export function skipsInStreak(habit: Pick<Habit, 'target'>, entries: Map<string,
 export interface Standing {
   /** Done for now: today is done or skipped, or (not daily) the period's goal is met. */
   handled: boolean;
+  /** False for a weekday habit on a day it is not due: Today lists it apart. */
+  due: boolean;
   /** Progress in the habit's own window ending today, from `entries`. */
   window: { done: number; target: number; days: number };
 }
@@ -127,7 +129,8 @@ export interface Standing {
  * and what puts a habit first on Today (not handled yet means due).
  */
 export function standing(habit: Pick<Habit, 'kind' | 'target' | 'frequency'>, entries: Map<string, Entry>, today: string): Standing {
-  const days = habit.frequency.days;
+  // A weekday habit's window is the week ending today, against its due days in it.
+  const { times, days } = timesInDays(habit.frequency);
   let done = 0;
   for (let i = 0; i < days; i++) {
     const e = entries.get(addDays(today, -i));
@@ -136,11 +139,12 @@ export function standing(habit: Pick<Habit, 'kind' | 'target' | 'frequency'>, en
     else if (e.status === 'done') done += 1;
   }
   done = Number(done.toPrecision(12));
-  const target = habit.kind === 'measurable' ? habit.target?.value ?? 0 : habit.frequency.times;
+  const perDay = habit.kind === 'measurable' ? habit.target?.value ?? 0 : 1;
+  const target = habit.kind === 'measurable' ? ('weekdays' in habit.frequency ? perDay * times : perDay) : times;
   const todayState = cellState(habit, entries.get(today));
   let handled = todayState === 'done' || todayState === 'skipped';
   if (!handled && !isDaily(habit)) {
     handled = habit.kind === 'measurable' ? habit.target?.type === 'at_least' && done >= target : done >= target;
   }
-  return { handled, window: { done, target, days } };
+  return { handled, due: isDueOn(habit, today), window: { done, target, days } };
 }

@@ -1,7 +1,8 @@
 // Numbers as people read them: values as they were entered, streaks that say
 // nothing rather than "0-day streak", and progress for habits that are not daily
 // ("2 of 3 this week") instead of a streak counted in days.
-import type { Habit } from './types';
+import { weekdayIndex } from './dates';
+import type { Frequency, Habit } from './types';
 
 /**
  * A value as the user entered it: 1.25 stays 1.25, 2 stays 2. Floating-point
@@ -48,9 +49,29 @@ export function periodName(days: number): string {
   return `in the last ${days} days`;
 }
 
-/** A habit is "daily" when every day counts on its own (1 time in 1 day). */
+/** A weekday habit's ISO weekdays (1 = Monday); null for one due `times` in `days`. */
+export function weekdaysOf(f: Frequency): number[] | null {
+  return 'weekdays' in f ? f.weekdays : null;
+}
+
+/** As `times` in every `days`: a weekday habit is its count of weekdays in 7. */
+export function timesInDays(f: Frequency): { times: number; days: number } {
+  return 'weekdays' in f ? { times: f.weekdays.length, days: 7 } : f;
+}
+
+/** Whether the habit is due on `date`: every day, unless it has weekdays. */
+export function isDueOn(habit: Pick<Habit, 'frequency'>, date: string): boolean {
+  const weekdays = weekdaysOf(habit.frequency);
+  return weekdays === null || weekdays.includes(weekdayIndex(date) + 1);
+}
+
+/**
+ * A habit is "daily" when every day it is due counts on its own: 1 time in 1 day,
+ * or on fixed weekdays.
+ */
 export function isDaily(habit: Pick<Habit, 'frequency'>): boolean {
-  return habit.frequency.times === habit.frequency.days;
+  const f = habit.frequency;
+  return 'weekdays' in f || f.times === f.days;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { addReminder, applyPreset, describeDays, describeFrequency, describeTarget, emptyHabitForm, frequencyPreset, habitFormToInput, habitToForm, removeReminder, toggleReminderDay, validateHabitForm, validateReminders } from './habitForm';
+import { addReminder, applyPreset, describeDays, describeFrequency, describeTarget, emptyHabitForm, frequencyPreset, habitFormToInput, presetOf, habitToForm, removeReminder, toggleReminderDay, validateHabitForm, validateReminders } from './habitForm';
 import type { Habit } from './types';
 
 const form = (over: Partial<ReturnType<typeof emptyHabitForm>>) => ({ ...emptyHabitForm(), name: 'Floss teeth', ...over });
@@ -42,6 +42,18 @@ describe('habitFormToInput', () => {
     const input = habitFormToInput(habitToForm(habit));
     expect(input).toMatchObject({ name: 'Run', description: 'outside', unit: 'km', target: { value: 5, type: 'at_most' }, frequency: { times: 3, days: 7 }, group: 'Sport' });
   });
+
+  it('sends a weekday habit as its weekdays, sorted, and round-trips it', () => {
+    expect(habitFormToInput(form({ name: 'Gym', weekdays: [5, 1, 3] }), true).frequency).toEqual({ weekdays: [1, 3, 5] });
+    expect(validateHabitForm(form({ name: 'Gym', weekdays: [] }), true).weekdays).toBe('Choose at least one day.');
+    // times/days are not checked for a weekday habit.
+    expect(validateHabitForm(form({ name: 'Gym', times: '0' }), true)).toEqual({});
+    const habit: Habit = { id: 'h', name: 'Gym', description: '', color: '#059669', kind: 'boolean', unit: null, target: null, frequency: { weekdays: [1, 3, 5] }, reminders: [], archived: false, position: 1, group: null, created: '2026-11-01' };
+    const values = habitToForm(habit);
+    expect(values.weekdays).toEqual([1, 3, 5]);
+    expect(presetOf(values, true)).toBe('weekdays');
+    expect(habitFormToInput(values, true).frequency).toEqual({ weekdays: [1, 3, 5] });
+  });
 });
 
 describe('groups', () => {
@@ -58,6 +70,8 @@ describe('descriptions', () => {
     expect(describeFrequency({ times: 1, days: 1 })).toBe('Every day');
     expect(describeFrequency({ times: 3, days: 7 })).toBe('3 times a week');
     expect(describeFrequency({ times: 1, days: 2 })).toBe('Once every 2 days');
+    expect(describeFrequency({ weekdays: [1, 3, 5] })).toBe('Mo, We, Fr');
+    expect(describeFrequency({ weekdays: [1, 2, 3, 4, 5] })).toBe('Weekdays');
     expect(describeTarget({ target: { value: 2, type: 'at_least' }, unit: 'l' })).toBe('≥ 2 l');
     expect(describeTarget({ target: { value: 30, type: 'at_most' }, unit: null })).toBe('≤ 30');
   });

@@ -1,7 +1,7 @@
 // The habit form: its fields as typed, the checks the host makes (habits.rs), and
 // the body sent. Checking here too means a mistake is named before a round trip.
-import { formatNumber } from './format';
-import type { Habit, HabitInput, HabitKind, Reminder, TargetType } from './types';
+import { formatNumber, timesInDays, weekdaysOf } from './format';
+import type { Frequency, Habit, HabitInput, HabitKind, Reminder, TargetType } from './types';
 
 export interface HabitFormValues {
   name: string;
@@ -12,6 +12,8 @@ export interface HabitFormValues {
   targetType: TargetType;
   times: string;
   days: string;
+  /** The ISO weekdays of a weekday habit (preset `weekdays`). */
+  weekdays: number[];
   color: string;
   reminders: ReminderRow[];
   /** Empty for no group. */
@@ -90,12 +92,11 @@ export function validateReminders(rows: ReminderRow[]): string | undefined {
 export const DEFAULT_COLOR = '#5b54e8';
 
 /**
- * The ways of saying how often, each a shape of the API's `{times, days}`:
- * every day (1 in 1), N times a week (N in 7), N times a month (N in 30), or any
- * other N in D. Specific weekdays (Mon, Wed, Fri) need a schedule the API does not
- * have yet, so they are not offered.
+ * The ways of saying how often: every day (1 in 1), N times a week (N in 7), N
+ * times a month (N in 30), any other N in D (the API's `{times, days}`), or on
+ * fixed weekdays (the API's `{weekdays}`).
  */
-export type FrequencyPreset = 'daily' | 'weekly' | 'monthly' | 'custom';
+export type FrequencyPreset = 'daily' | 'weekly' | 'monthly' | 'custom' | 'weekdays';
 
 /** The preset that shows `times` in `days` (as the form's text fields). */
 export function frequencyPreset(times: string, days: string): FrequencyPreset {
@@ -119,8 +120,14 @@ export function applyPreset(preset: FrequencyPreset, times: string, days: string
     case 'monthly':
       return { times: String(t >= 1 && t <= 29 ? t : 10), days: '30' };
     case 'custom':
+    case 'weekdays':
       return { times, days };
   }
+}
+
+/** The preset a habit's form opens with. */
+export function presetOf(v: HabitFormValues, weekdays: boolean): FrequencyPreset {
+  return weekdays ? 'weekdays' : frequencyPreset(v.times, v.days);
 }
 
 export function emptyHabitForm(): HabitFormValues {
@@ -133,6 +140,7 @@ export function emptyHabitForm(): HabitFormValues {
     targetType: 'at_least',
     times: '1',
     days: '1',
+    weekdays: [1, 3, 5],
     color: DEFAULT_COLOR,
     reminders: [],
     group: '',
@@ -147,8 +155,9 @@ export function habitToForm(h: Habit): HabitFormValues {
     unit: h.unit ?? '',
     targetValue: h.target ? String(h.target.value) : '',
     targetType: h.target?.type ?? 'at_least',
-    times: String(h.frequency.times),
-    days: String(h.frequency.days),
+    times: String(timesInDays(h.frequency).times),
+    days: String(timesInDays(h.frequency).days),
+    weekdays: weekdaysOf(h.frequency) ?? [1, 3, 5],
     color: h.color,
     reminders: (h.reminders ?? []).map((r) => ({ time: r.time, days: [...r.days] })),
     group: h.group ?? '',
@@ -159,8 +168,8 @@ function wholeNumber(s: string): number | null {
   return /^\s*\d+\s*$/.test(s) ? Number(s) : null;
 }
 
-/** The field errors, empty when the form can be sent. */
-export function validateHabitForm(v: HabitFormValues): HabitFormErrors {
+/** The field errors, empty when the form can be sent (`weekdays`: the preset). */
+export function validateHabitForm(v: HabitFormValues, weekdays = false): HabitFormErrors {
   const errors: HabitFormErrors = {};
   const name = v.name.trim();
   if (!name) errors.name = 'Give the habit a name.';
@@ -174,9 +183,13 @@ export function validateHabitForm(v: HabitFormValues): HabitFormErrors {
   }
   const times = wholeNumber(v.times);
   const days = wholeNumber(v.days);
-  if (times === null || times < 1) errors.times = 'At least 1.';
-  if (days === null || days < 1 || days > 366) errors.days = 'Between 1 and 366 days.';
-  else if (times !== null && times > days) errors.times = `At most ${days} (one a day).`;
+  if (weekdays) {
+    if (v.weekdays.length === 0) errors.weekdays = 'Choose at least one day.';
+  } else {
+    if (times === null || times < 1) errors.times = 'At least 1.';
+    if (days === null || days < 1 || days > 366) errors.days = 'Between 1 and 366 days.';
+    else if (times !== null && times > days) errors.times = `At most ${days} (one a day).`;
+  }
   if (!/^#[0-9a-fA-F]{6}$/.test(v.color)) errors.color = 'A color like #5b54e8.';
   if (v.group.trim().length > MAX_GROUP_CHARS) errors.group = `At most ${MAX_GROUP_CHARS} characters.`;
   const reminders = validateReminders(v.reminders);
@@ -185,7 +198,7 @@ export function validateHabitForm(v: HabitFormValues): HabitFormErrors {
 }
 
 /** The body for POST /api/habits or PATCH /api/habits/{id} (valid values only). */
-export function habitFormToInput(v: HabitFormValues): HabitInput {
+export function habitFormToInput(v: HabitFormValues, weekdays = false): HabitInput {
   const measurable = v.kind === 'measurable';
   return {
     name: v.name.trim(),
@@ -193,15 +206,17 @@ export function habitFormToInput(v: HabitFormValues): HabitInput {
     kind: v.kind,
     unit: measurable && v.unit.trim() ? v.unit.trim() : null,
     target: measurable ? { value: Number(v.targetValue), type: v.targetType } : null,
-    frequency: { times: Number(v.times), days: Number(v.days) },
+    frequency: weekdays ? { weekdays: [...new Set(v.weekdays)].sort((a, b) => a - b) } : { times: Number(v.times), days: Number(v.days) },
     color: v.color.toLowerCase(),
     reminders: v.reminders.map((r): Reminder => ({ time: r.time, days: [...new Set(r.days)].sort((a, b) => a - b) })),
     group: v.group.trim() || null,
   };
 }
 
-/** "Every day", "3 times every 7 days", "Once every 2 days". */
-export function describeFrequency(f: { times: number; days: number }): string {
+/** "Every day", "3 times a week", "Once every 2 days", "Mo, We, Fr". */
+export function describeFrequency(frequency: Frequency): string {
+  if ('weekdays' in frequency) return describeDays(frequency.weekdays);
+  const f = frequency;
   if (f.times === 1 && f.days === 1) return 'Every day';
   if (f.days === 7) return f.times === 1 ? 'Once a week' : `${f.times} times a week`;
   if (f.days === 30) return f.times === 1 ? 'Once a month' : `${f.times} times a month`;

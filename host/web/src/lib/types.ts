@@ -49,10 +49,11 @@ export interface Target {
   value: number;
   type: TargetType;
 }
-export interface Frequency {
-  times: number;
-  days: number;
-}
+/**
+ * How often a habit is due: `times` check-ins in every `days` days, or on fixed
+ * ISO weekdays (1 = Monday), sorted.
+ */
+export type Frequency = { times: number; days: number } | { weekdays: number[] };
 /** A reminder: a local time and ISO weekdays (1 = Monday), sorted. */
 export interface Reminder {
   time: string;

@@ -14,7 +14,7 @@ import {
   WEEKDAYS,
   type ReminderRow,
   emptyHabitForm,
-  frequencyPreset,
+  presetOf,
   habitFormToInput,
   habitToForm,
   validateHabitForm,
@@ -41,7 +41,7 @@ function HabitForm({ habit }: { habit: Habit | undefined }) {
   const [errors, setErrors] = useState<HabitFormErrors>({});
   const [serverError, setServerError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
-  const [preset, setPreset] = useState<FrequencyPreset>(() => frequencyPreset(values.times, values.days));
+  const [preset, setPreset] = useState<FrequencyPreset>(() => presetOf(values, !!habit && 'weekdays' in habit.frequency));
   // The groups in use, offered as suggestions so one is not typed two ways.
   const all = useHabits(true);
   const groups = [...new Set((all.data ?? []).flatMap((h) => (h.group ? [h.group] : [])))].sort((a, b) => a.localeCompare(b));
@@ -49,14 +49,14 @@ function HabitForm({ habit }: { habit: Habit | undefined }) {
     if (habit) {
       const v = habitToForm(habit);
       setValues(v);
-      setPreset(frequencyPreset(v.times, v.days));
+      setPreset(presetOf(v, 'weekdays' in habit.frequency));
     }
   }, [habit]);
 
   const choosePreset = (p: FrequencyPreset) => {
     setPreset(p);
     setValues((v) => ({ ...v, ...applyPreset(p, v.times, v.days) }));
-    setErrors((e) => ({ ...e, times: undefined, days: undefined }));
+    setErrors((e) => ({ ...e, times: undefined, days: undefined, weekdays: undefined }));
   };
 
   const set = <K extends keyof HabitFormValues>(key: K, value: HabitFormValues[K]) => {
@@ -66,7 +66,7 @@ function HabitForm({ habit }: { habit: Habit | undefined }) {
 
   const submit = async (e: FormEvent) => {
     e.preventDefault();
-    const found = validateHabitForm(values);
+    const found = validateHabitForm(values, preset === 'weekdays');
     setErrors(found);
     setServerError(null);
     const first = Object.keys(found)[0];
@@ -76,7 +76,7 @@ function HabitForm({ habit }: { habit: Habit | undefined }) {
     }
     setBusy(true);
     try {
-      const body = habitFormToInput(values);
+      const body = habitFormToInput(values, preset === 'weekdays');
       const saved = habit
         ? await api<Habit>(`/api/habits/${habit.id}`, { method: 'PATCH', body })
         : await api<Habit>('/api/habits', { body });
@@ -87,7 +87,7 @@ function HabitForm({ habit }: { habit: Habit | undefined }) {
       // The host names the field at fault: "target: …".
       if (err instanceof ApiError && err.code === 'invalid_field') {
         const field = err.message.split(':')[0] ?? '';
-        const map: Record<string, keyof HabitFormValues> = { name: 'name', target: 'targetValue', unit: 'unit', frequency: 'times', color: 'color', reminders: 'reminders', description: 'description', group: 'group' };
+        const map: Record<string, keyof HabitFormValues> = { name: 'name', target: 'targetValue', unit: 'unit', 'frequency.weekdays': 'weekdays', frequency: 'times', color: 'color', reminders: 'reminders', description: 'description', group: 'group' };
         const key = Object.entries(map).find(([k]) => field.startsWith(k))?.[1];
         if (key) setErrors((x) => ({ ...x, [key]: err.message }));
       }
@@ -188,6 +188,7 @@ function HabitForm({ habit }: { habit: Habit | undefined }) {
               [
                 ['daily', 'Every day'],
                 ['weekly', 'Some days a week'],
+                ['weekdays', 'On set weekdays'],
                 ['monthly', 'Some days a month'],
                 ['custom', 'Custom'],
               ] as const
@@ -219,9 +220,32 @@ function HabitForm({ habit }: { habit: Habit | undefined }) {
               </div>
             </div>
           )}
-          <p className="muted small hint">
-            Specific weekdays (say Mon, Wed and Fri) are not available yet: choose how many times a week instead.
-          </p>
+          {preset === 'weekdays' && (
+            <div className="field">
+              <div className="weekdays" role="group" aria-label="Due on" id="habit-weekdays" tabIndex={-1} aria-describedby={errors.weekdays ? 'habit-weekdays-error' : undefined}>
+                {WEEKDAYS.map((w) => (
+                  <button
+                    key={w.day}
+                    type="button"
+                    className="weekday"
+                    aria-pressed={values.weekdays.includes(w.day)}
+                    aria-label={w.long}
+                    title={w.long}
+                    onClick={() =>
+                      set(
+                        'weekdays',
+                        values.weekdays.includes(w.day) ? values.weekdays.filter((d) => d !== w.day) : [...values.weekdays, w.day].sort((a, b) => a - b),
+                      )
+                    }
+                  >
+                    {w.short}
+                  </button>
+                ))}
+              </div>
+              {error('weekdays')}
+              <p className="muted small hint">The other days neither build nor break a streak, and leave the score as it is.</p>
+            </div>
+          )}
         </fieldset>
         <fieldset>
           <legend>Color</legend>

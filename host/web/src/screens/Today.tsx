@@ -1,4 +1,5 @@
-// Today: every active habit, the ones still to do first, with one large control
+// Today: every active habit due today, the ones still to do first, then the
+// weekday habits not due today apart; each with one large control
 // for today and a strip of recent days (labelled with weekday and date, longer
 // when the screen is wide).
 //
@@ -14,7 +15,7 @@ import { glyphOn } from '../lib/colors';
 import { addDays, browserToday, dayLabel, lastDays, weekdayShort } from '../lib/dates';
 import { addAmount, byDate, cellState, dayValue, describeEntry, entryToInput, quickAmounts, skipsInStreak, standing, toggleDone, type Standing } from '../lib/entries';
 import { explainText } from '../lib/errors';
-import { formatCellValue, isDaily, percent, progressText, streakText, withUnit } from '../lib/format';
+import { formatCellValue, isDaily, percent, progressText, streakText, timesInDays, withUnit } from '../lib/format';
 import { describeFrequency, describeTarget } from '../lib/habitForm';
 import { entriesQuery, keys, useAllStats, useHabits, useSetEntry } from '../lib/queries';
 import { navigate, useTitle } from '../lib/router';
@@ -81,24 +82,28 @@ export function Today({ user }: { user: User }) {
     const s = standing(h, maps.get(h.id) ?? new Map(), today);
     // A window longer than what Today loads: the rules' figure knows better.
     const server = stats.data?.get(h.id)?.window;
-    if (h.frequency.days > LOAD_DAYS && server) {
+    if (timesInDays(h.frequency).days > LOAD_DAYS && server) {
       const met = h.kind === 'boolean' || h.target?.type === 'at_least' ? server.done >= server.target : false;
-      standings.set(h.id, { handled: s.handled || met, window: server });
+      standings.set(h.id, { handled: s.handled || met, due: s.due, window: server });
     } else standings.set(h.id, s);
   }
 
-  // Still to do first. The order is fixed when the day's entries arrive and kept
-  // while the list is on screen, so a row never jumps away from a finger.
+  // Only the habits due today count and come first; a weekday habit on a day off
+  // is listed apart, below. Still to do first. The order is fixed when the day's
+  // entries arrive and kept while the list is on screen, so a row never jumps
+  // away from a finger.
+  const dueToday = list.filter((h) => standings.get(h.id)?.due !== false);
+  const notDue = list.filter((h) => standings.get(h.id)?.due === false);
   const order = useRef<{ key: string; ids: string[] } | null>(null);
-  const idsKey = list.map((h) => h.id).join(',');
+  const idsKey = dueToday.map((h) => h.id).join(',');
   if (loaded && order.current?.key !== idsKey) {
-    const due = list.filter((h) => !standings.get(h.id)?.handled);
-    const rest = list.filter((h) => standings.get(h.id)?.handled);
-    order.current = { key: idsKey, ids: [...due, ...rest].map((h) => h.id) };
+    const todo = dueToday.filter((h) => !standings.get(h.id)?.handled);
+    const rest = dueToday.filter((h) => standings.get(h.id)?.handled);
+    order.current = { key: idsKey, ids: [...todo, ...rest].map((h) => h.id) };
   }
   const byId = new Map(list.map((h) => [h.id, h]));
-  const shown = (order.current?.key === idsKey ? order.current.ids : list.map((h) => h.id)).map((id) => byId.get(id)).filter((h): h is Habit => !!h);
-  const handled = list.filter((h) => standings.get(h.id)?.handled).length;
+  const shown = (order.current?.key === idsKey ? order.current.ids : dueToday.map((h) => h.id)).map((id) => byId.get(id)).filter((h): h is Habit => !!h);
+  const handled = dueToday.filter((h) => standings.get(h.id)?.handled).length;
 
   const change = (habit: Habit, date: string, input: EntryInput | null) => {
     const previous = maps.get(habit.id)?.get(date);
@@ -131,7 +136,7 @@ export function Today({ user }: { user: User }) {
   );
   // Groups: sections only when some habit has one; a collapsed group is
   // remembered by this browser.
-  const split = sections(shown, list);
+  const split = sections(shown, dueToday);
   const groupedSections = split.some((s) => s.group !== null) ? split : [];
   const toggleGroup = (group: string) =>
     setCollapsed((old) => {
@@ -165,8 +170,14 @@ export function Today({ user }: { user: User }) {
       {list.length > 0 && loaded && (
         <>
           <p className="day-summary" data-testid="day-summary">
-            {handled === list.length ? <strong>All {list.length} done</strong> : <strong>{`${handled} of ${list.length} done`}</strong>}
-            <span className="muted"> {handled === list.length ? 'for now. Well done.' : 'so far today'}</span>
+            {dueToday.length === 0 ? (
+              <strong>Nothing due today</strong>
+            ) : handled === dueToday.length ? (
+              <strong>All {dueToday.length} done</strong>
+            ) : (
+              <strong>{`${handled} of ${dueToday.length} done`}</strong>
+            )}
+            <span className="muted"> {dueToday.length === 0 ? 'Enjoy the day off.' : handled === dueToday.length ? 'for now. Well done.' : 'so far today'}</span>
           </p>
           <div className="habit-row strip-head" aria-hidden="true" style={{ '--days': days.length } as React.CSSProperties}>
             <div className="habit-top" />
@@ -206,6 +217,15 @@ export function Today({ user }: { user: User }) {
                 </section>
               ),
             )
+          )}
+          {notDue.length > 0 && (
+            <section className="habit-group not-due" aria-labelledby="not-due-head" data-testid="not-due">
+              <h2 className="group-head" id="not-due-head">
+                <span className="group-name">Not due today</span>
+                <span className="muted small"> {notDue.length === 1 ? '1 habit' : `${notDue.length} habits`} on other weekdays</span>
+              </h2>
+              <ul className="habit-list">{notDue.map(row)}</ul>
+            </section>
           )}
           <div className="today-foot">
             <Explain label="How are streaks, skips and the score counted?" text="How are streaks, skips and the score counted?">
