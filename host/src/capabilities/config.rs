@@ -197,6 +197,47 @@ impl config::Host for ConfigCtx {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capabilities::outbound::OutboundPolicy;
+    use crate::store::kv::Quota;
+
+    /// The interface as a guest meets it, without a guest: the `Host` impl called
+    /// the way the generated bindings call it. A capability's own module can test
+    /// it this way (see "Adding a WIT interface" in docs/architecture.md).
+    #[tokio::test]
+    async fn get_answers_a_value_a_default_and_names_what_is_wrong() {
+        let declared: BTreeMap<String, Variable> = toml::from_str(
+            r#"
+            region = { default = "eu" }
+            client_id = { required = true }
+            token = { secret = true }
+            "#,
+        )
+        .unwrap();
+        let env = BTreeMap::from([("HAM_PLUGIN_WEATHER_TOKEN".to_string(), "s3cret".to_string())]);
+        let mut ctx = ConfigCtx {
+            grants: Arc::new(Grants {
+                plugin: "weather".into(),
+                version: "1.0.0".into(),
+                variables: Variables::resolve("weather", &declared, &env),
+                outbound: OutboundPolicy::new("weather", Vec::new()),
+                storage: Quota { scope: 0, total: 0 },
+            }),
+        };
+        let region = config::Host::get(&mut ctx, "region".into()).await;
+        assert_eq!(region.unwrap().as_deref(), Some("eu"));
+        let token = config::Host::get(&mut ctx, "token".into()).await;
+        assert_eq!(token.unwrap().as_deref(), Some("s3cret"));
+        match config::Host::get(&mut ctx, "client_id".into()).await {
+            Err(GuestError::NotConfigured(how)) => {
+                assert!(how.contains("HAM_PLUGIN_WEATHER_CLIENT_ID"), "{how}");
+            }
+            other => panic!("a required variable without a value: {other:?}"),
+        }
+        match config::Host::get(&mut ctx, "city".into()).await {
+            Err(GuestError::InvalidArgument(why)) => assert!(why.contains("not declared"), "{why}"),
+            other => panic!("an undeclared variable: {other:?}"),
+        }
+    }
 
     #[test]
     fn plugin_names_whose_variables_share_environment_names_collide() {

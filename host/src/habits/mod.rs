@@ -27,15 +27,17 @@ pub enum TargetType {
 /// `{"times": 1, "days": 1}`, three times a week `{"times": 3, "days": 7}`), or on
 /// fixed ISO weekdays (`{"weekdays": [1, 3, 5]}`, 1 = Monday).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(untagged, try_from = "FrequencyInput")]
+#[serde(untagged, try_from = "FrequencyInput", deny_unknown_fields)]
 pub enum Frequency {
     Every {
+        #[schema(minimum = 1, maximum = 366)]
         times: u32,
+        #[schema(minimum = 1, maximum = 366)]
         days: u32,
     },
     Weekdays {
         /// ISO weekdays, 1 = Monday to 7 = Sunday, sorted, without repeats.
-        #[schema(example = json!([1, 3, 5]))]
+        #[schema(example = json!([1, 3, 5]), min_items = 1, max_items = 7)]
         weekdays: Vec<u8>,
     },
 }
