@@ -37,6 +37,7 @@ CRD_SCHEMA_FILES = {
     ("traefik.io/v1alpha1", "IngressRoute"): "traefik.io_ingressroute_v1alpha1.json",
     ("traefik.io/v1alpha1", "Middleware"): "traefik.io_middleware_v1alpha1.json",
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "monitoring.coreos.com_servicemonitor_v1.json",
+    ("monitoring.coreos.com/v1", "PrometheusRule"): "monitoring.coreos.com_prometheusrule_v1.json",
     ("cert-manager.io/v1", "Certificate"): "cert-manager.io_certificate_v1.json",
 }
 
