@@ -171,7 +171,7 @@ def test_runbook_sections_say_what_how_to_check_and_how_to_fix(rule):
     text = OPERATIONS.read_text()
     bad = []
     for r in alerting_rules(rule):
-        match = re.search(rf"^#+ {r['alert']}\n(.*?)(?=^#)", text, re.MULTILINE | re.DOTALL)
+        match = re.search(rf"^#+ {r['alert']}\n(.*?)(?=^#|\Z)", text, re.MULTILINE | re.DOTALL)
         if match is None:
             bad.append(f"{r['alert']}: no section")
             continue
