@@ -78,9 +78,10 @@ def base() -> list[dict]:
     return render(BASE)
 
 
-@pytest.fixture(scope="session", params=["base", "overlays/k3s"])
+@pytest.fixture(scope="session", params=["base", "overlays/k3s", "overlays/k3s-longhorn"])
 def rendered(request) -> tuple[str, list[dict]]:
-    """Both renders, for checks that hold for each."""
+    """Every render (the base, the k3s overlay, the node-affinity example), for
+    checks that hold for each."""
     return request.param, render(MANIFESTS / request.param)
 
 
