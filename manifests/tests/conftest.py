@@ -37,6 +37,7 @@ CRD_SCHEMA_FILES = {
     ("traefik.io/v1alpha1", "IngressRoute"): "traefik.io_ingressroute_v1alpha1.json",
     ("traefik.io/v1alpha1", "Middleware"): "traefik.io_middleware_v1alpha1.json",
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "monitoring.coreos.com_servicemonitor_v1.json",
+    ("monitoring.coreos.com/v1", "PrometheusRule"): "monitoring.coreos.com_prometheusrule_v1.json",
     ("cert-manager.io/v1", "Certificate"): "cert-manager.io_certificate_v1.json",
 }
 
@@ -77,9 +78,10 @@ def base() -> list[dict]:
     return render(BASE)
 
 
-@pytest.fixture(scope="session", params=["base", "overlays/k3s"])
+@pytest.fixture(scope="session", params=["base", "overlays/k3s", "overlays/k3s-longhorn"])
 def rendered(request) -> tuple[str, list[dict]]:
-    """Both renders, for checks that hold for each."""
+    """Every render (the base, the k3s overlay, the node-affinity example), for
+    checks that hold for each."""
     return request.param, render(MANIFESTS / request.param)
 
 

@@ -220,3 +220,64 @@ def test_dependency_manifests_are_copied_before_sources(dockerfile):
     )
     fetch = [i for i in body[manifests_at:sources_at] if i.keyword == "RUN" and re.search(r"\bcargo\s+(fetch|build|chef)", i.args)]
     assert fetch, f"{builder.label()}: dependencies are not fetched or built between the manifests and the sources"
+
+
+# --- Image size ------------------------------------------------------------------
+#
+# Seed 003's target: an image under 500 MB. No container engine runs here, so the
+# size itself is not measured (docs/operations.md, "Container image", says so and
+# is where the measured size goes once an image is built). What is checked is
+# what decides it: a slim base for the final stage, nothing installed there but
+# what `ham` needs at run time, apt's lists removed in the same layer, and only
+# files copied from the build stages (never the build context, never a toolchain).
+
+IMAGE_SIZE_TARGET_MB = 500
+SLIM_BASES = re.compile(r"^(debian:[\w.]+-slim|gcr\.io/distroless/[\w/-]+:[\w.-]+|scratch)$")
+# Packages the final stage may install, each with the reason.
+RUNTIME_PACKAGES_ALLOWED = {"ca-certificates": "HTTPS to Strava, the LLM provider and ntfy"}
+BUILD_TOOLS = re.compile(r"\b(gcc|g\+\+|clang|make|build-essential|cargo|rustc|rustup|npm|node|git|cmake|pkg-config|\S+-dev)\b")
+OPERATIONS = REPO / "docs" / "operations.md"
+
+
+def test_final_stage_is_a_slim_base(dockerfile):
+    args, _ = dockerfile
+    image = expand(final_stage(dockerfile).image, args)
+    assert SLIM_BASES.match(image), f"final stage FROM {image}: use a -slim, distroless or scratch base (< {IMAGE_SIZE_TARGET_MB} MB)"
+
+
+def test_final_stage_installs_only_runtime_packages(dockerfile):
+    final = final_stage(dockerfile)
+    bad = []
+    for ins in final.instructions:
+        if ins.keyword != "RUN":
+            continue
+        for tool in BUILD_TOOLS.findall(ins.args):
+            bad.append(f"line {ins.line}: {tool}")
+        for install in re.findall(r"apt-get install ([^&;|]*)", ins.args):
+            if "--no-install-recommends" not in install:
+                bad.append(f"line {ins.line}: apt-get install without --no-install-recommends")
+            packages = [w.strip('"') for w in install.split() if not w.startswith("-")]
+            bad += [f"line {ins.line}: installs {p}" for p in packages if p not in RUNTIME_PACKAGES_ALLOWED]
+            if "rm -rf /var/lib/apt/lists" not in ins.args:
+                bad.append(f"line {ins.line}: apt's lists stay in the layer (rm -rf /var/lib/apt/lists/*)")
+    assert not bad, "the final stage carries more than ham needs at run time:\n" + "\n".join(bad)
+
+
+def test_final_stage_copies_only_from_build_stages(dockerfile):
+    final = final_stage(dockerfile)
+    names = {s.name for s in dockerfile[1][:-1] if s.name}
+    bad = []
+    for ins, flags, sources in copies(final):
+        origin = next((f.split("=", 1)[1] for f in flags if f.startswith("--from=")), None)
+        if origin not in names:
+            bad.append(f"line {ins.line}: COPY {ins.args} (not from a build stage)")
+        elif any(src.rstrip("/") in ("", ".", "/src", "/usr/local/cargo", "/usr/local/rustup") for src in sources):
+            bad.append(f"line {ins.line}: COPY {ins.args} copies a tree, not the binary")
+    assert not bad, "\n".join(bad)
+
+
+def test_the_size_target_is_documented():
+    text = OPERATIONS.read_text()
+    section = text[text.index("## Container image") : text.index("## Health")]
+    assert f"{IMAGE_SIZE_TARGET_MB} MB" in section, "docs/operations.md (Container image) states the size target"
+    assert "not been measured" in section or "measured size" in section

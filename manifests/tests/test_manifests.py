@@ -425,17 +425,17 @@ def test_postgres_statefulset(overlay):
 
 def test_backup_cronjob(overlay):
     cron = find(overlay, "CronJob", "postgres-backup")
-    assert cron["spec"]["schedule"] == "0 3 * * *"
+    assert cron["spec"]["schedule"] == "15 3 * * *", "nightly at 03:15"
+    assert cron["spec"]["timeZone"] == "Etc/UTC"
     assert cron["spec"]["concurrencyPolicy"] == "Forbid"
     spec = pod_template(cron)["spec"]
     (dump,) = spec["initContainers"]
     (upload,) = spec["containers"]
     assert dump["image"].startswith("postgres:16."), "pg_dump of the server's major version"
     assert dump["command"] == ["sh", "/scripts/pg-backup.sh"]
-    assert re.fullmatch(r"minio/mc:RELEASE\.\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z", upload["image"])
-    script = upload["command"][-1]
-    assert "mc rm --recursive --force --older-than 7d" in script
-    assert script.index("mc cp ") < script.index("mc rm "), "old backups are removed only after the upload"
+    # The upload and retention run only after the dump succeeded (an init container).
+    assert re.fullmatch(r"python:3\.\d+\.\d+-slim-bookworm", upload["image"])
+    assert upload["command"] == ["python3", "-B", "/scripts/s3-backup.py", "/backup"]
     s3 = {
         e["name"]: (e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
         for e in upload["env"]
@@ -446,11 +446,23 @@ def test_backup_cronjob(overlay):
         "S3_ACCESS_KEY": ("ham-backup-s3", "access-key"),
         "S3_SECRET_KEY": ("ham-backup-s3", "secret-key"),
     }
+    settings = find_prefixed(overlay, "ConfigMap", "postgres-backup-settings")
+    assert upload["envFrom"] == [{"configMapRef": {"name": settings["metadata"]["name"]}}]
+    assert settings["data"] == {
+        "S3_PREFIX": "postgres-backups/ham/",
+        "S3_REGION": "us-east-1",
+        "KEEP_DAILY": "7",
+        "KEEP_WEEKLY": "4",
+        "KEEP_MONTHLY": "12",
+    }
+    mounts = {m["mountPath"]: m for m in upload["volumeMounts"]}
+    assert mounts["/backup"]["readOnly"] is True
 
 
-def test_backup_script_shipped_is_the_tested_one(overlay):
+def test_backup_scripts_shipped_are_the_tested_ones(overlay):
     scripts = find_prefixed(overlay, "ConfigMap", "postgres-backup-scripts")
-    assert scripts["data"]["pg-backup.sh"] == (BASE / "backup" / "pg-backup.sh").read_text()
+    for script in ("pg-backup.sh", "s3-backup.py"):
+        assert scripts["data"][script] == (BASE / "backup" / script).read_text()
     volumes = pod_template(find(overlay, "CronJob", "postgres-backup"))["spec"]["volumes"]
     assert {"name": "scripts", "configMap": {"name": scripts["metadata"]["name"], "defaultMode": 0o555}} in volumes
 
