@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO / "manifests"
 BASE = MANIFESTS / "base"
 OVERLAY = MANIFESTS / "overlays" / "k3s"
+LAN_OVERLAY = MANIFESTS / "overlays" / "k3s-lan"
 CRD_SCHEMAS = Path(__file__).resolve().parent / "crd-schemas"
 
 # The Kubernetes version the manifests target: k3s v1.32. kubernetes-validate
@@ -77,9 +78,15 @@ def base() -> list[dict]:
     return render(BASE)
 
 
-@pytest.fixture(scope="session", params=["base", "overlays/k3s"])
+@pytest.fixture(scope="session")
+def lan_overlay() -> list[dict]:
+    """The k3s overlay with the LAN component (components/lan)."""
+    return render(LAN_OVERLAY)
+
+
+@pytest.fixture(scope="session", params=["base", "overlays/k3s", "overlays/k3s-lan"])
 def rendered(request) -> tuple[str, list[dict]]:
-    """Both renders, for checks that hold for each."""
+    """Every render, for checks that hold for each."""
     return request.param, render(MANIFESTS / request.param)
 
 
