@@ -8,6 +8,7 @@ use crate::common;
 
 use std::net::IpAddr;
 
+use common::process::run_ham;
 use common::session::credentials;
 use common::{ADMIN_TOKEN, Backend, TestServer, error_of};
 use serde_json::{Value, json};
@@ -285,4 +286,44 @@ async fn a_proxy_account_given_a_password_signs_in_on_the_lan_as_itself() {
     let (_, again) = answer(as_user(proxy().get(url("/api/me")), "alice", "users")).await;
     assert_eq!(again["id"], alice["id"]);
     server.stop().await;
+}
+
+/// A combination that makes no sense is refused before the server starts,
+/// saying what is wrong: by the real binary, for the variable and the file alike.
+#[tokio::test]
+async fn nonsensical_mode_lists_stop_ham_at_start() {
+    let cases = [
+        (
+            "forward-auth,oidc",
+            "`forward-auth` cannot be combined with `oidc`",
+        ),
+        ("local,forward-auth,local", "`local` is named twice"),
+        ("forward-auth,ldap", "`ldap` is not an identity mode"),
+    ];
+    for (modes, why) in cases {
+        let (ok, out) = run_ham(&["config"], &[("HAM_AUTH", modes)]).await;
+        assert!(!ok, "{modes}: {out}");
+        assert!(
+            out.contains(&format!("invalid HAM_AUTH: {why}")),
+            "{modes}: {out}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ham.toml");
+    std::fs::write(&file, "auth = [\"oidc\", \"forward-auth\"]\n").unwrap();
+    let data_dir = dir.path().display().to_string();
+    let (ok, out) = run_ham(
+        &["--config", file.to_str().unwrap(), "serve"],
+        &[("HAM_DATA_DIR", data_dir.as_str())],
+    )
+    .await;
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("invalid `auth`")
+            && out.contains("`oidc` cannot be combined with `forward-auth`"),
+        "{out}"
+    );
+    let (ok, out) = run_ham(&["config"], &[("HAM_AUTH", "local, forward-auth")]).await;
+    assert!(ok, "{out}");
+    assert!(out.contains("auth = \"forward-auth,local\""), "{out}");
 }
