@@ -99,9 +99,10 @@ pub trait Authenticator: Send + Sync {
 
 /// The authenticator for `settings.auth`: one mode's, or [`mixed::Mixed`] for an
 /// identity provider's mode with `local`. Fails when a mode's settings are
-/// incomplete (`oidc` without an issuer and audience). The settings refuse any
-/// other combination; one that reaches here anyway (settings built in code) is
-/// refused too.
+/// incomplete (`oidc` without an issuer and audience). [`AuthModes`] admits no
+/// other combination (the last arm is there for completeness).
+///
+/// [`AuthModes`]: crate::settings::AuthModes
 pub fn authenticator(settings: &Settings, db: &Db) -> anyhow::Result<Arc<dyn Authenticator>> {
     let mut modes = settings.auth.iter();
     match (modes.next(), modes.next(), modes.next()) {
