@@ -3,7 +3,8 @@
 //! The host owns the network, the database, the secrets and the sandbox; the app's
 //! logic runs in WASM components that are swapped while the server runs. This crate
 //! is a library with a thin binary (`ham`): [`AppState::build`] wires the parts,
-//! [`router`] is the whole HTTP surface, [`serve`] runs it until shutdown.
+//! [`router`] is the whole HTTP surface, [`serve`] runs it until shutdown, and
+//! [`serve_metrics`] runs the operators' `GET /metrics` on a listener of its own.
 
 pub mod accounts;
 pub mod api;
@@ -170,9 +171,28 @@ impl AppState {
     }
 }
 
-/// The host's HTTP surface.
+/// The host's HTTP surface. `/metrics` is not on it: see [`metrics_router`].
 pub fn router(state: AppState) -> axum::Router {
     api::router(state)
+}
+
+/// The metrics listener's surface (`metrics_addr`, `HAM_METRICS_ADDR`): `GET
+/// /metrics` in Prometheus' text format, and a JSON 404 for anything else.
+pub fn metrics_router(state: AppState) -> axum::Router {
+    api::metrics_router(state)
+}
+
+/// Serves [`metrics_router`] on `listener` until `shutdown` resolves, with the
+/// same connection limits as [`serve`] (header deadline, bounded head), and
+/// nothing else: the job workers belong to [`serve`].
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let header_timeout = state.settings.header_timeout;
+    serve_connections(listener, metrics_router(state), header_timeout, shutdown).await;
+    Ok(())
 }
 
 /// Serves until `shutdown` resolves, then lets requests in flight finish.

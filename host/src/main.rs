@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
+use futures::FutureExt as _;
 use ham_host::cli::{self, Remote};
 use ham_host::settings::{LogFormat, Settings};
 use ham_host::{AppState, plugins};
@@ -204,6 +205,7 @@ async fn serve(config: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<()> {
         settings.plugins_dir = args.watch;
     }
     let addr = settings.addr;
+    let metrics_addr = settings.metrics_addr;
     let watch = settings.plugins_dir.clone();
     let state = AppState::build(settings).await?;
     if let Some(dir) = watch {
@@ -212,8 +214,37 @@ async fn serve(config: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
+    let metrics_listener = match metrics_addr {
+        Some(metrics_addr) => Some(
+            tokio::net::TcpListener::bind(metrics_addr)
+                .await
+                .with_context(|| {
+                    format!(
+                        "binding the metrics listener {metrics_addr} (metrics_addr, \
+                         HAM_METRICS_ADDR; unset it to serve no metrics)"
+                    )
+                })?,
+        ),
+        None => None,
+    };
+    // One signal stops both listeners.
+    let shutdown = shutdown_signal().boxed().shared();
+    let metrics = match metrics_listener {
+        Some(metrics_listener) => {
+            tracing::info!(addr = %metrics_listener.local_addr()?, "metrics listener serving /metrics");
+            Some(tokio::spawn(ham_host::serve_metrics(
+                metrics_listener,
+                state.clone(),
+                shutdown.clone(),
+            )))
+        }
+        None => None,
+    };
     tracing::info!(addr = %listener.local_addr()?, "ham serving");
-    ham_host::serve(listener, state, shutdown_signal()).await?;
+    ham_host::serve(listener, state, shutdown).await?;
+    if let Some(metrics) = metrics {
+        metrics.await??;
+    }
     Ok(())
 }
 

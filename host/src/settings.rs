@@ -84,6 +84,9 @@ macro_rules! settings {
 settings! {
     /// Where `ham serve` listens (and where `ham healthcheck` knocks).
     addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 3001)), "HAM_ADDR";
+    /// Where `GET /metrics` is served, on a listener of its own (never on
+    /// `addr`); unset: nowhere.
+    metrics_addr: Option<SocketAddr> = None, "HAM_METRICS_ADDR";
     /// The URL people reach this server at, for links sent outside the app
     /// (reminders' done links and habit links); unset: `http://` and `addr`
     /// (`127.0.0.1` for an unspecified address).
@@ -103,8 +106,9 @@ settings! {
     /// The largest plugin upload, in bytes.
     max_upload_bytes: usize = 32 * 1024 * 1024, "HAM_MAX_UPLOAD_BYTES";
     /// Who a request comes from: `local` accounts, `forward-auth` headers from a
-    /// trusted proxy, or `oidc` bearer JWTs.
-    auth: AuthMode = AuthMode::Local, "HAM_AUTH";
+    /// trusted proxy, or `oidc` bearer JWTs; or an identity provider's mode with
+    /// `local` (`forward-auth,local`): see [`AuthModes`].
+    auth: AuthModes = AuthModes::default(), "HAM_AUTH";
     /// The proxies in front (CIDRs): their forward-auth headers are believed and
     /// their `X-Forwarded-For` names the client.
     trusted_proxies: Vec<Cidr> = Vec::new(), "HAM_TRUSTED_PROXIES";
@@ -188,6 +192,8 @@ settings! {
 pub struct Settings {
     /// `addr`, `HAM_ADDR`.
     pub addr: SocketAddr,
+    /// `metrics_addr`, `HAM_METRICS_ADDR`: the metrics listener; none when unset.
+    pub metrics_addr: Option<SocketAddr>,
     /// `public_url`, `HAM_PUBLIC_URL`: without a trailing `/`; unset: derived
     /// from `addr`.
     pub public_url: String,
@@ -218,7 +224,7 @@ pub struct Settings {
     /// `body_timeout`, `HAM_BODY_TIMEOUT`.
     pub body_timeout: Duration,
     /// `auth`, `HAM_AUTH`.
-    pub auth: AuthMode,
+    pub auth: AuthModes,
     /// `trusted_proxies`, `HAM_TRUSTED_PROXIES`.
     pub trusted_proxies: Vec<Cidr>,
     /// `forward_auth_*_header`, `HAM_FORWARD_AUTH_*_HEADER`.
@@ -281,9 +287,8 @@ impl Serialize for Secret {
     }
 }
 
-/// How requests are tied to users (`local`, `forward-auth`, `oidc`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
+/// One way requests are tied to users (`local`, `forward-auth`, `oidc`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMode {
     /// Accounts and session cookies, managed by HAM.
     Local,
@@ -291,6 +296,155 @@ pub enum AuthMode {
     ForwardAuth,
     /// Bearer JWTs from an OpenID Connect issuer.
     Oidc,
+}
+
+impl AuthMode {
+    /// The name `HAM_AUTH` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMode::Local => "local",
+            AuthMode::ForwardAuth => "forward-auth",
+            AuthMode::Oidc => "oidc",
+        }
+    }
+}
+
+impl std::str::FromStr for AuthMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "local" => Ok(Self::Local),
+            "forward-auth" => Ok(Self::ForwardAuth),
+            "oidc" => Ok(Self::Oidc),
+            other => Err(format!(
+                "`{other}` is not an identity mode: local, forward-auth or oidc"
+            )),
+        }
+    }
+}
+
+/// `auth`: the identity modes requests are known by, one, or two as a
+/// comma-separated list (`HAM_AUTH=forward-auth,local`).
+///
+/// Accepted: any one mode; `forward-auth` or `oidc` together with `local`
+/// (mixed identity: a request carrying the identity provider's credential is
+/// that user, any other is known by its session cookie, as in `local`).
+/// Refused, naming the fault: an empty list, an unknown name, a mode named twice,
+/// and `forward-auth` with `oidc` (two identity providers would give one person
+/// two accounts, one per issuer; personal API tokens already serve scripts in
+/// every mode). The order written does not matter: the modes are kept, asked and
+/// shown identity provider first, `local` last.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthModes(Vec<AuthMode>);
+
+impl AuthModes {
+    /// The modes, identity provider first; refused as described on [`AuthModes`].
+    pub fn new(modes: &[AuthMode]) -> Result<Self, String> {
+        if modes.is_empty() {
+            return Err("names no identity mode: local, forward-auth or oidc".into());
+        }
+        for (i, mode) in modes.iter().enumerate() {
+            if modes[..i].contains(mode) {
+                return Err(format!("`{}` is named twice", mode.as_str()));
+            }
+        }
+        let providers: Vec<AuthMode> = modes
+            .iter()
+            .copied()
+            .filter(|m| *m != AuthMode::Local)
+            .collect();
+        if providers.len() > 1 {
+            return Err(format!(
+                "`{}` cannot be combined with `{}`: pick one identity provider \
+                 (each would make its own account for the same person); combine \
+                 it with `local` for people who sign in with a password",
+                providers[0].as_str(),
+                providers[1].as_str()
+            ));
+        }
+        let mut ordered = providers;
+        if modes.contains(&AuthMode::Local) {
+            ordered.push(AuthMode::Local);
+        }
+        Ok(Self(ordered))
+    }
+
+    /// The modes in the order they are asked: the identity provider's, then `local`.
+    pub fn iter(&self) -> impl Iterator<Item = AuthMode> + '_ {
+        self.0.iter().copied()
+    }
+
+    /// Whether `mode` is one of them.
+    pub fn contains(&self, mode: AuthMode) -> bool {
+        self.0.contains(&mode)
+    }
+
+    /// Their names, as `GET /api/auth/config` lists them.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.iter().map(AuthMode::as_str).collect()
+    }
+}
+
+impl Default for AuthModes {
+    fn default() -> Self {
+        Self(vec![AuthMode::Local])
+    }
+}
+
+impl From<AuthMode> for AuthModes {
+    fn from(mode: AuthMode) -> Self {
+        Self(vec![mode])
+    }
+}
+
+impl std::fmt::Display for AuthModes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.names().join(","))
+    }
+}
+
+impl std::str::FromStr for AuthModes {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let modes = s
+            .split(',')
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .map(str::parse)
+            .collect::<Result<Vec<AuthMode>, String>>()?;
+        Self::new(&modes)
+    }
+}
+
+/// The file and the environment write the modes as one string, comma-separated;
+/// the file may also give a list (`auth = ["forward-auth", "local"]`).
+impl<'de> Deserialize<'de> for AuthModes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Modes;
+        impl<'de> Visitor<'de> for Modes {
+            type Value = AuthModes;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("identity modes, such as \"local\" or \"forward-auth,local\"")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<AuthModes, E> {
+                s.parse().map_err(E::custom)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<AuthModes, A::Error> {
+                let mut modes = Vec::new();
+                while let Some(name) = seq.next_element::<String>()? {
+                    modes.push(name.trim().parse().map_err(de::Error::custom)?);
+                }
+                AuthModes::new(&modes).map_err(de::Error::custom)
+            }
+        }
+        d.deserialize_any(Modes)
+    }
+}
+
+impl Serialize for AuthModes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// How log lines are written (`text`, `json`).
@@ -635,7 +789,7 @@ impl Keys {
 
     /// What no single value can say wrong.
     fn check(&self) -> Result<(), SettingsError> {
-        if self.auth == AuthMode::Oidc
+        if self.auth.contains(AuthMode::Oidc)
             && (given(self.oidc_issuer.clone()).is_none()
                 || given(self.oidc_audience.clone()).is_none())
         {
@@ -645,6 +799,23 @@ impl Keys {
                 why: "`oidc` needs oidc_issuer and oidc_audience \
                       (HAM_OIDC_ISSUER, HAM_OIDC_AUDIENCE)"
                     .into(),
+            });
+        }
+        if let Some(metrics) = self.metrics_addr
+            && metrics.port() != 0
+            && metrics.port() == self.addr.port()
+            && (metrics.ip() == self.addr.ip()
+                || metrics.ip().is_unspecified()
+                || self.addr.ip().is_unspecified())
+        {
+            return Err(SettingsError::Invalid {
+                key: "metrics_addr",
+                env: "HAM_METRICS_ADDR",
+                why: format!(
+                    "`{metrics}` is where `addr` listens ({}); metrics get a port of their own, \
+                     such as 127.0.0.1:9464",
+                    self.addr
+                ),
             });
         }
         if let Some(url) = given(self.public_url.clone())
@@ -677,6 +848,7 @@ impl Keys {
         };
         Settings {
             addr: self.addr,
+            metrics_addr: self.metrics_addr,
             public_url,
             data_dir: self.data_dir,
             database_url: given(self.database_url),
@@ -1022,13 +1194,17 @@ mod tests {
             llm_allowed_models = ["a", "b"]
         "#;
         let defaults = load(None, &[]).unwrap();
-        assert_eq!(defaults.auth, AuthMode::Local);
+        assert_eq!(defaults.auth, AuthMode::Local.into());
+        assert_eq!(
+            defaults.metrics_addr, None,
+            "no metrics listener unless asked"
+        );
         assert!(defaults.trusted_proxies.is_empty());
         assert_eq!(defaults.oidc_issuer, None);
         assert_eq!(defaults.job_max_attempts, 5);
 
         let from_file = load(Some(file), &[]).unwrap();
-        assert_eq!(from_file.auth, AuthMode::ForwardAuth);
+        assert_eq!(from_file.auth, AuthMode::ForwardAuth.into());
         assert_eq!(
             from_file.trusted_proxies,
             vec!["10.0.0.0/8".parse().unwrap()]
@@ -1060,7 +1236,7 @@ mod tests {
             ],
         )
         .unwrap();
-        assert_eq!(from_env.auth, AuthMode::Oidc);
+        assert_eq!(from_env.auth, AuthMode::Oidc.into());
         assert_eq!(
             from_env.trusted_proxies,
             vec![
@@ -1238,6 +1414,106 @@ mod tests {
                 assert!(err.contains(part), "{file:?} {env:?}: {err}");
             }
         }
+    }
+
+    #[test]
+    fn auth_is_one_mode_or_an_identity_provider_with_local() {
+        use AuthMode::{ForwardAuth, Local, Oidc};
+        let accepted: &[(&str, &[AuthMode], &str)] = &[
+            ("local", &[Local], "local"),
+            ("forward-auth", &[ForwardAuth], "forward-auth"),
+            ("oidc", &[Oidc], "oidc"),
+            (
+                "forward-auth,local",
+                &[ForwardAuth, Local],
+                "forward-auth,local",
+            ),
+            // Any order and spacing: the identity provider is asked first.
+            (
+                "local, forward-auth",
+                &[ForwardAuth, Local],
+                "forward-auth,local",
+            ),
+            ("local,oidc", &[Oidc, Local], "oidc,local"),
+        ];
+        let oidc = [
+            ("HAM_OIDC_ISSUER", "https://auth.example.com"),
+            ("HAM_OIDC_AUDIENCE", "ham"),
+        ];
+        for (text, modes, shown) in accepted {
+            let env = load(None, &[("HAM_AUTH", text), oidc[0], oidc[1]])
+                .unwrap()
+                .auth;
+            let file = load(Some(format!("auth = \"{text}\"\n").as_str()), &oidc)
+                .unwrap()
+                .auth;
+            assert_eq!(env.iter().collect::<Vec<_>>(), *modes, "{text}");
+            assert_eq!(
+                (env.to_string(), &file),
+                (shown.to_string(), &env),
+                "{text}"
+            );
+        }
+        let listed = load(Some("auth = [\"local\", \"forward-auth\"]\n"), &[]).unwrap();
+        assert_eq!(listed.auth.to_string(), "forward-auth,local");
+
+        let refused: &[(&str, &str)] = &[
+            (
+                "forward-auth,oidc",
+                "`forward-auth` cannot be combined with `oidc`",
+            ),
+            ("oidc,forward-auth,local", "cannot be combined"),
+            ("local,local", "`local` is named twice"),
+            ("forward-auth,forward-auth", "`forward-auth` is named twice"),
+            (",", "names no identity mode"),
+            ("local,ldap", "`ldap` is not an identity mode"),
+        ];
+        for (text, wanted) in refused {
+            let err = load(None, &[("HAM_AUTH", text)]).unwrap_err().to_string();
+            assert!(
+                err.contains("HAM_AUTH") && err.contains(wanted),
+                "{text}: {err}"
+            );
+            let err = load(Some(format!("auth = \"{text}\"\n").as_str()), &[])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("`auth`") && err.contains(wanted),
+                "{text}: {err}"
+            );
+        }
+        // oidc's settings are required in mixed identity too.
+        let err = load(None, &[("HAM_AUTH", "oidc,local")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("HAM_OIDC_ISSUER"), "{err}");
+    }
+
+    #[test]
+    fn metrics_listen_on_an_address_of_their_own() {
+        let s = load(None, &[("HAM_METRICS_ADDR", "0.0.0.0:9464")]).unwrap();
+        assert_eq!(s.metrics_addr, Some("0.0.0.0:9464".parse().unwrap()));
+        let s = load(Some("metrics_addr = \"127.0.0.1:9464\"\n"), &[]).unwrap();
+        assert_eq!(s.metrics_addr, Some("127.0.0.1:9464".parse().unwrap()));
+        // Ephemeral ports (tests) never collide.
+        let both = [
+            ("HAM_ADDR", "127.0.0.1:0"),
+            ("HAM_METRICS_ADDR", "127.0.0.1:0"),
+        ];
+        load(None, &both).unwrap();
+        for metrics in ["127.0.0.1:3001", "0.0.0.0:3001"] {
+            let err = load(None, &[("HAM_METRICS_ADDR", metrics)])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("HAM_METRICS_ADDR") && err.contains("a port of their own"),
+                "{err}"
+            );
+        }
+        let err = load(None, &[("HAM_METRICS_ADDR", "9464")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("HAM_METRICS_ADDR"), "{err}");
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! What the host tells operators about itself: metrics in Prometheus' text format at
-//! `GET /metrics` (the per-request span and HTTP metrics are `api::observe`'s).
+//! `GET /metrics` on the metrics listener (`HAM_METRICS_ADDR`, `crate::serve_metrics`;
+//! never on the main listener). The per-request span and HTTP metrics are
+//! `api::observe`'s.
 //!
 //! Three kinds of metric, all in this file and none from a crate:
 //!

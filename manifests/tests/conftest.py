@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO / "manifests"
 BASE = MANIFESTS / "base"
 OVERLAY = MANIFESTS / "overlays" / "k3s"
+LAN_OVERLAY = MANIFESTS / "overlays" / "k3s-lan"
 CRD_SCHEMAS = Path(__file__).resolve().parent / "crd-schemas"
 
 # The Kubernetes version the manifests target: k3s v1.32. kubernetes-validate
@@ -78,10 +79,16 @@ def base() -> list[dict]:
     return render(BASE)
 
 
-@pytest.fixture(scope="session", params=["base", "overlays/k3s", "overlays/k3s-longhorn"])
+@pytest.fixture(scope="session")
+def lan_overlay() -> list[dict]:
+    """The k3s overlay with the LAN component (components/lan)."""
+    return render(LAN_OVERLAY)
+
+
+@pytest.fixture(scope="session", params=["base", "overlays/k3s", "overlays/k3s-longhorn", "overlays/k3s-lan"])
 def rendered(request) -> tuple[str, list[dict]]:
-    """Every render (the base, the k3s overlay, the node-affinity example), for
-    checks that hold for each."""
+    """Every render (the base, the k3s overlay, the node-affinity example, the LAN
+    route), for checks that hold for each."""
     return request.param, render(MANIFESTS / request.param)
 
 

@@ -526,15 +526,17 @@ def namespace_peer(peer: dict) -> tuple[str | None, dict]:
 
 
 def test_ham_is_reached_only_by_traefik_and_prometheus(overlay):
+    """Traefik on the app's port, Prometheus on the metrics port only: Prometheus
+    is no trusted proxy, and cannot send identity headers to 3001."""
     policy = find(overlay, "NetworkPolicy", "ham")
     peers = []
     for rule in policy["spec"]["ingress"]:
-        assert rule["ports"] == [{"port": 3001, "protocol": "TCP"}]
-        peers += [namespace_peer(p) for p in rule["from"]]
+        for peer in rule["from"]:
+            peers.append((namespace_peer(peer), rule["ports"]))
     assert sorted(peers, key=str) == sorted(
         [
-            ("kube-system", {"app.kubernetes.io/name": "traefik"}),
-            ("monitoring", {"app.kubernetes.io/name": "prometheus"}),
+            (("kube-system", {"app.kubernetes.io/name": "traefik"}), [{"port": 3001, "protocol": "TCP"}]),
+            (("monitoring", {"app.kubernetes.io/name": "prometheus"}), [{"port": 9464, "protocol": "TCP"}]),
         ],
         key=str,
     )
@@ -694,12 +696,38 @@ def test_config_maps_hold_no_secret_like_settings(overlay):
 # --- Monitoring ------------------------------------------------------------------
 
 
-def test_service_monitor_scrapes_metrics(overlay):
+def test_service_monitor_scrapes_the_metrics_listener(overlay):
     monitor = find(overlay, "ServiceMonitor", "ham")
     assert monitor["metadata"]["labels"]["release"] == "prometheus"
-    assert monitor["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "30s"}]
-    service = find(overlay, "Service", "ham")
-    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert monitor["spec"]["endpoints"] == [{"port": "metrics", "path": "/metrics", "interval": "30s"}]
+    selected = [
+        svc["metadata"]["name"]
+        for svc in overlay
+        if svc["kind"] == "Service"
+        and monitor["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
+    ]
+    assert selected == ["ham-metrics"], "the ServiceMonitor selects the metrics Service only"
+
+
+def test_metrics_listen_on_a_port_no_route_reaches(rendered):
+    """HAM serves /metrics on HAM_METRICS_ADDR only (its main port answers 404):
+    the container opens that port, the Service `ham-metrics` carries it, and the
+    Service `ham`, which every IngressRoute names, has no way to it."""
+    which, objs = rendered
+    container = ham_container(objs)
+    assert {"name": "metrics", "containerPort": 9464, "protocol": "TCP"} in container["ports"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["HAM_METRICS_ADDR"] == "0.0.0.0:9464"
+    metrics = find(objs, "Service", "ham-metrics")
+    assert metrics["spec"]["ports"] == [{"name": "metrics", "port": 9464, "targetPort": "metrics", "protocol": "TCP"}]
+    assert find(objs, "Service", "ham")["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
+    bad = [
+        f"{name_of(route)}: {s}"
+        for route, r in routes(objs)
+        for s in r["services"]
+        if s.get("name") == "ham-metrics" or s.get("port") in ("metrics", 9464)
+    ]
+    assert not bad, f"{which}: routes to the metrics port: {bad}"
 
 
 def dashboard(objs) -> tuple[dict, dict]:
@@ -768,3 +796,58 @@ def test_dashboard_panels(overlay):
     assert titles == expected
     strava = panels[titles.index("Strava webhook events")]["targets"][0]["expr"]
     assert 'plugin="strava-sync", kind="event"' in strava
+
+
+# --- The LAN route (components/lan, overlays/k3s-lan) ----------------------------
+
+LAN_HOST = "ham.home.arpa"
+
+
+def test_lan_route_skips_authentik_on_the_lan_entry_point_only(lan_overlay):
+    route = find(lan_overlay, "IngressRoute", "ham-lan")
+    assert route["spec"]["entryPoints"] == ["lan"], "the LAN-only entry point, never websecure"
+    (r,) = route["spec"]["routes"]
+    assert r["match"] == f"Host(`{LAN_HOST}`)", "its own host, not the public one"
+    # No Authentik: local sign-in. Clients off the LAN are refused, and identity
+    # headers a client sends are removed (Traefik is a trusted proxy).
+    assert [m["name"] for m in r["middlewares"]] == ["lan-only", "strip-identity-headers"]
+    assert r["services"] == [{"kind": "Service", "name": "ham", "port": "http"}]
+    allow = find(lan_overlay, "Middleware", "lan-only")["spec"]
+    assert set(allow) == {"ipAllowList"}
+    ranges = allow["ipAllowList"]["sourceRange"]
+    assert ranges and "10.42.0.0/16" not in ranges and "0.0.0.0/0" not in ranges, (
+        "the pod CIDR (or everything) would let any SNAT-ed client through"
+    )
+    strip = find(lan_overlay, "Middleware", "strip-identity-headers")["spec"]
+    assert strip["headers"] == {"customRequestHeaders": {h: "" for h in AUTHENTIK_HEADERS}}
+
+
+def test_lan_overlay_runs_mixed_identity_and_keeps_the_public_routes(overlay, lan_overlay):
+    config = find_prefixed(lan_overlay, "ConfigMap", "ham-config")["data"]
+    assert config["HAM_AUTH"] == "forward-auth,local"
+    public = find_prefixed(overlay, "ConfigMap", "ham-config")["data"]
+    assert {k: v for k, v in config.items() if k != "HAM_AUTH"} == {k: v for k, v in public.items() if k != "HAM_AUTH"}
+    assert public["HAM_AUTH"] == "forward-auth", "without the component, forward-auth alone"
+    # The settings change rolls the pods: the Deployment names the merged ConfigMap.
+    assert ham_container(lan_overlay)["envFrom"] == [
+        {"configMapRef": {"name": find_prefixed(lan_overlay, "ConfigMap", "ham-config")["metadata"]["name"]}}
+    ]
+    # The public routes are the k3s overlay's, unchanged.
+    for name in ("ham", "ham-strava-webhook", "ham-authentik-outpost"):
+        assert find(lan_overlay, "IngressRoute", name) == find(overlay, "IngressRoute", name), name
+    assert not [r for r in overlay if r["kind"] == "IngressRoute" and r["metadata"]["name"] == "ham-lan"]
+
+
+def test_every_lan_overlay_route_to_ham_is_authenticated_or_strips_identity(lan_overlay):
+    """Without Authentik, a route must remove the identity headers: the webhook
+    and the LAN route, nothing else."""
+    bad = []
+    for route, r in routes(lan_overlay):
+        names = [m["name"] for m in r.get("middlewares", [])]
+        to_ham = any(s.get("name") == "ham" and "namespace" not in s for s in r["services"])
+        if not to_ham or "authentik" in names:
+            continue
+        if "strip-identity-headers" in names and route["metadata"]["name"] in ("ham-strava-webhook", "ham-lan"):
+            continue
+        bad.append(f"{name_of(route)}: {r['match']} {names}")
+    assert not bad, f"routes to ham without authentik that keep client identity headers: {bad}"

@@ -71,8 +71,14 @@ impl From<AuthError> for ApiError {
 /// How this server identifies users.
 #[derive(serde::Serialize, ToSchema)]
 pub struct AuthConfig {
-    /// `local`, `forward-auth` or `oidc`.
+    /// The mode that speaks for this request: `local`, `forward-auth` or `oidc`.
+    /// With mixed identity (`HAM_AUTH=forward-auth,local`), `forward-auth` for a
+    /// request that a trusted proxy names a user in, `local` for any other (the
+    /// app then offers the sign-in form).
     mode: &'static str,
+    /// Every mode `HAM_AUTH` enables, identity provider first: `["local"]`,
+    /// `["forward-auth", "local"]`, ...
+    modes: Vec<&'static str>,
     /// No account exists yet: the first to register becomes the admin.
     first_run: bool,
     /// Anyone may register (`HAM_OPEN_REGISTRATION=1`).
@@ -159,10 +165,11 @@ fn password_login_only(state: &AppState) -> Result<(), ApiError> {
 /// first-run registration, sign-in, or nothing (a proxy signs users in).
 #[utoipa::path(get, path = "/auth/config", tag = "auth", security(()),
     responses((status = 200, body = AuthConfig)))]
-async fn config(State(state): State<AppState>) -> Result<Json<AuthConfig>, ApiError> {
+async fn config(State(state): State<AppState>, parts: Parts) -> Result<Json<AuthConfig>, ApiError> {
     let first_run = state.auth.password_login() && state.db.count_users().await? == 0;
     Ok(Json(AuthConfig {
-        mode: state.auth.mode(),
+        mode: state.auth.mode(&parts),
+        modes: state.settings.auth.names(),
         first_run,
         open_registration: state.settings.open_registration,
     }))

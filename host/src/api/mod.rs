@@ -268,7 +268,6 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
         .route("/api/llm/status", get(crate::llm::status))
         .route(
             "/api/openapi.json",
@@ -299,6 +298,18 @@ async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> 
         )
         .into_response()
     }
+}
+
+/// The metrics listener's surface (`metrics_addr`): `GET /metrics` and nothing
+/// else, so the main listener, which the public route reaches, never serves
+/// them. Any other path is the API's JSON 404.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .fallback(|| async {
+            ApiError::not_found("this listener serves GET /metrics only").into_response()
+        })
+        .with_state(state)
 }
 
 /// The host's metrics in Prometheus' text format; the gauges (active versions,

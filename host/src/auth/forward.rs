@@ -54,8 +54,13 @@ impl ForwardAuth {
 }
 
 impl Authenticator for ForwardAuth {
-    fn mode(&self) -> &'static str {
+    fn mode(&self, _parts: &Parts) -> &'static str {
         MODE
+    }
+
+    /// The username header, from a trusted proxy.
+    fn has_credential(&self, parts: &Parts) -> bool {
+        self.peer_is_trusted(parts) && parts.headers.contains_key(self.headers.user.as_str())
     }
 
     /// The user the proxy's headers name; nobody when the peer is not a trusted

@@ -42,12 +42,17 @@ impl LocalAuth {
 }
 
 impl Authenticator for LocalAuth {
-    fn mode(&self) -> &'static str {
+    fn mode(&self, _parts: &Parts) -> &'static str {
         MODE
     }
 
     fn password_login(&self) -> bool {
         true
+    }
+
+    /// A session cookie, known or not.
+    fn has_credential(&self, parts: &Parts) -> bool {
+        session_token(parts).is_some()
     }
 
     /// The user of the session the cookie names; nobody without a cookie, or

@@ -1,7 +1,8 @@
 //! Identity: who a request comes from.
 //!
-//! `HAM_AUTH` picks one mode, once, at start: [`authenticator`] builds its
-//! [`Authenticator`] (the one `match` on the mode) and `AppState` holds it.
+//! `HAM_AUTH` picks one mode, or an identity provider's mode with `local`
+//! ([`mixed`]), once, at start: [`authenticator`] builds its [`Authenticator`]
+//! (the one `match` on the mode) and `AppState` holds it.
 //! Everything that asks who a request comes from asks it: the extractors
 //! [`CurrentUser`], [`MaybeUser`] and [`SessionUser`] (and through them the admin
 //! check and plugin routes acting for a user), after a personal API token
@@ -14,6 +15,7 @@
 //! | `local` | [`local`] | its session cookie; accounts with argon2id passwords, guarded by [`login`] |
 //! | `forward-auth` | [`forward`] | a trusted proxy's headers (`HAM_TRUSTED_PROXIES`) |
 //! | `oidc` | [`oidc`] | a bearer JWT checked against the issuer's keys |
+//! | `forward-auth,local`, `oidc,local` | [`mixed`] | the identity provider's credential if it names someone, else the session cookie |
 //!
 //! Besides the modes this module holds what they share: random ids and tokens,
 //! the peer and client address of a request ([`peer_addr`], [`client_addr`]),
@@ -26,18 +28,20 @@
 //!
 //! 1. `host/src/auth/<mode>.rs`: a struct holding what it needs (its settings,
 //!    the [`Db`]), and `impl Authenticator`: [`Authenticator::mode`] (its
-//!    `HAM_AUTH` name), [`Authenticator::authenticate`] (`Ok(None)` for nobody,
+//!    `HAM_AUTH` name), [`Authenticator::has_credential`] (whether a request
+//!    carries its kind of credential), [`Authenticator::authenticate`] (`Ok(None)` for nobody,
 //!    [`AuthError::Refused`] for a credential it refuses, users found or created
 //!    with `Db::identified_user` under an issuer of its own). Leave
 //!    [`Authenticator::password_login`] false unless HAM keeps the passwords.
 //! 2. `settings.rs`: an `AuthMode` variant and the mode's settings (checked
-//!    there, so a bad configuration fails at start); here, one arm in
-//!    [`authenticator`].
+//!    there, so a bad configuration fails at start; `AuthModes::new` says which
+//!    modes combine); here, one arm in [`identity_mode`].
 //! 3. A story test (signed in, nobody, refused) like `auth_forward.rs`.
 
 pub mod forward;
 pub mod local;
 pub mod login;
+pub mod mixed;
 pub mod oidc;
 pub mod tokens;
 
@@ -62,9 +66,17 @@ pub use login::{LoginLimiter, password_work_permits};
 /// How one identity mode tells who a request comes from. Built once at start by
 /// [`authenticator`]; shared by all requests, so it holds no per-request state.
 pub trait Authenticator: Send + Sync {
-    /// The mode's name as `HAM_AUTH` spells it, which `GET /api/auth/config`
-    /// reports to the browser app.
-    fn mode(&self) -> &'static str;
+    /// The name, as `HAM_AUTH` spells it, of the mode that speaks for this
+    /// request: a single mode's own; in mixed identity ([`mixed`]) the identity
+    /// provider's for a request carrying its credential, else `local`.
+    /// `GET /api/auth/config` reports it, so the browser app shows a sign-in form
+    /// where a password is what signs the request in.
+    fn mode(&self, parts: &Parts) -> &'static str;
+
+    /// Whether the request carries this mode's kind of credential where the mode
+    /// reads it (a session cookie; identity headers from a trusted proxy; a
+    /// bearer token), valid or not.
+    fn has_credential(&self, parts: &Parts) -> bool;
 
     /// Whether HAM keeps the accounts itself: registration, password login and
     /// session cookies (`/api/auth/register`, `/api/auth/login`). False (the
@@ -85,11 +97,43 @@ pub trait Authenticator: Send + Sync {
     ) -> BoxFuture<'a, Result<Option<User>, AuthError>>;
 }
 
-/// The authenticator for `settings.auth`: the one place the mode is matched.
-/// Fails when the mode's settings are incomplete (`oidc` without an issuer and
-/// audience).
+/// The authenticator for `settings.auth`: one mode's, or [`mixed::Mixed`] for an
+/// identity provider's mode with `local`. Fails when a mode's settings are
+/// incomplete (`oidc` without an issuer and audience). [`AuthModes`] admits no
+/// other combination (the last arm is there for completeness).
+///
+/// [`AuthModes`]: crate::settings::AuthModes
 pub fn authenticator(settings: &Settings, db: &Db) -> anyhow::Result<Arc<dyn Authenticator>> {
-    Ok(match settings.auth {
+    let mut modes = settings.auth.iter();
+    match (modes.next(), modes.next(), modes.next()) {
+        (Some(mode), None, None) => identity_mode(mode, settings, db),
+        (Some(provider), Some(AuthMode::Local), None) if provider != AuthMode::Local => {
+            if provider == AuthMode::ForwardAuth && settings.trusted_proxies.is_empty() {
+                tracing::warn!(
+                    "HAM_AUTH={} without HAM_TRUSTED_PROXIES: no proxy's headers are believed, \
+                     so everyone signs in locally",
+                    settings.auth
+                );
+            }
+            Ok(Arc::new(mixed::Mixed::new(
+                identity_mode(provider, settings, db)?,
+                local::LocalAuth::new(db.clone()),
+            )))
+        }
+        _ => anyhow::bail!(
+            "HAM_AUTH={}: give one mode, or forward-auth or oidc with local",
+            settings.auth
+        ),
+    }
+}
+
+/// One mode's authenticator: the one place a mode is matched.
+fn identity_mode(
+    mode: AuthMode,
+    settings: &Settings,
+    db: &Db,
+) -> anyhow::Result<Arc<dyn Authenticator>> {
+    Ok(match mode {
         AuthMode::Local => Arc::new(local::LocalAuth::new(db.clone())),
         AuthMode::ForwardAuth => Arc::new(forward::ForwardAuth::new(settings, db.clone())),
         AuthMode::Oidc => Arc::new(oidc::OidcAuth::new(settings, db.clone())?),

@@ -135,9 +135,23 @@ impl OidcAuth {
     }
 }
 
+/// The bearer token a request carries, if any.
+fn bearer(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
 impl Authenticator for OidcAuth {
-    fn mode(&self) -> &'static str {
+    fn mode(&self, _parts: &Parts) -> &'static str {
         MODE
+    }
+
+    /// A bearer token (personal API tokens are asked before any mode).
+    fn has_credential(&self, parts: &Parts) -> bool {
+        bearer(parts).is_some()
     }
 
     fn authenticate<'a>(
@@ -145,12 +159,9 @@ impl Authenticator for OidcAuth {
         parts: &'a Parts,
     ) -> BoxFuture<'a, Result<Option<User>, AuthError>> {
         Box::pin(async move {
-            let token = parts
-                .headers
-                .get(http::header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "));
-            let Some(token) = token else { return Ok(None) };
+            let Some(token) = bearer(parts) else {
+                return Ok(None);
+            };
             let claims =
                 self.tokens
                     .verify(token.trim())

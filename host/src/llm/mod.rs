@@ -566,15 +566,18 @@ fn upstream_status(
         let ms = retry_after.map_or(60_000, |d| u64::try_from(d.as_millis()).unwrap_or(60_000));
         return LlmError::RateLimited(ms);
     }
+    // `{"error": {"type", "message"}}` (Anthropic, OpenAI), or Gemini's
+    // `[{"error": {"status", "message"}}]`.
     let detail = serde_json::from_str::<serde_json::Value>(body)
         .ok()
         .and_then(|v| {
-            v["error"]["message"]
-                .as_str()
-                .map(|m| match v["error"]["type"].as_str() {
+            let error = openai::error_of(&v);
+            error["message"].as_str().map(|m| {
+                match error["type"].as_str().or(error["status"].as_str()) {
                     Some(t) => format!("{t}: {m}"),
                     None => m.to_string(),
-                })
+                }
+            })
         })
         .unwrap_or_default();
     let detail: String = detail.chars().take(200).collect();

@@ -6,6 +6,15 @@
 //! lines of `chat.completion.chunk` objects ending with `data: [DONE]`; usage comes
 //! in a last chunk because the request asks `stream_options.include_usage` (servers
 //! that ignore it leave the usage at 0).
+//!
+//! Google's Gemini answers this dialect too, at
+//! `https://generativelanguage.googleapis.com/v1beta/openai/` (docs/coach.md),
+//! with three differences this module allows for: usage comes in the chunk that
+//! carries the last text and `finish_reason` (not a chunk of its own); its
+//! thinking models leave their thinking tokens out of `completion_tokens` while
+//! counting them in `total_tokens` (and billing them as output), so output is
+//! read as `total_tokens - prompt_tokens` when that is more; and its errors are
+//! a JSON list around the usual `{"error": …}` (read in `super::upstream_status`).
 
 use serde_json::{Value, json};
 
@@ -29,8 +38,10 @@ impl OpenAi {
     /// The provider, or [`Unconfigured`] when `HAM_LLM_BASE_URL` is not set.
     pub fn from_settings(settings: &LlmSettings) -> Result<Self, Unconfigured> {
         match &settings.base_url {
+            // The URL is joined with `/chat/completions`: a base given with its
+            // trailing slash (as Gemini's documentation writes it) gets one.
             Some(base_url) => Ok(Self {
-                base_url: base_url.clone(),
+                base_url: base_url.trim_end_matches('/').to_string(),
                 key: settings.api_key.clone(),
             }),
             None => Err(Unconfigured {
@@ -111,6 +122,28 @@ fn tokens(v: &Value) -> u32 {
         .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX))
 }
 
+/// A `usage` object's input and output tokens. Output is `completion_tokens`,
+/// or `total_tokens - prompt_tokens` where that is more: Gemini's thinking
+/// models count their thinking tokens (billed as output) only in the total.
+fn usage(usage: &Value) -> Usage {
+    let input = tokens(&usage["prompt_tokens"]);
+    let completion = tokens(&usage["completion_tokens"]);
+    let total = tokens(&usage["total_tokens"]);
+    Usage {
+        input_tokens: input,
+        output_tokens: completion.max(total.saturating_sub(input)),
+    }
+}
+
+/// An error object, bare (`{"error": …}`) or as Gemini sends it, in a list
+/// (`[{"error": …}]`).
+pub(super) fn error_of(v: &Value) -> &Value {
+    match v.get(0) {
+        Some(first) => &first["error"],
+        None => &v["error"],
+    }
+}
+
 fn parse_response(text: &str) -> Result<Response, LlmError> {
     let v: Value = serde_json::from_str(text)
         .map_err(|_| LlmError::Upstream("openai answered something that is not JSON".into()))?;
@@ -128,10 +161,7 @@ fn parse_response(text: &str) -> Result<Response, LlmError> {
             .unwrap_or("stop")
             .to_string(),
         model: v["model"].as_str().unwrap_or_default().to_string(),
-        usage: Usage {
-            input_tokens: tokens(&v["usage"]["prompt_tokens"]),
-            output_tokens: tokens(&v["usage"]["completion_tokens"]),
-        },
+        usage: usage(&v["usage"]),
     })
 }
 
@@ -146,7 +176,7 @@ fn decode_event(event: &SseEvent) -> Result<Vec<Piece>, String> {
     }
     let v: Value =
         serde_json::from_str(data).map_err(|_| "openai sent an unreadable chunk".to_string())?;
-    if let Some(message) = v["error"]["message"].as_str() {
+    if let Some(message) = error_of(&v)["message"].as_str() {
         let message: String = message.chars().take(200).collect();
         return Err(format!("openai failed mid-reply ({message})"));
     }
@@ -160,10 +190,9 @@ fn decode_event(event: &SseEvent) -> Result<Vec<Piece>, String> {
         }
     }
     if v["usage"].is_object() {
-        pieces.push(Piece::InputTokens(tokens(&v["usage"]["prompt_tokens"])));
-        pieces.push(Piece::OutputTokens(tokens(
-            &v["usage"]["completion_tokens"],
-        )));
+        let usage = usage(&v["usage"]);
+        pieces.push(Piece::InputTokens(usage.input_tokens));
+        pieces.push(Piece::OutputTokens(usage.output_tokens));
     }
     Ok(pieces)
 }
@@ -193,5 +222,42 @@ mod tests {
             [Piece::InputTokens(9), Piece::OutputTokens(3)]
         );
         assert_eq!(decode_event(&data("[DONE]")).unwrap(), [Piece::End]);
+    }
+
+    #[test]
+    fn reads_geminis_last_chunk_thinking_tokens_and_listed_errors() {
+        // The last text, the stop reason and the usage in one chunk; 20
+        // thinking tokens only in the total.
+        let last = json!({
+            "choices": [{"delta": {"content": "four", "role": "assistant"},
+                         "finish_reason": "stop", "index": 0}],
+            "model": "gemini-2.5-flash", "object": "chat.completion.chunk",
+            "usage": {"completion_tokens": 4, "prompt_tokens": 9, "total_tokens": 33}
+        });
+        assert_eq!(
+            decode_event(&data(&last.to_string())).unwrap(),
+            [
+                Piece::Text("four".into()),
+                Piece::StopReason("stop".into()),
+                Piece::InputTokens(9),
+                Piece::OutputTokens(24)
+            ]
+        );
+        let whole = json!({
+            "choices": [{"finish_reason": "stop", "index": 0,
+                         "message": {"content": "Hi", "role": "assistant"}}],
+            "usage": {"completion_tokens": 1, "prompt_tokens": 5, "total_tokens": 6}
+        });
+        let reply = parse_response(&whole.to_string()).unwrap();
+        assert_eq!(
+            (reply.usage.input_tokens, reply.usage.output_tokens),
+            (5, 1)
+        );
+        let failed =
+            json!([{"error": {"code": 500, "message": "Internal error", "status": "INTERNAL"}}]);
+        assert_eq!(
+            decode_event(&data(&failed.to_string())).unwrap_err(),
+            "openai failed mid-reply (Internal error)"
+        );
     }
 }

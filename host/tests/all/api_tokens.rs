@@ -188,7 +188,7 @@ async fn a_token_acts_as_its_user_on_user_routes_only_until_revoked() {
 async fn a_token_works_behind_forward_auth_too() {
     let server = TestServer::builder(Backend::Sqlite)
         .with(|s| {
-            s.auth = AuthMode::ForwardAuth;
+            s.auth = AuthMode::ForwardAuth.into();
             s.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
         })
         .start()

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 async fn server(trusted: &str) -> TestServer {
     TestServer::builder(Backend::Sqlite)
         .with(|s| {
-            s.auth = AuthMode::ForwardAuth;
+            s.auth = AuthMode::ForwardAuth.into();
             s.trusted_proxies = vec![trusted.parse().unwrap()];
             s.admin_group = Some("ham-admins".into());
         })

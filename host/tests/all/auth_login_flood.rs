@@ -53,10 +53,11 @@ async fn outcome(response: reqwest::Response) -> (u16, String, bool) {
     (status, code, retry_after)
 }
 
-/// The server's resident memory, from its own `/metrics`.
-async fn resident_bytes(client: &reqwest::Client, base: &str) -> u64 {
+/// The server's resident memory, from its own `/metrics` (on the metrics
+/// listener at `metrics_base`).
+async fn resident_bytes(client: &reqwest::Client, metrics_base: &str) -> u64 {
     let text = client
-        .get(format!("{base}/metrics"))
+        .get(format!("{metrics_base}/metrics"))
         .send()
         .await
         .unwrap()
@@ -127,13 +128,13 @@ async fn a_flood_of_wrong_logins_verifies_at_most_the_limit_in_bounded_memory() 
         .await
         .unwrap();
     assert_eq!(registered.status(), 201);
-    let before = resident_bytes(&attacker, &ham.url).await;
+    let before = resident_bytes(&attacker, &ham.metrics_url).await;
 
     // The peak, sampled while the flood runs.
     let peak = Arc::new(AtomicU64::new(before));
     let done = Arc::new(AtomicBool::new(false));
     let sampler = tokio::spawn({
-        let (peak, done, base) = (peak.clone(), done.clone(), ham.url.clone());
+        let (peak, done, base) = (peak.clone(), done.clone(), ham.metrics_url.clone());
         let client = from([127, 0, 0, 3]);
         async move {
             while !done.load(Ordering::Relaxed) {
@@ -155,7 +156,10 @@ async fn a_flood_of_wrong_logins_verifies_at_most_the_limit_in_bounded_memory() 
     let (answers, own) = tokio::join!(flood, own_login);
     // Memory a moment after (buffers freed or kept by the allocator).
     tokio::time::sleep(Duration::from_millis(200)).await;
-    peak.fetch_max(resident_bytes(&attacker, &ham.url).await, Ordering::Relaxed);
+    peak.fetch_max(
+        resident_bytes(&attacker, &ham.metrics_url).await,
+        Ordering::Relaxed,
+    );
     done.store(true, Ordering::Relaxed);
     sampler.await.unwrap();
 
@@ -231,11 +235,11 @@ async fn a_distributed_flood_waits_for_password_work_permits_in_bounded_memory()
         .await
         .unwrap();
     assert_eq!(registered.status(), 201);
-    let before = resident_bytes(&owner, &ham.url).await;
+    let before = resident_bytes(&owner, &ham.metrics_url).await;
     let peak = Arc::new(AtomicU64::new(before));
     let done = Arc::new(AtomicBool::new(false));
     let sampler = tokio::spawn({
-        let (peak, done, base) = (peak.clone(), done.clone(), ham.url.clone());
+        let (peak, done, base) = (peak.clone(), done.clone(), ham.metrics_url.clone());
         let client = from([127, 0, 0, 3]);
         async move {
             while !done.load(Ordering::Relaxed) {
@@ -260,7 +264,10 @@ async fn a_distributed_flood_waits_for_password_work_permits_in_bounded_memory()
     let answers = futures::future::join_all(flood).await;
     let took = started.elapsed();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    peak.fetch_max(resident_bytes(&owner, &ham.url).await, Ordering::Relaxed);
+    peak.fetch_max(
+        resident_bytes(&owner, &ham.metrics_url).await,
+        Ordering::Relaxed,
+    );
     done.store(true, Ordering::Relaxed);
     sampler.await.unwrap();
 

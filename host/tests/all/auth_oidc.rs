@@ -104,7 +104,7 @@ async fn bearer_tokens_are_checked_against_the_issuer() {
     let issuer = issuer().await;
     let server = TestServer::builder(Backend::Sqlite)
         .with(|s| {
-            s.auth = AuthMode::Oidc;
+            s.auth = AuthMode::Oidc.into();
             s.oidc_issuer = Some(issuer.url.clone());
             s.oidc_audience = Some(AUDIENCE.into());
             s.admin_group = Some("ham-admins".into());
@@ -251,7 +251,7 @@ async fn a_personal_api_token_works_in_oidc_mode() {
     let issuer = issuer().await;
     let server = TestServer::builder(Backend::Sqlite)
         .with(|s| {
-            s.auth = AuthMode::Oidc;
+            s.auth = AuthMode::Oidc.into();
             s.oidc_issuer = Some(issuer.url.clone());
             s.oidc_audience = Some(AUDIENCE.into());
         })

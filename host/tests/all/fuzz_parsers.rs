@@ -2523,7 +2523,7 @@ fn fuzz_jwt() {
         let issuer_url = issuer().await;
         let server = TestServer::builder(Backend::Sqlite)
             .with(|s| {
-                s.auth = AuthMode::Oidc;
+                s.auth = AuthMode::Oidc.into();
                 s.oidc_issuer = Some(issuer_url.clone());
                 s.oidc_audience = Some(AUDIENCE.into());
                 s.admin_group = Some("ham-admins".into());
@@ -2628,7 +2628,7 @@ fn regression_jwt_exp_near_u64_max() {
         let issuer_url = issuer().await;
         let server = TestServer::builder(Backend::Sqlite)
             .with(|s| {
-                s.auth = AuthMode::Oidc;
+                s.auth = AuthMode::Oidc.into();
                 s.oidc_issuer = Some(issuer_url.clone());
                 s.oidc_audience = Some(AUDIENCE.into());
             })

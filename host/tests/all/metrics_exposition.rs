@@ -1,12 +1,14 @@
 //! `GET /metrics` after a known sequence of requests and plugin calls (a trap
 //! among them): the exposition parses with a strict parser of Prometheus' text
-//! format (version 0.0.4), and has the expected families, labels and counts.
+//! format (version 0.0.4), and has the expected families, labels and counts. It
+//! is served on the metrics listener (`HAM_METRICS_ADDR`) only, never on the
+//! main one that the public route reaches.
 
 use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::{Backend, TestServer, client, guest, probe_manifest, rebuilt};
+use common::{Backend, TestServer, client, error_of, guest, probe_manifest, rebuilt};
 
 /// One sample line.
 #[derive(Debug, Clone, PartialEq)]
@@ -290,7 +292,11 @@ async fn metrics_count_requests_plugin_calls_and_failures() {
         (200, "two".into())
     );
 
-    let response = client().get(server.url("/metrics")).send().await.unwrap();
+    let response = client()
+        .get(format!("{}/metrics", server.metrics_url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert!(
         response.headers()["content-type"]
@@ -411,14 +417,7 @@ async fn metrics_count_requests_plugin_calls_and_failures() {
             .await;
         assert_eq!(status, 200, "{body}");
     }
-    let text = client()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = server.metrics().await;
     let m = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert_eq!(
         m.value(
@@ -439,5 +438,65 @@ async fn metrics_count_requests_plugin_calls_and_failures() {
         2.0,
         "both jobs are in the queue, in some state"
     );
+    server.stop().await;
+}
+
+/// The main listener (what the public route reaches) does not serve `/metrics`:
+/// a script gets the API's JSON 404 and a browser the app's not-found page, as
+/// for any unknown path. The metrics listener serves `/metrics` and nothing else.
+#[tokio::test]
+async fn metrics_are_served_on_their_own_listener_only() {
+    let server = TestServer::builder(Backend::Sqlite).start().await.unwrap();
+    assert_ne!(server.url, server.metrics_url);
+
+    let response = client().get(server.url("/metrics")).send().await.unwrap();
+    assert_eq!(
+        error_of(response).await.0,
+        404,
+        "GET /metrics on the main listener"
+    );
+    let page = client()
+        .get(server.url("/metrics"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 404);
+    let page = page.text().await.unwrap();
+    assert!(!page.contains("# TYPE"), "{page}");
+
+    let text = server.metrics().await;
+    let m = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    // The main listener's two refusals are counted (under `web`, the label of
+    // paths outside `/api` that nothing claims); the metrics listener's own
+    // requests are not the app's traffic.
+    let refused = [("method", "GET"), ("route", "web"), ("status", "404")];
+    assert_eq!(m.value("ham_http_requests_total", &refused), Some(2.0));
+
+    for path in [
+        "/",
+        "/healthz",
+        "/readyz",
+        "/api/me",
+        "/plugins/probe/label",
+    ] {
+        let response = client()
+            .get(format!("{}{path}", server.metrics_url))
+            .send()
+            .await
+            .unwrap();
+        let (status, code, message) = error_of(response).await;
+        assert_eq!(
+            (status, code.as_str(), message.as_str()),
+            (404, "not_found", "this listener serves GET /metrics only"),
+            "{path} on the metrics listener"
+        );
+    }
+    let post = client()
+        .post(format!("{}/metrics", server.metrics_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 405);
     server.stop().await;
 }

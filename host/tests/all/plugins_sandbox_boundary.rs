@@ -129,7 +129,7 @@ async fn a_plugin_sees_no_credentials_and_cannot_plant_cookies() {
 async fn behind_a_trusted_proxy_the_plugin_gets_the_public_scheme_and_host_only() {
     let server = TestServer::builder(Backend::Sqlite)
         .with(|s| {
-            s.auth = AuthMode::ForwardAuth;
+            s.auth = AuthMode::ForwardAuth.into();
             s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
         })
         .start()

@@ -398,14 +398,7 @@ async fn a_broken_rule_set_gets_502_and_changes_nothing() {
         assert_eq!(response.status(), 502, "{mode}: the all-habits route too");
     }
 
-    let metrics = common::client()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     for version in ["9.0.0", "9.0.1", "9.0.2"] {
         assert!(
             metrics.contains(&format!(

@@ -204,14 +204,18 @@ fn unique() -> u64 {
     u64::from(nanos) * 1000 + N.fetch_add(1, Ordering::Relaxed)
 }
 
-/// A running `ham` on 127.0.0.1 with its own data dir and database.
+/// A running `ham` on 127.0.0.1 with its own data dir and database, and its
+/// metrics listener on another port.
 pub struct TestServer {
     pub url: String,
+    /// The metrics listener (`metrics_addr`): `GET /metrics` is served there only.
+    pub metrics_url: String,
     pub state: AppState,
     pub data_dir: PathBuf,
     settings: Settings,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    metrics_task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     /// The database the builder made (shared with servers started
     /// [`TestServerBuilder::sharing_database_of`] this one); dropped with the last,
     /// after the server (fields drop in order).
@@ -309,17 +313,32 @@ impl TestServer {
             .expect("building the app");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
+        let metrics_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let metrics_url = format!("http://{}", metrics_listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(ham_host::serve(listener, state.clone(), async {
-            let _ = rx.await;
+        let stopped = futures::FutureExt::shared(rx);
+        let task = tokio::spawn(ham_host::serve(listener, state.clone(), {
+            let stopped = stopped.clone();
+            async move {
+                let _ = stopped.await;
+            }
         }));
+        let metrics_task = tokio::spawn(ham_host::serve_metrics(
+            metrics_listener,
+            state.clone(),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
         Self {
             url,
+            metrics_url,
             state,
             data_dir,
             settings,
             shutdown: Some(tx),
             task: Some(task),
+            metrics_task: Some(metrics_task),
             db: None,
             dir: None,
         }
@@ -347,6 +366,9 @@ impl TestServer {
             let _ = tx.send(());
         }
         if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+        if let Some(task) = self.metrics_task.take() {
             let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
         }
         self.state.db.close().await;
@@ -381,6 +403,21 @@ impl TestServer {
             "upload of {name} failed: {status} {body}"
         );
         body
+    }
+
+    /// The text of `GET /metrics` from the metrics listener.
+    pub async fn metrics(&self) -> String {
+        let response = client()
+            .get(format!("{}/metrics", self.metrics_url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            200,
+            "GET /metrics on the metrics listener"
+        );
+        response.text().await.unwrap()
     }
 
     pub async fn get_text(&self, path: &str) -> (u16, String) {

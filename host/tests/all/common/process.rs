@@ -38,17 +38,21 @@ fn ham_binary() -> &'static str {
 pub struct HamProcess {
     child: Child,
     pub url: String,
+    /// Its metrics listener (`HAM_METRICS_ADDR`, an ephemeral port here).
+    pub metrics_url: String,
 }
 
 impl HamProcess {
-    /// Starts `ham serve` on an ephemeral port with `env` (on top of a clean
-    /// environment) and waits, up to 60 s, for it to log its address.
+    /// Starts `ham serve`, and its metrics listener, on ephemeral ports with
+    /// `env` (on top of a clean environment) and waits, up to 60 s, for it to log
+    /// its addresses.
     pub fn spawn(env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(ham_binary());
         command
             .arg("serve")
             .env_clear()
             .env("HAM_ADDR", "127.0.0.1:0")
+            .env("HAM_METRICS_ADDR", "127.0.0.1:0")
             .env("HAM_LOG", "info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -63,21 +67,32 @@ impl HamProcess {
         // Reads the log to its end, so the process never blocks on a full pipe.
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line
-                    .split("addr=")
-                    .nth(1)
-                    .filter(|_| line.contains("ham serving"))
-                {
-                    let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_string());
+                let listener = if line.contains("ham serving") {
+                    "main"
+                } else if line.contains("metrics listener serving") {
+                    "metrics"
+                } else {
+                    continue;
+                };
+                if let Some(addr) = line.split("addr=").nth(1) {
+                    let addr = addr.split_whitespace().next().unwrap_or("").to_string();
+                    let _ = tx.send((listener, addr));
                 }
             }
         });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("ham did not log `ham serving` within 60 s");
+        // The metrics listener is logged first.
+        let mut metrics = String::new();
+        let addr = loop {
+            match rx.recv_timeout(Duration::from_secs(60)) {
+                Ok(("metrics", addr)) => metrics = addr,
+                Ok((_, addr)) => break addr,
+                Err(_) => panic!("ham did not log `ham serving` within 60 s"),
+            }
+        };
         Self {
             child,
             url: format!("http://{addr}"),
+            metrics_url: format!("http://{metrics}"),
         }
     }
 
