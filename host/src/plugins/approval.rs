@@ -175,7 +175,11 @@ mod tests {
                 "limits.memory_mb: 64 -> 128",
             ]
         );
-        assert!(added_capabilities(Some(&new), &old).is_empty());
+        // Back again: only the lower deadline grows.
+        assert_eq!(
+            added_capabilities(Some(&new), &old),
+            vec!["limits.timeout_ms: 1000 -> 5000"]
+        );
         assert!(added_capabilities(Some(&new), &new).is_empty());
     }
 
