@@ -218,6 +218,13 @@ async fn failing_candidate_story(backend: Backend) {
             );
         }
         let share = failed_share(&during);
+        eprintln!(
+            "{replica}: {:.1} % of {} requests failed during the canary, {:.1} % of {} after",
+            share * 100.0,
+            during.len(),
+            failed_share(&after) * 100.0,
+            after.len()
+        );
         if replica == "A" {
             assert!(
                 during.len() >= 100 && (0.08..=0.40).contains(&share),
