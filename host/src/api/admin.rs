@@ -28,8 +28,8 @@ use crate::plugins::manifest::RouteClaim;
 use crate::plugins::registry::{ApiDocument, Package};
 use crate::plugins::rollout::{Figures, RolloutPlan, RolloutRow, RolloutState};
 use crate::plugins::{InstallOptions, Installed, Outcome, Source};
-use crate::settings::PluginApproval;
 use crate::runtime::LoadedPlugin;
+use crate::settings::PluginApproval;
 use crate::store::jobs::{JobRow, JobState};
 use axum::extract::FromRequestParts;
 

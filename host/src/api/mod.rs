@@ -144,7 +144,9 @@ impl From<InstallError> for ApiError {
             InstallError::RolloutRunning { .. } => {
                 Self::new(StatusCode::CONFLICT, "rollout_running", e.to_string())
             }
-            InstallError::NoRollout(_) => Self::new(StatusCode::CONFLICT, "no_rollout", e.to_string()),
+            InstallError::NoRollout(_) => {
+                Self::new(StatusCode::CONFLICT, "no_rollout", e.to_string())
+            }
             InstallError::NotPending { .. } => {
                 Self::new(StatusCode::CONFLICT, "not_pending", e.to_string())
             }

@@ -171,7 +171,10 @@ async fn route(state: &AppState, mut request: Request) -> Result<Response, ApiEr
     let request = Request::from_parts(parts, body);
     let name = plugin.manifest.name.clone();
     let version = plugin.version_label();
-    let served = state.runtime.serve_http(plugin.clone(), user, request).await;
+    let served = state
+        .runtime
+        .serve_http(plugin.clone(), user, request)
+        .await;
     match &served {
         // No slot: the version never ran, so its rollout counts nothing.
         Err(crate::runtime::InvokeError::Busy) => {}

@@ -247,9 +247,7 @@ async fn run_once(state: &Workers, job: &JobRow) -> Result<(), (String, Option<u
             false,
         ));
     };
-    let plugin = snapshot.serving(stable, job.user_id.as_deref(), |c| {
-        c.exports.job_handler
-    });
+    let plugin = snapshot.serving(stable, job.user_id.as_deref(), |c| c.exports.job_handler);
     drop(snapshot);
     let call = Job {
         id: job.id.clone(),

@@ -76,20 +76,26 @@ pub fn added_capabilities(before: Option<&Manifest>, after: &Manifest) -> Vec<St
             if claim.auth == super::manifest::RouteAuth::None
                 && old.auth != super::manifest::RouteAuth::None
             {
-                added.push(format!("routes: {} open to anyone (auth = \"none\")", claim.path));
+                added.push(format!(
+                    "routes: {} open to anyone (auth = \"none\")",
+                    claim.path
+                ));
             }
             if claim.app_content && !old.app_content {
                 added.push(format!("routes: {} serves app content", claim.path));
             }
         } else if claim.auth == super::manifest::RouteAuth::None {
-            added.push(format!("routes: {} open to anyone (auth = \"none\")", claim.path));
+            added.push(format!(
+                "routes: {} open to anyone (auth = \"none\")",
+                claim.path
+            ));
         }
     }
     for entry in &after.schedule {
         let known = before.is_some_and(|m| {
-            m.schedule.iter().any(|e| {
-                e.cron == entry.cron && e.job == entry.job && e.per_user == entry.per_user
-            })
+            m.schedule
+                .iter()
+                .any(|e| e.cron == entry.cron && e.job == entry.job && e.per_user == entry.per_user)
         });
         if !known {
             let per_user = if entry.per_user { " per user" } else { "" };
@@ -195,8 +201,12 @@ mod tests {
     #[test]
     fn a_changed_default_behind_an_outbound_entry_is_an_addition() {
         let entry = "allowed_outbound_hosts = [\"{{ base }}\"]\n";
-        let old = manifest(&format!("{entry}[variables]\nbase = {{ default = \"https://a.example\" }}\n"));
-        let new = manifest(&format!("{entry}[variables]\nbase = {{ default = \"https://b.example\" }}\n"));
+        let old = manifest(&format!(
+            "{entry}[variables]\nbase = {{ default = \"https://a.example\" }}\n"
+        ));
+        let new = manifest(&format!(
+            "{entry}[variables]\nbase = {{ default = \"https://b.example\" }}\n"
+        ));
         assert_eq!(
             added_capabilities(Some(&old), &new),
             vec!["allowed_outbound_hosts: {{ base }} with base defaulting to https://b.example"]

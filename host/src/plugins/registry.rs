@@ -129,11 +129,14 @@ impl Snapshot {
             if *owner == manifest.name {
                 continue;
             }
-            if let Some(claim) = manifest
-                .routes
-                .iter()
-                .find(|c| canary.candidate.manifest.routes.iter().any(|r| r.path == c.path))
-            {
+            if let Some(claim) = manifest.routes.iter().find(|c| {
+                canary
+                    .candidate
+                    .manifest
+                    .routes
+                    .iter()
+                    .any(|r| r.path == c.path)
+            }) {
                 return Err(InstallError::RouteTaken {
                     path: claim.path.clone(),
                     owner: owner.clone(),
@@ -332,11 +335,9 @@ impl Registry {
 
     /// The running rollout `row`'s candidate, ready to serve.
     async fn canary_of(&self, row: &RolloutRow) -> Result<Canary, InstallError> {
-        let version = self
-            .db
-            .version(row.candidate_id)
-            .await?
-            .ok_or_else(|| InstallError::NotFound(format!("{} {}", row.name, row.candidate_version)))?;
+        let version = self.db.version(row.candidate_id).await?.ok_or_else(|| {
+            InstallError::NotFound(format!("{} {}", row.name, row.candidate_version))
+        })?;
         let component = self.db.component_bytes(version.id).await?;
         let (plugin, document) = self.prepare(&version, &component).await?;
         Ok(Canary {
@@ -558,7 +559,10 @@ impl Registry {
             candidate,
             document,
         });
-        self.publish_snapshot(snapshot.with_canary(&rollout.name, Some(canary)), &rollout.name);
+        self.publish_snapshot(
+            snapshot.with_canary(&rollout.name, Some(canary)),
+            &rollout.name,
+        );
         tracing::info!(plugin = %rollout.name, stable = %rollout.stable_version, candidate = %rollout.candidate_version, percent = plan.canary_percent, "rollout started");
     }
 
@@ -712,8 +716,7 @@ impl Registry {
             self.db.running_rollout(name).await?.map(|r| r.id),
         );
         let current = self.snapshot();
-        if still != (Some(wanted.0), wanted.1) || serving(&current) == (Some(wanted.0), wanted.1)
-        {
+        if still != (Some(wanted.0), wanted.1) || serving(&current) == (Some(wanted.0), wanted.1) {
             return Ok(false);
         }
         let base = match stable {

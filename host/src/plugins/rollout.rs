@@ -58,8 +58,8 @@ impl RolloutPlan {
     /// Parses and checks a plan (the upload's `rollout` field).
     pub fn parse(text: &str) -> Result<Self, PlanError> {
         let bad = |why: String| Err(PlanError(why));
-        let value: Value = serde_json::from_str(text)
-            .map_err(|e| PlanError(format!("not JSON: {e}")))?;
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| PlanError(format!("not JSON: {e}")))?;
         let Value::Object(fields) = value else {
             return bad(
                 "expected an object such as {\"canary_percent\": 20, \"min_requests\": 50, \
@@ -77,8 +77,10 @@ impl RolloutPlan {
                 "{key}: unknown field (known: canary_percent, min_requests, max_error_rate, window_s)"
             ));
         }
-        let integer = |key: &str, range: std::ops::RangeInclusive<u64>, default: Option<u64>| {
-            match fields.get(key) {
+        let integer =
+            |key: &str, range: std::ops::RangeInclusive<u64>, default: Option<u64>| match fields
+                .get(key)
+            {
                 None => default.ok_or_else(|| {
                     PlanError(format!(
                         "{key}: required, a whole number within {}..={}",
@@ -86,18 +88,14 @@ impl RolloutPlan {
                         range.end()
                     ))
                 }),
-                Some(v) => v
-                    .as_u64()
-                    .filter(|n| range.contains(n))
-                    .ok_or_else(|| {
-                        PlanError(format!(
-                            "{key}: {v} is not a whole number within {}..={}",
-                            range.start(),
-                            range.end()
-                        ))
-                    }),
-            }
-        };
+                Some(v) => v.as_u64().filter(|n| range.contains(n)).ok_or_else(|| {
+                    PlanError(format!(
+                        "{key}: {v} is not a whole number within {}..={}",
+                        range.start(),
+                        range.end()
+                    ))
+                }),
+            };
         let canary_percent = integer("canary_percent", 1..=99, None)?;
         let min_requests = integer("min_requests", 1..=1_000_000, Some(50))?;
         let window_s = integer("window_s", 1..=86_400, Some(60))?;
@@ -106,7 +104,9 @@ impl RolloutPlan {
             Some(v) => v
                 .as_f64()
                 .filter(|r| (0.0..=1.0).contains(r))
-                .ok_or_else(|| PlanError(format!("max_error_rate: {v} is not a number within 0..=1")))?,
+                .ok_or_else(|| {
+                    PlanError(format!("max_error_rate: {v} is not a number within 0..=1"))
+                })?,
         };
         Ok(Self {
             canary_percent: u8::try_from(canary_percent).unwrap_or(99),
@@ -197,11 +197,13 @@ fn splitmix64(n: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// This replica's counts not yet in the database: (rollout, arm, second) ->
-/// (requests, errors).
+/// One second of one arm of a rollout: (rollout, arm, second since the epoch).
+type Slot = (i64, Arm, i64);
+
+/// This replica's counts not yet in the database: (requests, errors) per slot.
 #[derive(Debug, Default)]
 pub struct Tally {
-    pending: Mutex<HashMap<(i64, Arm, i64), (i64, i64)>>,
+    pending: Mutex<HashMap<Slot, (i64, i64)>>,
 }
 
 impl Tally {
@@ -264,11 +266,23 @@ mod tests {
             (r#"{"canary_percent": 0}"#, "canary_percent: 0 is not"),
             (r#"{"canary_percent": 100}"#, "canary_percent: 100 is not"),
             (r#"{"canary_percent": 20.5}"#, "canary_percent: 20.5 is not"),
-            (r#"{"canary_percent": 20, "min_requests": 0}"#, "min_requests: 0"),
-            (r#"{"canary_percent": 20, "max_error_rate": 1.5}"#, "max_error_rate: 1.5"),
-            (r#"{"canary_percent": 20, "max_error_rate": "x"}"#, "max_error_rate: \"x\""),
+            (
+                r#"{"canary_percent": 20, "min_requests": 0}"#,
+                "min_requests: 0",
+            ),
+            (
+                r#"{"canary_percent": 20, "max_error_rate": 1.5}"#,
+                "max_error_rate: 1.5",
+            ),
+            (
+                r#"{"canary_percent": 20, "max_error_rate": "x"}"#,
+                "max_error_rate: \"x\"",
+            ),
             (r#"{"canary_percent": 20, "window_s": 0}"#, "window_s: 0"),
-            (r#"{"canary_percent": 20, "percent": 1}"#, "percent: unknown field"),
+            (
+                r#"{"canary_percent": 20, "percent": 1}"#,
+                "percent: unknown field",
+            ),
         ];
         for (text, expected) in cases {
             let e = RolloutPlan::parse(text).unwrap_err().to_string();
@@ -297,11 +311,8 @@ mod tests {
             .collect();
         let share = takes.iter().filter(|t| **t).count();
         assert!((120..=280).contains(&share), "{share}");
-        for i in 0..50 {
-            assert_eq!(
-                user_takes_candidate("p", 7, &format!("user{i}"), 20),
-                takes[i]
-            );
+        for (i, took) in takes.iter().enumerate().take(50) {
+            assert_eq!(user_takes_candidate("p", 7, &format!("user{i}"), 20), *took);
         }
         let requests = (0..10_000).filter(|_| request_takes_candidate(20)).count();
         assert!((1_700..=2_300).contains(&requests), "{requests}");

@@ -109,15 +109,23 @@ impl Load {
 /// The rollout of `probe` as `GET /api/admin/plugins/probe` shows it, once its
 /// state is `state` (at most 20 s), with the moment it was first seen so.
 async fn rollout_once(base: &str, state: &str) -> (Value, Instant) {
-    until(Duration::from_secs(20), &format!("the rollout to be {state}"), || async {
-        let plugin = admin_get(base, "/plugins/probe").await;
-        (plugin["rollout"]["state"] == state).then(|| (plugin["rollout"].clone(), Instant::now()))
-    })
+    until(
+        Duration::from_secs(20),
+        &format!("the rollout to be {state}"),
+        || async {
+            let plugin = admin_get(base, "/plugins/probe").await;
+            (plugin["rollout"]["state"] == state)
+                .then(|| (plugin["rollout"].clone(), Instant::now()))
+        },
+    )
     .await
 }
 
 fn failed_share(outcomes: &[&(Instant, u16, String)]) -> f64 {
-    let failed = outcomes.iter().filter(|(_, status, _)| *status != 200).count();
+    let failed = outcomes
+        .iter()
+        .filter(|(_, status, _)| *status != 200)
+        .count();
     failed as f64 / outcomes.len().max(1) as f64
 }
 
@@ -138,8 +146,12 @@ async fn failing_candidate_story(backend: Backend) {
         ),
         Backend::Sqlite => None,
     };
-    a.install("probe", &probe_manifest("probe", "0.1.0", "v1", ""), guest("probe"))
-        .await;
+    a.install(
+        "probe",
+        &probe_manifest("probe", "0.1.0", "v1", ""),
+        guest("probe"),
+    )
+    .await;
     if let Some(b) = &b {
         until(Duration::from_secs(5), "B to serve probe 0.1.0", || async {
             (b.get_text("/plugins/probe/label").await == (200, "v1".to_string())).then_some(())
@@ -233,7 +245,11 @@ async fn failing_candidate_story(backend: Backend) {
                 during.len()
             );
         }
-        assert!(after.len() >= 20, "{replica}: only {} requests after", after.len());
+        assert!(
+            after.len() >= 20,
+            "{replica}: only {} requests after",
+            after.len()
+        );
         assert_eq!(
             failed_share(&after),
             0.0,
@@ -279,7 +295,11 @@ async fn healthy_candidate_story(backend: Backend) {
         return;
     };
     server
-        .install("probe", &probe_manifest("probe", "0.1.0", "v1", ""), guest("probe"))
+        .install(
+            "probe",
+            &probe_manifest("probe", "0.1.0", "v1", ""),
+            guest("probe"),
+        )
         .await;
     let load = Load::start(&server.url, 4);
     let response = upload(
@@ -339,7 +359,11 @@ async fn a_user_keeps_one_version_and_an_admin_promotes_or_aborts_by_hand() {
         .await
         .unwrap();
     server
-        .install("probe", &probe_manifest("probe", "0.1.0", "v1", ""), guest("probe"))
+        .install(
+            "probe",
+            &probe_manifest("probe", "0.1.0", "v1", ""),
+            guest("probe"),
+        )
         .await;
     // Judged only after far more requests than this test makes.
     let plan = r#"{"canary_percent": 50, "min_requests": 100000}"#;
@@ -382,9 +406,14 @@ async fn a_user_keeps_one_version_and_an_admin_promotes_or_aborts_by_hand() {
     )
     .await;
     let (status, code, message) = error_of(response).await;
-    assert_eq!((status, code.as_str()), (409, "rollout_running"), "{message}");
+    assert_eq!(
+        (status, code.as_str()),
+        (409, "rollout_running"),
+        "{message}"
+    );
     assert!(message.contains("0.2.0"), "{message}");
-    let (status, code, _) = error_of(admin_post(&server.url, "/plugins/probe/rollback").await).await;
+    let (status, code, _) =
+        error_of(admin_post(&server.url, "/plugins/probe/rollback").await).await;
     assert_eq!((status, code.as_str()), (409, "rollout_running"));
 
     // Promoted by hand: everyone gets 0.2.0.
@@ -436,15 +465,25 @@ async fn a_user_keeps_one_version_and_an_admin_promotes_or_aborts_by_hand() {
 async fn a_bad_rollout_is_refused_and_nothing_is_stored() {
     let server = TestServer::builder(Backend::Sqlite).start().await.unwrap();
     server
-        .install("probe", &probe_manifest("probe", "0.1.0", "v1", ""), guest("probe"))
+        .install(
+            "probe",
+            &probe_manifest("probe", "0.1.0", "v1", ""),
+            guest("probe"),
+        )
         .await;
     let cases = [
         ("{\"canary_percent\": 0}", "canary_percent: 0 is not"),
         ("{\"canary_percent\": 150}", "canary_percent: 150 is not"),
         ("{\"min_requests\": 50}", "canary_percent: required"),
-        ("{\"canary_percent\": 20, \"max_error_rate\": 2}", "max_error_rate: 2"),
+        (
+            "{\"canary_percent\": 20, \"max_error_rate\": 2}",
+            "max_error_rate: 2",
+        ),
         ("{\"canary_percent\": 20, \"window_s\": -1}", "window_s: -1"),
-        ("{\"canary_percent\": 20, \"share\": 1}", "share: unknown field"),
+        (
+            "{\"canary_percent\": 20, \"share\": 1}",
+            "share: unknown field",
+        ),
         ("twenty", "not JSON"),
     ];
     for (plan, expected) in cases {
@@ -457,7 +496,11 @@ async fn a_bad_rollout_is_refused_and_nothing_is_stored() {
         )
         .await;
         let (status, code, message) = error_of(response).await;
-        assert_eq!((status, code.as_str()), (400, "invalid_rollout"), "{plan}: {message}");
+        assert_eq!(
+            (status, code.as_str()),
+            (400, "invalid_rollout"),
+            "{plan}: {message}"
+        );
         assert!(message.contains(expected), "{plan}: {message}");
     }
     let versions = admin_get(&server.url, "/plugins/probe/versions").await;
@@ -478,7 +521,11 @@ async fn an_upload_asking_for_a_new_outbound_host_waits_for_approval() {
         .unwrap();
     // Asks for nothing beyond the defaults: live at once.
     let first = server
-        .install("probe", &probe_manifest("probe", "0.1.0", "v1", ""), guest("probe"))
+        .install(
+            "probe",
+            &probe_manifest("probe", "0.1.0", "v1", ""),
+            guest("probe"),
+        )
         .await;
     assert_eq!(first["activation"], "active");
     assert_eq!(first["added_capabilities"], serde_json::json!([]));
@@ -489,7 +536,14 @@ async fn an_upload_asking_for_a_new_outbound_host_waits_for_approval() {
         "v2",
         "allowed_outbound_hosts = [\"https://api.example.com\"]",
     );
-    let response = upload(&server.url, "probe", &wider, rebuilt(&guest("probe"), "v2"), None).await;
+    let response = upload(
+        &server.url,
+        "probe",
+        &wider,
+        rebuilt(&guest("probe"), "v2"),
+        None,
+    )
+    .await;
     assert_eq!(response.status(), 202);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["activation"], "pending_approval", "{body}");
@@ -505,7 +559,10 @@ async fn an_upload_asking_for_a_new_outbound_host_waits_for_approval() {
     );
     let plugin = admin_get(&server.url, "/plugins/probe").await;
     assert_eq!(plugin["version"], "0.1.0");
-    assert_eq!(plugin["pending_approval"][0]["version"], "0.2.0", "{plugin}");
+    assert_eq!(
+        plugin["pending_approval"][0]["version"], "0.2.0",
+        "{plugin}"
+    );
     assert_eq!(
         plugin["pending_approval"][0]["added_capabilities"][0],
         "allowed_outbound_hosts: https://api.example.com"
@@ -513,7 +570,14 @@ async fn an_upload_asking_for_a_new_outbound_host_waits_for_approval() {
     let versions = admin_get(&server.url, "/plugins/probe/versions").await;
     assert_eq!(versions[0]["approval"], "pending", "{versions}");
     // The same upload again is still waiting.
-    let again = upload(&server.url, "probe", &wider, rebuilt(&guest("probe"), "v2"), None).await;
+    let again = upload(
+        &server.url,
+        "probe",
+        &wider,
+        rebuilt(&guest("probe"), "v2"),
+        None,
+    )
+    .await;
     assert_eq!(again.status(), 202);
 
     let response = admin_post(&server.url, "/plugins/probe/versions/0.2.0/approve").await;
@@ -538,7 +602,14 @@ async fn an_upload_asking_for_a_new_outbound_host_waits_for_approval() {
         "v3",
         "allowed_outbound_hosts = [\"https://api.example.com\"]",
     );
-    let response = upload(&server.url, "probe", &same, rebuilt(&guest("probe"), "v3"), None).await;
+    let response = upload(
+        &server.url,
+        "probe",
+        &same,
+        rebuilt(&guest("probe"), "v3"),
+        None,
+    )
+    .await;
     assert_eq!(response.status(), 201);
     assert_eq!(
         server.get_text("/plugins/probe/label").await,
