@@ -381,7 +381,15 @@ function PluginCard({ plugin }: { plugin: PluginView }) {
                     </td>
                     <td>{v.source}</td>
                     <td>{v.uploaded_at}</td>
-                    <td>{v.active ? 'active' : v.approval === 'pending' ? 'awaiting approval' : ''}</td>
+                    <td>
+                      {v.active
+                        ? 'active'
+                        : plugin.rollout?.state === 'canary' && v.version === plugin.rollout.candidate_version
+                          ? 'on trial'
+                          : v.approval === 'pending'
+                            ? 'awaiting approval'
+                            : ''}
+                    </td>
                   </tr>
                 ))}
               </tbody>
