@@ -42,11 +42,13 @@ impl Remote {
 }
 
 /// Uploads a plugin version; the component defaults to the manifest's `component`.
-/// The OpenAPI document the manifest names (`openapi`, relative to it) goes along.
+/// The OpenAPI document the manifest names (`openapi`, relative to it) goes along,
+/// and the rollout (JSON, the upload's `rollout` field) when one is asked.
 pub async fn install(
     remote: &Remote,
     manifest: &Path,
     component: Option<&Path>,
+    rollout: Option<&str>,
 ) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(manifest)
         .with_context(|| format!("reading {}", manifest.display()))?;
@@ -68,6 +70,9 @@ pub async fn install(
             .with_context(|| format!("reading {} (the manifest's `openapi`)", path.display()))?;
         form = form.text("openapi", openapi);
     }
+    if let Some(rollout) = rollout {
+        form = form.text("rollout", rollout.to_string());
+    }
     let client = remote.client()?;
     let body = remote
         .send(
@@ -76,11 +81,60 @@ pub async fn install(
                 .multipart(form),
         )
         .await?;
-    println!(
-        "{} {} active (sha256 {})",
+    let (name, version) = (
         body["name"].as_str().unwrap_or_default(),
         body["version"].as_str().unwrap_or_default(),
-        body["sha256"].as_str().unwrap_or_default()
+    );
+    let sha256 = body["sha256"].as_str().unwrap_or_default();
+    match body["activation"].as_str() {
+        Some("canary") => println!(
+            "{name} {version} serves {}% beside {} (sha256 {sha256}); the host promotes or rolls it back by its errors",
+            body["rollout"]["plan"]["canary_percent"],
+            body["rollout"]["stable_version"]
+                .as_str()
+                .unwrap_or_default()
+        ),
+        Some("pending_approval") => println!(
+            "{name} {version} stored, awaiting approval (sha256 {sha256}): `ham plugin approve {name} {version}`"
+        ),
+        _ => println!("{name} {version} active (sha256 {sha256})"),
+    }
+    for added in body["added_capabilities"].as_array().into_iter().flatten() {
+        println!("  asks for more: {}", added.as_str().unwrap_or_default());
+    }
+    Ok(())
+}
+
+/// Promotes (`promote`) or aborts the rollout of `name` under way.
+pub async fn decide(remote: &Remote, name: &str, promote: bool) -> anyhow::Result<()> {
+    let action = if promote { "promote" } else { "abort" };
+    let body = remote
+        .send(
+            remote
+                .client()?
+                .post(remote.endpoint(&format!("/{name}/rollout/{action}"))),
+        )
+        .await?;
+    println!(
+        "{name} {}: {}",
+        body["candidate_version"].as_str().unwrap_or_default(),
+        body["state"].as_str().unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// Approves a version of `name` waiting for approval.
+pub async fn approve(remote: &Remote, name: &str, version: &str) -> anyhow::Result<()> {
+    let body = remote
+        .send(
+            remote
+                .client()?
+                .post(remote.endpoint(&format!("/{name}/versions/{version}/approve"))),
+        )
+        .await?;
+    println!(
+        "{name} {version} approved: {}",
+        body["activation"].as_str().unwrap_or_default()
     );
     Ok(())
 }

@@ -211,6 +211,7 @@ pub async fn serve(
     let mut workers = jobs::spawn_workers(&job_workers);
     workers.push(jobs::spawn_scheduler(&job_workers));
     workers.push(jobs::spawn_pruner(&job_workers));
+    workers.push(plugins::rollout::spawn(state.registry.clone()));
     if state.db.backend() == store::Backend::Postgres {
         workers.push(plugins::replicas::spawn(
             state.registry.clone(),

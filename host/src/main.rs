@@ -77,13 +77,46 @@ struct ServeArgs {
 
 #[derive(Subcommand)]
 enum PluginCommand {
-    /// Upload a plugin version and make it active.
+    /// Upload a plugin version and make it active (or roll it out with --canary).
     Install {
         #[arg(long)]
         manifest: PathBuf,
         /// The component; defaults to the manifest's `component`, relative to it.
         #[arg(long)]
         component: Option<PathBuf>,
+        /// Roll it out: it serves this percentage (1-99) of requests and jobs
+        /// beside the active version until the host promotes it or rolls it back
+        /// by its errors.
+        #[arg(long, value_name = "PERCENT")]
+        canary: Option<u64>,
+        /// With --canary: requests it serves before it is judged (default 50).
+        #[arg(long, requires = "canary")]
+        min_requests: Option<u64>,
+        /// With --canary: the highest error rate it may have, 0-1 (default 0.05).
+        #[arg(long, requires = "canary")]
+        max_error_rate: Option<f64>,
+        /// With --canary: the window errors are counted over, in seconds (default 60).
+        #[arg(long, requires = "canary")]
+        window_s: Option<u64>,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Promote the candidate of a rollout under way to every request.
+    Promote {
+        name: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Abort a rollout under way: the active version serves everyone again.
+    Abort {
+        name: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Approve a version waiting for approval (it asks for more than the active one).
+    Approve {
+        name: String,
+        version: String,
         #[command(flatten)]
         remote: RemoteArgs,
     },
@@ -127,8 +160,47 @@ async fn main() -> anyhow::Result<()> {
         Command::Plugin(PluginCommand::Install {
             manifest,
             component,
+            canary,
+            min_requests,
+            max_error_rate,
+            window_s,
             remote,
-        }) => cli::install(&remote.into(), &manifest, component.as_deref()).await,
+        }) => {
+            let rollout = canary.map(|percent| {
+                let mut plan = serde_json::json!({ "canary_percent": percent });
+                for (key, value) in [
+                    ("min_requests", min_requests.map(serde_json::Value::from)),
+                    (
+                        "max_error_rate",
+                        max_error_rate.map(serde_json::Value::from),
+                    ),
+                    ("window_s", window_s.map(serde_json::Value::from)),
+                ] {
+                    if let Some(value) = value {
+                        plan[key] = value;
+                    }
+                }
+                plan.to_string()
+            });
+            cli::install(
+                &remote.into(),
+                &manifest,
+                component.as_deref(),
+                rollout.as_deref(),
+            )
+            .await
+        }
+        Command::Plugin(PluginCommand::Promote { name, remote }) => {
+            cli::decide(&remote.into(), &name, true).await
+        }
+        Command::Plugin(PluginCommand::Abort { name, remote }) => {
+            cli::decide(&remote.into(), &name, false).await
+        }
+        Command::Plugin(PluginCommand::Approve {
+            name,
+            version,
+            remote,
+        }) => cli::approve(&remote.into(), &name, &version).await,
         Command::Plugin(PluginCommand::List { remote }) => cli::list(&remote.into()).await,
         Command::Plugin(PluginCommand::Rollback { name, remote }) => {
             cli::rollback(&remote.into(), &name).await

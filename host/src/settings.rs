@@ -105,6 +105,9 @@ settings! {
     plugins_dir: Option<PathBuf> = None, "HAM_PLUGINS_DIR";
     /// The largest plugin upload, in bytes.
     max_upload_bytes: usize = 32 * 1024 * 1024, "HAM_MAX_UPLOAD_BYTES";
+    /// An upload asking for more than the active version (hosts, llm, routes,
+    /// limits…): `auto` activates it, `required` holds it for an admin's approval.
+    plugin_approval: PluginApproval = PluginApproval::Auto, "HAM_PLUGIN_APPROVAL";
     /// Who a request comes from: `local` accounts, `forward-auth` headers from a
     /// trusted proxy, or `oidc` bearer JWTs; or an identity provider's mode with
     /// `local` (`forward-auth,local`): see [`AuthModes`].
@@ -209,6 +212,8 @@ pub struct Settings {
     pub plugins_dir: Option<PathBuf>,
     /// `max_upload_bytes`, `HAM_MAX_UPLOAD_BYTES`.
     pub max_upload_bytes: usize,
+    /// `plugin_approval`, `HAM_PLUGIN_APPROVAL`.
+    pub plugin_approval: PluginApproval,
     /// `job_max_attempts`, `HAM_JOB_MAX_ATTEMPTS`.
     pub job_max_attempts: i64,
     /// `job_backoff_ms`, `HAM_JOB_BACKOFF_MS`.
@@ -445,6 +450,18 @@ impl Serialize for AuthModes {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
     }
+}
+
+/// Whether an upload that asks for more than the active version waits for an
+/// admin (`auto`, `required`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginApproval {
+    /// It goes live; its additions are reported.
+    #[default]
+    Auto,
+    /// It is stored and waits for `POST …/versions/{version}/approve`.
+    Required,
 }
 
 /// How log lines are written (`text`, `json`).
@@ -780,7 +797,7 @@ impl Keys {
             }
         }
         for (name, value) in env {
-            if name.starts_with("HAM_PLUGIN_") {
+            if name.starts_with("HAM_PLUGIN_") && !KEYS.iter().any(|(_, env, _)| *env == name) {
                 self.plugin.insert(name, Secret(value));
             }
         }
@@ -856,6 +873,7 @@ impl Keys {
             secret_key: given(self.secret_key),
             plugins_dir: given(self.plugins_dir),
             max_upload_bytes: self.max_upload_bytes,
+            plugin_approval: self.plugin_approval,
             job_max_attempts: self.job_max_attempts,
             job_backoff_ms: self.job_backoff_ms,
             job_lease_ms: self.job_lease_ms,

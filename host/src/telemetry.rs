@@ -77,6 +77,11 @@ pub const HELP: &[(&str, Kind, &str)] = &[
         "Activations this process published (uploads, rollbacks, reloads from another replica) by plugin.",
     ),
     (
+        "ham_plugin_rollouts_total",
+        Kind::Counter,
+        "Rollouts decided, by plugin and outcome (promoted, rolled_back, aborted); counted by the replica that decided.",
+    ),
+    (
         "ham_rules_rejected_answers_total",
         Kind::Counter,
         "Answers of a rules plugin refused by the host (a score outside 0..1, a wrong number of days, a refused input).",

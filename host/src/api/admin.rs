@@ -1,4 +1,5 @@
-//! Admin routes: plugins (list, upload, versions, rollback), jobs, and users.
+//! Admin routes: plugins (list, upload, versions, rollback, rollouts, approval),
+//! jobs, and users.
 //!
 //! All need a signed-in admin or `Authorization: Bearer $HAM_ADMIN_TOKEN`. A
 //! signed-in user who is not an admin gets 403 `not_admin`, a personal API
@@ -25,8 +26,10 @@ use crate::auth::MaybeUser;
 use crate::plugins::Manifest;
 use crate::plugins::manifest::RouteClaim;
 use crate::plugins::registry::{ApiDocument, Package};
-use crate::plugins::{Installed, Source};
+use crate::plugins::rollout::{Figures, RolloutPlan, RolloutRow, RolloutState};
+use crate::plugins::{InstallOptions, Installed, Outcome, Source};
 use crate::runtime::LoadedPlugin;
+use crate::settings::PluginApproval;
 use crate::store::jobs::{JobRow, JobState};
 use axum::extract::FromRequestParts;
 
@@ -36,8 +39,12 @@ pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list))
         .routes((schemas, paths, upload))
+        .routes(routes!(status))
         .routes(routes!(versions))
         .routes(routes!(rollback))
+        .routes(routes!(promote))
+        .routes(routes!(abort))
+        .routes(routes!(approve))
         .routes(routes!(jobs))
         .routes(routes!(retry_job))
         .merge(super::accounts::admin_router())
@@ -154,20 +161,152 @@ pub(super) fn timestamp(ms: i64) -> String {
     humantime::format_rfc3339_millis(time).to_string()
 }
 
-/// The active plugins.
+/// An active plugin with its latest rollout and the versions awaiting approval.
+#[derive(Serialize, ToSchema)]
+pub struct PluginStatus {
+    #[serde(flatten)]
+    plugin: PluginView,
+    /// Its latest rollout: under way (`canary`, with live figures) or decided
+    /// (with the figures it was decided on); null when it never had one.
+    rollout: Option<RolloutView>,
+    /// Uploaded versions that ask for more than the active one and wait for an
+    /// admin (`plugin_approval = "required"`), newest first.
+    pending_approval: Vec<PendingVersion>,
+}
+
+/// A version stored awaiting approval.
+#[derive(Serialize, ToSchema)]
+pub struct PendingVersion {
+    id: i64,
+    version: String,
+    uploaded_at: String,
+    /// What it asks for beyond the active version when it was uploaded.
+    added_capabilities: Vec<String>,
+}
+
+/// A rollout: the candidate serving a share beside the stable version.
+#[derive(Serialize, ToSchema)]
+pub struct RolloutView {
+    id: i64,
+    state: RolloutState,
+    stable_version: String,
+    candidate_version: String,
+    plan: RolloutPlan,
+    /// Requests and errors of the stable version over the window: live while
+    /// the rollout runs, then those it was decided on.
+    stable: Figures,
+    /// The same for the candidate.
+    candidate: Figures,
+    /// While it runs: the candidate's requests since it began (judged at
+    /// `plan.min_requests`).
+    candidate_total_requests: Option<i64>,
+    started_at: String,
+    decided_at: Option<String>,
+    /// `host` (by the figures) or `admin` (by hand).
+    decided_by: Option<String>,
+    /// Why it was decided so, with the figures.
+    reason: Option<String>,
+}
+
+impl RolloutView {
+    /// A rollout as stored; a running one with `live` figures (stable,
+    /// candidate, the candidate's total) if this process serves it.
+    fn of(row: RolloutRow, live: Option<(Figures, Figures, i64)>) -> Result<Self, ApiError> {
+        let plan = RolloutPlan::parse(&row.plan).map_err(ApiError::internal)?;
+        let (stable, candidate, total) = match (row.state, live) {
+            (RolloutState::Canary, Some((s, c, t))) => (s, c, Some(t)),
+            (RolloutState::Canary, None) => (row.stable, row.candidate, Some(0)),
+            _ => (row.stable, row.candidate, None),
+        };
+        Ok(Self {
+            id: row.id,
+            state: row.state,
+            stable_version: row.stable_version,
+            candidate_version: row.candidate_version,
+            plan,
+            stable,
+            candidate,
+            candidate_total_requests: total,
+            started_at: timestamp(row.started_at),
+            decided_at: row.decided_at.map(timestamp),
+            decided_by: row.decided_by,
+            reason: row.reason,
+        })
+    }
+}
+
+impl PluginStatus {
+    async fn of(state: &AppState, plugin: &LoadedPlugin) -> Result<Self, ApiError> {
+        let name = &plugin.manifest.name;
+        let db = state.registry.db();
+        let rollout = match db.latest_rollout(name).await? {
+            Some(row) => {
+                let live = match row.state {
+                    RolloutState::Canary => state.registry.live_figures(name).await?,
+                    _ => None,
+                };
+                Some(RolloutView::of(row, live)?)
+            }
+            None => None,
+        };
+        let pending_approval = db
+            .pending_versions(name)
+            .await?
+            .into_iter()
+            .map(|r| PendingVersion {
+                id: r.id,
+                version: r.version,
+                uploaded_at: timestamp(r.uploaded_at),
+                added_capabilities: added_list(r.added_capabilities.as_deref()),
+            })
+            .collect();
+        Ok(Self {
+            plugin: PluginView::of(plugin),
+            rollout,
+            pending_approval,
+        })
+    }
+}
+
+/// A stored list of added capabilities (JSON), as a list.
+fn added_list(text: Option<&str>) -> Vec<String> {
+    text.and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default()
+}
+
+/// The active plugins, each with its latest rollout and the versions awaiting
+/// approval.
 #[utoipa::path(get, path = "/plugins", tag = "admin",
-    responses((status = 200, body = Vec<PluginView>),
+    responses((status = 200, body = Vec<PluginStatus>),
         (status = 401, description = "`unauthorized`: not an admin's session, nor the HAM_ADMIN_TOKEN bearer", body = ErrorBody),
         (status = 403, description = "`not_admin`: the signed-in user is not an admin; `token_not_allowed`: a personal API token; `admin_disabled`: no admin signed in and HAM_ADMIN_TOKEN unset", body = ErrorBody)))]
-async fn list(State(state): State<AppState>) -> Json<Vec<PluginView>> {
+async fn list(State(state): State<AppState>) -> Result<Json<Vec<PluginStatus>>, ApiError> {
     let snapshot = state.registry.snapshot();
-    Json(
-        snapshot
-            .plugins
-            .values()
-            .map(|p| PluginView::of(p))
-            .collect(),
-    )
+    let mut list = Vec::new();
+    for plugin in snapshot.plugins.values() {
+        list.push(PluginStatus::of(&state, plugin).await?);
+    }
+    Ok(Json(list))
+}
+
+/// One active plugin, with its latest rollout (`state`: `canary`, `promoted`,
+/// `rolled_back` or `aborted`, both versions' requests and errors) and the
+/// versions awaiting approval.
+#[utoipa::path(get, path = "/plugins/{name}", tag = "admin", params(("name" = String, Path)),
+    responses((status = 200, body = PluginStatus),
+        (status = 401, description = "`unauthorized`: not an admin's session, nor the HAM_ADMIN_TOKEN bearer", body = ErrorBody),
+        (status = 403, description = "`not_admin`: the signed-in user is not an admin; `token_not_allowed`: a personal API token; `admin_disabled`: no admin signed in and HAM_ADMIN_TOKEN unset", body = ErrorBody),
+        (status = 404, description = "`not_found`: no version of that plugin is active", body = ErrorBody)))]
+async fn status(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<PluginStatus>, ApiError> {
+    let Some(plugin) = state.registry.get(&name) else {
+        return Err(ApiError::not_found(format!(
+            "no version of plugin {name} is active"
+        )));
+    };
+    Ok(Json(PluginStatus::of(&state, &plugin).await?))
 }
 
 /// The multipart fields of an upload.
@@ -185,29 +324,35 @@ pub struct UploadForm {
     /// The OpenAPI operations of the routes the manifest claims (JSON text); without
     /// it they get a generic description.
     openapi: Option<String>,
+    /// A rollout (JSON, [`RolloutPlan`]): `{"canary_percent": 20, "min_requests":
+    /// 50, "max_error_rate": 0.05, "window_s": 60}`; only `canary_percent` is
+    /// required. Without it the version goes live for everyone at once.
+    rollout: Option<String>,
 }
 
-/// Uploads a version (multipart: `manifest`, `component`, and optionally `openapi`)
-/// and makes it active.
+/// Uploads a version (multipart: `manifest`, `component`, optionally `openapi` and
+/// `rollout`) and makes it active, or the candidate of a rollout, or (asking for
+/// more than the active version under `plugin_approval = "required"`) stores it
+/// awaiting approval.
 #[utoipa::path(put, path = "/plugins/{name}", tag = "admin",
     params(("name" = String, Path, description = "the plugin's name, as its manifest says")),
     request_body(content = UploadForm, content_type = "multipart/form-data",
-        description = "fields `manifest` (plugin.toml text), `component` (the .wasm) and, optionally, `openapi` (its routes' OpenAPI operations, JSON: docs/plugins.md)"),
-    responses((status = 201, body = InstalledVersion, description = "a new version, now active"),
-        (status = 200, body = InstalledVersion, description = "an identical upload: the stored version, active"),
-        (status = 400, description = "`bad_request`: not multipart/form-data, a malformed multipart body, a missing or unknown field; `name_mismatch`: the manifest names another plugin", body = ErrorBody),
+        description = "fields `manifest` (plugin.toml text), `component` (the .wasm) and, optionally, `openapi` (its routes' OpenAPI operations, JSON: docs/plugins.md) and `rollout` (JSON: canary_percent, min_requests, max_error_rate, window_s)"),
+    responses((status = 201, body = InstalledVersion, description = "a new version, now active (`activation: active`) or on trial (`activation: canary`, with `rollout`)"),
+        (status = 200, body = InstalledVersion, description = "an identical upload: the stored version, active or on trial"),
+        (status = 202, body = InstalledVersion, description = "stored, not active: it asks for more than the active version (`added_capabilities`) and waits for an admin's approval (`activation: pending_approval`)"),
+        (status = 400, description = "`bad_request`: not multipart/form-data, a malformed multipart body, a missing or unknown field; `name_mismatch`: the manifest names another plugin; `invalid_rollout`: the `rollout` field is not a valid plan (the message names the field)", body = ErrorBody),
         (status = 401, description = "`unauthorized`: not an admin's session, nor the HAM_ADMIN_TOKEN bearer", body = ErrorBody),
         (status = 403, description = "`not_admin`: the signed-in user is not an admin; `token_not_allowed`: a personal API token; `admin_disabled`: no admin signed in and HAM_ADMIN_TOKEN unset", body = ErrorBody),
-        (status = 409, description = "`route_taken`: another plugin serves a route it claims", body = ErrorBody),
+        (status = 409, description = "`route_taken`: another plugin serves a route it claims; `rollout_running`: a rollout of the plugin is under way (promote or abort it first)", body = ErrorBody),
         (status = 413, description = "`too_large`: over HAM_MAX_UPLOAD_BYTES", body = ErrorBody),
-        (status = 422, description = "`invalid_manifest`, `invalid_openapi` (naming the path or `$ref` at fault), `invalid_component` or `contract_mismatch`; the active version keeps serving", body = ErrorBody)))]
+        (status = 422, description = "`invalid_manifest`, `invalid_openapi` (naming the path or `$ref` at fault), `invalid_component` or `contract_mismatch`; `rollout_not_applicable`: a rollout of a version that serves neither HTTP nor jobs; the active version keeps serving", body = ErrorBody)))]
 async fn upload(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
-    let expected =
-        "send multipart/form-data with fields `manifest`, `component` and optionally `openapi`";
+    let expected = "send multipart/form-data with fields `manifest`, `component` and optionally `openapi` and `rollout`";
     let mut multipart = multipart.map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -215,7 +360,7 @@ async fn upload(
             format!("{expected}: {}", e.body_text()),
         )
     })?;
-    let (mut manifest, mut component, mut openapi) = (None, None, None);
+    let (mut manifest, mut component, mut openapi, mut rollout) = (None, None, None, None);
     while let Some(field) = multipart
         .next_field()
         .await
@@ -239,6 +384,7 @@ async fn upload(
             "manifest" => manifest = Some(text(bytes)?),
             "component" => component = Some(bytes),
             "openapi" => openapi = Some(text(bytes)?),
+            "rollout" => rollout = Some(text(bytes)?),
             other => {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
@@ -257,6 +403,11 @@ async fn upload(
     };
     let manifest = manifest.ok_or_else(|| missing("manifest"))?;
     let component = component.ok_or_else(|| missing("component"))?;
+    let rollout = rollout
+        .as_deref()
+        .map(RolloutPlan::parse)
+        .transpose()
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_rollout", e.to_string()))?;
     // The document is checked here to answer `invalid_openapi`; the registry
     // checks it again (and a broken manifest is its to report).
     if let (Some(text), Ok(parsed)) = (&openapi, Manifest::parse(&manifest)) {
@@ -273,16 +424,20 @@ async fn upload(
         component: &component,
         openapi: openapi.as_deref(),
     };
+    let options = InstallOptions {
+        rollout,
+        approval_required: state.settings.plugin_approval == PluginApproval::Required,
+    };
     let installed = state
         .registry
-        .install_package(&package, Source::Upload, Some(&name))
+        .install_with(&package, Source::Upload, Some(&name), options)
         .await?;
-    let status = if installed.created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
+    let status = match (&installed.outcome, installed.created) {
+        (Outcome::PendingApproval, _) => StatusCode::ACCEPTED,
+        (_, true) => StatusCode::CREATED,
+        (_, false) => StatusCode::OK,
     };
-    Ok((status, Json(InstalledVersion::of(&installed))).into_response())
+    Ok((status, Json(InstalledVersion::of(installed)?)).into_response())
 }
 
 fn multipart_error(e: axum::extract::multipart::MultipartError, state: &AppState) -> ApiError {
@@ -303,21 +458,39 @@ fn multipart_error(e: axum::extract::multipart::MultipartError, state: &AppState
     )
 }
 
-/// The version an upload or rollback made active.
+/// The version an upload, rollback or approval stored or made live.
 #[derive(Serialize, ToSchema)]
 pub struct InstalledVersion {
     /// The stored version's id.
     id: i64,
     #[serde(flatten)]
     plugin: PluginView,
+    /// `active` (serving everyone), `canary` (the candidate of `rollout`) or
+    /// `pending_approval` (stored, not serving).
+    activation: &'static str,
+    /// What its manifest asks for beyond the version active before it (outbound
+    /// hosts, llm, notifications, routes, schedules, higher limits), one line each.
+    added_capabilities: Vec<String>,
+    /// The rollout it is the candidate of (`activation: canary`).
+    rollout: Option<RolloutView>,
 }
 
 impl InstalledVersion {
-    fn of(installed: &Installed) -> Self {
-        Self {
+    fn of(installed: Installed) -> Result<Self, ApiError> {
+        let mut plugin = PluginView::of(&installed.plugin);
+        let (activation, rollout) = match installed.outcome {
+            Outcome::Active => ("active", None),
+            Outcome::Canary(row) => ("canary", Some(RolloutView::of(*row, None)?)),
+            Outcome::PendingApproval => ("pending_approval", None),
+        };
+        plugin.active = activation == "active";
+        Ok(Self {
             id: installed.row.id,
-            plugin: PluginView::of(&installed.plugin),
-        }
+            plugin,
+            activation,
+            added_capabilities: installed.added_capabilities,
+            rollout,
+        })
     }
 }
 
@@ -329,6 +502,10 @@ pub struct VersionView {
     source: String,
     uploaded_at: String,
     active: bool,
+    /// `pending` (awaiting an admin), `approved`, or null (it needed no approval).
+    approval: Option<&'static str>,
+    /// What it asked for beyond the active version when stored awaiting approval.
+    added_capabilities: Vec<String>,
 }
 
 /// Every stored version of a plugin, the active one marked.
@@ -357,6 +534,8 @@ async fn versions(
                 sha256: r.sha256,
                 source: r.source.as_str().to_string(),
                 uploaded_at: timestamp(r.uploaded_at),
+                approval: r.approval.map(|a| a.as_str()),
+                added_capabilities: added_list(r.added_capabilities.as_deref()),
             })
             .collect(),
     ))
@@ -368,14 +547,65 @@ async fn versions(
         (status = 401, description = "`unauthorized`: not an admin's session, nor the HAM_ADMIN_TOKEN bearer", body = ErrorBody),
         (status = 403, description = "`not_admin`: the signed-in user is not an admin; `token_not_allowed`: a personal API token; `admin_disabled`: no admin signed in and HAM_ADMIN_TOKEN unset", body = ErrorBody),
         (status = 404, description = "`not_found`: no version of that plugin is stored", body = ErrorBody),
-        (status = 409, description = "`no_previous_version`, or `route_taken`: another plugin now serves a route the earlier version claims", body = ErrorBody),
+        (status = 409, description = "`no_previous_version`; `rollout_running`: a rollout is under way (abort it instead); or `route_taken`: another plugin now serves a route the earlier version claims", body = ErrorBody),
         (status = 422, description = "`invalid_component` or `contract_mismatch`: the earlier version no longer loads", body = ErrorBody)))]
 async fn rollback(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<InstalledVersion>, ApiError> {
     let installed = state.registry.rollback(&name).await?;
-    Ok(Json(InstalledVersion::of(&installed)))
+    Ok(Json(InstalledVersion::of(installed)?))
+}
+
+/// Promotes the candidate of the rollout under way: it becomes the active version,
+/// for everyone, on every replica.
+#[utoipa::path(post, path = "/plugins/{name}/rollout/promote", tag = "admin", params(("name" = String, Path)),
+    responses((status = 200, body = RolloutView, description = "the rollout, `promoted` by `admin`"),
+        (status = 401, description = "`unauthorized`: not an admin's session, nor the HAM_ADMIN_TOKEN bearer", body = ErrorBody),
+        (status = 403, description = "`not_admin`: the signed-in user is not an admin; `token_not_allowed`: a personal API token; `admin_disabled`: no admin signed in and HAM_ADMIN_TOKEN unset", body = ErrorBody),
+        (status = 404, description = "`not_found`: no version of that plugin is stored", body = ErrorBody),
+        (status = 409, description = "`no_rollout`: no rollout of it is under way", body = ErrorBody)))]
+async fn promote(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<RolloutView>, ApiError> {
+    let row = state.registry.decide_by_hand(&name, true).await?;
+    Ok(Json(RolloutView::of(row, None)?))
+}
+
+/// Aborts the rollout under way: the candidate stops serving, the stable version
+/// serves everyone, on every replica.
+#[utoipa::path(post, path = "/plugins/{name}/rollout/abort", tag = "admin", params(("name" = String, Path)),
+    responses((status = 200, body = RolloutView, description = "the rollout, `aborted` by `admin`"),
+        (status = 401, description = "`unauthorized`: not an admin's session, nor the HAM_ADMIN_TOKEN bearer", body = ErrorBody),
+        (status = 403, description = "`not_admin`: the signed-in user is not an admin; `token_not_allowed`: a personal API token; `admin_disabled`: no admin signed in and HAM_ADMIN_TOKEN unset", body = ErrorBody),
+        (status = 404, description = "`not_found`: no version of that plugin is stored", body = ErrorBody),
+        (status = 409, description = "`no_rollout`: no rollout of it is under way", body = ErrorBody)))]
+async fn abort(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<RolloutView>, ApiError> {
+    let row = state.registry.decide_by_hand(&name, false).await?;
+    Ok(Json(RolloutView::of(row, None)?))
+}
+
+/// Approves a version stored awaiting approval (the newest upload of that version
+/// label) and makes it live as its upload asked: active, or the candidate of its
+/// rollout.
+#[utoipa::path(post, path = "/plugins/{name}/versions/{version}/approve", tag = "admin",
+    params(("name" = String, Path), ("version" = String, Path, description = "the version label, e.g. 0.2.0")),
+    responses((status = 200, body = InstalledVersion, description = "approved: `activation` says how it went live"),
+        (status = 401, description = "`unauthorized`: not an admin's session, nor the HAM_ADMIN_TOKEN bearer", body = ErrorBody),
+        (status = 403, description = "`not_admin`: the signed-in user is not an admin; `token_not_allowed`: a personal API token; `admin_disabled`: no admin signed in and HAM_ADMIN_TOKEN unset", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such version of that plugin is stored", body = ErrorBody),
+        (status = 409, description = "`not_pending`: it does not await approval; `rollout_running`: a rollout of the plugin is under way; `route_taken`: another plugin now serves a route it claims", body = ErrorBody),
+        (status = 422, description = "`invalid_component` or `contract_mismatch`: the version no longer loads", body = ErrorBody)))]
+async fn approve(
+    State(state): State<AppState>,
+    ApiPath((name, version)): ApiPath<(String, String)>,
+) -> Result<Json<InstalledVersion>, ApiError> {
+    let installed = state.registry.approve(&name, &version).await?;
+    Ok(Json(InstalledVersion::of(installed)?))
 }
 
 #[derive(serde::Deserialize, IntoParams)]

@@ -141,6 +141,21 @@ impl From<InstallError> for ApiError {
             InstallError::EnvCollision(_) => {
                 Self::new(StatusCode::CONFLICT, "name_collision", e.to_string())
             }
+            InstallError::RolloutRunning { .. } => {
+                Self::new(StatusCode::CONFLICT, "rollout_running", e.to_string())
+            }
+            InstallError::NoRollout(_) => {
+                Self::new(StatusCode::CONFLICT, "no_rollout", e.to_string())
+            }
+            InstallError::NotPending { .. } => {
+                Self::new(StatusCode::CONFLICT, "not_pending", e.to_string())
+            }
+            InstallError::RolloutNotApplicable(_) => {
+                Self::new(status, "rollout_not_applicable", e.to_string())
+            }
+            InstallError::Plan(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid_rollout", e.to_string())
+            }
             InstallError::Db(_) => Self::internal(e),
         }
     }

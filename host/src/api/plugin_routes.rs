@@ -58,6 +58,9 @@ async fn route(state: &AppState, mut request: Request) -> Result<Response, ApiEr
     let path = request.uri().path().to_string();
     let mut mount = None;
     let mut app_content = false;
+    // The claim a request came in by (none: under `/plugins/{name}/`), so that a
+    // rollout's candidate serves it only if it claims it too.
+    let mut claimed: Option<String> = None;
     let (plugin, user) = if let Some(rest) = path.strip_prefix("/plugins/") {
         let (name, inner) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
@@ -123,6 +126,7 @@ async fn route(state: &AppState, mut request: Request) -> Result<Response, ApiEr
             }
         };
         app_content = claim.app_content;
+        claimed = Some(claim.path.clone());
         (plugin.clone(), user)
     } else {
         // Last: the browser app (its files, index.html for its screens, and
@@ -131,6 +135,21 @@ async fn route(state: &AppState, mut request: Request) -> Result<Response, ApiEr
         return crate::web::serve(request.method(), &path, request.headers())
             .ok_or_else(|| ApiError::not_found(format!("no route for {path}")));
     };
+
+    // During a rollout the candidate serves its share: a user by a stable hash,
+    // anyone else request by request.
+    let method = request.method().as_str().to_string();
+    let plugin = snapshot.serving(&plugin, user.as_deref(), |candidate| {
+        candidate.exports.http
+            && claimed.as_ref().is_none_or(|path| {
+                candidate
+                    .manifest
+                    .routes
+                    .iter()
+                    .any(|r| r.path == *path && r.methods.contains(&method))
+            })
+    });
+    drop(snapshot);
 
     // Identity is settled: from here on the request is the plugin's to see.
     let (mut parts, body) = request.into_parts();
@@ -152,11 +171,19 @@ async fn route(state: &AppState, mut request: Request) -> Result<Response, ApiEr
     let request = Request::from_parts(parts, body);
     let name = plugin.manifest.name.clone();
     let version = plugin.version_label();
-    let mut response = state
+    let served = state
         .runtime
         .serve_http(plugin.clone(), user, request)
-        .await
-        .map_err(|e| invoke_error(&name, &version, e))?;
+        .await;
+    match &served {
+        // No slot: the version never ran, so its rollout counts nothing.
+        Err(crate::runtime::InvokeError::Busy) => {}
+        Ok(response) => state
+            .registry
+            .record(&plugin, response.status().is_server_error()),
+        Err(_) => state.registry.record(&plugin, true),
+    }
+    let mut response = served.map_err(|e| invoke_error(&name, &version, e))?;
     guard_response(response.headers_mut(), &plugin, app_content);
     Ok(response.map(Body::new))
 }

@@ -234,44 +234,52 @@ async fn run(state: &Workers, job: JobRow) {
     }
 }
 
-/// One run of a job through its plugin: `Err((why, retry after ms, dead))`.
+/// One run of a job through its plugin: `Err((why, retry after ms, dead))`. During
+/// a rollout of the plugin the job may run in the candidate (for its user as that
+/// user's requests do, a job for no user by itself), and its outcome is counted
+/// for the version that ran it.
 async fn run_once(state: &Workers, job: &JobRow) -> Result<(), (String, Option<u64>, bool)> {
-    match state.registry.get(&job.plugin) {
-        None => Err((
+    let snapshot = state.registry.snapshot();
+    let Some(stable) = snapshot.plugins.get(&job.plugin) else {
+        return Err((
             format!("plugin {} is not installed", job.plugin),
             None,
             false,
+        ));
+    };
+    let plugin = snapshot.serving(stable, job.user_id.as_deref(), |c| c.exports.job_handler);
+    drop(snapshot);
+    let call = Job {
+        id: job.id.clone(),
+        kind: job.kind.clone(),
+        payload: job.payload.clone(),
+        attempt: u32::try_from(job.attempts).unwrap_or(u32::MAX),
+        user_id: job.user_id.clone(),
+    };
+    let result = state
+        .registry
+        .runtime()
+        .run_job(plugin.clone(), job.user_id.clone(), &call)
+        .await;
+    match &result {
+        // A busy plugin never ran the job: neither version's doing.
+        Err(InvokeError::Busy) => {}
+        Ok(Err(JobError::Fail(_))) | Err(_) => state.registry.record(&plugin, true),
+        Ok(_) => state.registry.record(&plugin, false),
+    }
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(JobError::Retry(why))) => Err((why, None, false)),
+        Ok(Err(JobError::RetryAfter(later))) => Err((later.reason, Some(later.after_ms), false)),
+        Ok(Err(JobError::Fail(why))) => Err((why, None, true)),
+        // The plugin is at its share of instances: not the job's fault, so
+        // it waits a moment without spending an attempt.
+        Err(InvokeError::Busy) => Err((
+            format!("plugin {} is busy", job.plugin),
+            Some(BUSY_RETRY_MS + u64::from(rand_u16()) % BUSY_RETRY_MS),
+            false,
         )),
-        Some(plugin) => {
-            let call = Job {
-                id: job.id.clone(),
-                kind: job.kind.clone(),
-                payload: job.payload.clone(),
-                attempt: u32::try_from(job.attempts).unwrap_or(u32::MAX),
-                user_id: job.user_id.clone(),
-            };
-            match state
-                .registry
-                .runtime()
-                .run_job(plugin, job.user_id.clone(), &call)
-                .await
-            {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(JobError::Retry(why))) => Err((why, None, false)),
-                Ok(Err(JobError::RetryAfter(later))) => {
-                    Err((later.reason, Some(later.after_ms), false))
-                }
-                Ok(Err(JobError::Fail(why))) => Err((why, None, true)),
-                // The plugin is at its share of instances: not the job's fault, so
-                // it waits a moment without spending an attempt.
-                Err(InvokeError::Busy) => Err((
-                    format!("plugin {} is busy", job.plugin),
-                    Some(BUSY_RETRY_MS + u64::from(rand_u16()) % BUSY_RETRY_MS),
-                    false,
-                )),
-                Err(e) => Err((format!("plugin {} {e}", job.plugin), None, false)),
-            }
-        }
+        Err(e) => Err((format!("plugin {} {e}", job.plugin), None, false)),
     }
 }
 

@@ -11,6 +11,14 @@
 //! its manifest claims. It is checked against the manifest at install, stored with
 //! the version, and published in the snapshot beside it, so the API document
 //! (`GET /api/openapi.json`) swaps, and rolls back, with the version.
+//!
+//! A version may also go live as the candidate of a rollout (see
+//! [`super::rollout`]): the snapshot then holds it as a [`Canary`] beside the
+//! active (stable) version, [`Snapshot::serving`] hands it its share of
+//! invocations, and the registry counts both versions' outcomes and publishes
+//! the decision (promotion makes it the active version; a rollback or an abort
+//! drops it). The candidate serves the stable version's routes that it also
+//! claims; its own new routes and its OpenAPI document go live at promotion.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -21,14 +29,43 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::manifest::{Manifest, ManifestError, RouteClaim};
+use super::rollout::{self, Arm, Figures, PlanError, RolloutPlan, RolloutRow, RolloutState, Tally};
 use crate::runtime::{LoadError, LoadedPlugin, Runtime};
 use crate::store::plugin_versions::{NewVersion, VersionRow};
+use crate::store::rollouts::Decision;
 use crate::store::{self, Db, now_ms};
 
+/// A candidate version on trial beside the active version of its plugin.
+pub struct Canary {
+    pub rollout_id: i64,
+    pub plan: RolloutPlan,
+    pub candidate: Arc<LoadedPlugin>,
+    /// Its OpenAPI operations, published when it is promoted.
+    document: Option<Arc<ApiDocument>>,
+}
+
+impl Canary {
+    /// Whether the candidate serves an invocation acting for `user`: a user by a
+    /// stable hash (one person, one version), no user invocation by invocation.
+    pub fn takes(&self, user: Option<&str>) -> bool {
+        match user {
+            Some(user) => rollout::user_takes_candidate(
+                &self.candidate.manifest.name,
+                self.candidate.version_id,
+                user,
+                self.plan.canary_percent,
+            ),
+            None => rollout::request_takes_candidate(self.plan.canary_percent),
+        }
+    }
+}
+
 /// The active plugins and the routes they claim. Immutable once published.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Snapshot {
     pub plugins: BTreeMap<String, Arc<LoadedPlugin>>,
+    /// Candidates on trial, by plugin name (see [`super::rollout`]).
+    canaries: BTreeMap<String, Arc<Canary>>,
     /// The OpenAPI operations of the active versions that carry them, by name.
     documents: BTreeMap<String, Arc<ApiDocument>>,
     /// Claimed paths (exact, or ending in `/*`) and the plugin claiming each.
@@ -65,7 +102,47 @@ impl Snapshot {
         self.documents.get(name).map(|d| &**d)
     }
 
+    /// The candidate on trial for plugin `name`, if a rollout runs.
+    pub fn canary(&self, name: &str) -> Option<&Arc<Canary>> {
+        self.canaries.get(name)
+    }
+
+    /// The version that serves one invocation of `stable` (an active version of
+    /// this snapshot) acting for `user`: the candidate of a rollout of it, for
+    /// its share, when `fits` it (it serves the route asked), else `stable`.
+    pub fn serving(
+        &self,
+        stable: &Arc<LoadedPlugin>,
+        user: Option<&str>,
+        fits: impl Fn(&LoadedPlugin) -> bool,
+    ) -> Arc<LoadedPlugin> {
+        match self.canaries.get(&stable.manifest.name) {
+            Some(c) if fits(&c.candidate) && c.takes(user) => c.candidate.clone(),
+            _ => stable.clone(),
+        }
+    }
+
     fn check_routes(&self, manifest: &Manifest) -> Result<(), InstallError> {
+        // A candidate's routes are spoken for: it may be promoted any moment.
+        for canary in self.canaries.values() {
+            let owner = &canary.candidate.manifest.name;
+            if *owner == manifest.name {
+                continue;
+            }
+            if let Some(claim) = manifest.routes.iter().find(|c| {
+                canary
+                    .candidate
+                    .manifest
+                    .routes
+                    .iter()
+                    .any(|r| r.path == c.path)
+            }) {
+                return Err(InstallError::RouteTaken {
+                    path: claim.path.clone(),
+                    owner: owner.clone(),
+                });
+            }
+        }
         for claim in &manifest.routes {
             if let Some(owner) = self
                 .routes
@@ -108,10 +185,22 @@ impl Snapshot {
         prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
         Self {
             plugins,
+            canaries: self.canaries.clone(),
             documents,
             routes,
             prefixes,
         }
+    }
+
+    /// The same snapshot with `canary` on trial for plugin `name` (none: no
+    /// rollout of it).
+    fn with_canary(&self, name: &str, canary: Option<Arc<Canary>>) -> Self {
+        let mut next = self.clone();
+        match canary {
+            Some(canary) => next.canaries.insert(name.to_string(), canary),
+            None => next.canaries.remove(name),
+        };
+        next
     }
 }
 
@@ -133,6 +222,21 @@ pub enum InstallError {
     NotFound(String),
     #[error("plugin {0} has no earlier version to roll back to")]
     NoPrevious(String),
+    #[error(
+        "a rollout of {name} {candidate} is under way: promote or abort it first \
+         (POST /api/admin/plugins/{name}/rollout/promote or /abort)"
+    )]
+    RolloutRunning { name: String, candidate: String },
+    #[error("no rollout of plugin {0} is under way")]
+    NoRollout(String),
+    #[error("{name} {version} is not awaiting approval")]
+    NotPending { name: String, version: String },
+    #[error(
+        "{0} serves neither HTTP nor jobs, the invocations a rollout shares: upload it without `rollout`"
+    )]
+    RolloutNotApplicable(String),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
     #[error(transparent)]
     EnvCollision(#[from] crate::capabilities::config::EnvCollision),
     #[error(transparent)]
@@ -149,11 +253,35 @@ pub struct Package<'a> {
 }
 
 /// The outcome of an install: the stored version, whether it was new (an identical
-/// upload reuses the stored row), and the running plugin.
+/// upload reuses the stored row), the plugin ready to run, how it went live, and
+/// what it asks for beyond the version active before it.
 pub struct Installed {
     pub row: VersionRow,
     pub created: bool,
     pub plugin: Arc<LoadedPlugin>,
+    pub outcome: Outcome,
+    pub added_capabilities: Vec<String>,
+}
+
+/// How an installed version went live.
+pub enum Outcome {
+    /// It is the active version.
+    Active,
+    /// It is the candidate of this rollout, beside the active version.
+    Canary(Box<RolloutRow>),
+    /// Stored, not serving: an admin must approve it first.
+    PendingApproval,
+}
+
+/// How an upload is to go live.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InstallOptions {
+    /// Try it on a share first, beside the active version (without an active
+    /// version it simply goes live).
+    pub rollout: Option<RolloutPlan>,
+    /// Hold an upload that asks for more than the active version until an
+    /// admin approves it (`plugin_approval = "required"`; uploads only).
+    pub approval_required: bool,
 }
 
 pub struct Registry {
@@ -163,6 +291,8 @@ pub struct Registry {
     active: ArcSwap<Snapshot>,
     writer: tokio::sync::Mutex<()>,
     swaps: AtomicU64,
+    /// This process's rollout counts not yet in the database.
+    tally: Tally,
 }
 
 impl Registry {
@@ -180,6 +310,7 @@ impl Registry {
             active: ArcSwap::from_pointee(Snapshot::default()),
             writer: tokio::sync::Mutex::new(()),
             swaps: AtomicU64::new(0),
+            tally: Tally::default(),
         };
         let mut snapshot = Snapshot::default();
         for (row, component) in registry.db.active_versions().await? {
@@ -190,8 +321,31 @@ impl Registry {
                 }
             }
         }
+        for row in registry.db.running_rollouts().await? {
+            match registry.canary_of(&row).await {
+                Ok(canary) => snapshot = snapshot.with_canary(&row.name, Some(Arc::new(canary))),
+                Err(e) => {
+                    tracing::error!(plugin = %row.name, version = %row.candidate_version, error = %e, "the candidate of a rollout does not load; not serving it")
+                }
+            }
+        }
         registry.active.store(Arc::new(snapshot));
         Ok(registry)
+    }
+
+    /// The running rollout `row`'s candidate, ready to serve.
+    async fn canary_of(&self, row: &RolloutRow) -> Result<Canary, InstallError> {
+        let version = self.db.version(row.candidate_id).await?.ok_or_else(|| {
+            InstallError::NotFound(format!("{} {}", row.name, row.candidate_version))
+        })?;
+        let component = self.db.component_bytes(version.id).await?;
+        let (plugin, document) = self.prepare(&version, &component).await?;
+        Ok(Canary {
+            rollout_id: row.id,
+            plan: RolloutPlan::parse(&row.plan)?,
+            candidate: Arc::new(plugin),
+            document,
+        })
     }
 
     /// A stored version, ready to serve, with its stored OpenAPI operations. A stored
@@ -273,6 +427,20 @@ impl Registry {
         source: Source,
         expected_name: Option<&str>,
     ) -> Result<Installed, InstallError> {
+        self.install_with(package, source, expected_name, InstallOptions::default())
+            .await
+    }
+
+    /// [`Registry::install_package`], going live as `options` say: at once, as the
+    /// candidate of a rollout, or (an upload asking for more than the active
+    /// version, when approval is required) not before an admin approves it.
+    pub async fn install_with(
+        &self,
+        package: &Package<'_>,
+        source: Source,
+        expected_name: Option<&str>,
+        options: InstallOptions,
+    ) -> Result<Installed, InstallError> {
         let (manifest_text, component) = (package.manifest, package.component);
         let manifest = Manifest::parse(manifest_text)?;
         if let Some(path) = expected_name.filter(|n| *n != manifest.name) {
@@ -287,25 +455,80 @@ impl Registry {
             .runtime
             .prepare(manifest, component, &sha256, 0, now_ms(), &self.plugin_env)
             .await?;
+        let name = plugin.manifest.name.clone();
+        if options.rollout.is_some() && !(plugin.exports.http || plugin.exports.job_handler) {
+            return Err(InstallError::RolloutNotApplicable(name));
+        }
 
         let _writer = self.writer.lock().await;
-        self.snapshot().check_routes(&plugin.manifest)?;
+        let snapshot = self.snapshot();
+        snapshot.check_routes(&plugin.manifest)?;
         crate::capabilities::config::env_collision(
-            &plugin.manifest.name,
-            self.snapshot().plugins.keys().map(String::as_str),
+            &name,
+            snapshot.plugins.keys().map(String::as_str),
         )?;
-        let (row, created) = self
-            .db
-            .store_and_activate(&NewVersion {
-                name: &plugin.manifest.name,
-                version: &plugin.manifest.version.to_string(),
-                sha256: &sha256,
-                manifest: manifest_text,
-                component,
-                source,
-                openapi: package.openapi,
-            })
-            .await?;
+        if let Some(canary) = snapshot.canary(&name) {
+            return Err(InstallError::RolloutRunning {
+                name,
+                candidate: canary.candidate.version_label(),
+            });
+        }
+        let stable = snapshot.plugins.get(&name).cloned();
+        let added = super::approval::added_capabilities(
+            stable.as_ref().map(|p| &p.manifest),
+            &plugin.manifest,
+        );
+        let version = plugin.manifest.version.to_string();
+        let new = NewVersion {
+            name: &name,
+            version: &version,
+            sha256: &sha256,
+            manifest: manifest_text,
+            component,
+            source,
+            openapi: package.openapi,
+        };
+        if options.approval_required
+            && source == Source::Upload
+            && !added.is_empty()
+            && !self.db.granted_before(&new).await?
+        {
+            let listed = serde_json::to_string(&added).unwrap_or_else(|_| "[]".into());
+            let plan = options.rollout.map(|p| p.to_json());
+            let (row, created) = self
+                .db
+                .store_pending(&new, &listed, plan.as_deref())
+                .await?;
+            plugin.version_id = row.id;
+            plugin.uploaded_at = row.uploaded_at;
+            tracing::info!(plugin = %row.name, version = %row.version, added = ?added, "plugin version stored; it asks for more than the active version and awaits approval");
+            return Ok(Installed {
+                row,
+                created,
+                plugin: Arc::new(plugin),
+                outcome: Outcome::PendingApproval,
+                added_capabilities: added,
+            });
+        }
+        if let (Some(plan), Some(stable)) = (options.rollout, &stable)
+            && let Some((row, created, rollout)) = self
+                .db
+                .store_candidate(&new, stable.version_id, &plan.to_json())
+                .await?
+        {
+            plugin.version_id = row.id;
+            plugin.uploaded_at = row.uploaded_at;
+            let plugin = Arc::new(plugin);
+            self.start_canary(&snapshot, &rollout, plan, plugin.clone(), document);
+            return Ok(Installed {
+                row,
+                created,
+                plugin,
+                outcome: Outcome::Canary(Box::new(rollout)),
+                added_capabilities: added,
+            });
+        }
+        let (row, created) = self.db.store_and_activate(&new).await?;
         plugin.version_id = row.id;
         plugin.uploaded_at = row.uploaded_at;
         let plugin = Arc::new(plugin);
@@ -315,12 +538,116 @@ impl Registry {
             row,
             created,
             plugin,
+            outcome: Outcome::Active,
+            added_capabilities: added,
+        })
+    }
+
+    /// Publishes a rollout just started: `candidate` on trial beside the active
+    /// version.
+    fn start_canary(
+        &self,
+        snapshot: &Snapshot,
+        rollout: &RolloutRow,
+        plan: RolloutPlan,
+        candidate: Arc<LoadedPlugin>,
+        document: Option<Arc<ApiDocument>>,
+    ) {
+        let canary = Arc::new(Canary {
+            rollout_id: rollout.id,
+            plan,
+            candidate,
+            document,
+        });
+        self.publish_snapshot(
+            snapshot.with_canary(&rollout.name, Some(canary)),
+            &rollout.name,
+        );
+        tracing::info!(plugin = %rollout.name, stable = %rollout.stable_version, candidate = %rollout.candidate_version, percent = plan.canary_percent, "rollout started");
+    }
+
+    /// Approves a version stored awaiting approval (the newest of `name` with
+    /// that version label) and makes it live as its upload asked: active, or the
+    /// candidate of the rollout it came with.
+    pub async fn approve(&self, name: &str, version: &str) -> Result<Installed, InstallError> {
+        let pending = self.db.pending_versions(name).await?;
+        let Some(row) = pending.into_iter().find(|r| r.version == version) else {
+            let stored = self.db.versions(name).await?;
+            return Err(match stored.iter().any(|r| r.version == version) {
+                true => InstallError::NotPending {
+                    name: name.to_string(),
+                    version: version.to_string(),
+                },
+                false => InstallError::NotFound(format!("{name} {version}")),
+            });
+        };
+        let added: Vec<String> = row
+            .added_capabilities
+            .as_deref()
+            .and_then(|text| serde_json::from_str(text).ok())
+            .unwrap_or_default();
+        let plan = row
+            .rollout_plan
+            .as_deref()
+            .map(RolloutPlan::parse)
+            .transpose()?;
+        let component = self.db.component_bytes(row.id).await?;
+        let (plugin, document) = self.prepare(&row, &component).await?;
+        let plugin = Arc::new(plugin);
+
+        let _writer = self.writer.lock().await;
+        let snapshot = self.snapshot();
+        snapshot.check_routes(&plugin.manifest)?;
+        if let Some(canary) = snapshot.canary(name) {
+            return Err(InstallError::RolloutRunning {
+                name: name.to_string(),
+                candidate: canary.candidate.version_label(),
+            });
+        }
+        let not_pending = || InstallError::NotPending {
+            name: name.to_string(),
+            version: version.to_string(),
+        };
+        let stable = snapshot.plugins.get(name).cloned();
+        let outcome = match (plan, stable) {
+            (Some(plan), Some(stable)) if stable.version_id != row.id => {
+                if !self.db.approve_version(row.id, false).await? {
+                    return Err(not_pending());
+                }
+                let rollout = self
+                    .db
+                    .start_rollout(name, stable.version_id, row.id, &plan.to_json())
+                    .await?;
+                self.start_canary(&snapshot, &rollout, plan, plugin.clone(), document);
+                Outcome::Canary(Box::new(rollout))
+            }
+            _ => {
+                if !self.db.approve_version(row.id, true).await? {
+                    return Err(not_pending());
+                }
+                self.publish(plugin.clone(), document);
+                Outcome::Active
+            }
+        };
+        tracing::info!(plugin = %row.name, version = %row.version, "plugin version approved");
+        Ok(Installed {
+            row,
+            created: false,
+            plugin,
+            outcome,
+            added_capabilities: added,
         })
     }
 
     /// Reactivates the version that was active before the current one.
     pub async fn rollback(&self, name: &str) -> Result<Installed, InstallError> {
         let _writer = self.writer.lock().await;
+        if let Some(canary) = self.snapshot().canary(name) {
+            return Err(InstallError::RolloutRunning {
+                name: name.to_string(),
+                candidate: canary.candidate.version_label(),
+            });
+        }
         let previous = self.db.previous_version(name).await?;
         let Some(row) = previous else {
             return Err(match self.db.versions(name).await?.is_empty() {
@@ -339,44 +666,253 @@ impl Registry {
             row,
             created: false,
             plugin,
+            outcome: Outcome::Active,
+            added_capabilities: Vec::new(),
         })
     }
 
-    /// Makes this process serve the version the database says is active for
-    /// `name`, when another process activated it (an upload or rollback there).
-    /// Returns whether the snapshot changed.
+    /// Makes this process serve what the database says of `name` (its active
+    /// version, and the candidate of its rollout under way) when another process
+    /// changed it (an upload, rollback, rollout or decision there). Returns
+    /// whether the snapshot changed.
     ///
-    /// The slow part (reading and preparing the component, milliseconds from the
+    /// The slow part (reading and preparing components, milliseconds from the
     /// compiled cache) runs outside the writer lock; under the lock the database is
-    /// asked again, so a local install that won the race is never replaced by the
-    /// version read before it.
+    /// asked again, so a local change that won the race is never replaced by the
+    /// state read before it.
     pub async fn reload(&self, name: &str) -> Result<bool, InstallError> {
         let Some(row) = self.db.active_version(name).await? else {
             return Ok(false);
         };
-        if self.get(name).map(|p| p.version_id) == Some(row.id) {
+        let rollout = self.db.running_rollout(name).await?;
+        let wanted = (row.id, rollout.as_ref().map(|r| r.id));
+        let serving = |snapshot: &Snapshot| {
+            (
+                snapshot.plugins.get(name).map(|p| p.version_id),
+                snapshot.canary(name).map(|c| c.rollout_id),
+            )
+        };
+        let before = self.snapshot();
+        if serving(&before) == (Some(wanted.0), wanted.1) {
             return Ok(false);
         }
-        let component = self.db.component_bytes(row.id).await?;
-        let (plugin, document) = self.prepare(&row, &component).await?;
+        let stable = match before.plugins.get(name) {
+            Some(p) if p.version_id == row.id => None,
+            _ => {
+                let component = self.db.component_bytes(row.id).await?;
+                Some(self.prepare(&row, &component).await?)
+            }
+        };
+        let canary = match &rollout {
+            Some(r) => match before.canary(name) {
+                Some(c) if c.rollout_id == r.id => Some(c.clone()),
+                _ => Some(Arc::new(self.canary_of(r).await?)),
+            },
+            None => None,
+        };
         let _writer = self.writer.lock().await;
-        let still_active = self.db.active_version(name).await?.map(|r| r.id) == Some(row.id);
-        if !still_active || self.get(name).map(|p| p.version_id) == Some(row.id) {
+        let still = (
+            self.db.active_version(name).await?.map(|r| r.id),
+            self.db.running_rollout(name).await?.map(|r| r.id),
+        );
+        let current = self.snapshot();
+        if still != (Some(wanted.0), wanted.1) || serving(&current) == (Some(wanted.0), wanted.1) {
             return Ok(false);
         }
-        self.publish(Arc::new(plugin), document);
-        tracing::info!(plugin = %row.name, version = %row.version, sha256 = %row.sha256, "plugin version active (activated by another process)");
+        let base = match stable {
+            Some((plugin, document)) => current.with(Arc::new(plugin), document),
+            None => (*current).clone(),
+        };
+        self.publish_snapshot(base.with_canary(name, canary), name);
+        tracing::info!(plugin = %row.name, version = %row.version, sha256 = %row.sha256, rollout = ?wanted.1, "plugin follows another process's activation or rollout");
         Ok(true)
     }
 
     fn publish(&self, plugin: Arc<LoadedPlugin>, document: Option<Arc<ApiDocument>>) {
         let name = plugin.manifest.name.clone();
         let next = self.snapshot().with(plugin, document);
+        self.publish_snapshot(next, &name);
+    }
+
+    fn publish_snapshot(&self, next: Snapshot, name: &str) {
         self.active.store(Arc::new(next));
         self.swaps.fetch_add(1, Ordering::Relaxed);
         self.runtime
             .metrics
-            .inc("ham_plugin_swaps_total", &[("plugin", &name)]);
+            .inc("ham_plugin_swaps_total", &[("plugin", name)]);
+    }
+
+    /// Counts one finished invocation of `plugin` for the rollout of its name, if
+    /// one runs and `plugin` is one of its two versions; `error`: a 5xx answer, a
+    /// trap, a timeout or a memory failure (see [`super::rollout`]).
+    pub fn record(&self, plugin: &LoadedPlugin, error: bool) {
+        let snapshot = self.active.load();
+        let name = &plugin.manifest.name;
+        let Some(canary) = snapshot.canary(name) else {
+            return;
+        };
+        let arm = if plugin.version_id == canary.candidate.version_id {
+            Arm::Candidate
+        } else if snapshot
+            .plugins
+            .get(name)
+            .is_some_and(|p| p.version_id == plugin.version_id)
+        {
+            Arm::Stable
+        } else {
+            return;
+        };
+        self.tally.add(canary.rollout_id, arm, error);
+    }
+
+    /// One round of every rollout this process serves: adds its counts to the
+    /// database, follows a rollout decided elsewhere, and judges the others.
+    pub async fn tick(&self) {
+        let snapshot = self.snapshot();
+        let counts: Vec<_> = self
+            .tally
+            .drain()
+            .into_iter()
+            .filter(|c| snapshot.canaries.values().any(|k| k.rollout_id == c.0))
+            .collect();
+        if let Err(e) = self.db.add_rollout_counts(&counts).await {
+            tracing::warn!(error = %e, "could not record rollout counts");
+        }
+        for canary in snapshot.canaries.values() {
+            let name = &canary.candidate.manifest.name;
+            match self.db.rollout(canary.rollout_id).await {
+                Ok(Some(row)) if row.state == RolloutState::Canary => {}
+                Ok(_) => {
+                    if let Err(e) = self.reload(name).await {
+                        tracing::error!(plugin = %name, error = %e, "could not follow a rollout decided elsewhere");
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(plugin = %name, error = %e, "could not read a rollout");
+                    continue;
+                }
+            }
+            let (stable, candidate, total) = match self.figures(canary).await {
+                Ok(figures) => figures,
+                Err(e) => {
+                    tracing::warn!(plugin = %name, error = %e, "could not read a rollout's counts");
+                    continue;
+                }
+            };
+            if let Some(verdict) = rollout::judge(&canary.plan, stable, candidate, total) {
+                let decision = Decision {
+                    state: verdict.state,
+                    by: "host",
+                    reason: &verdict.reason,
+                    stable,
+                    candidate,
+                };
+                if let Err(e) = self.decide(name, Some(canary.rollout_id), &decision).await {
+                    tracing::warn!(plugin = %name, error = %e, "could not record a rollout's decision");
+                }
+            }
+        }
+    }
+
+    /// A running rollout's figures: each version's over its window, and the
+    /// candidate's requests since it began.
+    async fn figures(&self, canary: &Canary) -> store::Result<(Figures, Figures, i64)> {
+        let window = i64::try_from(canary.plan.window_s).unwrap_or(i64::MAX / 2);
+        let since = now_ms() / 1000 - window + 1;
+        self.db.rollout_figures(canary.rollout_id, since).await
+    }
+
+    /// The figures of the rollout of `name` under way, as [`Registry::tick`]
+    /// judges them; `None` when this process serves no rollout of it.
+    pub async fn live_figures(
+        &self,
+        name: &str,
+    ) -> Result<Option<(Figures, Figures, i64)>, InstallError> {
+        let Some(canary) = self.snapshot().canary(name).cloned() else {
+            return Ok(None);
+        };
+        Ok(Some(self.figures(&canary).await?))
+    }
+
+    /// An admin's decision on the rollout of `name` under way: `promote`, else
+    /// abort. Returns the decided rollout.
+    pub async fn decide_by_hand(
+        &self,
+        name: &str,
+        promote: bool,
+    ) -> Result<RolloutRow, InstallError> {
+        // A rollout started through another replica a moment ago.
+        if self.snapshot().canary(name).is_none() {
+            self.reload(name).await?;
+        }
+        let Some(canary) = self.snapshot().canary(name).cloned() else {
+            return Err(match self.db.versions(name).await?.is_empty() {
+                true => InstallError::NotFound(name.to_string()),
+                false => InstallError::NoRollout(name.to_string()),
+            });
+        };
+        let (stable, candidate, _) = self.figures(&canary).await?;
+        let (state, reason) = match promote {
+            true => (RolloutState::Promoted, "promoted by an admin"),
+            false => (RolloutState::Aborted, "aborted by an admin"),
+        };
+        let decision = Decision {
+            state,
+            by: "admin",
+            reason,
+            stable,
+            candidate,
+        };
+        self.decide(name, Some(canary.rollout_id), &decision).await
+    }
+
+    /// Records and publishes the decision on the rollout of `name` (the one
+    /// numbered `expected`). This process stops (or, promoting, starts) sending
+    /// everyone to the candidate first, then the database records the decision;
+    /// when another process decided first, this one follows the database.
+    async fn decide(
+        &self,
+        name: &str,
+        expected: Option<i64>,
+        decision: &Decision<'_>,
+    ) -> Result<RolloutRow, InstallError> {
+        let writer = self.writer.lock().await;
+        let snapshot = self.snapshot();
+        let canary = match snapshot.canary(name) {
+            Some(c) if expected.is_none_or(|id| id == c.rollout_id) => c.clone(),
+            _ => return Err(InstallError::NoRollout(name.to_string())),
+        };
+        let next = match decision.state {
+            RolloutState::Promoted => snapshot
+                .with(canary.candidate.clone(), canary.document.clone())
+                .with_canary(name, None),
+            _ => snapshot.with_canary(name, None),
+        };
+        self.publish_snapshot(next, name);
+        let recorded = self.db.decide_rollout(canary.rollout_id, decision).await;
+        drop(writer);
+        match recorded {
+            Ok(true) => {
+                let outcome = decision.state.as_str();
+                self.runtime.metrics.inc(
+                    "ham_plugin_rollouts_total",
+                    &[("plugin", name), ("outcome", outcome)],
+                );
+                tracing::info!(plugin = %name, candidate = %canary.candidate.version_label(), outcome, by = decision.by, reason = decision.reason, "rollout decided");
+            }
+            Ok(false) => {
+                self.reload(name).await?;
+            }
+            Err(e) => {
+                let _ = self.reload(name).await;
+                return Err(e.into());
+            }
+        }
+        self.db
+            .rollout(canary.rollout_id)
+            .await?
+            .ok_or_else(|| InstallError::NoRollout(name.to_string()))
     }
 }
 

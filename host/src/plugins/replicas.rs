@@ -14,8 +14,11 @@
 //! - after every (re)connection of its listener,
 //! - every [`CHECK_EVERY`], comparing each plugin's active version id with its own.
 //!
-//! A process's own activations come back as notifications too; the reload sees
-//! the version already served and does nothing. SQLite is one process: nothing
+//! Rollouts (see `plugins::rollout`) are announced on the same channel when they
+//! start and when they are decided, and the reload brings a process's candidate
+//! in line with the database too. A process's own activations come back as
+//! notifications too; the reload sees the version already served and does
+//! nothing. SQLite is one process: nothing
 //! to do there.
 
 use std::sync::Arc;
@@ -88,6 +91,30 @@ pub async fn converge(registry: &Registry) {
     };
     for (name, id) in active {
         if registry.get(&name).map(|p| p.version_id) != Some(id) {
+            reload(registry, &name).await;
+        }
+    }
+    // Rollouts started or decided while this process was not listening.
+    let running = match registry.db().running_rollouts().await {
+        Ok(running) => running,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the rollouts under way");
+            return;
+        }
+    };
+    let snapshot = registry.snapshot();
+    let mut names: std::collections::BTreeSet<String> =
+        running.iter().map(|r| r.name.clone()).collect();
+    names.extend(
+        snapshot
+            .plugins
+            .keys()
+            .filter(|n| snapshot.canary(n).is_some())
+            .cloned(),
+    );
+    for name in names {
+        let wanted = running.iter().find(|r| r.name == name).map(|r| r.id);
+        if snapshot.canary(&name).map(|c| c.rollout_id) != wanted {
             reload(registry, &name).await;
         }
     }

@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod kv;
 pub mod notifications;
 pub mod plugin_versions;
+pub mod rollouts;
 pub mod sealed;
 pub mod text;
 pub mod tokens;

@@ -38,10 +38,30 @@ pub struct VersionRow {
     pub activated_seq: Option<i64>,
     /// The OpenAPI operations of its routes (JSON text, as uploaded), if it has any.
     pub openapi: Option<String>,
+    /// Whether it waits for an admin's approval, or got it; `None`: it needed none.
+    pub approval: Option<Approval>,
+    /// What it asks for beyond the version active when it was uploaded (a JSON
+    /// list of lines), when it was stored awaiting approval.
+    pub added_capabilities: Option<String>,
+    /// The rollout asked with its upload (JSON), started when it is approved.
+    pub rollout_plan: Option<String>,
 }
 
-const COLUMNS: &str =
-    "id, name, version, sha256, manifest, source, uploaded_at, activated_seq, openapi";
+/// An upload's approval (stored as `pending`, `approved`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Approval {
+    Pending,
+    Approved,
+}
+
+impl Approval {
+    pub fn as_str(self) -> &'static str {
+        self.as_stored()
+    }
+}
+
+const COLUMNS: &str = "id, name, version, sha256, manifest, source, uploaded_at, activated_seq, \
+     openapi, approval, added_capabilities, rollout_plan";
 
 /// A `plugin_versions` row as stored ([`COLUMNS`]).
 #[derive(sqlx::FromRow)]
@@ -55,6 +75,9 @@ struct VersionRecord {
     uploaded_at: i64,
     activated_seq: Option<i64>,
     openapi: Option<String>,
+    approval: Option<String>,
+    added_capabilities: Option<String>,
+    rollout_plan: Option<String>,
 }
 
 impl TryFrom<VersionRecord> for VersionRow {
@@ -71,6 +94,9 @@ impl TryFrom<VersionRecord> for VersionRow {
             uploaded_at: r.uploaded_at,
             activated_seq: r.activated_seq,
             openapi: r.openapi,
+            approval: r.approval.as_deref().map(decode).transpose()?,
+            added_capabilities: r.added_capabilities,
+            rollout_plan: r.rollout_plan,
         })
     }
 }
@@ -101,45 +127,99 @@ impl Db {
     /// and whether it was newly stored.
     pub async fn store_and_activate(&self, new: &NewVersion<'_>) -> Result<(VersionRow, bool)> {
         let mut tx = self.begin_write().await?;
-        let existing: Option<i64> = sqlx::query_scalar(
+        let (id, created) = insert_or_find(&mut tx, new).await?;
+        stamp_active(&mut tx, id, self.backend()).await?;
+        let row = row(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok((row, created))
+    }
+
+    /// Stores a version (or finds the identical one) awaiting an admin's approval,
+    /// with what it asks for beyond the active version (`added`, a JSON list) and
+    /// the rollout asked with it. Not active. Returns the row and whether it was
+    /// newly stored.
+    pub async fn store_pending(
+        &self,
+        new: &NewVersion<'_>,
+        added: &str,
+        rollout_plan: Option<&str>,
+    ) -> Result<(VersionRow, bool)> {
+        let mut tx = self.begin_write().await?;
+        let (id, created) = insert_or_find(&mut tx, new).await?;
+        sqlx::query(
+            "UPDATE plugin_versions SET approval = 'pending', added_capabilities = $2, \
+             rollout_plan = $3 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(added)
+        .bind(rollout_plan)
+        .execute(&mut *tx)
+        .await?;
+        let row = row(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok((row, created))
+    }
+
+    /// Whether a version identical to `new` was approved or active before: its
+    /// grants were accepted once, and are not asked about again.
+    pub async fn granted_before(&self, new: &NewVersion<'_>) -> Result<bool> {
+        let found: Option<i64> = sqlx::query_scalar(
             "SELECT id FROM plugin_versions WHERE name = $1 AND sha256 = $2 AND manifest = $3 \
-             AND COALESCE(openapi, '') = COALESCE($4, '')",
+             AND COALESCE(openapi, '') = COALESCE($4, '') \
+             AND (activated_seq IS NOT NULL OR approval = 'approved') LIMIT 1",
         )
         .bind(new.name)
         .bind(new.sha256)
         .bind(new.manifest)
         .bind(new.openapi)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(self.pool())
         .await?;
-        let (id, created) = match existing {
-            Some(id) => (id, false),
-            None => {
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO plugin_versions (name, version, sha256, manifest, component, source, uploaded_at, openapi) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-                )
-                .bind(new.name)
-                .bind(new.version)
-                .bind(new.sha256)
-                .bind(new.manifest)
-                .bind(new.component)
-                .bind(new.source.as_stored())
-                .bind(now_ms())
-                .bind(new.openapi)
-                .fetch_one(&mut *tx)
-                .await?;
-                (id, true)
-            }
-        };
-        stamp_active(&mut tx, id, self.backend()).await?;
-        let row: VersionRecord = sqlx::query_as(AssertSqlSafe(format!(
+        Ok(found.is_some())
+    }
+
+    /// The versions of `name` awaiting approval, newest first.
+    pub async fn pending_versions(&self, name: &str) -> Result<Vec<VersionRow>> {
+        let rows: Vec<VersionRecord> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM plugin_versions WHERE name = $1 AND approval = 'pending' \
+             ORDER BY id DESC"
+        )))
+        .bind(name)
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter().map(VersionRow::try_from).collect()
+    }
+
+    /// Marks a pending version approved and, with `activate`, makes it the active
+    /// one of its name, in one transaction. False when it was not pending (an
+    /// admin approved it meanwhile): nothing changed.
+    pub async fn approve_version(&self, id: i64, activate: bool) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let approved = sqlx::query(
+            "UPDATE plugin_versions SET approval = 'approved' WHERE id = $1 AND approval = 'pending'",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if approved == 0 {
+            return Ok(false);
+        }
+        if activate {
+            stamp_active(&mut tx, id, self.backend()).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// One stored version by id, without its component.
+    pub async fn version(&self, id: i64) -> Result<Option<VersionRow>> {
+        let row: Option<VersionRecord> = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM plugin_versions WHERE id = $1"
         )))
         .bind(id)
-        .fetch_one(&mut *tx)
+        .fetch_optional(self.pool())
         .await?;
-        tx.commit().await?;
-        Ok((row.try_into()?, created))
+        row.map(VersionRow::try_from).transpose()
     }
 
     /// The version that was active before the current one of `name`, if any.
@@ -223,10 +303,57 @@ impl Db {
     }
 }
 
+/// Finds the stored version identical to `new` (same component, manifest and
+/// OpenAPI document), or stores it; returns its id and whether it is new.
+pub(super) async fn insert_or_find(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    new: &NewVersion<'_>,
+) -> Result<(i64, bool)> {
+    let existing: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM plugin_versions WHERE name = $1 AND sha256 = $2 AND manifest = $3 \
+         AND COALESCE(openapi, '') = COALESCE($4, '')",
+    )
+    .bind(new.name)
+    .bind(new.sha256)
+    .bind(new.manifest)
+    .bind(new.openapi)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(id) = existing {
+        return Ok((id, false));
+    }
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO plugin_versions (name, version, sha256, manifest, component, source, uploaded_at, openapi) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+    )
+    .bind(new.name)
+    .bind(new.version)
+    .bind(new.sha256)
+    .bind(new.manifest)
+    .bind(new.component)
+    .bind(new.source.as_stored())
+    .bind(now_ms())
+    .bind(new.openapi)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok((id, true))
+}
+
+/// One version's row, read inside a transaction.
+pub(super) async fn row(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: i64) -> Result<VersionRow> {
+    let row: VersionRecord = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM plugin_versions WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_one(&mut **tx)
+    .await?;
+    row.try_into()
+}
+
 /// Stamps a version active. On PostgreSQL the activation is also announced on the
 /// `ham_plugins` channel (payload: the plugin name), delivered when the transaction
 /// commits, so other processes reload it (see `plugins::replicas`).
-async fn stamp_active(
+pub(super) async fn stamp_active(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     id: i64,
     backend: super::Backend,
@@ -247,6 +374,23 @@ async fn stamp_active(
         .bind(id)
         .execute(&mut **tx)
         .await?;
+    }
+    Ok(())
+}
+
+/// Announces a change to plugin `name` other than an activation (a rollout
+/// started or decided) on the `ham_plugins` channel, delivered at commit.
+pub(super) async fn notify(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    name: &str,
+    backend: super::Backend,
+) -> Result<()> {
+    if backend == super::Backend::Postgres {
+        sqlx::query("SELECT COUNT(*) FROM (SELECT pg_notify($1, $2)) AS n")
+            .bind(SWAP_CHANNEL)
+            .bind(name)
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(())
 }

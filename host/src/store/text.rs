@@ -7,6 +7,8 @@
 //! | [`EntryStatus`] | `entries.status` | `done`, `skipped`, `value` (the domain's own names, [`EntryStatus::as_str`], shared with the CSV export) |
 //! | [`JobState`] | `jobs.state` | `queued`, `running`, `done`, `dead` (the queue's statements in [`super::jobs`] name them in SQL too) |
 //! | [`Source`] | `plugin_versions.source` | `upload`, `bundled`, `watch` |
+//! | [`Approval`] | `plugin_versions.approval` | `pending`, `approved` |
+//! | [`RolloutState`](super::rollouts::RolloutState) | `plugin_rollouts.state` | `canary`, `promoted`, `rolled_back`, `aborted` (in [`super::rollouts`]) |
 //! | [`ChannelKind`] | `notification_channels.kind` | `ntfy`, `webhook` |
 //!
 //! The store writes [`StoredText::as_stored`] and reads with [`decode`], which
@@ -16,7 +18,7 @@
 
 use super::jobs::JobState;
 use super::notifications::ChannelKind;
-use super::plugin_versions::Source;
+use super::plugin_versions::{Approval, Source};
 use super::{Error, Result};
 use crate::habits::{EntryStatus, HabitKind, TargetType};
 
@@ -131,6 +133,25 @@ impl StoredText for Source {
             "upload" => Some(Source::Upload),
             "bundled" => Some(Source::Bundled),
             "watch" => Some(Source::Watch),
+            _ => None,
+        }
+    }
+}
+
+impl StoredText for Approval {
+    const COLUMN: &'static str = "plugin_versions.approval";
+
+    fn as_stored(self) -> &'static str {
+        match self {
+            Approval::Pending => "pending",
+            Approval::Approved => "approved",
+        }
+    }
+
+    fn from_stored(text: &str) -> Option<Self> {
+        match text {
+            "pending" => Some(Approval::Pending),
+            "approved" => Some(Approval::Approved),
             _ => None,
         }
     }

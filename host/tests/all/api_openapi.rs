@@ -661,7 +661,7 @@ async fn the_cli_and_the_watcher_carry_the_document_the_manifest_names() {
         url: server.url.clone(),
         token: Some(ADMIN_TOKEN.to_string()),
     };
-    ham_host::cli::install(&remote, &cli.join("plugin.toml"), None)
+    ham_host::cli::install(&remote, &cli.join("plugin.toml"), None, None)
         .await
         .unwrap();
     assert_documents_v1(&document(&server).await, Backend::Sqlite);

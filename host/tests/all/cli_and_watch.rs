@@ -100,6 +100,56 @@ async fn cli_installs_lists_and_rolls_back() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_rolls_out_with_canary_and_aborts() {
+    let server = TestServer::builder(Backend::Sqlite).start().await.unwrap();
+    let plugin_dir = server.data_dir.join("src");
+    let remote = ["--url", server.url.as_str(), "--token", ADMIN_TOKEN];
+    let manifest = plugin_dir.join("plugin.toml");
+    let manifest = manifest.to_str().unwrap();
+    write_plugin(&plugin_dir, "0.1.0", "cli-1", &guest("probe"));
+    let (ok, out) =
+        ham(&[&["plugin", "install", "--manifest", manifest], &remote[..]].concat()).await;
+    assert!(ok, "{out}");
+
+    write_plugin(
+        &plugin_dir,
+        "0.2.0",
+        "cli-2",
+        &rebuilt(&guest("probe"), "cli-2"),
+    );
+    let install = [
+        "plugin",
+        "install",
+        "--manifest",
+        manifest,
+        "--canary",
+        "20",
+        "--min-requests",
+        "100000",
+    ];
+    let (ok, out) = ham(&[&install[..], &remote[..]].concat()).await;
+    assert!(ok, "{out}");
+    assert!(out.contains("probe 0.2.0 serves 20% beside 0.1.0"), "{out}");
+
+    let (ok, out) = ham(&[&["plugin", "abort", "probe"], &remote[..]].concat()).await;
+    assert!(ok, "{out}");
+    assert!(out.contains("probe 0.2.0: aborted"), "{out}");
+    for _ in 0..20 {
+        assert_eq!(
+            server.get_text("/plugins/probe/label").await,
+            (200, "cli-1".into())
+        );
+    }
+    let (ok, out) = ham(&[&["plugin", "abort", "probe"], &remote[..]].concat()).await;
+    assert!(!ok);
+    assert!(
+        out.contains("no rollout of plugin probe is under way"),
+        "{out}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watched_directory_installs_changes() {
     let server = TestServer::builder(Backend::Sqlite).start().await.unwrap();
     let watched = server.data_dir.join("plugins");

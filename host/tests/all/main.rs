@@ -47,6 +47,7 @@ mod plugins_bad_uploads;
 mod plugins_hot_swap;
 mod plugins_replicas;
 mod plugins_restart;
+mod plugins_rollouts;
 mod plugins_routes;
 mod plugins_sandbox_boundary;
 mod reminders_channels;

@@ -704,6 +704,25 @@ async function main() {
     await card.getByRole('row', { name: /0\.1\.0.*active/ }).waitFor();
   });
 
+  await step('roll a version out to a canary share and abort it (confirmed first)', page, async () => {
+    const card = page.getByRole('listitem').filter({ has: page.getByRole('heading', { name: 'e2e-proxy' }) });
+    await page.getByLabel('Manifest (plugin.toml)').setInputFiles({ name: 'plugin.toml', mimeType: 'text/plain', buffer: Buffer.from('name = "e2e-proxy"\nversion = "0.3.0"\n') });
+    await page.getByLabel('Component (.wasm)').setInputFiles({ name: 'wasi_proxy.wasm', mimeType: 'application/wasm', buffer: rebuilt(component, 'v3') });
+    await page.getByLabel(/^Canary %/).fill('50');
+    await page.getByRole('button', { name: 'Upload' }).click();
+    await page.getByText('Rolling out e2e-proxy 0.3.0').waitFor();
+    const rollout = card.getByTestId('rollout');
+    await rollout.and(page.locator('[data-state="canary"]')).waitFor();
+    await rollout.getByText('0.3.0 serves 50 % beside 0.1.0').waitFor();
+    await rollout.getByRole('row', { name: /0\.3\.0 \(candidate\)/ }).waitFor();
+    await card.getByTestId('active-version').filter({ hasText: '0.1.0' }).waitFor();
+    await shot('09b-plugins-rollout');
+    await rollout.getByRole('button', { name: 'Abort the rollout of e2e-proxy 0.3.0' }).click();
+    await dialog().getByRole('button', { name: 'Abort' }).click();
+    await rollout.and(page.locator('[data-state="aborted"]')).waitFor();
+    await rollout.getByText('0.3.0 was aborted by an admin; 0.1.0 serves everyone.').waitFor();
+  });
+
   await step('a bad upload shows the server error', page, async () => {
     const manifest = 'name = "e2e-bad"\nversion = "0.1.0"\n';
     const form = new FormData();

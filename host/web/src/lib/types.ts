@@ -167,6 +167,10 @@ export interface PluginView {
   uploaded_at: string;
   missing_variables: string[];
   id?: number;
+  /** The latest rollout (GET /api/admin/plugins); null when it never had one. */
+  rollout?: Rollout | null;
+  /** Versions awaiting an admin's approval, newest first. */
+  pending_approval?: PendingVersion[];
 }
 export interface PluginVersion {
   id: number;
@@ -175,6 +179,45 @@ export interface PluginVersion {
   source: string;
   uploaded_at: string;
   active: boolean;
+  approval?: 'pending' | 'approved' | null;
+  added_capabilities?: string[];
+}
+export type RolloutState = 'canary' | 'promoted' | 'rolled_back' | 'aborted';
+export interface RolloutFigures {
+  requests: number;
+  errors: number;
+}
+export interface RolloutPlan {
+  canary_percent: number;
+  min_requests: number;
+  max_error_rate: number;
+  window_s: number;
+}
+export interface Rollout {
+  id: number;
+  state: RolloutState;
+  stable_version: string;
+  candidate_version: string;
+  plan: RolloutPlan;
+  stable: RolloutFigures;
+  candidate: RolloutFigures;
+  candidate_total_requests: number | null;
+  started_at: string;
+  decided_at: string | null;
+  decided_by: string | null;
+  reason: string | null;
+}
+export interface PendingVersion {
+  id: number;
+  version: string;
+  uploaded_at: string;
+  added_capabilities: string[];
+}
+/** The answer to an upload or an approval. */
+export interface InstalledVersion extends PluginView {
+  id: number;
+  activation: 'active' | 'canary' | 'pending_approval';
+  added_capabilities: string[];
 }
 
 export interface StravaStatus {

@@ -1,11 +1,14 @@
-// Plugins (admins): what is installed and active, upload a new version, versions
+// Plugins (admins): what is installed and active, upload a new version (at once,
+// or rolled out to a share first), a running rollout with both versions' figures
+// and Promote/Abort, versions awaiting approval with what they ask for, versions
 // and rollback. A refused upload shows the server's own words.
 import { useState, type FormEvent } from 'react';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { api } from '../lib/api';
 import { explainText } from '../lib/errors';
 import { useTitle } from '../lib/router';
-import type { PluginVersion, PluginView, User } from '../lib/types';
+import { errorRate, rolloutField, rolloutSummary, uploadOutcome } from '../lib/rollouts';
+import type { InstalledVersion, PendingVersion, PluginVersion, PluginView, Rollout, User } from '../lib/types';
 import { useConfirm } from '../components/Modal';
 import { ErrorBox, Loading } from '../components/Status';
 import { useToast } from '../components/Toast';
@@ -23,7 +26,13 @@ export function manifestName(toml: string): string | null {
 
 export function Plugins({ user }: { user: User }) {
   useTitle('Plugins');
-  const plugins = useQuery({ queryKey: ['plugins'], queryFn: () => api<PluginView[]>('/api/admin/plugins'), enabled: user.is_admin });
+  const plugins = useQuery({
+    queryKey: ['plugins'],
+    queryFn: () => api<PluginView[]>('/api/admin/plugins'),
+    enabled: user.is_admin,
+    // A running rollout's figures move: follow them until it is decided.
+    refetchInterval: (q) => (q.state.data?.some((p) => p.rollout?.state === 'canary') ? 2000 : false),
+  });
   if (!user.is_admin) {
     return (
       <section>
@@ -53,24 +62,29 @@ function Upload() {
   const qc = useQueryClient();
   const [manifest, setManifest] = useState<File | null>(null);
   const [component, setComponent] = useState<File | null>(null);
+  const [canary, setCanary] = useState('');
   const [error, setError] = useState<string | null>(null);
-  const [done, setDone] = useState<string | null>(null);
+  const [done, setDone] = useState<InstalledVersion | null>(null);
   const [busy, setBusy] = useState(false);
   const submit = async (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
     setError(null);
     setDone(null);
     if (!manifest || !component) return setError('Choose both files: the manifest (plugin.toml) and the component (.wasm).');
+    const rollout = rolloutField(canary);
+    if ('error' in rollout) return setError(rollout.error);
     const text = await manifest.text();
     const name = manifestName(text);
     if (!name) return setError('The manifest has no name = "…" line at the top: add one, then upload again.');
     const form = new FormData();
     form.append('manifest', new Blob([text], { type: 'text/plain' }), manifest.name);
     form.append('component', component, component.name);
+    if (rollout.field) form.append('rollout', rollout.field);
     setBusy(true);
     try {
-      const installed = await api<PluginView>(`/api/admin/plugins/${encodeURIComponent(name)}`, { method: 'PUT', raw: form });
-      setDone(`Installed ${installed.name} ${installed.version}; it serves new requests now.`);
+      const installed = await api<InstalledVersion>(`/api/admin/plugins/${encodeURIComponent(name)}`, { method: 'PUT', raw: form });
+      setDone(installed);
+      setCanary('');
       (e.target as HTMLFormElement).reset();
       setManifest(null);
       setComponent(null);
@@ -94,17 +108,176 @@ function Upload() {
           Component (.wasm)
           <input type="file" name="component" accept=".wasm,application/wasm" onChange={(e) => setComponent(e.target.files?.[0] ?? null)} />
         </label>
+        <label>
+          Canary % <span className="muted small">(optional)</span>
+          <input
+            type="text"
+            name="canary"
+            inputMode="numeric"
+            size={4}
+            value={canary}
+            aria-describedby="canary-help"
+            onChange={(e) => setCanary(e.target.value)}
+          />
+        </label>
         <button type="submit" className="primary" disabled={busy}>
           {busy ? 'Uploading…' : 'Upload'}
         </button>
       </div>
+      <p id="canary-help" className="muted small">
+        With a canary share the new version first serves that percentage of requests beside the active one; the host promotes it, or rolls it back if it fails more.
+      </p>
       <p className="form-error" role="alert" data-testid="upload-error">
         {error}
       </p>
-      <p className="form-ok" role="status">
-        {done}
-      </p>
+      <div role="status" data-testid="upload-outcome">
+        {done && <p className="form-ok">{uploadOutcome(done)}</p>}
+        {done && done.added_capabilities.length > 0 && <AddedCapabilities added={done.added_capabilities} />}
+        {done?.activation === 'pending_approval' && <ApproveButton name={done.name} version={done.version} onApproved={() => setDone(null)} />}
+      </div>
     </form>
+  );
+}
+
+/** What a version asks for beyond the active one, one line each. */
+function AddedCapabilities({ added }: { added: string[] }) {
+  return (
+    <div className="added-capabilities">
+      <p className="small">It asks for more than the active version:</p>
+      <ul className="small">
+        {added.map((a) => (
+          <li key={a}>
+            <code>{a}</code>
+          </li>
+        ))}
+      </ul>
+    </div>
+  );
+}
+
+function ApproveButton({ name, version, onApproved }: { name: string; version: string; onApproved?: () => void }) {
+  const qc = useQueryClient();
+  const toast = useToast();
+  const [error, setError] = useState<string | null>(null);
+  const approve = async () => {
+    setError(null);
+    try {
+      const v = await api<InstalledVersion>(`/api/admin/plugins/${encodeURIComponent(name)}/versions/${encodeURIComponent(version)}/approve`, { method: 'POST' });
+      await qc.invalidateQueries({ queryKey: ['plugins'] });
+      await qc.invalidateQueries({ queryKey: ['plugin-versions', name] });
+      toast({ message: v.activation === 'canary' ? `${name} ${version} approved; its rollout has begun.` : `${name} ${version} approved; it serves new requests now.` });
+      onApproved?.();
+    } catch (e) {
+      setError(explainText(e, `approve ${name} ${version}`));
+    }
+  };
+  return (
+    <>
+      <button type="button" onClick={() => void approve()}>
+        Approve {version}
+        <span className="visually-hidden"> of {name}</span>
+      </button>
+      <p className="form-error" role="alert">
+        {error}
+      </p>
+    </>
+  );
+}
+
+/** Versions stored awaiting approval, with what each asks for. */
+function PendingApprovals({ name, pending }: { name: string; pending: PendingVersion[] }) {
+  return (
+    <div className="pending-approval" data-testid="pending-approval">
+      <h4>Awaiting approval</h4>
+      {pending.map((p) => (
+        <div key={p.id}>
+          <p className="small">
+            {p.version}, uploaded {p.uploaded_at}
+          </p>
+          <AddedCapabilities added={p.added_capabilities} />
+          <ApproveButton name={name} version={p.version} />
+        </div>
+      ))}
+    </div>
+  );
+}
+
+/** A plugin's latest rollout: running (both versions' figures, Promote, Abort) or decided. */
+function RolloutPanel({ name, rollout }: { name: string; rollout: Rollout }) {
+  const qc = useQueryClient();
+  const confirm = useConfirm();
+  const toast = useToast();
+  const [error, setError] = useState<string | null>(null);
+  const decide = async (action: 'promote' | 'abort') => {
+    setError(null);
+    const yes = await confirm(
+      action === 'promote'
+        ? { title: `Promote ${name} ${rollout.candidate_version}?`, body: `It serves everyone at once, on every replica, instead of ${rollout.stable_version}.`, confirm: 'Promote' }
+        : { title: `Abort the rollout of ${name} ${rollout.candidate_version}?`, body: `${rollout.stable_version} serves everyone again, on every replica. The version stays stored.`, confirm: 'Abort' },
+    );
+    if (!yes) return;
+    try {
+      await api(`/api/admin/plugins/${encodeURIComponent(name)}/rollout/${action}`, { method: 'POST' });
+      await qc.invalidateQueries({ queryKey: ['plugins'] });
+      await qc.invalidateQueries({ queryKey: ['plugin-versions', name] });
+      toast({ message: action === 'promote' ? `${name} ${rollout.candidate_version} promoted.` : `Rollout of ${name} ${rollout.candidate_version} aborted.` });
+    } catch (e) {
+      setError(explainText(e, `${action} the rollout of ${name}`));
+    }
+  };
+  const running = rollout.state === 'canary';
+  return (
+    <div className="rollout" data-testid="rollout" data-state={rollout.state}>
+      <h4>{running ? 'Rollout under way' : 'Latest rollout'}</h4>
+      <p className={running ? undefined : 'muted small'}>{rolloutSummary(rollout)}</p>
+      {running && (
+        <>
+          <div className="versions-scroll">
+            <table className="versions">
+              <caption className="visually-hidden">
+                Requests and errors of {name} over the last {rollout.plan.window_s} s
+              </caption>
+              <thead>
+                <tr>
+                  <th scope="col">Version</th>
+                  <th scope="col">Share</th>
+                  <th scope="col">Requests</th>
+                  <th scope="col">Errors</th>
+                  <th scope="col">Error rate</th>
+                </tr>
+              </thead>
+              <tbody>
+                <tr>
+                  <th scope="row">{rollout.stable_version} (stable)</th>
+                  <td>{100 - rollout.plan.canary_percent} %</td>
+                  <td>{rollout.stable.requests}</td>
+                  <td>{rollout.stable.errors}</td>
+                  <td>{errorRate(rollout.stable)}</td>
+                </tr>
+                <tr>
+                  <th scope="row">{rollout.candidate_version} (candidate)</th>
+                  <td>{rollout.plan.canary_percent} %</td>
+                  <td>{rollout.candidate.requests}</td>
+                  <td>{rollout.candidate.errors}</td>
+                  <td>{errorRate(rollout.candidate)}</td>
+                </tr>
+              </tbody>
+            </table>
+          </div>
+          <div className="actions">
+            <button type="button" className="primary" onClick={() => void decide('promote')}>
+              Promote<span className="visually-hidden"> {name} {rollout.candidate_version}</span>
+            </button>
+            <button type="button" onClick={() => void decide('abort')}>
+              Abort<span className="visually-hidden"> the rollout of {name} {rollout.candidate_version}</span>
+            </button>
+          </div>
+        </>
+      )}
+      <p className="form-error" role="alert">
+        {error}
+      </p>
+    </div>
   );
 }
 
@@ -168,6 +341,8 @@ function PluginCard({ plugin }: { plugin: PluginView }) {
           </>
         )}
       </dl>
+      {plugin.rollout && <RolloutPanel name={plugin.name} rollout={plugin.rollout} />}
+      {(plugin.pending_approval?.length ?? 0) > 0 && <PendingApprovals name={plugin.name} pending={plugin.pending_approval ?? []} />}
       <div className="actions">
         <button type="button" aria-expanded={open} onClick={() => setOpen(!open)}>
           {open ? 'Hide versions' : 'Versions'}
@@ -206,7 +381,15 @@ function PluginCard({ plugin }: { plugin: PluginView }) {
                     </td>
                     <td>{v.source}</td>
                     <td>{v.uploaded_at}</td>
-                    <td>{v.active ? 'active' : ''}</td>
+                    <td>
+                      {v.active
+                        ? 'active'
+                        : plugin.rollout?.state === 'canary' && v.version === plugin.rollout.candidate_version
+                          ? 'on trial'
+                          : v.approval === 'pending'
+                            ? 'awaiting approval'
+                            : ''}
+                    </td>
                   </tr>
                 ))}
               </tbody>

@@ -3,7 +3,8 @@
 //!
 //! - `/loop`: spins forever (deadline test); `/alloc?mb=N`: allocates and touches N MiB
 //! - `/trap`: panics; `/sleep?ms=N`: waits on a wasi clock, then answers `label`
-//! - `/label`: the `label` variable; `/config/NAME`: any variable, or its error
+//! - `/label`: the `label` variable (500 when it is `fail`: a version that fails
+//!   every request, for rollouts); `/config/NAME`: any variable, or its error
 //! - `/fetch?url=U`: GET U, following up to 3 redirects itself; 502 with the error
 //! - `/habits`: the acting user's habit names; `/habits/checkin?habit=ID&date=D`
 //!   records done; `/habits/run?id=X&km=N&date=D` upserts an activity; `/habits/activities`
@@ -163,7 +164,10 @@ impl wasip2::exports::http::incoming_handler::Guest for Probe {
                 wasip2::clocks::monotonic_clock::subscribe_duration(ms * 1_000_000).block();
                 (200, label().into_bytes())
             }
-            (_, "/label") => (200, label().into_bytes()),
+            (_, "/label") => match label() {
+                label if label == "fail" => (500, label.into_bytes()),
+                label => (200, label.into_bytes()),
+            },
             (_, p) if p.starts_with("/config/") => match config::get(&p["/config/".len()..]) {
                 Ok(v) => (200, format!("{v:?}").into_bytes()),
                 Err(e) => (400, format!("{e:?}").into_bytes()),
