@@ -119,7 +119,8 @@ def test_no_unit_test_for_an_alert_that_does_not_exist(rule):
 
 def test_the_alerts_the_operations_promise(rule):
     """Issue 20's list: dead jobs, queue age, backups, a silent Strava webhook,
-    plugin errors by plugin and after a swap, restarts, OOM kills, /readyz."""
+    plugin errors by plugin and after a swap, a rollout rolled back, restarts, OOM
+    kills, /readyz."""
     assert {r["alert"] for r in alerting_rules(rule)} == {
         "HamJobsDead",
         "HamJobQueueStalled",
@@ -127,6 +128,7 @@ def test_the_alerts_the_operations_promise(rule):
         "HamStravaWebhookSilent",
         "HamPluginErrorRateHigh",
         "HamPluginErrorsAfterSwap",
+        "HamPluginRolloutRolledBack",
         "HamContainerRestarting",
         "HamContainerOOMKilled",
         "HamNotReady",
