@@ -30,6 +30,7 @@ mod backup_restore;
 mod cli_and_watch;
 mod coach_chat;
 mod fair_shares;
+mod first_command;
 mod fuzz_parsers;
 mod http_cross_origin;
 mod http_slow_clients;

@@ -262,7 +262,7 @@ async fn failing_candidate_story(backend: Backend) {
     assert_eq!(plugin["version"], "0.1.0");
     let mut decided_here = 0;
     for server in std::iter::once(&a).chain(b.as_ref()) {
-        let (_, metrics) = server.get_text("/metrics").await;
+        let metrics = server.metrics().await;
         decided_here += metrics
             .lines()
             .filter(|l| {
@@ -326,7 +326,7 @@ async fn healthy_candidate_story(backend: Backend) {
     assert!(outcomes.iter().any(|(_, _, b)| b == "v2"));
     let plugin = admin_get(&server.url, "/plugins/probe").await;
     assert_eq!(plugin["version"], "0.2.0");
-    let (_, metrics) = server.get_text("/metrics").await;
+    let metrics = server.metrics().await;
     assert!(
         metrics.contains("ham_plugin_rollouts_total{plugin=\"probe\",outcome=\"promoted\"} 1"),
         "{metrics}"
@@ -456,7 +456,7 @@ async fn a_user_keeps_one_version_and_an_admin_promotes_or_aborts_by_hand() {
     let plugin = admin_get(&server.url, "/plugins/probe").await;
     assert_eq!(plugin["version"], "0.2.0");
     assert_eq!(plugin["rollout"]["state"], "aborted");
-    let (_, metrics) = server.get_text("/metrics").await;
+    let metrics = server.metrics().await;
     assert!(metrics.contains("ham_plugin_rollouts_total{plugin=\"probe\",outcome=\"aborted\"} 1"));
     server.stop().await;
 }
