@@ -25,21 +25,31 @@ pub enum TargetType {
 
 /// How often a habit is due: `times` check-ins in every `days` days (daily is
 /// `{"times": 1, "days": 1}`, three times a week `{"times": 3, "days": 7}`), or on
-/// fixed ISO weekdays (`{"weekdays": [1, 3, 5]}`, 1 = Monday).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(untagged, try_from = "FrequencyInput", deny_unknown_fields)]
+/// fixed ISO weekdays (`{"weekdays": [1, 3, 5]}`, 1 = Monday). Its schema in the
+/// API document is [`FrequencyInput`]'s.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged, try_from = "FrequencyInput")]
 pub enum Frequency {
     Every {
-        #[schema(minimum = 1, maximum = 366)]
         times: u32,
-        #[schema(minimum = 1, maximum = 366)]
         days: u32,
     },
     Weekdays {
         /// ISO weekdays, 1 = Monday to 7 = Sunday, sorted, without repeats.
-        #[schema(example = json!([1, 3, 5]), min_items = 1, max_items = 7)]
         weekdays: Vec<u8>,
     },
+}
+
+impl utoipa::PartialSchema for Frequency {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <FrequencyInput as utoipa::PartialSchema>::schema()
+    }
+}
+
+impl utoipa::ToSchema for Frequency {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Frequency".into()
+    }
 }
 
 impl Frequency {
@@ -79,12 +89,24 @@ impl Frequency {
 }
 
 /// A frequency as sent: one of the two shapes, each field named, so a mix of them
-/// or a stranger gets a message that says which shapes there are.
-#[derive(Deserialize)]
+/// or a stranger gets a message that says which shapes there are. The API document
+/// describes `Frequency` as this one flat object rather than a `oneOf` of the two
+/// shapes: schema-driven generators (schemathesis) recurse too deep in a `oneOf`
+/// nested in every habit body, and the either-or is refused with a clear 422.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(
+    description = "Either `{\"times\", \"days\"}`: `times` check-ins in every `days` days (daily is 1 in 1); \
+                   or `{\"weekdays\": [1, 3, 5]}`: fixed ISO weekdays, 1 = Monday to 7 = Sunday, \
+                   answered sorted without repeats. Anything else is 422 `invalid_field`.",
+    example = json!({"times": 3, "days": 7})
+)]
 struct FrequencyInput {
+    #[schema(minimum = 1, maximum = 366, nullable = false)]
     times: Option<u32>,
+    #[schema(minimum = 1, maximum = 366, nullable = false)]
     days: Option<u32>,
+    #[schema(min_items = 1, max_items = 7, nullable = false, example = json!([1, 3, 5]))]
     weekdays: Option<Vec<u8>>,
 }
 
@@ -366,6 +388,11 @@ pub fn validate(h: &Habit) -> Result<(), FieldError> {
     validate_reminders(&h.reminders)
 }
 
+/// The earliest date an entry may have. The rules judge at most 200 years of a
+/// habit's history (`habit-rules-engine`'s `MAX_SPAN_DAYS`): an entry centuries
+/// back would make every stats request of its user fail, so it is refused here.
+pub const FIRST_ENTRY_DATE: &str = "1900-01-01";
+
 /// The most habits one reorder names.
 pub const MAX_REORDERED: usize = 1000;
 
@@ -607,6 +634,10 @@ impl EntryInput {
     pub fn entry(self, habit: &Habit, date: &str, source: &str) -> Result<Entry, FieldError> {
         if !is_date(date) {
             return refuse("date", format!("`{date}` is not a date YYYY-MM-DD"));
+        }
+        // YYYY-MM-DD compares as text.
+        if date < FIRST_ENTRY_DATE {
+            return refuse("date", format!("must be {FIRST_ENTRY_DATE} or later"));
         }
         if let Some(note) = &self.note {
             check_text("note", note)?;

@@ -584,6 +584,21 @@ async fn habits_story(backend: Backend) {
     .await;
     assert_eq!(status, 422);
     assert!(message.contains("is not a date YYYY-MM-DD"), "{message}");
+    // An entry centuries back would make every stats request of the user fail
+    // (the rules judge at most 200 years of a history): refused, naming the floor.
+    let (status, _, message) = error_of(
+        alice
+            .send(
+                &server,
+                Method::PUT,
+                &format!("/api/habits/{run_id}/entries/0154-02-02"),
+                Some(json!({"status": "done"})),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert!(message.contains("1900-01-01 or later"), "{message}");
     assert_eq!(
         bob.send(&server, Method::GET, &uncheck("2026-11-22"), None)
             .await
