@@ -507,7 +507,7 @@ pub struct InstalledVersion {
     /// What its manifest asks for beyond the version active before it (outbound
     /// hosts, llm, notifications, routes, schedules, higher limits), one line each.
     added_capabilities: Vec<String>,
-    /// The rollout it is the candidate of (`activation: canary`).
+    /// The rollout it is the candidate of (`activation: canary` or `shadow`).
     rollout: Option<RolloutView>,
 }
 

@@ -125,8 +125,8 @@ impl RolloutPlan {
 }
 
 /// How a rollout tries its candidate: a canary share of requests and jobs, or a
-/// shadow run of a rule set (see [`super::shadow`]). Shown and stored as the JSON
-/// it was given with, completed with the defaults.
+/// shadow run of a rule set (`plugins::shadow`). Shown and stored as the JSON it
+/// was given with, completed with the defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum Plan {
