@@ -94,6 +94,14 @@ pub async fn install(
                 .as_str()
                 .unwrap_or_default()
         ),
+        Some("shadow") => println!(
+            "{name} {version} runs in shadow beside {} on {}% of evaluations (sha256 {sha256}); \
+             users keep the active answers: `ham plugin promote {name}` or `ham plugin abort {name}`",
+            body["rollout"]["stable_version"]
+                .as_str()
+                .unwrap_or_default(),
+            body["rollout"]["plan"]["sample_percent"],
+        ),
         Some("pending_approval") => println!(
             "{name} {version} stored, awaiting approval (sha256 {sha256}): `ham plugin approve {name} {version}`"
         ),

@@ -77,7 +77,8 @@ struct ServeArgs {
 
 #[derive(Subcommand)]
 enum PluginCommand {
-    /// Upload a plugin version and make it active (or roll it out with --canary).
+    /// Upload a plugin version and make it active (or roll it out with --canary,
+    /// or run a rule set in shadow with --shadow).
     Install {
         #[arg(long)]
         manifest: PathBuf,
@@ -98,6 +99,15 @@ enum PluginCommand {
         /// With --canary: the window errors are counted over, in seconds (default 60).
         #[arg(long, requires = "canary")]
         window_s: Option<u64>,
+        /// Run a rule set of habit-rules in shadow: users keep the active
+        /// version's answers, the new one evaluates a sample of the same inputs
+        /// and the host counts how often they differ, until an admin promotes or
+        /// aborts it.
+        #[arg(long, conflicts_with = "canary")]
+        shadow: bool,
+        /// With --shadow: the share of evaluations compared, 1-100 (default 10).
+        #[arg(long, requires = "shadow", value_name = "PERCENT")]
+        sample_percent: Option<u64>,
         #[command(flatten)]
         remote: RemoteArgs,
     },
@@ -164,8 +174,17 @@ async fn main() -> anyhow::Result<()> {
             min_requests,
             max_error_rate,
             window_s,
+            shadow,
+            sample_percent,
             remote,
         }) => {
+            let shadow = shadow.then(|| {
+                let mut plan = serde_json::json!({ "shadow": true });
+                if let Some(percent) = sample_percent {
+                    plan["sample_percent"] = percent.into();
+                }
+                plan.to_string()
+            });
             let rollout = canary.map(|percent| {
                 let mut plan = serde_json::json!({ "canary_percent": percent });
                 for (key, value) in [
@@ -182,6 +201,7 @@ async fn main() -> anyhow::Result<()> {
                 }
                 plan.to_string()
             });
+            let rollout = rollout.or(shadow);
             cli::install(
                 &remote.into(),
                 &manifest,

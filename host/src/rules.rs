@@ -18,6 +18,11 @@
 //! [`CACHE_BYTES_PER_USER`]; past either, the least recently used answers go
 //! (the user's own first, when it is their share that is full). A request's range
 //! is at most [`MAX_RANGE_DAYS`] days (422 naming `to` beyond).
+//!
+//! While a candidate rule set runs in shadow (see [`crate::plugins::shadow`]), a
+//! sample of the evaluations made here is repeated by the candidate in a task of
+//! its own, after the answer is made, and the answers are compared; users only
+//! ever get the active version's.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -29,7 +34,10 @@ use serde::Serialize;
 use crate::capabilities::habits as convert;
 use crate::habits::{Habit, Tracker};
 use crate::plugins::Registry;
+use crate::plugins::rollout::Plan;
+use crate::plugins::shadow::{self, Comparison};
 use crate::runtime::InvokeError;
+use crate::runtime::LoadedPlugin;
 use crate::store;
 use crate::wit::exports::ham::plugin::scheduled_rules::{self as wit};
 
@@ -158,6 +166,8 @@ pub struct Evaluator {
     /// Where the entries come from, kept between evaluations.
     tracker: Arc<Tracker>,
     cache: Mutex<StatsCache>,
+    /// Candidate evaluations of a shadow run that may run at once.
+    shadow_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Evaluator {
@@ -167,6 +177,7 @@ impl Evaluator {
             registry,
             tracker,
             cache: Mutex::new(StatsCache::new(CACHE_BYTES, CACHE_BYTES_PER_USER)),
+            shadow_slots: Arc::new(tokio::sync::Semaphore::new(shadow::MAX_RUNNING)),
         }
     }
 
@@ -253,13 +264,94 @@ impl Evaluator {
             }
         })?;
 
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        for ((i, key, print), stats) in misses.into_iter().zip(checked) {
-            let stats = Arc::new(stats);
-            cache.insert(user_id, key, print, stats.clone());
-            answers[i] = Some(stats);
+        let mut fresh = Vec::with_capacity(checked.len());
+        {
+            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            for ((i, key, print), stats) in misses.into_iter().zip(checked) {
+                let stats = Arc::new(stats);
+                cache.insert(user_id, key, print, stats.clone());
+                fresh.push(stats.clone());
+                answers[i] = Some(stats);
+            }
         }
+        self.shadow(&registry, &plugin, inputs, fresh, range, today);
         Ok(answers.into_iter().flatten().collect())
+    }
+
+    /// On a sample of the stable version's evaluations, while a shadow run is
+    /// under way, has the candidate evaluate the same `inputs` in a task of its
+    /// own and counts how its answers compare with `stable` (the answers just
+    /// made, in order). Returns at once: the task never holds up the caller, and
+    /// a call beyond [`shadow::MAX_RUNNING`] running ones is skipped.
+    fn shadow(
+        &self,
+        registry: &Arc<Registry>,
+        active: &LoadedPlugin,
+        inputs: Vec<wit::EvaluationInput>,
+        stable: Vec<Arc<HabitStats>>,
+        range: &Range,
+        today: Date,
+    ) {
+        let snapshot = registry.snapshot();
+        let Some(run) = snapshot.shadow(RULES_PLUGIN).cloned() else {
+            return;
+        };
+        let Plan::Shadow(plan) = run.plan else {
+            return;
+        };
+        // The run compares against the version that made these answers.
+        let against = snapshot.plugins.get(RULES_PLUGIN).map(|p| p.version_id);
+        if against != Some(active.version_id) || !plan.samples() {
+            return;
+        }
+        let metrics = &registry.runtime().metrics;
+        let Ok(slot) = self.shadow_slots.clone().try_acquire_owned() else {
+            metrics.add(
+                "ham_rules_shadow_comparisons_total",
+                &[("plugin", RULES_PLUGIN), ("outcome", "skipped")],
+                u64::try_from(inputs.len()).unwrap_or(0),
+            );
+            return;
+        };
+        let registry = registry.clone();
+        let range = range.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let candidate = run.candidate.clone();
+            let version = candidate.version_label();
+            let answer = registry
+                .runtime()
+                .evaluate_rules(candidate, &inputs)
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|evaluations| check_answer(evaluations, &inputs, &range, today));
+            let day = today.to_string();
+            let comparisons: Vec<Comparison> = match answer {
+                Ok(answers) => inputs
+                    .iter()
+                    .zip(&stable)
+                    .zip(&answers)
+                    .map(
+                        |((input, s), c)| match shadow::compare(&input.habit.id, &day, s, c) {
+                            None => Comparison::Same,
+                            Some(example) => Comparison::Differed(example),
+                        },
+                    )
+                    .collect(),
+                Err(why) => {
+                    tracing::info!(plugin = RULES_PLUGIN, version = %version, why = %why, "the shadow candidate failed; counted as errors");
+                    inputs.iter().map(|_| Comparison::Error).collect()
+                }
+            };
+            let metrics = &registry.runtime().metrics;
+            for comparison in comparisons {
+                metrics.inc(
+                    "ham_rules_shadow_comparisons_total",
+                    &[("plugin", RULES_PLUGIN), ("outcome", comparison.outcome())],
+                );
+                registry.shadow_tally().add(run.rollout_id, comparison);
+            }
+        });
     }
 }
 

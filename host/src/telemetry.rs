@@ -87,6 +87,11 @@ pub const HELP: &[(&str, Kind, &str)] = &[
         "Answers of a rules plugin refused by the host (a score outside 0..1, a wrong number of days, a refused input).",
     ),
     (
+        "ham_rules_shadow_comparisons_total",
+        Kind::Counter,
+        "Habit answers of a shadow run's candidate rule set compared with the stable version's, by plugin and outcome (same, differed, error: the candidate failed; skipped: sampled but over the concurrency bound).",
+    ),
+    (
         "ham_plugin_jobs_enqueued_total",
         Kind::Counter,
         "Jobs plugins queued, by plugin and job kind (strava-sync's `event` jobs are Strava webhook events received).",

@@ -26,7 +26,8 @@ use crate::auth::MaybeUser;
 use crate::plugins::Manifest;
 use crate::plugins::manifest::RouteClaim;
 use crate::plugins::registry::{ApiDocument, Package};
-use crate::plugins::rollout::{Figures, RolloutPlan, RolloutRow, RolloutState};
+use crate::plugins::rollout::{Figures, Plan, RolloutRow, RolloutState};
+use crate::plugins::shadow::{ShadowExample, ShadowFigures};
 use crate::plugins::{InstallOptions, Installed, Outcome, Source};
 use crate::runtime::LoadedPlugin;
 use crate::settings::PluginApproval;
@@ -166,8 +167,9 @@ pub(super) fn timestamp(ms: i64) -> String {
 pub struct PluginStatus {
     #[serde(flatten)]
     plugin: PluginView,
-    /// Its latest rollout: under way (`canary`, with live figures) or decided
-    /// (with the figures it was decided on); null when it never had one.
+    /// Its latest rollout: under way (`canary` with live figures, `shadow` with
+    /// its comparisons) or decided (with the figures it was decided on); null
+    /// when it never had one.
     rollout: Option<RolloutView>,
     /// Uploaded versions that ask for more than the active one and wait for an
     /// admin (`plugin_approval = "required"`), newest first.
@@ -184,14 +186,17 @@ pub struct PendingVersion {
     added_capabilities: Vec<String>,
 }
 
-/// A rollout: the candidate serving a share beside the stable version.
+/// A rollout: the candidate serving a share beside the stable version, or (a
+/// rule set) running in shadow beside it.
 #[derive(Serialize, ToSchema)]
 pub struct RolloutView {
     id: i64,
     state: RolloutState,
     stable_version: String,
     candidate_version: String,
-    plan: RolloutPlan,
+    /// A canary plan (`canary_percent`, …) or a shadow run's
+    /// (`{"shadow": true, "sample_percent": 10}`).
+    plan: Plan,
     /// Requests and errors of the stable version over the window: live while
     /// the rollout runs, then those it was decided on.
     stable: Figures,
@@ -206,18 +211,40 @@ pub struct RolloutView {
     decided_by: Option<String>,
     /// Why it was decided so, with the figures.
     reason: Option<String>,
+    /// A shadow run's comparisons, added up by every replica; null for a canary.
+    shadow: Option<ShadowView>,
+}
+
+/// How a shadow run's candidate compares: habit answers compared, those that
+/// differed, those the candidate failed (traps, timeouts, refused answers: not
+/// differences), and the latest differences (at most 10, newest first, while it
+/// runs; removed when it is decided).
+#[derive(Serialize, ToSchema)]
+pub struct ShadowView {
+    #[serde(flatten)]
+    figures: ShadowFigures,
+    examples: Vec<ShadowExample>,
 }
 
 impl RolloutView {
     /// A rollout as stored; a running one with `live` figures (stable,
     /// candidate, the candidate's total) if this process serves it.
-    fn of(row: RolloutRow, live: Option<(Figures, Figures, i64)>) -> Result<Self, ApiError> {
-        let plan = RolloutPlan::parse(&row.plan).map_err(ApiError::internal)?;
+    /// A shadow run comes with its latest differences, `examples`.
+    fn of(
+        row: RolloutRow,
+        live: Option<(Figures, Figures, i64)>,
+        examples: Vec<ShadowExample>,
+    ) -> Result<Self, ApiError> {
+        let plan = Plan::parse(&row.plan).map_err(ApiError::internal)?;
         let (stable, candidate, total) = match (row.state, live) {
             (RolloutState::Canary, Some((s, c, t))) => (s, c, Some(t)),
             (RolloutState::Canary, None) => (row.stable, row.candidate, Some(0)),
             _ => (row.stable, row.candidate, None),
         };
+        let shadow = matches!(plan, Plan::Shadow(_)).then_some(ShadowView {
+            figures: row.shadow,
+            examples,
+        });
         Ok(Self {
             id: row.id,
             state: row.state,
@@ -231,6 +258,7 @@ impl RolloutView {
             decided_at: row.decided_at.map(timestamp),
             decided_by: row.decided_by,
             reason: row.reason,
+            shadow,
         })
     }
 }
@@ -245,7 +273,11 @@ impl PluginStatus {
                     RolloutState::Canary => state.registry.live_figures(name).await?,
                     _ => None,
                 };
-                Some(RolloutView::of(row, live)?)
+                let examples = match row.state {
+                    RolloutState::Shadow => db.shadow_examples(row.id).await?,
+                    _ => Vec::new(),
+                };
+                Some(RolloutView::of(row, live, examples)?)
             }
             None => None,
         };
@@ -289,9 +321,10 @@ async fn list(State(state): State<AppState>) -> Result<Json<Vec<PluginStatus>>, 
     Ok(Json(list))
 }
 
-/// One active plugin, with its latest rollout (`state`: `canary`, `promoted`,
-/// `rolled_back` or `aborted`, both versions' requests and errors) and the
-/// versions awaiting approval.
+/// One active plugin, with its latest rollout (`state`: `canary`, `shadow`,
+/// `promoted`, `rolled_back` or `aborted`; both versions' requests and errors,
+/// and a shadow run's comparisons with its latest differences) and the versions
+/// awaiting approval.
 #[utoipa::path(get, path = "/plugins/{name}", tag = "admin", params(("name" = String, Path)),
     responses((status = 200, body = PluginStatus),
         (status = 401, description = "`unauthorized`: not an admin's session, nor the HAM_ADMIN_TOKEN bearer", body = ErrorBody),
@@ -324,9 +357,11 @@ pub struct UploadForm {
     /// The OpenAPI operations of the routes the manifest claims (JSON text); without
     /// it they get a generic description.
     openapi: Option<String>,
-    /// A rollout (JSON, [`RolloutPlan`]): `{"canary_percent": 20, "min_requests":
-    /// 50, "max_error_rate": 0.05, "window_s": 60}`; only `canary_percent` is
-    /// required. Without it the version goes live for everyone at once.
+    /// A rollout (JSON, [`Plan`]): `{"canary_percent": 20, "min_requests":
+    /// 50, "max_error_rate": 0.05, "window_s": 60}`, only `canary_percent`
+    /// required; or, for a rule set of `habit-rules`, a shadow run
+    /// `{"shadow": true, "sample_percent": 10}`. Without it the version goes live
+    /// for everyone at once.
     rollout: Option<String>,
 }
 
@@ -337,8 +372,8 @@ pub struct UploadForm {
 #[utoipa::path(put, path = "/plugins/{name}", tag = "admin",
     params(("name" = String, Path, description = "the plugin's name, as its manifest says")),
     request_body(content = UploadForm, content_type = "multipart/form-data",
-        description = "fields `manifest` (plugin.toml text), `component` (the .wasm) and, optionally, `openapi` (its routes' OpenAPI operations, JSON: docs/plugins.md) and `rollout` (JSON: canary_percent, min_requests, max_error_rate, window_s)"),
-    responses((status = 201, body = InstalledVersion, description = "a new version, now active (`activation: active`) or on trial (`activation: canary`, with `rollout`)"),
+        description = "fields `manifest` (plugin.toml text), `component` (the .wasm) and, optionally, `openapi` (its routes' OpenAPI operations, JSON: docs/plugins.md) and `rollout` (JSON: canary_percent, min_requests, max_error_rate, window_s; or shadow, sample_percent for a rule set)"),
+    responses((status = 201, body = InstalledVersion, description = "a new version, now active (`activation: active`) or on trial (`activation: canary` or, a rule set, `shadow`, with `rollout`)"),
         (status = 200, body = InstalledVersion, description = "an identical upload: the stored version, active or on trial"),
         (status = 202, body = InstalledVersion, description = "stored, not active: it asks for more than the active version (`added_capabilities`) and waits for an admin's approval (`activation: pending_approval`)"),
         (status = 400, description = "`bad_request`: not multipart/form-data, a malformed multipart body, a missing or unknown field; `name_mismatch`: the manifest names another plugin; `invalid_rollout`: the `rollout` field is not a valid plan (the message names the field)", body = ErrorBody),
@@ -346,7 +381,7 @@ pub struct UploadForm {
         (status = 403, description = "`not_admin`: the signed-in user is not an admin; `token_not_allowed`: a personal API token; `admin_disabled`: no admin signed in and HAM_ADMIN_TOKEN unset", body = ErrorBody),
         (status = 409, description = "`route_taken`: another plugin serves a route it claims; `rollout_running`: a rollout of the plugin is under way (promote or abort it first)", body = ErrorBody),
         (status = 413, description = "`too_large`: over HAM_MAX_UPLOAD_BYTES", body = ErrorBody),
-        (status = 422, description = "`invalid_manifest`, `invalid_openapi` (naming the path or `$ref` at fault), `invalid_component` or `contract_mismatch`; `rollout_not_applicable`: a rollout of a version that serves neither HTTP nor jobs; the active version keeps serving", body = ErrorBody)))]
+        (status = 422, description = "`invalid_manifest`, `invalid_openapi` (naming the path or `$ref` at fault), `invalid_component` or `contract_mismatch`; `rollout_not_applicable`: a canary rollout of a version that serves neither HTTP nor jobs, or a shadow run of anything but a rule set of `habit-rules`; the active version keeps serving", body = ErrorBody)))]
 async fn upload(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -405,7 +440,7 @@ async fn upload(
     let component = component.ok_or_else(|| missing("component"))?;
     let rollout = rollout
         .as_deref()
-        .map(RolloutPlan::parse)
+        .map(Plan::parse)
         .transpose()
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_rollout", e.to_string()))?;
     // The document is checked here to answer `invalid_openapi`; the registry
@@ -465,13 +500,14 @@ pub struct InstalledVersion {
     id: i64,
     #[serde(flatten)]
     plugin: PluginView,
-    /// `active` (serving everyone), `canary` (the candidate of `rollout`) or
-    /// `pending_approval` (stored, not serving).
+    /// `active` (serving everyone), `canary` (the candidate of `rollout`),
+    /// `shadow` (a rule set compared in the shadow run `rollout`, serving nobody)
+    /// or `pending_approval` (stored, not serving).
     activation: &'static str,
     /// What its manifest asks for beyond the version active before it (outbound
     /// hosts, llm, notifications, routes, schedules, higher limits), one line each.
     added_capabilities: Vec<String>,
-    /// The rollout it is the candidate of (`activation: canary`).
+    /// The rollout it is the candidate of (`activation: canary` or `shadow`).
     rollout: Option<RolloutView>,
 }
 
@@ -480,7 +516,13 @@ impl InstalledVersion {
         let mut plugin = PluginView::of(&installed.plugin);
         let (activation, rollout) = match installed.outcome {
             Outcome::Active => ("active", None),
-            Outcome::Canary(row) => ("canary", Some(RolloutView::of(*row, None)?)),
+            Outcome::Canary(row) => {
+                let activation = match row.state {
+                    RolloutState::Shadow => "shadow",
+                    _ => "canary",
+                };
+                (activation, Some(RolloutView::of(*row, None, Vec::new())?))
+            }
             Outcome::PendingApproval => ("pending_approval", None),
         };
         plugin.active = activation == "active";
@@ -557,8 +599,8 @@ async fn rollback(
     Ok(Json(InstalledVersion::of(installed)?))
 }
 
-/// Promotes the candidate of the rollout under way: it becomes the active version,
-/// for everyone, on every replica.
+/// Promotes the candidate of the rollout under way (canary or shadow): it becomes
+/// the active version, for everyone, on every replica.
 #[utoipa::path(post, path = "/plugins/{name}/rollout/promote", tag = "admin", params(("name" = String, Path)),
     responses((status = 200, body = RolloutView, description = "the rollout, `promoted` by `admin`"),
         (status = 401, description = "`unauthorized`: not an admin's session, nor the HAM_ADMIN_TOKEN bearer", body = ErrorBody),
@@ -570,11 +612,11 @@ async fn promote(
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<RolloutView>, ApiError> {
     let row = state.registry.decide_by_hand(&name, true).await?;
-    Ok(Json(RolloutView::of(row, None)?))
+    Ok(Json(RolloutView::of(row, None, Vec::new())?))
 }
 
-/// Aborts the rollout under way: the candidate stops serving, the stable version
-/// serves everyone, on every replica.
+/// Aborts the rollout under way (canary or shadow): the candidate stops serving
+/// (or being compared), the stable version serves everyone, on every replica.
 #[utoipa::path(post, path = "/plugins/{name}/rollout/abort", tag = "admin", params(("name" = String, Path)),
     responses((status = 200, body = RolloutView, description = "the rollout, `aborted` by `admin`"),
         (status = 401, description = "`unauthorized`: not an admin's session, nor the HAM_ADMIN_TOKEN bearer", body = ErrorBody),
@@ -586,7 +628,7 @@ async fn abort(
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<RolloutView>, ApiError> {
     let row = state.registry.decide_by_hand(&name, false).await?;
-    Ok(Json(RolloutView::of(row, None)?))
+    Ok(Json(RolloutView::of(row, None, Vec::new())?))
 }
 
 /// Approves a version stored awaiting approval (the newest upload of that version

@@ -150,7 +150,7 @@ impl From<InstallError> for ApiError {
             InstallError::NotPending { .. } => {
                 Self::new(StatusCode::CONFLICT, "not_pending", e.to_string())
             }
-            InstallError::RolloutNotApplicable(_) => {
+            InstallError::RolloutNotApplicable(_) | InstallError::ShadowNotApplicable(_) => {
                 Self::new(status, "rollout_not_applicable", e.to_string())
             }
             InstallError::Plan(_) => {

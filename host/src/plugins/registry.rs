@@ -19,6 +19,8 @@
 //! the decision (promotion makes it the active version; a rollback or an abort
 //! drops it). The candidate serves the stable version's routes that it also
 //! claims; its own new routes and its OpenAPI document go live at promotion.
+//! A shadow run (see [`super::shadow`]) is held the same way but serves nothing:
+//! [`Snapshot::shadow`] hands it to the rules evaluator, and an admin decides.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -29,16 +31,18 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::manifest::{Manifest, ManifestError, RouteClaim};
-use super::rollout::{self, Arm, Figures, PlanError, RolloutPlan, RolloutRow, RolloutState, Tally};
+use super::rollout::{self, Arm, Figures, Plan, PlanError, RolloutRow, RolloutState, Tally};
+use super::shadow::ShadowTally;
 use crate::runtime::{LoadError, LoadedPlugin, Runtime};
 use crate::store::plugin_versions::{NewVersion, VersionRow};
-use crate::store::rollouts::Decision;
+use crate::store::rollouts::{Decision, Start};
 use crate::store::{self, Db, now_ms};
 
-/// A candidate version on trial beside the active version of its plugin.
+/// A candidate version on trial beside the active version of its plugin: on a
+/// canary share, or in shadow (serving nobody).
 pub struct Canary {
     pub rollout_id: i64,
-    pub plan: RolloutPlan,
+    pub plan: Plan,
     pub candidate: Arc<LoadedPlugin>,
     /// Its OpenAPI operations, published when it is promoted.
     document: Option<Arc<ApiDocument>>,
@@ -47,15 +51,19 @@ pub struct Canary {
 impl Canary {
     /// Whether the candidate serves an invocation acting for `user`: a user by a
     /// stable hash (one person, one version), no user invocation by invocation.
+    /// A candidate in shadow serves nobody.
     pub fn takes(&self, user: Option<&str>) -> bool {
+        let Plan::Canary(plan) = &self.plan else {
+            return false;
+        };
         match user {
             Some(user) => rollout::user_takes_candidate(
                 &self.candidate.manifest.name,
                 self.candidate.version_id,
                 user,
-                self.plan.canary_percent,
+                plan.canary_percent,
             ),
-            None => rollout::request_takes_candidate(self.plan.canary_percent),
+            None => rollout::request_takes_candidate(plan.canary_percent),
         }
     }
 }
@@ -102,9 +110,17 @@ impl Snapshot {
         self.documents.get(name).map(|d| &**d)
     }
 
-    /// The candidate on trial for plugin `name`, if a rollout runs.
+    /// The candidate on trial for plugin `name`, if a rollout runs (canary or
+    /// shadow).
     pub fn canary(&self, name: &str) -> Option<&Arc<Canary>> {
         self.canaries.get(name)
+    }
+
+    /// The candidate of plugin `name` in a shadow run, if one runs.
+    pub fn shadow(&self, name: &str) -> Option<&Arc<Canary>> {
+        self.canaries
+            .get(name)
+            .filter(|c| matches!(c.plan, Plan::Shadow(_)))
     }
 
     /// The version that serves one invocation of `stable` (an active version of
@@ -235,6 +251,12 @@ pub enum InstallError {
         "{0} serves neither HTTP nor jobs, the invocations a rollout shares: upload it without `rollout`"
     )]
     RolloutNotApplicable(String),
+    #[error(
+        "{0} is not a rule set: only a version of `{rules}` that judges habits (exports \
+         scheduled-rules or rules) runs in shadow; upload it without `shadow`",
+        rules = crate::rules::RULES_PLUGIN
+    )]
+    ShadowNotApplicable(String),
     #[error(transparent)]
     Plan(#[from] PlanError),
     #[error(transparent)]
@@ -276,9 +298,9 @@ pub enum Outcome {
 /// How an upload is to go live.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct InstallOptions {
-    /// Try it on a share first, beside the active version (without an active
-    /// version it simply goes live).
-    pub rollout: Option<RolloutPlan>,
+    /// Try it on a share first, or (a rule set) in shadow, beside the active
+    /// version (without an active version it simply goes live).
+    pub rollout: Option<Plan>,
     /// Hold an upload that asks for more than the active version until an
     /// admin approves it (`plugin_approval = "required"`; uploads only).
     pub approval_required: bool,
@@ -293,6 +315,8 @@ pub struct Registry {
     swaps: AtomicU64,
     /// This process's rollout counts not yet in the database.
     tally: Tally,
+    /// This process's shadow figures not yet in the database.
+    shadow_tally: ShadowTally,
 }
 
 impl Registry {
@@ -311,6 +335,7 @@ impl Registry {
             writer: tokio::sync::Mutex::new(()),
             swaps: AtomicU64::new(0),
             tally: Tally::default(),
+            shadow_tally: ShadowTally::default(),
         };
         let mut snapshot = Snapshot::default();
         for (row, component) in registry.db.active_versions().await? {
@@ -342,7 +367,7 @@ impl Registry {
         let (plugin, document) = self.prepare(&version, &component).await?;
         Ok(Canary {
             rollout_id: row.id,
-            plan: RolloutPlan::parse(&row.plan)?,
+            plan: Plan::parse(&row.plan)?,
             candidate: Arc::new(plugin),
             document,
         })
@@ -402,6 +427,11 @@ impl Registry {
         &self.runtime
     }
 
+    /// Where shadow comparisons are counted until the next [`Registry::tick`].
+    pub fn shadow_tally(&self) -> &ShadowTally {
+        &self.shadow_tally
+    }
+
     /// [`Registry::install_package`] of a version without an OpenAPI document.
     pub async fn install(
         &self,
@@ -456,8 +486,16 @@ impl Registry {
             .prepare(manifest, component, &sha256, 0, now_ms(), &self.plugin_env)
             .await?;
         let name = plugin.manifest.name.clone();
-        if options.rollout.is_some() && !(plugin.exports.http || plugin.exports.job_handler) {
-            return Err(InstallError::RolloutNotApplicable(name));
+        match options.rollout {
+            Some(Plan::Canary(_)) if !(plugin.exports.http || plugin.exports.job_handler) => {
+                return Err(InstallError::RolloutNotApplicable(name));
+            }
+            Some(Plan::Shadow(_))
+                if name != crate::rules::RULES_PLUGIN || !plugin.exports.judges_habits() =>
+            {
+                return Err(InstallError::ShadowNotApplicable(name));
+            }
+            _ => {}
         }
 
         let _writer = self.writer.lock().await;
@@ -513,7 +551,12 @@ impl Registry {
         if let (Some(plan), Some(stable)) = (options.rollout, &stable)
             && let Some((row, created, rollout)) = self
                 .db
-                .store_candidate(&new, stable.version_id, &plan.to_json())
+                .store_candidate(
+                    &new,
+                    stable.version_id,
+                    &plan.to_json(),
+                    plan.running_state(),
+                )
                 .await?
         {
             plugin.version_id = row.id;
@@ -549,7 +592,7 @@ impl Registry {
         &self,
         snapshot: &Snapshot,
         rollout: &RolloutRow,
-        plan: RolloutPlan,
+        plan: Plan,
         candidate: Arc<LoadedPlugin>,
         document: Option<Arc<ApiDocument>>,
     ) {
@@ -563,7 +606,7 @@ impl Registry {
             snapshot.with_canary(&rollout.name, Some(canary)),
             &rollout.name,
         );
-        tracing::info!(plugin = %rollout.name, stable = %rollout.stable_version, candidate = %rollout.candidate_version, percent = plan.canary_percent, "rollout started");
+        tracing::info!(plugin = %rollout.name, stable = %rollout.stable_version, candidate = %rollout.candidate_version, plan = %plan.to_json(), "rollout started");
     }
 
     /// Approves a version stored awaiting approval (the newest of `name` with
@@ -586,11 +629,7 @@ impl Registry {
             .as_deref()
             .and_then(|text| serde_json::from_str(text).ok())
             .unwrap_or_default();
-        let plan = row
-            .rollout_plan
-            .as_deref()
-            .map(RolloutPlan::parse)
-            .transpose()?;
+        let plan = row.rollout_plan.as_deref().map(Plan::parse).transpose()?;
         let component = self.db.component_bytes(row.id).await?;
         let (plugin, document) = self.prepare(&row, &component).await?;
         let plugin = Arc::new(plugin);
@@ -616,7 +655,13 @@ impl Registry {
                 }
                 let rollout = self
                     .db
-                    .start_rollout(name, stable.version_id, row.id, &plan.to_json())
+                    .start_rollout(&Start {
+                        name,
+                        stable_id: stable.version_id,
+                        candidate_id: row.id,
+                        plan: &plan.to_json(),
+                        state: plan.running_state(),
+                    })
                     .await?;
                 self.start_canary(&snapshot, &rollout, plan, plugin.clone(), document);
                 Outcome::Canary(Box::new(rollout))
@@ -751,6 +796,9 @@ impl Registry {
         let Some(canary) = snapshot.canary(name) else {
             return;
         };
+        if matches!(canary.plan, Plan::Shadow(_)) {
+            return;
+        }
         let arm = if plugin.version_id == canary.candidate.version_id {
             Arm::Candidate
         } else if snapshot
@@ -778,10 +826,13 @@ impl Registry {
         if let Err(e) = self.db.add_rollout_counts(&counts).await {
             tracing::warn!(error = %e, "could not record rollout counts");
         }
+        self.flush_shadow_figures().await;
         for canary in snapshot.canaries.values() {
             let name = &canary.candidate.manifest.name;
             match self.db.rollout(canary.rollout_id).await {
                 Ok(Some(row)) if row.state == RolloutState::Canary => {}
+                // An admin decides a shadow run.
+                Ok(Some(row)) if row.state == RolloutState::Shadow => continue,
                 Ok(_) => {
                     if let Err(e) = self.reload(name).await {
                         tracing::error!(plugin = %name, error = %e, "could not follow a rollout decided elsewhere");
@@ -800,7 +851,10 @@ impl Registry {
                     continue;
                 }
             };
-            if let Some(verdict) = rollout::judge(&canary.plan, stable, candidate, total) {
+            let Plan::Canary(plan) = &canary.plan else {
+                continue;
+            };
+            if let Some(verdict) = rollout::judge(plan, stable, candidate, total) {
                 let decision = Decision {
                     state: verdict.state,
                     by: "host",
@@ -815,10 +869,27 @@ impl Registry {
         }
     }
 
+    /// Adds this process's shadow figures to the database.
+    async fn flush_shadow_figures(&self) {
+        for (rollout, figures, examples) in self.shadow_tally.drain() {
+            if let Err(e) = self
+                .db
+                .add_shadow_figures(rollout, figures, &examples)
+                .await
+            {
+                tracing::warn!(rollout, error = %e, "could not record shadow figures");
+            }
+        }
+    }
+
     /// A running rollout's figures: each version's over its window, and the
     /// candidate's requests since it began.
+    /// A shadow run has none (zeros): its figures are its row's.
     async fn figures(&self, canary: &Canary) -> store::Result<(Figures, Figures, i64)> {
-        let window = i64::try_from(canary.plan.window_s).unwrap_or(i64::MAX / 2);
+        let Plan::Canary(plan) = &canary.plan else {
+            return Ok(Default::default());
+        };
+        let window = i64::try_from(plan.window_s).unwrap_or(i64::MAX / 2);
         let since = now_ms() / 1000 - window + 1;
         self.db.rollout_figures(canary.rollout_id, since).await
     }
@@ -853,6 +924,10 @@ impl Registry {
             });
         };
         let (stable, candidate, _) = self.figures(&canary).await?;
+        // A shadow run's latest figures go in before it is decided.
+        if matches!(canary.plan, Plan::Shadow(_)) {
+            self.flush_shadow_figures().await;
+        }
         let (state, reason) = match promote {
             true => (RolloutState::Promoted, "promoted by an admin"),
             false => (RolloutState::Aborted, "aborted by an admin"),

@@ -21,6 +21,8 @@
 //!   over `max_error_rate` and over the stable version's rate, the host rolls it
 //!   back; otherwise it promotes it. Every replica judges; the database records
 //!   one decision (see `store::rollouts`) and every replica follows it.
+//! - A shadow run ([`Plan::Shadow`], `{"shadow": true, "sample_percent": 10}`) is
+//!   a rollout of a rule set that serves nothing: see [`super::shadow`].
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -122,6 +124,50 @@ impl RolloutPlan {
     }
 }
 
+/// How a rollout tries its candidate: a canary share of requests and jobs, or a
+/// shadow run of a rule set (`plugins::shadow`). Shown and stored as the JSON it
+/// was given with, completed with the defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum Plan {
+    Canary(RolloutPlan),
+    Shadow(super::shadow::ShadowPlan),
+}
+
+impl Plan {
+    /// Parses and checks the upload's `rollout` field: a shadow run when it has
+    /// the key `shadow`, else a canary plan.
+    pub fn parse(text: &str) -> Result<Self, PlanError> {
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| PlanError(format!("not JSON: {e}")))?;
+        match value.get("shadow") {
+            Some(_) => super::shadow::ShadowPlan::parse(&value).map(Plan::Shadow),
+            None => RolloutPlan::parse(text).map(Plan::Canary),
+        }
+    }
+
+    /// The plan as stored and shown.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The canary plan, if it is one.
+    pub fn canary(&self) -> Option<&RolloutPlan> {
+        match self {
+            Plan::Canary(plan) => Some(plan),
+            Plan::Shadow(_) => None,
+        }
+    }
+
+    /// The state a rollout of this plan runs in.
+    pub fn running_state(&self) -> RolloutState {
+        match self {
+            Plan::Canary(_) => RolloutState::Canary,
+            Plan::Shadow(_) => RolloutState::Shadow,
+        }
+    }
+}
+
 /// What the figures say, once the candidate has served enough.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
@@ -190,7 +236,7 @@ pub fn request_takes_candidate(percent: u8) -> bool {
     splitmix64(NEXT.fetch_add(1, Ordering::Relaxed)) % 10_000 < u64::from(percent) * 100
 }
 
-fn splitmix64(n: u64) -> u64 {
+pub(super) fn splitmix64(n: u64) -> u64 {
     let mut z = n.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);

@@ -2,14 +2,21 @@
 //! on trial beside the stable one, the figures it is judged on, and the decision.
 //!
 //! A rollout starts in the transaction that stores its candidate, and is decided
-//! by one conditional update (`WHERE state = 'canary'`), so when several replicas
-//! judge the same figures at once exactly one decision is recorded; a promotion
+//! by one conditional update (`WHERE state IN ('canary', 'shadow')`), so when
+//! several replicas judge the same figures at once exactly one decision is
+//! recorded; a promotion
 //! stamps the candidate active in the same transaction. Both announce the plugin
 //! on the `ham_plugins` channel (PostgreSQL), as an activation does, so every
 //! replica follows at once.
 //!
 //! Counts are kept per arm and second: each replica adds what it served
 //! (`add_rollout_counts`), and the sums over the window are the same for all.
+//!
+//! A shadow run (state `shadow`) is a rollout whose candidate serves nothing:
+//! each replica adds the answers it compared, those that differed and the
+//! candidate's failures to the rollout's row (`add_shadow_figures`), with the
+//! latest differences (at most [`MAX_SHADOW_EXAMPLES`] kept, removed at the
+//! decision). A rollout runs in state `canary` or `shadow`, at most one per plugin.
 
 use sqlx::{AssertSqlSafe, Row as _};
 
@@ -17,12 +24,16 @@ use super::plugin_versions::{NewVersion, VersionRow, insert_or_find, notify, sta
 use super::text::{StoredText, decode};
 use super::{Db, Result, now_ms};
 
-/// Where a rollout stands (stored as `canary`, `promoted`, `rolled_back`, `aborted`).
+/// Where a rollout stands (stored as `canary`, `shadow`, `promoted`, `rolled_back`,
+/// `aborted`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RolloutState {
     /// The candidate serves its share; not decided yet.
     Canary,
+    /// The candidate rule set evaluates a sample of the stable version's inputs
+    /// beside it and serves nobody; decided by an admin.
+    Shadow,
     /// The candidate is the active version.
     Promoted,
     /// The host took the candidate out: its error rate was over the plan's.
@@ -37,6 +48,7 @@ impl StoredText for RolloutState {
     fn as_stored(self) -> &'static str {
         match self {
             RolloutState::Canary => "canary",
+            RolloutState::Shadow => "shadow",
             RolloutState::Promoted => "promoted",
             RolloutState::RolledBack => "rolled_back",
             RolloutState::Aborted => "aborted",
@@ -46,6 +58,7 @@ impl StoredText for RolloutState {
     fn from_stored(text: &str) -> Option<Self> {
         match text {
             "canary" => Some(RolloutState::Canary),
+            "shadow" => Some(RolloutState::Shadow),
             "promoted" => Some(RolloutState::Promoted),
             "rolled_back" => Some(RolloutState::RolledBack),
             "aborted" => Some(RolloutState::Aborted),
@@ -58,6 +71,38 @@ impl RolloutState {
     pub fn as_str(self) -> &'static str {
         self.as_stored()
     }
+
+    /// Whether the rollout is under way (canary or shadow), not decided.
+    pub fn is_running(self) -> bool {
+        matches!(self, RolloutState::Canary | RolloutState::Shadow)
+    }
+}
+
+/// The latest differences kept per shadow run.
+pub const MAX_SHADOW_EXAMPLES: i64 = 10;
+
+/// A shadow run's figures, in habit answers: compared with the stable version's,
+/// differing from it, and failed by the candidate (a trap, a timeout, an answer
+/// the host refused); failures are not differences.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct ShadowFigures {
+    pub compared: i64,
+    pub differed: i64,
+    pub errors: i64,
+}
+
+/// One answer that differed: the habit (its id only: nothing of its user or its
+/// entries), the day the answers first differ (today when today's score or the
+/// streaks do), and both versions' score of that day and current streak.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema, sqlx::FromRow)]
+pub struct ShadowExample {
+    pub habit_id: String,
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    pub stable_score: f64,
+    pub candidate_score: f64,
+    pub stable_streak: i64,
+    pub candidate_streak: i64,
 }
 
 /// Which version of a rollout served an invocation.
@@ -103,6 +148,8 @@ pub struct RolloutRow {
     /// The figures the decision was made on (zero while it runs).
     pub stable: Figures,
     pub candidate: Figures,
+    /// A shadow run's figures, added up by every replica (zero for a canary).
+    pub shadow: ShadowFigures,
 }
 
 #[derive(sqlx::FromRow)]
@@ -123,6 +170,9 @@ struct RolloutRecord {
     stable_errors: i64,
     candidate_requests: i64,
     candidate_errors: i64,
+    shadow_compared: i64,
+    shadow_differed: i64,
+    shadow_errors: i64,
 }
 
 impl TryFrom<RolloutRecord> for RolloutRow {
@@ -150,13 +200,19 @@ impl TryFrom<RolloutRecord> for RolloutRow {
                 requests: r.candidate_requests,
                 errors: r.candidate_errors,
             },
+            shadow: ShadowFigures {
+                compared: r.shadow_compared,
+                differed: r.shadow_differed,
+                errors: r.shadow_errors,
+            },
         })
     }
 }
 
 const SELECT: &str = "SELECT r.id, r.name, r.stable_id, r.candidate_id, s.version AS stable_version, \
      c.version AS candidate_version, r.plan, r.state, r.started_at, r.decided_at, r.decided_by, \
-     r.reason, r.stable_requests, r.stable_errors, r.candidate_requests, r.candidate_errors \
+     r.reason, r.stable_requests, r.stable_errors, r.candidate_requests, r.candidate_errors, \
+     r.shadow_compared, r.shadow_differed, r.shadow_errors \
      FROM plugin_rollouts r JOIN plugin_versions s ON s.id = r.stable_id \
      JOIN plugin_versions c ON c.id = r.candidate_id";
 
@@ -175,20 +231,29 @@ pub struct Decision<'a> {
 
 impl Db {
     /// Stores a version (or finds the identical one) as the candidate of a rollout
-    /// against the active version `stable_id`, and starts the rollout. `None` when
-    /// the version is the stable one itself (nothing to try).
+    /// against the active version `stable_id`, and starts the rollout in `state`
+    /// (canary or shadow). `None` when the version is the stable one itself
+    /// (nothing to try).
     pub async fn store_candidate(
         &self,
         new: &NewVersion<'_>,
         stable_id: i64,
         plan: &str,
+        state: RolloutState,
     ) -> Result<Option<(VersionRow, bool, RolloutRow)>> {
         let mut tx = self.begin_write().await?;
         let (id, created) = insert_or_find(&mut tx, new).await?;
         if id == stable_id {
             return Ok(None);
         }
-        let rollout = start(&mut tx, new.name, stable_id, id, plan, self.backend()).await?;
+        let at = Start {
+            name: new.name,
+            stable_id,
+            candidate_id: id,
+            plan,
+            state,
+        };
+        let rollout = start(&mut tx, &at, self.backend()).await?;
         let row = super::plugin_versions::row(&mut tx, id).await?;
         tx.commit().await?;
         let rollout = self
@@ -199,15 +264,9 @@ impl Db {
     }
 
     /// Starts a rollout of a stored version (one an admin just approved).
-    pub async fn start_rollout(
-        &self,
-        name: &str,
-        stable_id: i64,
-        candidate_id: i64,
-        plan: &str,
-    ) -> Result<RolloutRow> {
+    pub async fn start_rollout(&self, at: &Start<'_>) -> Result<RolloutRow> {
         let mut tx = self.begin_write().await?;
-        let id = start(&mut tx, name, stable_id, candidate_id, plan, self.backend()).await?;
+        let id = start(&mut tx, at, self.backend()).await?;
         tx.commit().await?;
         self.rollout(id)
             .await?
@@ -227,7 +286,7 @@ impl Db {
     /// The rollout of `name` under way, if any.
     pub async fn running_rollout(&self, name: &str) -> Result<Option<RolloutRow>> {
         let row: Option<RolloutRecord> = sqlx::query_as(AssertSqlSafe(format!(
-            "{SELECT} WHERE r.name = $1 AND r.state = 'canary'"
+            "{SELECT} WHERE r.name = $1 AND r.state IN ('canary', 'shadow')"
         )))
         .bind(name)
         .fetch_optional(self.pool())
@@ -249,7 +308,7 @@ impl Db {
     /// Every rollout under way.
     pub async fn running_rollouts(&self) -> Result<Vec<RolloutRow>> {
         let rows: Vec<RolloutRecord> = sqlx::query_as(AssertSqlSafe(format!(
-            "{SELECT} WHERE r.state = 'canary' ORDER BY r.name"
+            "{SELECT} WHERE r.state IN ('canary', 'shadow') ORDER BY r.name"
         )))
         .fetch_all(self.pool())
         .await?;
@@ -329,7 +388,7 @@ impl Db {
         let decided = sqlx::query(
             "UPDATE plugin_rollouts SET state = $2, decided_at = $3, decided_by = $4, reason = $5, \
              stable_requests = $6, stable_errors = $7, candidate_requests = $8, candidate_errors = $9 \
-             WHERE id = $1 AND state = 'canary'",
+             WHERE id = $1 AND state IN ('canary', 'shadow')",
         )
         .bind(id)
         .bind(decision.state.as_stored())
@@ -358,34 +417,112 @@ impl Db {
         } else {
             notify(&mut tx, &name, self.backend()).await?;
         }
-        sqlx::query("DELETE FROM plugin_rollout_counts WHERE rollout_id = $1")
+        for table in ["plugin_rollout_counts", "plugin_shadow_examples"] {
+            sqlx::query(AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE rollout_id = $1"
+            )))
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        }
         tx.commit().await?;
         Ok(true)
     }
+
+    /// Adds one replica's figures of a shadow run and its latest differences
+    /// (newest last), keeping the newest [`MAX_SHADOW_EXAMPLES`]. Nothing changes
+    /// once the run is decided.
+    pub async fn add_shadow_figures(
+        &self,
+        id: i64,
+        figures: ShadowFigures,
+        examples: &[ShadowExample],
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let running = sqlx::query(
+            "UPDATE plugin_rollouts SET shadow_compared = shadow_compared + $2, \
+             shadow_differed = shadow_differed + $3, shadow_errors = shadow_errors + $4 \
+             WHERE id = $1 AND state = 'shadow'",
+        )
+        .bind(id)
+        .bind(figures.compared)
+        .bind(figures.differed)
+        .bind(figures.errors)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if running == 0 {
+            return Ok(());
+        }
+        for e in examples {
+            sqlx::query(
+                "INSERT INTO plugin_shadow_examples (rollout_id, habit_id, day, stable_score, \
+                 candidate_score, stable_streak, candidate_streak) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(id)
+            .bind(&e.habit_id)
+            .bind(&e.day)
+            .bind(e.stable_score)
+            .bind(e.candidate_score)
+            .bind(e.stable_streak)
+            .bind(e.candidate_streak)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !examples.is_empty() {
+            sqlx::query(
+                "DELETE FROM plugin_shadow_examples WHERE rollout_id = $1 AND id NOT IN \
+                 (SELECT id FROM plugin_shadow_examples WHERE rollout_id = $1 ORDER BY id DESC LIMIT $2)",
+            )
+            .bind(id)
+            .bind(MAX_SHADOW_EXAMPLES)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The latest differences of a shadow run, newest first.
+    pub async fn shadow_examples(&self, id: i64) -> Result<Vec<ShadowExample>> {
+        Ok(sqlx::query_as(
+            "SELECT habit_id, day, stable_score, candidate_score, stable_streak, candidate_streak \
+             FROM plugin_shadow_examples WHERE rollout_id = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(id)
+        .bind(MAX_SHADOW_EXAMPLES)
+        .fetch_all(self.pool())
+        .await?)
+    }
+}
+
+/// A rollout to start: the candidate against the active version, its plan (JSON)
+/// and the state it runs in (canary or shadow).
+pub struct Start<'a> {
+    pub name: &'a str,
+    pub stable_id: i64,
+    pub candidate_id: i64,
+    pub plan: &'a str,
+    pub state: RolloutState,
 }
 
 async fn start(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    name: &str,
-    stable_id: i64,
-    candidate_id: i64,
-    plan: &str,
+    at: &Start<'_>,
     backend: super::Backend,
 ) -> Result<i64> {
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO plugin_rollouts (name, stable_id, candidate_id, plan, state, started_at) \
-         VALUES ($1, $2, $3, $4, 'canary', $5) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
     )
-    .bind(name)
-    .bind(stable_id)
-    .bind(candidate_id)
-    .bind(plan)
+    .bind(at.name)
+    .bind(at.stable_id)
+    .bind(at.candidate_id)
+    .bind(at.plan)
+    .bind(at.state.as_stored())
     .bind(now_ms())
     .fetch_one(&mut **tx)
     .await?;
-    notify(tx, name, backend).await?;
+    notify(tx, at.name, backend).await?;
     Ok(id)
 }

@@ -8,7 +8,7 @@
 //! | [`JobState`] | `jobs.state` | `queued`, `running`, `done`, `dead` (the queue's statements in [`super::jobs`] name them in SQL too) |
 //! | [`Source`] | `plugin_versions.source` | `upload`, `bundled`, `watch` |
 //! | [`Approval`] | `plugin_versions.approval` | `pending`, `approved` |
-//! | [`RolloutState`](super::rollouts::RolloutState) | `plugin_rollouts.state` | `canary`, `promoted`, `rolled_back`, `aborted` (in [`super::rollouts`]) |
+//! | [`RolloutState`](super::rollouts::RolloutState) | `plugin_rollouts.state` | `canary`, `shadow`, `promoted`, `rolled_back`, `aborted` (in [`super::rollouts`]) |
 //! | [`ChannelKind`] | `notification_channels.kind` | `ntfy`, `webhook` |
 //!
 //! The store writes [`StoredText::as_stored`] and reads with [`decode`], which

@@ -150,6 +150,48 @@ async fn cli_rolls_out_with_canary_and_aborts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_runs_a_rule_set_in_shadow_and_promotes_it() {
+    let server = TestServer::builder(Backend::Sqlite).start().await.unwrap();
+    let remote = ["--url", server.url.as_str(), "--token", ADMIN_TOKEN];
+    let component = server.data_dir.join("strict.wasm");
+    std::fs::write(&component, guest("rules-strict-streaks")).unwrap();
+    let manifest = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/rules-strict-streaks/plugin.toml"
+    );
+    let install = [
+        "plugin",
+        "install",
+        "--manifest",
+        manifest,
+        "--component",
+        component.to_str().unwrap(),
+        "--shadow",
+        "--sample-percent",
+        "50",
+    ];
+    let (ok, out) = ham(&[&install[..], &remote[..]].concat()).await;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("habit-rules 0.2.0-strict runs in shadow beside") && out.contains("on 50%"),
+        "{out}"
+    );
+    let (ok, out) = ham(&[&["plugin", "promote", "habit-rules"], &remote[..]].concat()).await;
+    assert!(ok, "{out}");
+    assert!(out.contains("habit-rules 0.2.0-strict: promoted"), "{out}");
+    assert_eq!(
+        server
+            .state
+            .registry
+            .get("habit-rules")
+            .unwrap()
+            .version_label(),
+        "0.2.0-strict"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watched_directory_installs_changes() {
     let server = TestServer::builder(Backend::Sqlite).start().await.unwrap();
     let watched = server.data_dir.join("plugins");

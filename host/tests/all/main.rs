@@ -55,6 +55,7 @@ mod reminders_channels;
 mod reminders_delivery;
 mod reminders_done_link;
 mod reminders_habits;
+mod rules_shadow;
 mod rules_stats;
 mod rules_weekdays;
 mod runtime_limits;

@@ -22,13 +22,13 @@ fn loop_cases() -> Vec<Value> {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-fn day(today: Date, offset: i64) -> String {
+pub(crate) fn day(today: Date, offset: i64) -> String {
     today.checked_add(offset.days()).unwrap().to_string()
 }
 
 /// Adds a habit with entries in one import (the way a user restores a backup) and
 /// returns its id. Entries are `{"day": offset, "status"|"value"}`.
-async fn add_habit(
+pub(crate) async fn add_habit(
     server: &TestServer,
     session: &mut Session,
     today: Date,
@@ -71,7 +71,7 @@ async fn add_habit(
         .to_string()
 }
 
-async fn stats(
+pub(crate) async fn stats(
     server: &TestServer,
     session: &mut Session,
     id: &str,
@@ -90,7 +90,7 @@ async fn stats(
     body
 }
 
-fn today_utc() -> Date {
+pub(crate) fn today_utc() -> Date {
     jiff::Timestamp::now()
         .to_zoned_datetime(jiff::tz::TimeZone::UTC)
         .date()

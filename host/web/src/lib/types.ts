@@ -182,7 +182,7 @@ export interface PluginVersion {
   approval?: 'pending' | 'approved' | null;
   added_capabilities?: string[];
 }
-export type RolloutState = 'canary' | 'promoted' | 'rolled_back' | 'aborted';
+export type RolloutState = 'canary' | 'shadow' | 'promoted' | 'rolled_back' | 'aborted';
 export interface RolloutFigures {
   requests: number;
   errors: number;
@@ -193,12 +193,36 @@ export interface RolloutPlan {
   max_error_rate: number;
   window_s: number;
 }
+/** A shadow run's plan: the candidate rule set repeats this share of evaluations. */
+export interface ShadowPlan {
+  shadow: true;
+  sample_percent: number;
+}
+/** One habit answer of a shadow run that differed: the habit's id and the figures only. */
+export interface ShadowExample {
+  habit_id: string;
+  day: string;
+  stable_score: number;
+  candidate_score: number;
+  stable_streak: number;
+  candidate_streak: number;
+}
+/** A shadow run's comparisons, in habit answers, added up by every replica. */
+export interface ShadowView {
+  compared: number;
+  differed: number;
+  errors: number;
+  /** The latest differences, newest first (at most 10; none once decided). */
+  examples: ShadowExample[];
+}
 export interface Rollout {
   id: number;
   state: RolloutState;
   stable_version: string;
   candidate_version: string;
-  plan: RolloutPlan;
+  plan: RolloutPlan | ShadowPlan;
+  /** A shadow run's comparisons; null for a canary rollout. */
+  shadow?: ShadowView | null;
   stable: RolloutFigures;
   candidate: RolloutFigures;
   candidate_total_requests: number | null;
@@ -216,7 +240,7 @@ export interface PendingVersion {
 /** The answer to an upload or an approval. */
 export interface InstalledVersion extends PluginView {
   id: number;
-  activation: 'active' | 'canary' | 'pending_approval';
+  activation: 'active' | 'canary' | 'shadow' | 'pending_approval';
   added_capabilities: string[];
 }
 

@@ -1,5 +1,6 @@
 // Plugins (admins): what is installed and active, upload a new version (at once,
-// or rolled out to a share first), a running rollout with both versions' figures
+// rolled out to a share first, or, a rule set, in shadow), a running rollout with
+// both versions' figures (a shadow run: its comparisons and latest differences)
 // and Promote/Abort, versions awaiting approval with what they ask for, versions
 // and rollback. A refused upload shows the server's own words.
 import { useState, type FormEvent } from 'react';
@@ -7,8 +8,8 @@ import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { api } from '../lib/api';
 import { explainText } from '../lib/errors';
 import { useTitle } from '../lib/router';
-import { errorRate, rolloutField, rolloutSummary, uploadOutcome } from '../lib/rollouts';
-import type { InstalledVersion, PendingVersion, PluginVersion, PluginView, Rollout, User } from '../lib/types';
+import { differedShare, errorRate, isRunning, isShadowPlan, rolloutSummary, shadowScore, uploadOutcome, uploadRolloutField } from '../lib/rollouts';
+import type { InstalledVersion, PendingVersion, PluginVersion, PluginView, Rollout, ShadowView, User } from '../lib/types';
 import { useConfirm } from '../components/Modal';
 import { ErrorBox, Loading } from '../components/Status';
 import { useToast } from '../components/Toast';
@@ -31,7 +32,7 @@ export function Plugins({ user }: { user: User }) {
     queryFn: () => api<PluginView[]>('/api/admin/plugins'),
     enabled: user.is_admin,
     // A running rollout's figures move: follow them until it is decided.
-    refetchInterval: (q) => (q.state.data?.some((p) => p.rollout?.state === 'canary') ? 2000 : false),
+    refetchInterval: (q) => (q.state.data?.some((p) => p.rollout && isRunning(p.rollout.state)) ? 2000 : false),
   });
   if (!user.is_admin) {
     return (
@@ -63,6 +64,8 @@ function Upload() {
   const [manifest, setManifest] = useState<File | null>(null);
   const [component, setComponent] = useState<File | null>(null);
   const [canary, setCanary] = useState('');
+  const [shadow, setShadow] = useState(false);
+  const [sample, setSample] = useState('');
   const [error, setError] = useState<string | null>(null);
   const [done, setDone] = useState<InstalledVersion | null>(null);
   const [busy, setBusy] = useState(false);
@@ -71,7 +74,7 @@ function Upload() {
     setError(null);
     setDone(null);
     if (!manifest || !component) return setError('Choose both files: the manifest (plugin.toml) and the component (.wasm).');
-    const rollout = rolloutField(canary);
+    const rollout = uploadRolloutField(canary, shadow, sample);
     if ('error' in rollout) return setError(rollout.error);
     const text = await manifest.text();
     const name = manifestName(text);
@@ -85,6 +88,8 @@ function Upload() {
       const installed = await api<InstalledVersion>(`/api/admin/plugins/${encodeURIComponent(name)}`, { method: 'PUT', raw: form });
       setDone(installed);
       setCanary('');
+      setShadow(false);
+      setSample('');
       (e.target as HTMLFormElement).reset();
       setManifest(null);
       setComponent(null);
@@ -120,12 +125,24 @@ function Upload() {
             onChange={(e) => setCanary(e.target.value)}
           />
         </label>
+        <label>
+          <input type="checkbox" name="shadow" checked={shadow} aria-describedby="canary-help" onChange={(e) => setShadow(e.target.checked)} />
+          In shadow <span className="muted small">(a rule set)</span>
+        </label>
+        {shadow && (
+          <label>
+            Sample % <span className="muted small">(default 10)</span>
+            <input type="text" name="sample" inputMode="numeric" size={4} value={sample} onChange={(e) => setSample(e.target.value)} />
+          </label>
+        )}
         <button type="submit" className="primary" disabled={busy}>
           {busy ? 'Uploading…' : 'Upload'}
         </button>
       </div>
       <p id="canary-help" className="muted small">
         With a canary share the new version first serves that percentage of requests beside the active one; the host promotes it, or rolls it back if it fails more.
+        A rule set (habit-rules) in shadow judges a sample of habits beside the active one without anyone seeing its answers; you see how often they differ, then
+        promote or abort it.
       </p>
       <p className="form-error" role="alert" data-testid="upload-error">
         {error}
@@ -202,40 +219,107 @@ function PendingApprovals({ name, pending }: { name: string; pending: PendingVer
   );
 }
 
-/** A plugin's latest rollout: running (both versions' figures, Promote, Abort) or decided. */
+/** A shadow run's comparisons and its latest differences (habit ids and figures only). */
+function ShadowFigures({ name, shadow }: { name: string; shadow: ShadowView }) {
+  return (
+    <>
+      <dl className="facts" data-testid="shadow-figures">
+        <dt>Compared</dt>
+        <dd>{shadow.compared}</dd>
+        <dt>Differed</dt>
+        <dd>{differedShare(shadow)}</dd>
+        <dt>Candidate failed</dt>
+        <dd>{shadow.errors}</dd>
+      </dl>
+      {shadow.examples.length > 0 && (
+        <div className="versions-scroll">
+          <table className="versions" data-testid="shadow-examples">
+            <caption className="small">Latest differences of {name}, newest first</caption>
+            <thead>
+              <tr>
+                <th scope="col">Habit</th>
+                <th scope="col">Day</th>
+                <th scope="col">Score (stable → candidate)</th>
+                <th scope="col">Streak (stable → candidate)</th>
+              </tr>
+            </thead>
+            <tbody>
+              {shadow.examples.map((e, i) => (
+                <tr key={`${e.habit_id}-${e.day}-${i}`}>
+                  <td>
+                    <code>{e.habit_id}</code>
+                  </td>
+                  <td>{e.day}</td>
+                  <td>
+                    {shadowScore(e.stable_score)} → {shadowScore(e.candidate_score)}
+                  </td>
+                  <td>
+                    {e.stable_streak} → {e.candidate_streak}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </>
+  );
+}
+
+/** A plugin's latest rollout: running (both versions' figures, or a shadow run's comparisons; Promote, Abort) or decided. */
 function RolloutPanel({ name, rollout }: { name: string; rollout: Rollout }) {
   const qc = useQueryClient();
   const confirm = useConfirm();
   const toast = useToast();
   const [error, setError] = useState<string | null>(null);
+  const inShadow = isShadowPlan(rollout.plan);
   const decide = async (action: 'promote' | 'abort') => {
     setError(null);
     const yes = await confirm(
       action === 'promote'
-        ? { title: `Promote ${name} ${rollout.candidate_version}?`, body: `It serves everyone at once, on every replica, instead of ${rollout.stable_version}.`, confirm: 'Promote' }
-        : { title: `Abort the rollout of ${name} ${rollout.candidate_version}?`, body: `${rollout.stable_version} serves everyone again, on every replica. The version stays stored.`, confirm: 'Abort' },
+        ? {
+            title: `Promote ${name} ${rollout.candidate_version}?`,
+            body: inShadow
+              ? `Its answers go live for everyone at once, on every replica, instead of ${rollout.stable_version}'s.`
+              : `It serves everyone at once, on every replica, instead of ${rollout.stable_version}.`,
+            confirm: 'Promote',
+          }
+        : {
+            title: `Abort the ${inShadow ? 'shadow run' : 'rollout'} of ${name} ${rollout.candidate_version}?`,
+            body: inShadow
+              ? `${rollout.stable_version} keeps judging habits and the comparisons stop, on every replica. The version stays stored.`
+              : `${rollout.stable_version} serves everyone again, on every replica. The version stays stored.`,
+            confirm: 'Abort',
+          },
     );
     if (!yes) return;
     try {
       await api(`/api/admin/plugins/${encodeURIComponent(name)}/rollout/${action}`, { method: 'POST' });
       await qc.invalidateQueries({ queryKey: ['plugins'] });
       await qc.invalidateQueries({ queryKey: ['plugin-versions', name] });
-      toast({ message: action === 'promote' ? `${name} ${rollout.candidate_version} promoted.` : `Rollout of ${name} ${rollout.candidate_version} aborted.` });
+      toast({
+        message:
+          action === 'promote'
+            ? `${name} ${rollout.candidate_version} promoted.`
+            : `${inShadow ? 'Shadow run' : 'Rollout'} of ${name} ${rollout.candidate_version} aborted.`,
+      });
     } catch (e) {
       setError(explainText(e, `${action} the rollout of ${name}`));
     }
   };
-  const running = rollout.state === 'canary';
+  const running = isRunning(rollout.state);
+  const plan = rollout.plan;
   return (
     <div className="rollout" data-testid="rollout" data-state={rollout.state}>
-      <h4>{running ? 'Rollout under way' : 'Latest rollout'}</h4>
+      <h4>{running ? (inShadow ? 'Shadow run under way' : 'Rollout under way') : inShadow ? 'Latest shadow run' : 'Latest rollout'}</h4>
       <p className={running ? undefined : 'muted small'}>{rolloutSummary(rollout)}</p>
-      {running && (
+      {running && rollout.shadow && <ShadowFigures name={name} shadow={rollout.shadow} />}
+      {running && !isShadowPlan(plan) && (
         <>
           <div className="versions-scroll">
             <table className="versions">
               <caption className="visually-hidden">
-                Requests and errors of {name} over the last {rollout.plan.window_s} s
+                Requests and errors of {name} over the last {plan.window_s} s
               </caption>
               <thead>
                 <tr>
@@ -249,14 +333,14 @@ function RolloutPanel({ name, rollout }: { name: string; rollout: Rollout }) {
               <tbody>
                 <tr>
                   <th scope="row">{rollout.stable_version} (stable)</th>
-                  <td>{100 - rollout.plan.canary_percent} %</td>
+                  <td>{100 - plan.canary_percent} %</td>
                   <td>{rollout.stable.requests}</td>
                   <td>{rollout.stable.errors}</td>
                   <td>{errorRate(rollout.stable)}</td>
                 </tr>
                 <tr>
                   <th scope="row">{rollout.candidate_version} (candidate)</th>
-                  <td>{rollout.plan.canary_percent} %</td>
+                  <td>{plan.canary_percent} %</td>
                   <td>{rollout.candidate.requests}</td>
                   <td>{rollout.candidate.errors}</td>
                   <td>{errorRate(rollout.candidate)}</td>
@@ -264,15 +348,17 @@ function RolloutPanel({ name, rollout }: { name: string; rollout: Rollout }) {
               </tbody>
             </table>
           </div>
-          <div className="actions">
-            <button type="button" className="primary" onClick={() => void decide('promote')}>
-              Promote<span className="visually-hidden"> {name} {rollout.candidate_version}</span>
-            </button>
-            <button type="button" onClick={() => void decide('abort')}>
-              Abort<span className="visually-hidden"> the rollout of {name} {rollout.candidate_version}</span>
-            </button>
-          </div>
         </>
+      )}
+      {running && (
+        <div className="actions">
+          <button type="button" className="primary" onClick={() => void decide('promote')}>
+            Promote<span className="visually-hidden"> {name} {rollout.candidate_version}</span>
+          </button>
+          <button type="button" onClick={() => void decide('abort')}>
+            Abort<span className="visually-hidden"> the {inShadow ? 'shadow run' : 'rollout'} of {name} {rollout.candidate_version}</span>
+          </button>
+        </div>
       )}
       <p className="form-error" role="alert">
         {error}
@@ -386,6 +472,8 @@ function PluginCard({ plugin }: { plugin: PluginView }) {
                         ? 'active'
                         : plugin.rollout?.state === 'canary' && v.version === plugin.rollout.candidate_version
                           ? 'on trial'
+                          : plugin.rollout?.state === 'shadow' && v.version === plugin.rollout.candidate_version
+                            ? 'in shadow'
                           : v.approval === 'pending'
                             ? 'awaiting approval'
                             : ''}
