@@ -261,6 +261,7 @@ pub struct LoadedPlugin {
     slots: Arc<tokio::sync::Semaphore>,
     /// Its warm HTTP instances, by acting user (see `reuse`).
     pub pool: Arc<InstancePool>,
+    version_label: String,
     /// Set once a response header the host drops (`Set-Cookie`, …) was logged, so
     /// the log says it once per version, not once per request.
     pub dropped_header_logged: std::sync::atomic::AtomicBool,
@@ -279,7 +280,12 @@ impl std::fmt::Debug for LoadedPlugin {
 
 impl LoadedPlugin {
     pub fn version_label(&self) -> String {
-        self.manifest.version.to_string()
+        self.version_label.clone()
+    }
+
+    /// The version as written (`0.2.0`), formatted once at load.
+    pub fn version_str(&self) -> &str {
+        &self.version_label
     }
 
     fn timeout(&self) -> Duration {
@@ -548,6 +554,7 @@ impl Runtime {
             manifest_concurrency,
         );
         Ok(LoadedPlugin {
+            version_label: manifest.version.to_string(),
             manifest,
             version_id,
             sha256: sha256.to_string(),
@@ -890,10 +897,9 @@ impl Runtime {
         started: Instant,
         error: Option<&InvokeError>,
     ) {
-        let version = plugin.version_label();
         let labels = [
             ("plugin", plugin.manifest.name.as_str()),
-            ("version", version.as_str()),
+            ("version", plugin.version_str()),
             ("export", export),
         ];
         self.metrics.inc("ham_plugin_invocations_total", &labels);

@@ -89,13 +89,7 @@ async fn swap_story(backend: Backend) {
     // The load ran with instance reuse on (the default): requests landed on warm
     // instances, and none of them failed or saw the wrong version.
     assert!(
-        server
-            .state
-            .runtime
-            .idle
-            .reused
-            .load(Ordering::Relaxed)
-            > 0,
+        server.state.runtime.idle.reused.load(Ordering::Relaxed) > 0,
         "no request ran on a reused instance"
     );
     assert_eq!(

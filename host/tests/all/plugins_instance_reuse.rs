@@ -30,12 +30,7 @@ async fn idle_is(server: &TestServer, n: usize) {
 }
 
 /// `GET path` as `who`, then waits for `idle` instances to be idle.
-async fn get(
-    server: &TestServer,
-    who: &mut Session,
-    path: &str,
-    idle: usize,
-) -> (u16, String) {
+async fn get(server: &TestServer, who: &mut Session, path: &str, idle: usize) -> (u16, String) {
     let response = who
         .send(server, Method::GET, &format!("/plugins/probe{path}"), None)
         .await;
@@ -53,7 +48,12 @@ async fn count(server: &TestServer, who: &mut Session, idle: usize) -> String {
 async fn signed_in(server: &TestServer, name: &str) -> Session {
     let mut session = Session::default();
     let response = session
-        .send(server, Method::POST, "/api/auth/register", credentials(name))
+        .send(
+            server,
+            Method::POST,
+            "/api/auth/register",
+            credentials(name),
+        )
         .await;
     assert_eq!(response.status(), 201);
     session
@@ -223,7 +223,11 @@ async fn capabilities_act_for_each_request_user_on_a_reused_instance() {
         .load(std::sync::atomic::Ordering::Relaxed);
     for round in 0..5 {
         let (status, body) = get(&server, &mut alice, "/kv/user/note", 2).await;
-        assert_eq!((status, body.as_str()), (200, "1\nalice's"), "round {round}");
+        assert_eq!(
+            (status, body.as_str()),
+            (200, "1\nalice's"),
+            "round {round}"
+        );
         let (status, body) = get(&server, &mut bob, "/kv/user/note", 2).await;
         assert_eq!((status, body.as_str()), (200, "1\nbob's"), "round {round}");
     }
