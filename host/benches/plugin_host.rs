@@ -231,11 +231,7 @@ async fn main() {
         .install("okfresh", &manifest("okfresh", 1), hello.to_vec())
         .await;
     server
-        .install(
-            "okreuse",
-            &manifest("okreuse", 1000),
-            hello.to_vec(),
-        )
+        .install("okreuse", &manifest("okreuse", 1000), hello.to_vec())
         .await;
     let proxy = guest("wasi-proxy");
     for (name, reuse) in [("proxy-fresh", 1), ("proxy-reuse", 1000)] {

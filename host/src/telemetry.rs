@@ -73,6 +73,11 @@ pub const HELP: &[(&str, Kind, &str)] = &[
         "1 for the version of each plugin this process serves.",
     ),
     (
+        "ham_plugin_idle_instances",
+        Kind::Gauge,
+        "HTTP plugin instances kept idle for reuse, all plugins together (at most 128).",
+    ),
+    (
         "ham_plugin_swaps_total",
         Kind::Counter,
         "Activations this process published (uploads, rollbacks, reloads from another replica) by plugin.",
@@ -283,11 +288,7 @@ impl Metrics {
     /// at scrape included.
     pub fn render(&self, gauges: &[Gauge]) -> String {
         let mut out = String::new();
-        let counters = self
-            .counters
-            .lock()
-            .map(|c| c.sorted())
-            .unwrap_or_default();
+        let counters = self.counters.lock().map(|c| c.sorted()).unwrap_or_default();
         let histograms = self
             .histograms
             .lock()
