@@ -2,8 +2,13 @@
 //!
 //! 1. instantiate + call of a trivial export (`job-handler.handle`) with a fresh
 //!    instance each time: median and p99, pooling allocator vs on-demand.
-//! 2. `/plugins/hello/` (a fresh instance per request) vs the same handler in
-//!    native axum, same load generator, same run: requests/s and the ratio.
+//! 2. HTTP, same load generator, same run: a native axum route of the same
+//!    server (`/healthz`, body `ok\n`) and of a bare axum server, against the
+//!    bundled `hello` answering the same body (`greeting = "ok"`) with a fresh
+//!    instance per request (`reuse_requests = 1`) and with instance reuse, and
+//!    `examples/wasi-proxy` (the component to compare with `wasmtime serve`) both
+//!    ways; then throughput by `reuse_requests`, and the resident memory of the
+//!    process under that load and after idle instances are released.
 //! 3. Swap latency: upload of a rebuilt `hello` until the first response from the
 //!    new version, under load, with and without the compiled cache; failed requests.
 #![allow(
@@ -28,6 +33,16 @@ use hyper_util::rt::TokioIo;
 
 const LOAD_SECONDS: u64 = 5;
 const CONNECTIONS: usize = 16;
+
+/// A `/proc/self/status` figure in KiB (`VmRSS`, `VmHWM`); 0 where there is none.
+fn memory(field: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0.0)
+}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
@@ -126,7 +141,7 @@ async fn native_hello() -> String {
         axum::routing::get(|| async {
             (
                 [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-                "Hello from HAM\n",
+                "ok\n",
             )
         }),
     );
@@ -202,41 +217,125 @@ async fn main() {
     println!("## instantiate + call (fresh instance per call)");
     let (pooled_median, _) = instantiate_and_call(&server, "pooling allocator").await;
 
-    println!(
-        "\n## HTTP: plugin route vs native axum ({CONNECTIONS} connections, {LOAD_SECONDS} s each)"
-    );
-    let native_url = native_hello().await;
-    let native = load(&native_url, "Hello from HAM\n", LOAD_SECONDS).await;
-    let plugin = load(
-        &server.url("/plugins/hello/"),
-        "Hello from HAM\n",
-        LOAD_SECONDS,
-    )
-    .await;
-    // The host's own route through the same connection loop and middleware as the
-    // plugin route: what the host adds around a handler, apart from the plugin.
-    let host_route = load(&server.url("/healthz"), "ok\n", LOAD_SECONDS).await;
-    println!("native axum:        {native:>9.0} req/s");
-    println!("ham /healthz:       {host_route:>9.0} req/s");
-    println!("/plugins/hello/:    {plugin:>9.0} req/s");
-    println!("plugin / native:    {:>9.1} %", plugin / native * 100.0);
-    println!(
-        "ham /healthz / native: {:>6.1} %",
-        host_route / native * 100.0
-    );
-
-    println!("\n## swap latency under load (4 client loops)");
     let hello = ham_host::plugins::bundled::BUNDLED
         .iter()
         .find(|p| p.name == "hello")
         .unwrap()
         .component;
-    let fresh = rebuilt(hello, "bench-fresh");
-    let (upload, first, failures) = swap(&server, "0.2.0", "Hello v2", fresh.clone()).await;
+    let manifest = |name: &str, reuse: u32| {
+        format!(
+            "name = \"{name}\"\nversion = \"0.1.0\"\n[limits]\nreuse_requests = {reuse}\n[variables]\ngreeting = {{ default = \"ok\" }}\n"
+        )
+    };
+    server
+        .install("okfresh", &manifest("okfresh", 1), hello.to_vec())
+        .await;
+    server
+        .install("okreuse", &manifest("okreuse", 1000), hello.to_vec())
+        .await;
+    let proxy = guest("wasi-proxy");
+    for (name, reuse) in [("proxy-fresh", 1), ("proxy-reuse", 1000)] {
+        let manifest =
+            format!("name = \"{name}\"\nversion = \"0.1.0\"\n[limits]\nreuse_requests = {reuse}\n");
+        server.install(name, &manifest, proxy.clone()).await;
+    }
+
+    println!(
+        "\n## HTTP: plugin route vs native axum ({CONNECTIONS} connections, {LOAD_SECONDS} s each, body `ok\\n`)"
+    );
+    let rss_before = memory("VmRSS");
+    let native_url = native_hello().await;
+    let native = load(&native_url, "ok\n", LOAD_SECONDS).await;
+    // A native route of the same server: the same connection loop and middleware
+    // as the plugin routes, and the same body.
+    let host_route = load(&server.url("/healthz"), "ok\n", LOAD_SECONDS).await;
+    let fresh = load(&server.url("/plugins/okfresh/"), "ok\n", LOAD_SECONDS).await;
+    let reused = load(&server.url("/plugins/okreuse/"), "ok\n", LOAD_SECONDS).await;
+    let proxy_fresh = load(
+        &server.url("/plugins/proxy-fresh/"),
+        "wasi-proxy saw GET /\n",
+        LOAD_SECONDS,
+    )
+    .await;
+    let proxy_reused = load(
+        &server.url("/plugins/proxy-reuse/"),
+        "wasi-proxy saw GET /\n",
+        LOAD_SECONDS,
+    )
+    .await;
+    let rss_under_load = memory("VmRSS");
+    let idle_under_load = server.state.runtime.idle.idle();
+    println!("bare axum (own server):        {native:>9.0} req/s");
+    println!("ham /healthz (native route):   {host_route:>9.0} req/s");
+    println!("hello, fresh instance:         {fresh:>9.0} req/s");
+    println!("hello, reused instances:       {reused:>9.0} req/s");
+    println!("wasi-proxy, fresh instance:    {proxy_fresh:>9.0} req/s");
+    println!("wasi-proxy, reused instances:  {proxy_reused:>9.0} req/s");
+    let pct = |a: f64, b: f64| a / b * 100.0;
+    println!(
+        "hello fresh / ham native:      {:>9.1} %",
+        pct(fresh, host_route)
+    );
+    println!(
+        "hello reused / ham native:     {:>9.1} %",
+        pct(reused, host_route)
+    );
+    println!(
+        "hello reused / bare axum:      {:>9.1} %",
+        pct(reused, native)
+    );
+    println!("hello reused / fresh:          {:>9.2} x", reused / fresh);
+    println!(
+        "wasi-proxy reused / fresh:     {:>9.2} x",
+        proxy_reused / proxy_fresh
+    );
+    println!(
+        "ham /healthz / bare axum:      {:>9.1} %",
+        pct(host_route, native)
+    );
+
+    println!("\n## hello by reuse_requests ({CONNECTIONS} connections, 3 s each)");
+    for reuse in [4, 16, 100, 10_000] {
+        let name = format!("okr{reuse}");
+        server
+            .install(&name, &manifest(&name, reuse), hello.to_vec())
+            .await;
+        let rate = load(&server.url(&format!("/plugins/{name}/")), "ok\n", 3).await;
+        println!(
+            "reuse_requests = {reuse:>6}: {rate:>9.0} req/s ({:.1} % of ham native)",
+            pct(rate, host_route)
+        );
+    }
+
+    println!("\n## memory (this process: server and load generator)");
+    println!(
+        "resident before the HTTP load: {:.1} MiB; after it: {:.1} MiB; peak: {:.1} MiB",
+        rss_before / 1024.0,
+        rss_under_load / 1024.0,
+        memory("VmHWM") / 1024.0
+    );
+    println!(
+        "idle instances kept right after the load: {idle_under_load} (host bound {})",
+        ham_host::runtime::MAX_IDLE_INSTANCES
+    );
+    let waited = Instant::now();
+    while server.state.runtime.idle.idle() > 0 && waited.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    println!(
+        "idle instances released after {:?} (reuse_idle_ms = 1000): {} left, resident {:.1} MiB",
+        waited.elapsed(),
+        server.state.runtime.idle.idle(),
+        memory("VmRSS") / 1024.0
+    );
+
+    println!("\n## swap latency under load (4 client loops)");
+    let rebuilt_hello = rebuilt(hello, "bench-fresh");
+    let (upload, first, failures) = swap(&server, "0.2.0", "Hello v2", rebuilt_hello.clone()).await;
     println!(
         "rebuilt component (compile): upload {upload:?}, first new response {first:?}, failed requests {failures}"
     );
-    let (upload, first, failures) = swap(&server, "0.3.0", "Hello v3", fresh).await;
+    let (upload, first, failures) = swap(&server, "0.3.0", "Hello v3", rebuilt_hello).await;
     println!(
         "same component (cache hit):  upload {upload:?}, first new response {first:?}, failed requests {failures}"
     );
@@ -244,8 +343,9 @@ async fn main() {
     println!("\n## summary");
     println!("instantiate+call median {pooled_median:?} (target < 30 us)");
     println!(
-        "plugin route {:.1} % of native (target >= 35 %)",
-        plugin / native * 100.0
+        "plugin route with reuse {:.1} % of the same server's native route (target >= 50 %); fresh instances {:.1} %",
+        pct(reused, host_route),
+        pct(fresh, host_route)
     );
     Arc::try_unwrap(server).ok().unwrap().stop().await;
 }

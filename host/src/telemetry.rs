@@ -17,8 +17,9 @@
 //! never become labels; route labels are templates (`/api/habits/{id}`), never raw
 //! paths, so a scan of random URLs cannot grow the series without bound.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
+use std::hash::{Hash as _, Hasher as _};
 use std::sync::Mutex;
 
 /// A metric family's type, as written on its `# TYPE` line.
@@ -70,6 +71,11 @@ pub const HELP: &[(&str, Kind, &str)] = &[
         "ham_plugin_active",
         Kind::Gauge,
         "1 for the version of each plugin this process serves.",
+    ),
+    (
+        "ham_plugin_idle_instances",
+        Kind::Gauge,
+        "HTTP plugin instances kept idle for reuse, all plugins together (at most 128).",
     ),
     (
         "ham_plugin_swaps_total",
@@ -154,8 +160,66 @@ impl Gauge {
 /// The host's counters and histograms.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    counters: Mutex<BTreeMap<(&'static str, Labels), u64>>,
-    histograms: Mutex<BTreeMap<(&'static str, Labels), Histogram>>,
+    counters: Mutex<SeriesMap<u64>>,
+    histograms: Mutex<SeriesMap<Histogram>>,
+}
+
+/// Series of one kind, by a hash of their name and labels: an update of a series
+/// that exists (every request's) finds it from the borrowed labels, without
+/// allocating; only a new series copies its labels.
+#[derive(Debug)]
+struct SeriesMap<V> {
+    by_hash: HashMap<u64, Vec<(&'static str, Labels, V)>>,
+}
+
+impl<V> Default for SeriesMap<V> {
+    fn default() -> Self {
+        Self {
+            by_hash: HashMap::new(),
+        }
+    }
+}
+
+impl<V: Default> SeriesMap<V> {
+    fn series(&mut self, name: &'static str, labels: &[(&'static str, &str)]) -> &mut V {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        name.hash(&mut hasher);
+        for (k, v) in labels {
+            k.hash(&mut hasher);
+            v.hash(&mut hasher);
+        }
+        let bucket = self.by_hash.entry(hasher.finish()).or_default();
+        let at = match bucket
+            .iter()
+            .position(|(n, l, _)| *n == name && same(l, labels))
+        {
+            Some(at) => at,
+            None => {
+                bucket.push((name, owned(labels), V::default()));
+                bucket.len() - 1
+            }
+        };
+        &mut bucket[at].2
+    }
+}
+
+impl<V> SeriesMap<V> {
+    fn iter(&self) -> impl Iterator<Item = (&'static str, &Labels, &V)> {
+        self.by_hash
+            .values()
+            .flatten()
+            .map(|(name, labels, v)| (*name, labels, v))
+    }
+
+    /// Every series in (name, labels) order, for the exposition.
+    fn sorted(&self) -> BTreeMap<(&'static str, Labels), V>
+    where
+        V: Clone,
+    {
+        self.iter()
+            .map(|(name, labels, v)| ((name, labels.clone()), v.clone()))
+            .collect()
+    }
 }
 
 fn owned(labels: &[(&'static str, &str)]) -> Labels {
@@ -178,14 +242,14 @@ impl Metrics {
     /// Adds `n` to the counter `name` with these labels.
     pub fn add(&self, name: &'static str, labels: &[(&'static str, &str)], n: u64) {
         if let Ok(mut counters) = self.counters.lock() {
-            *counters.entry((name, owned(labels))).or_insert(0) += n;
+            *counters.series(name, labels) += n;
         }
     }
 
     /// Records one observation (seconds) in the histogram `name`.
     pub fn observe(&self, name: &'static str, labels: &[(&'static str, &str)], seconds: f64) {
         if let Ok(mut histograms) = self.histograms.lock() {
-            let h = histograms.entry((name, owned(labels))).or_default();
+            let h = histograms.series(name, labels);
             if h.buckets.is_empty() {
                 h.buckets = vec![0; BUCKETS.len() + 1];
             }
@@ -208,8 +272,8 @@ impl Metrics {
         };
         counters
             .iter()
-            .filter(|((n, l), _)| *n == name && same(l, labels))
-            .map(|(_, v)| *v)
+            .filter(|(n, l, _)| *n == name && same(l, labels))
+            .map(|(_, _, v)| *v)
             .sum()
     }
 
@@ -220,8 +284,8 @@ impl Metrics {
         };
         histograms
             .iter()
-            .filter(|((n, l), _)| *n == name && same(l, labels))
-            .map(|(_, h)| h.count)
+            .filter(|(n, l, _)| *n == name && same(l, labels))
+            .map(|(_, _, h)| h.count)
             .sum()
     }
 
@@ -229,11 +293,11 @@ impl Metrics {
     /// at scrape included.
     pub fn render(&self, gauges: &[Gauge]) -> String {
         let mut out = String::new();
-        let counters = self.counters.lock().map(|c| c.clone()).unwrap_or_default();
+        let counters = self.counters.lock().map(|c| c.sorted()).unwrap_or_default();
         let histograms = self
             .histograms
             .lock()
-            .map(|h| h.clone())
+            .map(|h| h.sorted())
             .unwrap_or_default();
         for (name, kind, help) in HELP {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {}", kind.as_str());

@@ -356,6 +356,9 @@ async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) ->
         })),
         Err(e) => tracing::warn!(error = %e, "could not count jobs for /metrics"),
     }
+    #[allow(clippy::cast_precision_loss, reason = "at most MAX_IDLE_INSTANCES")]
+    let idle = state.runtime.idle.idle() as f64;
+    gauges.push(Gauge::new("ham_plugin_idle_instances", &[], idle));
     if let Some(bytes) = crate::telemetry::resident_memory_bytes() {
         #[allow(clippy::cast_precision_loss, reason = "memory in bytes")]
         let bytes = bytes as f64;

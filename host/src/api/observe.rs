@@ -40,11 +40,16 @@ pub async fn track_requests(
 ) -> Response {
     let started = Instant::now();
     // Standard methods only: an invented one must not become a new series.
-    let method = match request.method().as_str() {
-        m @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => m,
+    let method = match *request.method() {
+        http::Method::GET => "GET",
+        http::Method::HEAD => "HEAD",
+        http::Method::POST => "POST",
+        http::Method::PUT => "PUT",
+        http::Method::PATCH => "PATCH",
+        http::Method::DELETE => "DELETE",
+        http::Method::OPTIONS => "OPTIONS",
         _ => "other",
-    }
-    .to_string();
+    };
     let route = route_label(&state, &request);
     let span = tracing::info_span!(
         "request",
@@ -53,16 +58,17 @@ pub async fn track_requests(
         status = tracing::field::Empty
     );
     let response = next.run(request).instrument(span.clone()).await;
-    let status = response.status().as_u16().to_string();
-    span.record("status", status.as_str());
+    let status = response.status();
+    let status = status.as_str();
+    span.record("status", status);
     let metrics = &state.runtime.metrics;
     metrics.inc(
         "ham_http_requests_total",
-        &[("method", &method), ("route", &route), ("status", &status)],
+        &[("method", method), ("route", &route), ("status", status)],
     );
     metrics.observe(
         "ham_http_request_duration_seconds",
-        &[("method", &method), ("route", &route)],
+        &[("method", method), ("route", &route)],
         started.elapsed().as_secs_f64(),
     );
     response

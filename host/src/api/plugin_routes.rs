@@ -169,8 +169,6 @@ async fn route(state: &AppState, mut request: Request) -> Result<Response, ApiEr
     let (parts, body) = request.into_parts();
     let body = read_body(&parts.headers, body, limit).await?;
     let request = Request::from_parts(parts, body);
-    let name = plugin.manifest.name.clone();
-    let version = plugin.version_label();
     let served = state
         .runtime
         .serve_http(plugin.clone(), user, request)
@@ -183,7 +181,8 @@ async fn route(state: &AppState, mut request: Request) -> Result<Response, ApiEr
             .record(&plugin, response.status().is_server_error()),
         Err(_) => state.registry.record(&plugin, true),
     }
-    let mut response = served.map_err(|e| invoke_error(&name, &version, e))?;
+    let mut response =
+        served.map_err(|e| invoke_error(&plugin.manifest.name, plugin.version_str(), e))?;
     guard_response(response.headers_mut(), &plugin, app_content);
     Ok(response.map(Body::new))
 }

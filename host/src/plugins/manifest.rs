@@ -20,6 +20,8 @@
 //! storage_total_mb = 100                 # all scopes together (default 10x, at most 10240)
 //! max_concurrency = 100                   # instances at once (default 100)
 //! request_body_kb = 64                    # largest request body (default 64)
+//! reuse_requests = 1000                   # HTTP requests one instance may serve, same user only (1: never reuse)
+//! reuse_idle_ms = 1000                    # how long an idle instance is kept for reuse
 //! [variables]
 //! api_base_url = { default = "https://www.strava.com/api/v3" }
 //! client_secret = { required = true, secret = true }
@@ -138,7 +140,26 @@ pub struct Limits {
     /// Largest request body its HTTP routes accept, in KiB; the host reads the
     /// whole body before an instance starts, so a slow client holds no instance.
     pub request_body_kb: u32,
+    /// HTTP requests one instance may serve before it is dropped. Requests run
+    /// on a warm instance only if it last served the same acting user (anonymous
+    /// requests are a group of their own), of the same version, and ended
+    /// cleanly; `1` gives every request a fresh instance. See `runtime::reuse`.
+    pub reuse_requests: u32,
+    /// How long an instance waits idle for its user's next request before it is
+    /// dropped and its memory released, in milliseconds.
+    pub reuse_idle_ms: u64,
 }
+
+/// The default `limits.reuse_requests` (docs/benchmarks.md: throughput levels
+/// off well below it, and a guest that leaks grows for at most this many).
+pub const DEFAULT_REUSE_REQUESTS: u32 = 1000;
+/// The largest `limits.reuse_requests`.
+pub const MAX_REUSE_REQUESTS: u32 = 100_000;
+/// The default `limits.reuse_idle_ms`: longer than the gaps between a busy
+/// client's requests, short enough that a burst's instances are soon released.
+pub const DEFAULT_REUSE_IDLE_MS: u64 = 1000;
+/// The largest `limits.reuse_idle_ms`.
+pub const MAX_REUSE_IDLE_MS: u64 = 600_000;
 
 /// The default `limits.request_body_kb`: enough for JSON requests and webhooks.
 pub const DEFAULT_REQUEST_BODY_KB: u32 = 64;
@@ -181,6 +202,8 @@ impl Default for Limits {
             fuel: None,
             max_concurrency: 100,
             request_body_kb: DEFAULT_REQUEST_BODY_KB,
+            reuse_requests: DEFAULT_REUSE_REQUESTS,
+            reuse_idle_ms: DEFAULT_REUSE_IDLE_MS,
         }
     }
 }
@@ -269,6 +292,21 @@ impl Manifest {
                     "{} is not within 1..={MAX_REQUEST_BODY_KB}",
                     l.request_body_kb
                 ),
+            );
+        }
+        if !(1..=MAX_REUSE_REQUESTS).contains(&l.reuse_requests) {
+            return bad(
+                "limits.reuse_requests",
+                format!(
+                    "{} is not within 1..={MAX_REUSE_REQUESTS} (1 gives every request a fresh instance)",
+                    l.reuse_requests
+                ),
+            );
+        }
+        if !(1..=MAX_REUSE_IDLE_MS).contains(&l.reuse_idle_ms) {
+            return bad(
+                "limits.reuse_idle_ms",
+                format!("{} is not within 1..={MAX_REUSE_IDLE_MS}", l.reuse_idle_ms),
             );
         }
         if l.fuel == Some(0) {
@@ -572,6 +610,26 @@ mod tests {
             (
                 "name = \"x\"\nversion = \"0.1.0\"\n[variables]\nkey = { secret = true, default = \"k\" }",
                 "variables.key",
+            ),
+            (
+                "name = \"x\"\nversion = \"0.1.0\"\n[limits]\nreuse_requests = 0",
+                "limits.reuse_requests: 0 is not within 1..=100000 (1 gives every request a fresh instance)",
+            ),
+            (
+                "name = \"x\"\nversion = \"0.1.0\"\n[limits]\nreuse_requests = 100001",
+                "limits.reuse_requests",
+            ),
+            (
+                "name = \"x\"\nversion = \"0.1.0\"\n[limits]\nreuse_idle_ms = 0",
+                "limits.reuse_idle_ms: 0 is not within 1..=600000",
+            ),
+            (
+                "name = \"x\"\nversion = \"0.1.0\"\n[limits]\nreuse_idle_ms = 600001",
+                "limits.reuse_idle_ms",
+            ),
+            (
+                "name = \"x\"\nversion = \"0.1.0\"\n[limits]\nreuse_request = 5",
+                "reuse_request",
             ),
         ];
         for (text, key) in cases {

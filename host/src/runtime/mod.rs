@@ -2,20 +2,28 @@
 //! allocator, epoch interruption), one `Linker` with everything the host provides,
 //! and per plugin version a pre-linked `InstancePre`.
 //!
-//! Every invocation gets a fresh `Store` and instance, so nothing leaks between
-//! requests, users or plugins; the pooling allocator makes that cost microseconds.
-//! Each store carries the version's limits: an epoch deadline (`timeout_ms`, also
-//! enforced as a wall-clock timeout for time spent waiting on the host) and a memory
-//! cap (`memory_mb`). A trap, panic, timeout or memory blow-up fails that invocation
-//! only; the store is dropped and never reused.
+//! Jobs and rule evaluations get a fresh `Store` and instance per invocation; the
+//! pooling allocator makes that cost microseconds. HTTP requests may run on a warm
+//! instance of the same plugin version that last served the same acting user
+//! (`reuse`: grouped by user, never after an error, bounded by
+//! `limits.reuse_requests` and `limits.reuse_idle_ms`), with every piece of
+//! per-invocation state (capabilities with the acting user, deadline, fuel)
+//! rebuilt for the request. Each store carries the version's limits: an epoch
+//! deadline (`timeout_ms`, also enforced as a wall-clock timeout for time spent
+//! waiting on the host) and a memory cap (`memory_mb`). A trap, panic, timeout or
+//! memory blow-up fails that invocation only; the store is dropped and never reused.
 //!
 //! Compiled components are cached on disk under `<data>/cache/<engine hash>/<sha256>.cwasm`:
 //! the engine hash covers the wasmtime version and the compilation settings, so a
 //! restart (or a rollback) deserializes instead of recompiling.
 
+mod reuse;
+
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -37,6 +45,8 @@ use crate::capabilities::{Capabilities, CapabilitiesCtxView, CapabilitiesView, C
 use crate::plugins::manifest::Manifest;
 use crate::telemetry::Metrics;
 use crate::wit::exports::ham::plugin::{job_handler, rules, scheduled_rules};
+
+pub use reuse::{HostIdle, InstancePool, MAX_IDLE_INSTANCES};
 
 /// How often the epoch advances; deadlines are measured in these ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -249,6 +259,9 @@ pub struct LoadedPlugin {
     rules_indices: Option<RulesIndices>,
     /// This version's share of the instance pool (`limits.max_concurrency`).
     slots: Arc<tokio::sync::Semaphore>,
+    /// Its warm HTTP instances, by acting user (see `reuse`).
+    pub pool: Arc<InstancePool>,
+    version_label: String,
     /// Set once a response header the host drops (`Set-Cookie`, …) was logged, so
     /// the log says it once per version, not once per request.
     pub dropped_header_logged: std::sync::atomic::AtomicBool,
@@ -267,7 +280,12 @@ impl std::fmt::Debug for LoadedPlugin {
 
 impl LoadedPlugin {
     pub fn version_label(&self) -> String {
-        self.manifest.version.to_string()
+        self.version_label.clone()
+    }
+
+    /// The version as written (`0.2.0`), formatted once at load.
+    pub fn version_str(&self) -> &str {
+        &self.version_label
     }
 
     fn timeout(&self) -> Duration {
@@ -288,9 +306,12 @@ impl LoadedPlugin {
     }
 }
 
-/// The state of one invocation: a `Store`'s data. Never shared, never reused.
+/// The state of one invocation: a `Store`'s data. Never shared between users or
+/// versions; an HTTP instance's store serves further requests of the same user
+/// only with its capabilities, deadline and fuel rebuilt for each (`reuse`).
 pub struct Invocation {
-    plugin: Arc<LoadedPlugin>,
+    /// When the current invocation's epoch deadline interrupts the guest.
+    deadline: Instant,
     capabilities: Contexts,
     wasi: WasiCtx,
     http: WasiHttpCtx,
@@ -360,6 +381,8 @@ pub struct Runtime {
     cache_dir: PathBuf,
     capabilities: Capabilities,
     pub stats: RuntimeStats,
+    /// Idle HTTP instances kept for reuse, all versions together.
+    pub idle: Arc<HostIdle>,
     /// Invocation and error counters, exposed at `/metrics`; shared with the HTTP
     /// layer, the jobs and the LLM client.
     pub metrics: Arc<Metrics>,
@@ -381,11 +404,14 @@ impl Runtime {
         // stores of plugins without `limits.fuel` get an unlimited tank.
         config.consume_fuel(true);
         let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(MAX_CONCURRENT_INSTANCES)
-            .total_core_instances(MAX_CONCURRENT_INSTANCES)
-            .total_memories(MAX_CONCURRENT_INSTANCES)
-            .total_tables(MAX_CONCURRENT_INSTANCES)
-            .total_stacks(MAX_CONCURRENT_INSTANCES)
+        // Room for every running instance plus every idle one kept for reuse, so
+        // idle instances never make a request `Busy`.
+        let instances = MAX_CONCURRENT_INSTANCES + MAX_IDLE_INSTANCES;
+        pool.total_component_instances(instances)
+            .total_core_instances(instances)
+            .total_memories(instances)
+            .total_tables(instances)
+            .total_stacks(instances)
             .max_memory_size((MAX_MEMORY_MB as usize) << 20);
         // Reuse instance slots in place instead of handing their pages back to the
         // kernel after every invocation: unmapping pages costs TLB shootdowns across
@@ -410,12 +436,15 @@ impl Runtime {
         let cache_dir = data_dir.join("cache").join(engine_hash(&engine));
         std::fs::create_dir_all(&cache_dir)?;
         spawn_epoch_ticker(&engine);
+        let idle = Arc::new(HostIdle::default());
+        reuse::spawn_sweeper(&idle);
         Ok(Self {
             engine,
             linker,
             cache_dir,
             capabilities,
             stats: RuntimeStats::default(),
+            idle,
             metrics,
         })
     }
@@ -514,7 +543,18 @@ impl Runtime {
             storage: manifest.limits.storage_quota(),
             variables,
         });
+        // Only HTTP requests reuse instances.
+        let pool = InstancePool::new(
+            &self.idle,
+            match exports.http {
+                true => manifest.limits.reuse_requests,
+                false => 1,
+            },
+            Duration::from_millis(manifest.limits.reuse_idle_ms),
+            manifest_concurrency,
+        );
         Ok(LoadedPlugin {
+            version_label: manifest.version.to_string(),
             manifest,
             version_id,
             sha256: sha256.to_string(),
@@ -527,6 +567,7 @@ impl Runtime {
             job_indices,
             rules_indices,
             slots: Arc::new(tokio::sync::Semaphore::new(manifest_concurrency as usize)),
+            pool,
             dropped_header_logged: Default::default(),
         })
     }
@@ -568,43 +609,58 @@ impl Runtime {
 
     fn new_store(
         &self,
-        plugin: Arc<LoadedPlugin>,
+        plugin: &LoadedPlugin,
         export: &'static str,
         user: Option<String>,
     ) -> Store<Invocation> {
-        let deadline = Instant::now() + plugin.timeout();
         let invocation = Invocation {
+            deadline: Instant::now() + plugin.timeout(),
             capabilities: self.capabilities.contexts(&plugin.grants, export, user),
             limits: InvocationLimits {
                 memory_mb: plugin.manifest.limits.memory_mb,
             },
-            plugin,
             wasi: WasiCtx::builder().build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
         };
-        let fuel = invocation.plugin.manifest.limits.fuel.unwrap_or(u64::MAX);
         let mut store = Store::new(&self.engine, invocation);
         store.limiter(|inv| &mut inv.limits);
-        if let Err(e) = store.set_fuel(fuel) {
-            tracing::error!(error = %e, "could not set a store's fuel");
-        }
         // Yield to the executor every tick so a busy guest does not hog a worker
-        // thread, and interrupt it at its deadline.
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            Ok(if Instant::now() >= deadline {
+        // thread, and interrupt it at its invocation's deadline.
+        store.epoch_deadline_callback(|store| {
+            Ok(if Instant::now() >= store.data().deadline {
                 UpdateDeadline::Interrupt
             } else {
                 UpdateDeadline::Yield(1)
             })
         });
+        Self::arm(&mut store, plugin);
         store
     }
 
-    /// Serves one HTTP request with a fresh instance of the plugin. The response
-    /// body streams from the guest as it writes; the invocation's deadline covers
-    /// the whole exchange.
+    /// Fuel and the epoch deadline for one invocation (`deadline` is set by the caller).
+    fn arm(store: &mut Store<Invocation>, plugin: &LoadedPlugin) {
+        let fuel = plugin.manifest.limits.fuel.unwrap_or(u64::MAX);
+        if let Err(e) = store.set_fuel(fuel) {
+            tracing::error!(error = %e, "could not set a store's fuel");
+        }
+        store.set_epoch_deadline(1);
+    }
+
+    /// Makes a warm HTTP instance's store act for this request: fresh
+    /// capability contexts (the `Caller` with this request's user), a new
+    /// deadline, a full tank of fuel.
+    fn rebind(&self, store: &mut Store<Invocation>, plugin: &LoadedPlugin, user: Option<String>) {
+        let invocation = store.data_mut();
+        invocation.capabilities = self.capabilities.contexts(&plugin.grants, "http", user);
+        invocation.deadline = Instant::now() + plugin.timeout();
+        Self::arm(store, plugin);
+    }
+
+    /// Serves one HTTP request, on a warm instance of the plugin version that last
+    /// served the same acting user when one is idle (`reuse`), else on a fresh one.
+    /// The response body streams from the guest as it writes; the invocation's
+    /// deadline covers the whole exchange.
     pub async fn serve_http<B>(
         &self,
         plugin: Arc<LoadedPlugin>,
@@ -615,19 +671,18 @@ impl Runtime {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
-        let counted = plugin.clone();
         let started = Instant::now();
         let result = self
-            .serve_http_inner(plugin, user, request)
-            .instrument(invocation_span(&counted, "http"))
+            .serve_http_inner(&plugin, user, request)
+            .instrument(invocation_span(&plugin, "http"))
             .await;
-        self.record(&counted, "http", started, result.as_ref().err());
+        self.record(&plugin, "http", started, result.as_ref().err());
         result
     }
 
     async fn serve_http_inner<B>(
         &self,
-        plugin: Arc<LoadedPlugin>,
+        plugin: &Arc<LoadedPlugin>,
         user: Option<String>,
         request: http::Request<B>,
     ) -> Result<http::Response<HyperOutgoingBody>, InvokeError>
@@ -635,14 +690,22 @@ impl Runtime {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
-        let Some(pre) = plugin.proxy_pre.clone() else {
+        let Some(pre) = plugin.proxy_pre.as_ref() else {
             return Err(InvokeError::NoHttpExport);
         };
-        let limits = plugin.manifest.limits.clone();
-        let name = plugin.manifest.name.clone();
         let slot = plugin.slot().await?;
-        let mut store = self.new_store(plugin, "http", user);
-        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (mut store, warm, served) = match plugin.pool.take(&user) {
+            Some(warm) => {
+                let mut store = warm.store;
+                self.rebind(&mut store, plugin, user.clone());
+                (store, Some(warm.proxy), warm.served)
+            }
+            None => (self.new_store(plugin, "http", user.clone()), None, 0),
+        };
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        // Whether the guest answered with a response (not an error): only then
+        // may its instance serve again.
+        let answered = Arc::new(AtomicBool::new(false));
         let mut http = store.data_mut().http();
         let req = http
             .new_incoming_request(
@@ -651,40 +714,88 @@ impl Runtime {
             )
             .map_err(|e| InvokeError::Internal(format!("{e:#}")))?;
         let out = http
-            .new_response_outparam(tx)
-            .map_err(|e| InvokeError::Internal(format!("{e:#}")))?;
-        let task = tokio::spawn(
-            async move {
-                let run = async {
-                    let proxy = pre.instantiate_async(&mut store).await?;
-                    proxy
-                        .wasi_http_incoming_handler()
-                        .call_handle(&mut store, req, out)
-                        .await
-                };
-                let result =
-                    match tokio::time::timeout(Duration::from_millis(limits.timeout_ms), run).await
-                    {
-                        Ok(result) => result.map_err(|e| classify(e, &limits)),
-                        Err(_) => Err(InvokeError::Timeout(limits.timeout_ms)),
-                    };
-                if let Err(e) = &result {
-                    tracing::warn!(plugin = %name, error = %e, "plugin invocation failed");
+            .new_response_outparam_from_callback({
+                let answered = answered.clone();
+                move |response| {
+                    answered.store(response.is_ok(), Ordering::Relaxed);
+                    let _ = tx.send(response);
                 }
-                // The slot frees when the instance is done, response body included.
-                drop(slot);
-                result
+            })
+            .map_err(|e| InvokeError::Internal(format!("{e:#}")))?;
+        let pre = match warm {
+            Some(_) => None,
+            None => Some(pre.clone()),
+        };
+        let plugin = plugin.clone();
+        let run = async move {
+            let limits = &plugin.manifest.limits;
+            let call = async {
+                let proxy = match (warm, pre) {
+                    (Some(proxy), _) => proxy,
+                    (None, Some(pre)) => pre.instantiate_async(&mut store).await?,
+                    (None, None) => return Err(wasmtime::Error::msg("no instance to run")),
+                };
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, req, out)
+                    .await?;
+                Ok(proxy)
+            };
+            let result =
+                match tokio::time::timeout(Duration::from_millis(limits.timeout_ms), call).await {
+                    Ok(Ok(proxy)) => {
+                        // Clean: it answered, returned, and left no resource behind.
+                        if answered.load(Ordering::Relaxed) && store.data().table.is_empty() {
+                            plugin
+                                .pool
+                                .put(user, reuse::Warm::new(store, proxy, served + 1));
+                        }
+                        Ok(())
+                    }
+                    Ok(Err(e)) => Err(classify(e, limits)),
+                    Err(_) => Err(InvokeError::Timeout(limits.timeout_ms)),
+                };
+            if let Err(e) = &result {
+                tracing::warn!(plugin = %plugin.manifest.name, error = %e, "plugin invocation failed");
             }
-            .in_current_span(),
-        );
-        match rx.await {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(code)) => Err(InvokeError::GuestError(format!("{code:?}"))),
-            // The guest dropped its response-outparam: its task says why.
-            Err(_) => match task.await {
-                Ok(Err(e)) => Err(e),
-                Ok(Ok(())) => Err(InvokeError::NoResponse),
-                Err(e) => Err(InvokeError::Internal(e.to_string())),
+            // The slot frees when the instance is done, response body included.
+            drop(slot);
+            result
+        }
+        .in_current_span();
+        // The guest runs in this task until it answers; only one still running
+        // after that (a streaming body) gets a task of its own. If this request
+        // is dropped meanwhile (the client left), the guest still runs to its end.
+        let mut run = Detached(Some(Box::pin(run)));
+        let first = std::future::poll_fn(|cx| {
+            if let Some(running) = run.0.as_mut()
+                && let Poll::Ready(result) = running.as_mut().poll(cx)
+            {
+                run.0 = None;
+                return Poll::Ready(Err(result));
+            }
+            Pin::new(&mut rx).poll(cx).map(Ok)
+        })
+        .await;
+        match first {
+            // The guest is done: it answered before, or never will.
+            Err(result) => match rx.try_recv() {
+                Ok(Ok(response)) => Ok(response),
+                Ok(Err(code)) => Err(InvokeError::GuestError(format!("{code:?}"))),
+                Err(_) => Err(result.err().unwrap_or(InvokeError::NoResponse)),
+            },
+            // It answered and runs on: writing its body, or finishing up.
+            Ok(Ok(answer)) => {
+                run.detach();
+                answer.map_err(|code| InvokeError::GuestError(format!("{code:?}")))
+            }
+            // It dropped its response-outparam: its end says why.
+            Ok(Err(_)) => match run.0.take() {
+                Some(running) => match running.await {
+                    Err(e) => Err(e),
+                    Ok(()) => Err(InvokeError::NoResponse),
+                },
+                None => Err(InvokeError::NoResponse),
             },
         }
     }
@@ -710,7 +821,7 @@ impl Runtime {
                 return Err(e);
             }
         };
-        let mut store = self.new_store(plugin, "job-handler", user);
+        let mut store = self.new_store(&plugin, "job-handler", user);
         let run = async {
             let instance = pre.instantiate_async(&mut store).await?;
             let guest = indices.load(&mut store, &instance)?;
@@ -749,7 +860,7 @@ impl Runtime {
                 return Err(e);
             }
         };
-        let mut store = self.new_store(plugin, "rules", None);
+        let mut store = self.new_store(&plugin, "rules", None);
         let run = async {
             let instance = pre.instantiate_async(&mut store).await?;
             match indices {
@@ -786,10 +897,9 @@ impl Runtime {
         started: Instant,
         error: Option<&InvokeError>,
     ) {
-        let version = plugin.version_label();
         let labels = [
             ("plugin", plugin.manifest.name.as_str()),
-            ("version", version.as_str()),
+            ("version", plugin.version_str()),
             ("export", export),
         ];
         self.metrics.inc("ham_plugin_invocations_total", &labels);
@@ -805,6 +915,34 @@ impl Runtime {
                 &[plugin, version, export, ("kind", e.kind())],
             );
         }
+    }
+}
+
+type Running = Pin<Box<dyn Future<Output = Result<(), InvokeError>> + Send>>;
+
+/// A guest's HTTP invocation driven by the request's own task; whatever is left
+/// of it when this is dropped (the guest writing its body after answering, or a
+/// client that went away) runs on in a task of its own, so it always ends as it
+/// would have: its slot freed, its instance kept or dropped.
+struct Detached(Option<Running>);
+
+impl Detached {
+    fn detach(&mut self) {
+        if let Some(running) = self.0.take() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(handle) => {
+                    handle.spawn(running);
+                }
+                // No runtime (shutting down): the invocation ends here.
+                Err(_) => drop(running),
+            }
+        }
+    }
+}
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        self.detach();
     }
 }
 

@@ -46,6 +46,7 @@ mod outbound_policy;
 mod pg_backup_restore;
 mod plugins_bad_uploads;
 mod plugins_hot_swap;
+mod plugins_instance_reuse;
 mod plugins_replicas;
 mod plugins_restart;
 mod plugins_rollouts;

@@ -315,6 +315,7 @@ async fn metrics_count_requests_plugin_calls_and_failures() {
         ("ham_plugin_errors_total", "counter"),
         ("ham_plugin_invocation_duration_seconds", "histogram"),
         ("ham_plugin_active", "gauge"),
+        ("ham_plugin_idle_instances", "gauge"),
         ("ham_plugin_swaps_total", "counter"),
         ("ham_jobs", "gauge"),
         ("ham_job_run_duration_seconds", "histogram"),

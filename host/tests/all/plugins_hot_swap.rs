@@ -86,6 +86,12 @@ async fn swap_story(backend: Backend) {
         }
     }
     assert!(total > 20, "the load loop made only {total} requests");
+    // The load ran with instance reuse on (the default): requests landed on warm
+    // instances, and none of them failed or saw the wrong version.
+    assert!(
+        server.state.runtime.idle.reused.load(Ordering::Relaxed) > 0,
+        "no request ran on a reused instance"
+    );
     assert_eq!(
         slow.await.unwrap(),
         (200, "v1".to_string()),

@@ -2,6 +2,8 @@
 //! limits and interfaces through one component:
 //!
 //! - `/loop`: spins forever (deadline test); `/alloc?mb=N`: allocates and touches N MiB
+//! - `/count`: how many requests this instance has served, itself included (a
+//!   static: 1 on a fresh instance, more on a reused one)
 //! - `/trap`: panics; `/sleep?ms=N`: waits on a wasi clock, then answers `label`
 //! - `/label`: the `label` variable (500 when it is `fail`: a version that fails
 //!   every request, for rollouts); `/config/NAME`: any variable, or its error
@@ -130,6 +132,10 @@ wasip2::http::proxy::export!(Probe);
 
 impl wasip2::exports::http::incoming_handler::Guest for Probe {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
+        // Requests this instance has served, this one included: state that lives
+        // as long as the instance, as a careless plugin's would.
+        static SERVED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let served = SERVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         let full = request.path_with_query().unwrap_or_default();
         let (path, query) = full.split_once('?').unwrap_or((full.as_str(), ""));
         let param = |name: &str| {
@@ -158,6 +164,7 @@ impl wasip2::exports::http::incoming_handler::Guest for Probe {
                     format!("allocated {} MiB\n", std::hint::black_box(v).len() >> 20).into_bytes(),
                 )
             }
+            (_, "/count") => (200, served.to_string().into_bytes()),
             (_, "/trap") => panic!("the probe was asked to trap"),
             (_, "/sleep") => {
                 let ms: u64 = param("ms").and_then(|v| v.parse().ok()).unwrap_or(100);
