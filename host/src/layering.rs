@@ -9,7 +9,7 @@
 //! | 3 capabilities | `capabilities` | what plugins are given: one module per `ham:plugin` interface |
 //! | 4 runtime | `runtime`, `plugins::manifest` | the engine, instances, limits; the manifest that configures them |
 //! | 5 plugin services | `plugins`, `rules`, `jobs`, `backup`, `export` | what runs plugins: the registry, the rules evaluator, the job workers; data in and out |
-//! | 6 surface | `api`, `web`, `cli`, the crate root | HTTP, the browser app, the command line, wiring |
+//! | 6 surface | `api`, `web`, `cli`, `plugin_kit`, the crate root | HTTP, the browser app, the command line (the author kit's too), wiring |
 //!
 //! Where a lower layer must call a higher one (plugins' `habits.list-stats`
 //! needs the rules evaluator, which runs a plugin), the lower one defines a
@@ -42,6 +42,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("api", 6),
     ("web", 6),
     ("cli", 6),
+    ("plugin_kit", 6),
     ("", 6),
 ];
 

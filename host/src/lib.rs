@@ -18,6 +18,7 @@ pub mod jobs;
 #[cfg(test)]
 mod layering;
 pub mod llm;
+pub mod plugin_kit;
 pub mod plugins;
 pub mod reminders;
 pub mod rules;

@@ -141,6 +141,9 @@ enum PluginCommand {
         #[command(flatten)]
         remote: RemoteArgs,
     },
+    /// `new`, `check`, `test`: the author kit, without a server.
+    #[command(flatten)]
+    Kit(ham_host::plugin_kit::cli::KitCommand),
 }
 
 #[derive(Args)]
@@ -224,6 +227,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Plugin(PluginCommand::List { remote }) => cli::list(&remote.into()).await,
         Command::Plugin(PluginCommand::Rollback { name, remote }) => {
             cli::rollback(&remote.into(), &name).await
+        }
+        Command::Plugin(PluginCommand::Kit(command)) => {
+            ham_host::plugin_kit::cli::run(command).await
         }
         Command::Migrate => {
             let settings = Settings::load(cli.config.as_deref())?;

@@ -561,7 +561,8 @@ fn fingerprint(habit: &Habit, revision: i64, plugin_version: i64) -> Fingerprint
 }
 
 /// Checks every evaluation against its input; the first fault refuses the lot.
-fn check_answer(
+/// (`ham plugin test --rules` checks with it too.)
+pub(crate) fn check_answer(
     evaluations: Vec<Result<wit::Evaluation, String>>,
     inputs: &[wit::EvaluationInput],
     range: &Range,

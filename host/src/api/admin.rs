@@ -443,16 +443,8 @@ async fn upload(
         .map(Plan::parse)
         .transpose()
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_rollout", e.to_string()))?;
-    // The document is checked here to answer `invalid_openapi`; the registry
-    // checks it again (and a broken manifest is its to report).
-    if let (Some(text), Ok(parsed)) = (&openapi, Manifest::parse(&manifest)) {
-        ApiDocument::parse(text, &parsed).map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_openapi",
-                format!("the `openapi` document: {e}"),
-            )
-        })?;
+    if let Some(refused) = openapi_refusal(&manifest, openapi.as_deref()) {
+        return Err(refused);
     }
     let package = Package {
         manifest: &manifest,
@@ -473,6 +465,20 @@ async fn upload(
         (_, false) => StatusCode::OK,
     };
     Ok((status, Json(InstalledVersion::of(installed)?)).into_response())
+}
+
+/// The upload's `invalid_openapi` answer, when its document does not fit its
+/// manifest. Checked before the install to answer that code; the registry checks
+/// the document again (and a broken manifest is its to report). `ham plugin
+/// check` asks it too, to answer as an upload would.
+pub(crate) fn openapi_refusal(manifest: &str, openapi: Option<&str>) -> Option<ApiError> {
+    let (text, parsed) = (openapi?, Manifest::parse(manifest).ok()?);
+    let e = ApiDocument::parse(text, &parsed).err()?;
+    Some(ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_openapi",
+        format!("the `openapi` document: {e}"),
+    ))
 }
 
 fn multipart_error(e: axum::extract::multipart::MultipartError, state: &AppState) -> ApiError {

@@ -5,7 +5,7 @@
 //! client and everything to the log.
 
 mod accounts;
-mod admin;
+pub(crate) mod admin;
 mod auth;
 pub mod body_deadline;
 pub mod cross_origin;
@@ -13,7 +13,7 @@ mod export;
 mod habits;
 mod observe;
 mod openapi;
-mod plugin_routes;
+pub(crate) mod plugin_routes;
 mod reminders;
 mod tokens;
 

@@ -193,7 +193,7 @@ async fn route(state: &AppState, mut request: Request) -> Result<Response, ApiEr
 /// acts for only from the host. From a trusted proxy, the scheme and host the
 /// visitor used (`X-Forwarded-Proto`, `X-Forwarded-Host`) stay, so a plugin can
 /// build its public URLs; from anyone else they are the client's word, and go.
-fn strip_credentials(
+pub(crate) fn strip_credentials(
     headers: &mut http::HeaderMap,
     settings: &crate::settings::Settings,
     from_trusted_proxy: bool,
@@ -246,7 +246,7 @@ const DROPPED_RESPONSE_HEADERS: &[&str] = &[
 /// above (logged once per version), forbids content sniffing, and, unless the
 /// route is declared `app_content`, sandboxes any page it serves
 /// (`Content-Security-Policy: sandbox`: no script on the app's origin, no cookies).
-fn guard_response(
+pub(crate) fn guard_response(
     headers: &mut http::HeaderMap,
     plugin: &crate::runtime::LoadedPlugin,
     app_content: bool,
@@ -305,7 +305,7 @@ async fn read_body(
         .map_err(|never: std::convert::Infallible| -> wasmtime_wasi_http::Error { match never {} }))
 }
 
-fn too_large(limit: usize) -> ApiError {
+pub(crate) fn too_large(limit: usize) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "too_large",
