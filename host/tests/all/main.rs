@@ -44,6 +44,7 @@ mod metrics_exposition;
 mod ops_commands;
 mod outbound_policy;
 mod pg_backup_restore;
+mod plugin_kit;
 mod plugins_bad_uploads;
 mod plugins_hot_swap;
 mod plugins_instance_reuse;

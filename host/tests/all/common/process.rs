@@ -26,7 +26,7 @@ pub async fn run_ham(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
 
 /// The `ham` binary. Cargo names it for tests and benches, not for examples
 /// (which include this harness but never start a process).
-fn ham_binary() -> &'static str {
+pub fn ham_binary() -> &'static str {
     #[allow(
         clippy::option_env_unwrap,
         reason = "only tests and benches call this, and cargo defines it for them"
