@@ -328,12 +328,20 @@ fn readme(kind: Kind, fill: &dyn Fn(&str) -> String) -> String {
                  assert_eq!(stats[0].best_streaks[1].length, 2);\n\
              }",
             "stats request (answers cached for the previous rule set are not served again).",
-            "A rule set is not rolled out to a share (`--canary` is refused with\n\
-             `rollout_not_applicable`): it goes live for every habit at once, so test it on\n\
-             fixtures first. `ham plugin rollback habit-rules` brings the previous rule set\n\
-             back, and its cached answers with it. A newer `ham` binary installs its own\n\
-             bundled `habit-rules` when that is newer than every stored version: give yours a\n\
-             higher `version` than the bundled one to keep it.",
+            "A rule set serves no requests to share, so `--canary` does not apply; to see\n\
+             what it would change before anyone sees it, run it in shadow:\n\n\
+             ```sh\n\
+             ham plugin install --manifest plugin.toml --shadow --sample-percent 10\n\
+             ```\n\n\
+             Users keep the active rule set's answers; on 10% of its evaluations yours judges\n\
+             the same inputs, and `GET /api/admin/plugins/habit-rules` (and the Plugins\n\
+             screen) counts the habits it judged the same, differently, or failed on, with\n\
+             examples. `ham plugin promote habit-rules` makes it the active rule set, `ham\n\
+             plugin abort habit-rules` drops it; `ham plugin rollback habit-rules` later\n\
+             brings the previous one back. See \"Shadow runs (rule sets)\" in\n\
+             `docs/plugins.md`. A newer `ham` binary installs its own bundled `habit-rules`\n\
+             when that is newer than every stored version: give yours a higher `version`\n\
+             than the bundled one to keep it.",
         ),
         Kind::Job => (
             "it runs jobs: `plugin.toml` schedules a `tick` every hour, which logs what it got and counts its runs in the plugin's storage; any other kind fails.",

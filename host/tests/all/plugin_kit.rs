@@ -441,7 +441,7 @@ async fn scaffolds_of_every_kind_build_check_test_and_install() {
     assert_eq!(in_harness, on_server);
     assert_eq!(on_server["current_streak"], 1, "{on_server}");
 
-    // A rule set is not rolled out to a share.
+    // A rule set is not rolled out to a share; its next version runs in shadow.
     let output = ham_in(
         dir,
         &[
@@ -464,6 +464,32 @@ async fn scaffolds_of_every_kind_build_check_test_and_install() {
         text(&output).contains("serves neither HTTP nor jobs"),
         "{}",
         text(&output)
+    );
+    let rules_manifest = dir.join("kit-rules/plugin.toml");
+    let rules_text = std::fs::read_to_string(&rules_manifest).unwrap();
+    std::fs::write(
+        &rules_manifest,
+        rules_text.replace("version = \"0.1.0\"", "version = \"0.2.0-kit\""),
+    )
+    .unwrap();
+    let out = ham_ok(
+        dir,
+        &[
+            &[
+                "plugin",
+                "install",
+                "--manifest",
+                "kit-rules/plugin.toml",
+                "--shadow",
+            ],
+            &remote[..],
+        ]
+        .concat(),
+    )
+    .await;
+    assert!(
+        out.contains("habit-rules 0.2.0-kit runs in shadow beside 0.1.0"),
+        "{out}"
     );
 
     // The job handler is listed, and a new HTTP version goes out to a share.
