@@ -201,6 +201,71 @@ async fn swap(
     (upload, first - started, failures.load(Ordering::Relaxed))
 }
 
+/// `wasmtime serve` on the same component (`examples/wasi-proxy`), loaded by the
+/// same generator in this run: fresh instances, then `--max-instance-reuse-count
+/// 1000`, with the pooling allocator as HAM uses it. Needs the wasmtime CLI of the
+/// wasmtime HAM links (48.0.8: `cargo install wasmtime-cli --version 48.0.8
+/// --locked`) named by `HAM_BENCH_WASMTIME`; skipped, saying so, without it.
+async fn wasmtime_serve(component: &[u8], ham_reused: f64, ham_native: f64) {
+    let Some(wasmtime) = std::env::var_os("HAM_BENCH_WASMTIME") else {
+        println!(
+            "\n(wasmtime serve: not measured; set HAM_BENCH_WASMTIME to a wasmtime 48.0.8 CLI)"
+        );
+        return;
+    };
+    println!(
+        "\n## wasmtime serve, same component, same generator ({CONNECTIONS} connections, {LOAD_SECONDS} s each)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wasi_proxy.wasm");
+    std::fs::write(&file, component).unwrap();
+    let mut fastest: f64 = 0.0;
+    for (label, reuse) in [("fresh instance", "1"), ("reuse 1000", "1000")] {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // -Scli: the component (Rust std) imports wasi:cli/environment.
+        let mut child = tokio::process::Command::new(&wasmtime)
+            .args(["serve", "-Scli", "-O", "pooling-allocator=y"])
+            .args(["--max-instance-reuse-count", reuse])
+            .arg("--addr")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg(&file)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "wasmtime serve did not listen");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let rate = load(
+            &format!("http://127.0.0.1:{port}/"),
+            "wasi-proxy saw GET /\n",
+            LOAD_SECONDS,
+        )
+        .await;
+        child.kill().await.unwrap();
+        fastest = fastest.max(rate);
+        println!("wasmtime serve, {label:<15} {rate:>9.0} req/s");
+    }
+    println!(
+        "ham wasi-proxy reused / wasmtime serve fastest: {:>6.2} x",
+        ham_reused / fastest
+    );
+    println!(
+        "wasmtime serve fastest / ham native:            {:>6.1} %",
+        fastest / ham_native * 100.0
+    );
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
@@ -293,6 +358,8 @@ async fn main() {
         "ham /healthz / bare axum:      {:>9.1} %",
         pct(host_route, native)
     );
+
+    wasmtime_serve(&proxy, proxy_reused, host_route).await;
 
     println!("\n## hello by reuse_requests ({CONNECTIONS} connections, 3 s each)");
     for reuse in [4, 16, 100, 10_000] {
