@@ -80,12 +80,12 @@ async fn start(backend: Backend, paused: bool) -> Option<Env> {
 impl Env {
     /// Starts two job workers on a host started paused.
     fn start_workers(&mut self) {
-        let mut state = self.server.state.clone();
-        state.settings = Arc::new(Settings {
+        let mut workers = self.server.state.job_workers();
+        workers.settings = Arc::new(Settings {
             job_workers: 2,
-            ..(*state.settings).clone()
+            ..(*workers.settings).clone()
         });
-        self.workers = ham_host::jobs::spawn_workers(&state.job_workers());
+        self.workers = ham_host::jobs::spawn_workers(&workers);
     }
 
     async fn stop(self) {
