@@ -60,7 +60,7 @@ async fn route(state: &AppState, mut request: Request) -> Result<Response, ApiEr
     let mut app_content = false;
     // The claim a request came in by (none: under `/plugins/{name}/`), so that a
     // rollout's candidate serves it only if it claims it too.
-    let mut claimed: Option<String> = None;
+    let mut claimed: Option<&str> = None;
     let (plugin, user) = if let Some(rest) = path.strip_prefix("/plugins/") {
         let (name, inner) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
@@ -126,7 +126,7 @@ async fn route(state: &AppState, mut request: Request) -> Result<Response, ApiEr
             }
         };
         app_content = claim.app_content;
-        claimed = Some(claim.path.clone());
+        claimed = Some(&claim.path);
         (plugin.clone(), user)
     } else {
         // Last: the browser app (its files, index.html for its screens, and
@@ -138,15 +138,15 @@ async fn route(state: &AppState, mut request: Request) -> Result<Response, ApiEr
 
     // During a rollout the candidate serves its share: a user by a stable hash,
     // anyone else request by request.
-    let method = request.method().as_str().to_string();
+    let method = request.method().as_str();
     let plugin = snapshot.serving(&plugin, user.as_deref(), |candidate| {
         candidate.exports.http
-            && claimed.as_ref().is_none_or(|path| {
+            && claimed.is_none_or(|path| {
                 candidate
                     .manifest
                     .routes
                     .iter()
-                    .any(|r| r.path == *path && r.methods.contains(&method))
+                    .any(|r| r.path == path && r.methods.iter().any(|m| m == method))
             })
     });
     drop(snapshot);
