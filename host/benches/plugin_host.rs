@@ -266,6 +266,10 @@ async fn wasmtime_serve(component: &[u8], ham_reused: f64, ham_native: f64) {
     );
 }
 
+/// The allocator `ham` runs with (see `main.rs`), so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let dir = tempfile::tempdir().unwrap();

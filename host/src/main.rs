@@ -9,6 +9,12 @@ use ham_host::cli::{self, Remote};
 use ham_host::settings::{LogFormat, Settings};
 use ham_host::{AppState, plugins};
 
+/// mimalloc, not glibc's malloc: every request allocates and frees a few dozen
+/// small objects on two worker threads, and glibc's arenas spent about 8 % of the
+/// plugin route's time there (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "ham",
@@ -284,21 +290,36 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn serve(config: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<()> {
-    let mut settings = Settings::load(config.as_deref())?;
+/// Logs to stdout, filtered by `log` and formatted by `log_format`.
+fn init_logging(settings: &Settings) {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     // The settings checked that the filter parses.
     let filter = tracing_subscriber::EnvFilter::new(&settings.log);
-    match settings.log_format {
+    let format = match settings.log_format {
         // One JSON object per line, with the fields of the current span and its
-        // parents (the request's method, route and status; the plugin and version).
-        LogFormat::Json => tracing_subscriber::fmt()
+        // parents (the request's method, route, status, plugin and version).
+        LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .with_current_span(true)
             .with_span_list(true)
-            .with_env_filter(filter)
-            .init(),
-        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
-    }
+            .boxed(),
+        // Colours only for a person at a terminal: escape codes in a log file or
+        // a container's log are noise, and formatting them costs every request.
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(format)
+        .init();
+}
+
+async fn serve(config: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<()> {
+    let mut settings = Settings::load(config.as_deref())?;
+    init_logging(&settings);
     if args.watch.is_some() {
         settings.plugins_dir = args.watch;
     }

@@ -139,6 +139,23 @@ struct Histogram {
     count: u64,
 }
 
+impl Histogram {
+    fn observe(&mut self, seconds: f64) {
+        if self.buckets.is_empty() {
+            self.buckets = vec![0; BUCKETS.len() + 1];
+        }
+        let slot = BUCKETS
+            .iter()
+            .position(|le| seconds <= *le)
+            .unwrap_or(BUCKETS.len());
+        if let Some(b) = self.buckets.get_mut(slot) {
+            *b += 1;
+        }
+        self.sum += seconds;
+        self.count += 1;
+    }
+}
+
 /// A gauge value read at scrape time.
 #[derive(Debug, Clone)]
 pub struct Gauge {
@@ -157,32 +174,40 @@ impl Gauge {
     }
 }
 
-/// The host's counters and histograms.
+/// The host's counters and histograms, behind one lock: a request updates a
+/// counter and a histogram together, taking it once.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    counters: Mutex<SeriesMap<u64>>,
-    histograms: Mutex<SeriesMap<Histogram>>,
+    series: Mutex<Series>,
+}
+
+#[derive(Debug, Default)]
+struct Series {
+    counters: SeriesMap<u64>,
+    histograms: SeriesMap<Histogram>,
 }
 
 /// Series of one kind, by a hash of their name and labels: an update of a series
 /// that exists (every request's) finds it from the borrowed labels, without
-/// allocating; only a new series copies its labels.
+/// allocating; only a new series copies its labels. The hash is Fx, not SipHash:
+/// every request updates four series, and label values are the host's own
+/// (routes, plugin versions, status codes), not a client's to choose.
 #[derive(Debug)]
 struct SeriesMap<V> {
-    by_hash: HashMap<u64, Vec<(&'static str, Labels, V)>>,
+    by_hash: HashMap<u64, Vec<(&'static str, Labels, V)>, rustc_hash::FxBuildHasher>,
 }
 
 impl<V> Default for SeriesMap<V> {
     fn default() -> Self {
         Self {
-            by_hash: HashMap::new(),
+            by_hash: HashMap::default(),
         }
     }
 }
 
 impl<V: Default> SeriesMap<V> {
     fn series(&mut self, name: &'static str, labels: &[(&'static str, &str)]) -> &mut V {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        let mut hasher = rustc_hash::FxHasher::default();
         name.hash(&mut hasher);
         for (k, v) in labels {
             k.hash(&mut hasher);
@@ -241,36 +266,42 @@ impl Metrics {
 
     /// Adds `n` to the counter `name` with these labels.
     pub fn add(&self, name: &'static str, labels: &[(&'static str, &str)], n: u64) {
-        if let Ok(mut counters) = self.counters.lock() {
-            *counters.series(name, labels) += n;
+        if let Ok(mut series) = self.series.lock() {
+            *series.counters.series(name, labels) += n;
         }
     }
 
     /// Records one observation (seconds) in the histogram `name`.
     pub fn observe(&self, name: &'static str, labels: &[(&'static str, &str)], seconds: f64) {
-        if let Ok(mut histograms) = self.histograms.lock() {
-            let h = histograms.series(name, labels);
-            if h.buckets.is_empty() {
-                h.buckets = vec![0; BUCKETS.len() + 1];
-            }
-            let slot = BUCKETS
-                .iter()
-                .position(|le| seconds <= *le)
-                .unwrap_or(BUCKETS.len());
-            if let Some(b) = h.buckets.get_mut(slot) {
-                *b += 1;
-            }
-            h.sum += seconds;
-            h.count += 1;
+        if let Ok(mut series) = self.series.lock() {
+            series.histograms.series(name, labels).observe(seconds);
+        }
+    }
+
+    /// Adds one to a counter and records an observation in a histogram, under
+    /// one lock: what every request and every plugin invocation records.
+    pub fn count_and_observe(
+        &self,
+        (counter, counter_labels): (&'static str, &[(&'static str, &str)]),
+        (histogram, histogram_labels): (&'static str, &[(&'static str, &str)]),
+        seconds: f64,
+    ) {
+        if let Ok(mut series) = self.series.lock() {
+            *series.counters.series(counter, counter_labels) += 1;
+            series
+                .histograms
+                .series(histogram, histogram_labels)
+                .observe(seconds);
         }
     }
 
     /// The current value of a counter (0 if never incremented).
     pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
-        let Ok(counters) = self.counters.lock() else {
+        let Ok(series) = self.series.lock() else {
             return 0;
         };
-        counters
+        series
+            .counters
             .iter()
             .filter(|(n, l, _)| *n == name && same(l, labels))
             .map(|(_, _, v)| *v)
@@ -279,10 +310,11 @@ impl Metrics {
 
     /// How many observations a histogram holds (0 if none).
     pub fn observations(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
-        let Ok(histograms) = self.histograms.lock() else {
+        let Ok(series) = self.series.lock() else {
             return 0;
         };
-        histograms
+        series
+            .histograms
             .iter()
             .filter(|(n, l, _)| *n == name && same(l, labels))
             .map(|(_, _, h)| h.count)
@@ -293,11 +325,10 @@ impl Metrics {
     /// at scrape included.
     pub fn render(&self, gauges: &[Gauge]) -> String {
         let mut out = String::new();
-        let counters = self.counters.lock().map(|c| c.sorted()).unwrap_or_default();
-        let histograms = self
-            .histograms
+        let (counters, histograms) = self
+            .series
             .lock()
-            .map(|h| h.sorted())
+            .map(|s| (s.counters.sorted(), s.histograms.sorted()))
             .unwrap_or_default();
         for (name, kind, help) in HELP {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {}", kind.as_str());

@@ -17,9 +17,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderValue, header};
-use axum::middleware::Next;
 use axum::response::Response;
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
@@ -43,15 +42,12 @@ pub fn is_body_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// Gives every request body the configured deadline.
-pub async fn limit_body_time(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// Gives a request's body the configured deadline. The flag it returns (none
+/// for a request without a body) goes to [`close_unless_read`] with the answer.
+pub fn arm(state: &AppState, request: Request) -> (Request, Option<Arc<AtomicBool>>) {
     // Requests without a body (most GETs) cost nothing here.
     if http_body::Body::is_end_stream(request.body()) {
-        return next.run(request).await;
+        return (request, None);
     }
     let timeout = state.settings.body_timeout;
     let read_to_end = Arc::new(AtomicBool::new(false));
@@ -63,8 +59,13 @@ pub async fn limit_body_time(
             read_to_end: read_to_end.clone(),
         })
     });
-    let mut response = next.run(request).await;
-    if !read_to_end.load(Ordering::Acquire) {
+    (request, Some(read_to_end))
+}
+
+/// Closes the connection after an answer given before the body was read to
+/// its end.
+pub fn close_unless_read(mut response: Response, read_to_end: Option<Arc<AtomicBool>>) -> Response {
+    if read_to_end.is_some_and(|read| !read.load(Ordering::Acquire)) {
         response
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));

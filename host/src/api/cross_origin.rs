@@ -14,28 +14,30 @@
 
 use axum::extract::Request;
 use axum::http::{HeaderMap, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::ApiError;
 
-/// Refuses cross-site state-changing requests before any handler runs.
-pub async fn refuse_cross_site(request: Request, next: Next) -> Response {
-    let authority = request.uri().authority().map(|a| a.as_str().to_string());
-    if is_cross_site(request.method(), request.headers(), authority.as_deref()) {
-        tracing::warn!(
-            method = %request.method(),
-            path = %request.uri().path(),
-            "cross-site request refused"
-        );
-        return ApiError::new(
+/// The 403 for a cross-site state-changing request, before any handler runs;
+/// `None` lets the request through.
+pub fn refusal(request: &Request) -> Option<Response> {
+    let authority = request.uri().authority().map(|a| a.as_str());
+    if !is_cross_site(request.method(), request.headers(), authority) {
+        return None;
+    }
+    tracing::warn!(
+        method = %request.method(),
+        path = %request.uri().path(),
+        "cross-site request refused"
+    );
+    Some(
+        ApiError::new(
             StatusCode::FORBIDDEN,
             "cross_origin",
             "this request came from another site's page; HAM only accepts changes from its own pages",
         )
-        .into_response();
-    }
-    next.run(request).await
+        .into_response(),
+    )
 }
 
 /// Whether a request is a state change a browser sent from another site.

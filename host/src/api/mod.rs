@@ -290,16 +290,33 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(api)
         .fallback(plugin_routes::dispatch)
-        .layer(axum::middleware::from_fn(cross_origin::refuse_cross_site))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            body_deadline::limit_body_time,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            observe::track_requests,
-        ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), front))
         .with_state(state)
+}
+
+/// What every request passes through, in one middleware (each layer of its own
+/// would cost every request a boxed future and a clone of the stack below it):
+/// the request's span and metrics ([`observe`]), the body deadline
+/// ([`body_deadline`]), and the refusal of cross-site changes ([`cross_origin`]).
+async fn front(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use tracing::Instrument as _;
+    let track = observe::Track::start(&state, &request);
+    let response = async {
+        let (request, read_to_end) = body_deadline::arm(&state, request);
+        let response = match cross_origin::refusal(&request) {
+            Some(refused) => refused,
+            None => next.run(request).await,
+        };
+        body_deadline::close_unless_read(response, read_to_end)
+    }
+    .instrument(track.span.clone())
+    .await;
+    track.finish(&state, &response);
+    response
 }
 
 async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {

@@ -1,75 +1,113 @@
-//! The per-request span (method, route, status) and the HTTP metrics.
+//! The per-request span (method, route, status; plugin and version when a
+//! plugin serves it) and the HTTP metrics.
 
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
+use axum::extract::{MatchedPath, Request};
 use axum::response::Response;
-use tracing::Instrument as _;
 
 use crate::AppState;
 
 /// The route label of a request: the matched route template, else (plugin
 /// routes, served by the fallback) `/plugins/{plugin}` for a plugin that exists
-/// or the path a plugin claims, else `unmatched`.
-fn route_label(state: &AppState, request: &Request) -> String {
+/// or the path a plugin claims, else `unmatched`. Borrowed where it can be: a
+/// plugin's requests are the hot path.
+fn route_label(state: &AppState, request: &Request) -> RouteLabel {
     if let Some(matched) = request.extensions().get::<MatchedPath>() {
-        return matched.as_str().to_string();
+        return RouteLabel::Matched(matched.clone());
     }
     let path = request.uri().path();
     let snapshot = state.registry.snapshot();
     if let Some(rest) = path.strip_prefix("/plugins/") {
         let name = rest.split('/').next().unwrap_or_default();
-        if snapshot.plugins.contains_key(name) {
-            return format!("/plugins/{name}");
+        if let Some(plugin) = snapshot.plugins.get(name) {
+            return RouteLabel::Mount(plugin.mount.clone());
         }
     } else if let Some((_, claim)) = snapshot.route(path) {
-        return claim.path.clone();
+        return RouteLabel::Claimed(claim.path.clone());
     } else if !path.starts_with("/api/") {
-        return "web".to_string();
+        return RouteLabel::Fixed("web");
     }
-    "unmatched".to_string()
+    RouteLabel::Fixed("unmatched")
 }
 
-/// Middleware: one span per request (method, route, status) and the HTTP
-/// metrics. The latency is to the response head; streamed bodies run on.
-pub async fn track_requests(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let started = Instant::now();
-    // Standard methods only: an invented one must not become a new series.
-    let method = match *request.method() {
-        http::Method::GET => "GET",
-        http::Method::HEAD => "HEAD",
-        http::Method::POST => "POST",
-        http::Method::PUT => "PUT",
-        http::Method::PATCH => "PATCH",
-        http::Method::DELETE => "DELETE",
-        http::Method::OPTIONS => "OPTIONS",
-        _ => "other",
-    };
-    let route = route_label(&state, &request);
-    let span = tracing::info_span!(
-        "request",
-        method = %method,
-        route = %route,
-        status = tracing::field::Empty
-    );
-    let response = next.run(request).instrument(span.clone()).await;
-    let status = response.status();
-    let status = status.as_str();
-    span.record("status", status);
-    let metrics = &state.runtime.metrics;
-    metrics.inc(
-        "ham_http_requests_total",
-        &[("method", method), ("route", &route), ("status", status)],
-    );
-    metrics.observe(
-        "ham_http_request_duration_seconds",
-        &[("method", method), ("route", &route)],
-        started.elapsed().as_secs_f64(),
-    );
-    response
+enum RouteLabel {
+    Matched(MatchedPath),
+    Mount(http::HeaderValue),
+    Claimed(String),
+    Fixed(&'static str),
+}
+
+impl RouteLabel {
+    fn as_str(&self) -> &str {
+        match self {
+            Self::Matched(matched) => matched.as_str(),
+            Self::Mount(mount) => mount.to_str().unwrap_or("unmatched"),
+            Self::Claimed(path) => path,
+            Self::Fixed(label) => label,
+        }
+    }
+}
+
+/// One request's span and metrics: started before the request is handled,
+/// finished with its answer. The latency is to the response head; streamed
+/// bodies run on.
+pub struct Track {
+    started: Instant,
+    method: &'static str,
+    route: RouteLabel,
+    pub span: tracing::Span,
+}
+
+impl Track {
+    pub fn start(state: &AppState, request: &Request) -> Self {
+        let started = Instant::now();
+        // Standard methods only: an invented one must not become a new series.
+        let method = match *request.method() {
+            http::Method::GET => "GET",
+            http::Method::HEAD => "HEAD",
+            http::Method::POST => "POST",
+            http::Method::PUT => "PUT",
+            http::Method::PATCH => "PATCH",
+            http::Method::DELETE => "DELETE",
+            http::Method::OPTIONS => "OPTIONS",
+            _ => "other",
+        };
+        let route = route_label(state, request);
+        // A plugin invocation serving the request adds `plugin` and `version`
+        // here rather than opening a span of its own: a span costs every
+        // request (docs/benchmarks.md).
+        let span = tracing::info_span!(
+            "request",
+            method = %method,
+            route = %route.as_str(),
+            status = tracing::field::Empty,
+            plugin = tracing::field::Empty,
+            version = tracing::field::Empty,
+        );
+        Self {
+            started,
+            method,
+            route,
+            span,
+        }
+    }
+
+    pub fn finish(self, state: &AppState, response: &Response) {
+        let status = response.status();
+        let status = status.as_str();
+        self.span.record("status", status);
+        let (method, route) = (self.method, self.route.as_str());
+        state.runtime.metrics.count_and_observe(
+            (
+                "ham_http_requests_total",
+                &[("method", method), ("route", route), ("status", status)],
+            ),
+            (
+                "ham_http_request_duration_seconds",
+                &[("method", method), ("route", route)],
+            ),
+            self.started.elapsed().as_secs_f64(),
+        );
+    }
 }

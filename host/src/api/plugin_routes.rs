@@ -86,10 +86,7 @@ async fn route(state: &AppState, mut request: Request) -> Result<Response, ApiEr
             )
         })?;
         *request.uri_mut() = inner;
-        mount = Some(
-            HeaderValue::from_str(&format!("/plugins/{name}"))
-                .map_err(|_| ApiError::not_found("invalid plugin name"))?,
-        );
+        mount = Some(plugin.mount.clone());
         let (with_user, user) = acting_user(state, request).await;
         request = with_user;
         (plugin, user?)

@@ -5,8 +5,8 @@
 //! grant the new one widens: an outbound host (or a private mark, or the default
 //! of a variable an outbound entry is made of), `llm`, `notifications`, a route
 //! or a method on one, a route opened to anyone (`auth = "none"`) or to app
-//! content, a schedule entry, a higher limit (a fuel budget removed included).
-//! Against no active version (a new plugin) the baseline is a manifest that asks
+//! content, a schedule entry, a higher limit (a fuel budget removed and longer
+//! instance reuse included). Against no active version (a new plugin) the baseline is a manifest that asks
 //! for nothing with the default limits. The lines name the manifest key, so an
 //! operator reads them against `plugin.toml`.
 //!
@@ -130,6 +130,13 @@ pub fn added_capabilities(before: Option<&Manifest>, after: &Manifest) -> Vec<St
         old_limits.request_body_kb.into(),
         l.request_body_kb.into(),
     );
+    // Longer-lived instances keep more of a guest's memory between requests.
+    limit(
+        "reuse_requests",
+        old_limits.reuse_requests.into(),
+        l.reuse_requests.into(),
+    );
+    limit("reuse_idle_ms", old_limits.reuse_idle_ms, l.reuse_idle_ms);
     match (old_limits.fuel, l.fuel) {
         (Some(old), Some(new)) if new > old => added.push(format!("limits.fuel: {old} -> {new}")),
         (Some(old), None) => added.push(format!("limits.fuel: {old} -> no budget")),
@@ -187,6 +194,21 @@ mod tests {
             vec!["limits.timeout_ms: 1000 -> 5000"]
         );
         assert!(added_capabilities(Some(&new), &new).is_empty());
+    }
+
+    #[test]
+    fn longer_instance_reuse_is_an_addition() {
+        let old = manifest("[limits]\nreuse_requests = 1\n");
+        let new = manifest("[limits]\nreuse_requests = 100\nreuse_idle_ms = 5000\n");
+        assert_eq!(
+            added_capabilities(Some(&old), &new),
+            vec![
+                "limits.reuse_requests: 1 -> 100",
+                "limits.reuse_idle_ms: 1000 -> 5000",
+            ]
+        );
+        // Reusing less asks for nothing.
+        assert!(added_capabilities(Some(&new), &old).is_empty());
     }
 
     #[test]

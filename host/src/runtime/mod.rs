@@ -262,6 +262,9 @@ pub struct LoadedPlugin {
     /// Its warm HTTP instances, by acting user (see `reuse`).
     pub pool: Arc<InstancePool>,
     version_label: String,
+    /// `/plugins/{name}`: where its HTTP handler is mounted, the route label of
+    /// its requests and their `X-Forwarded-Prefix`, made once at load.
+    pub mount: http::HeaderValue,
     /// Set once a response header the host drops (`Set-Cookie`, …) was logged, so
     /// the log says it once per version, not once per request.
     pub dropped_header_logged: std::sync::atomic::AtomicBool,
@@ -281,6 +284,12 @@ impl std::fmt::Debug for LoadedPlugin {
 impl LoadedPlugin {
     pub fn version_label(&self) -> String {
         self.version_label.clone()
+    }
+
+    /// `/plugins/{name}`.
+    pub fn mount_path(&self) -> &str {
+        // Made from a `String` at load, so it is text.
+        self.mount.to_str().unwrap_or_default()
     }
 
     /// The version as written (`0.2.0`), formatted once at load.
@@ -553,7 +562,13 @@ impl Runtime {
             Duration::from_millis(manifest.limits.reuse_idle_ms),
             manifest_concurrency,
         );
+        // A manifest's name is lowercase letters, digits and dashes.
+        let mount =
+            http::HeaderValue::from_str(&format!("/plugins/{}", manifest.name)).map_err(|_| {
+                LoadError::Internal(format!("`{}` is not a header value", manifest.name))
+            })?;
         Ok(LoadedPlugin {
+            mount,
             version_label: manifest.version.to_string(),
             manifest,
             version_id,
@@ -672,10 +687,17 @@ impl Runtime {
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
         let started = Instant::now();
-        let result = self
-            .serve_http_inner(&plugin, user, request)
-            .instrument(invocation_span(&plugin, "http"))
-            .await;
+        let request_span = tracing::Span::current();
+        let result = if request_span.has_field("plugin") {
+            // Served for an HTTP request: its span names the plugin and version.
+            request_span.record("plugin", plugin.manifest.name.as_str());
+            request_span.record("version", plugin.version_str());
+            self.serve_http_inner(&plugin, user, request).await
+        } else {
+            self.serve_http_inner(&plugin, user, request)
+                .instrument(invocation_span(&plugin, "http"))
+                .await
+        };
         self.record(&plugin, "http", started, result.as_ref().err());
         result
     }
@@ -761,12 +783,11 @@ impl Runtime {
             // The slot frees when the instance is done, response body included.
             drop(slot);
             result
-        }
-        .in_current_span();
+        };
         // The guest runs in this task until it answers; only one still running
         // after that (a streaming body) gets a task of its own. If this request
         // is dropped meanwhile (the client left), the guest still runs to its end.
-        let mut run = Detached(Some(Box::pin(run)));
+        let mut run = Detached(Some(Box::pin(run)), tracing::Span::current());
         let first = std::future::poll_fn(|cx| {
             if let Some(running) = run.0.as_mut()
                 && let Poll::Ready(result) = running.as_mut().poll(cx)
@@ -902,10 +923,9 @@ impl Runtime {
             ("version", plugin.version_str()),
             ("export", export),
         ];
-        self.metrics.inc("ham_plugin_invocations_total", &labels);
-        self.metrics.observe(
-            "ham_plugin_invocation_duration_seconds",
-            &labels,
+        self.metrics.count_and_observe(
+            ("ham_plugin_invocations_total", &labels),
+            ("ham_plugin_invocation_duration_seconds", &labels),
             started.elapsed().as_secs_f64(),
         );
         if let Some(e) = error {
@@ -923,15 +943,16 @@ type Running = Pin<Box<dyn Future<Output = Result<(), InvokeError>> + Send>>;
 /// A guest's HTTP invocation driven by the request's own task; whatever is left
 /// of it when this is dropped (the guest writing its body after answering, or a
 /// client that went away) runs on in a task of its own, so it always ends as it
-/// would have: its slot freed, its instance kept or dropped.
-struct Detached(Option<Running>);
+/// would have: its slot freed, its instance kept or dropped. In the request's
+/// task it runs in the request's span; detached, in that span still.
+struct Detached(Option<Running>, tracing::Span);
 
 impl Detached {
     fn detach(&mut self) {
         if let Some(running) = self.0.take() {
             match tokio::runtime::Handle::try_current() {
                 Ok(handle) => {
-                    handle.spawn(running);
+                    handle.spawn(running.instrument(self.1.clone()));
                 }
                 // No runtime (shutting down): the invocation ends here.
                 Err(_) => drop(running),

@@ -71,7 +71,8 @@ type Group = Option<String>;
 
 /// The idle instances of one plugin version, by user group.
 pub struct InstancePool {
-    groups: Mutex<HashMap<Group, Vec<Warm>>>,
+    /// Fx, not SipHash: the keys are user ids the host made, not a client's.
+    groups: Mutex<HashMap<Group, Vec<Warm>, rustc_hash::FxBuildHasher>>,
     /// Idle instances in this pool.
     idle: AtomicUsize,
     max_requests: u32,
