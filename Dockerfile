@@ -37,7 +37,7 @@ RUN rm -rf host/web \
 FROM --platform=$BUILDPLATFORM rust:1.95.0-slim-bookworm AS build
 ARG TARGETARCH
 WORKDIR /src
-# A C cross compiler for the target (ring and the bundled SQLite have C parts).
+# A C cross compiler for the target (ring, the bundled SQLite and mimalloc have C parts).
 RUN case "$TARGETARCH" in \
         amd64) gcc=gcc-x86-64-linux-gnu; libc=libc6-dev-amd64-cross ;; \
         arm64) gcc=gcc-aarch64-linux-gnu; libc=libc6-dev-arm64-cross ;; \
