@@ -21,7 +21,7 @@ fn route_label(state: &AppState, request: &Request) -> RouteLabel {
     if let Some(rest) = path.strip_prefix("/plugins/") {
         let name = rest.split('/').next().unwrap_or_default();
         if let Some(plugin) = snapshot.plugins.get(name) {
-            return RouteLabel::Mount(plugin.mount.clone());
+            return RouteLabel::Plugin(plugin.clone());
         }
     } else if let Some((_, claim)) = snapshot.route(path) {
         return RouteLabel::Claimed(claim.path.clone());
@@ -33,7 +33,7 @@ fn route_label(state: &AppState, request: &Request) -> RouteLabel {
 
 enum RouteLabel {
     Matched(MatchedPath),
-    Mount(http::HeaderValue),
+    Plugin(std::sync::Arc<crate::runtime::LoadedPlugin>),
     Claimed(String),
     Fixed(&'static str),
 }
@@ -42,7 +42,7 @@ impl RouteLabel {
     fn as_str(&self) -> &str {
         match self {
             Self::Matched(matched) => matched.as_str(),
-            Self::Mount(mount) => mount.to_str().unwrap_or("unmatched"),
+            Self::Plugin(plugin) => plugin.mount_path(),
             Self::Claimed(path) => path,
             Self::Fixed(label) => label,
         }

@@ -15,33 +15,8 @@ use serde_json::Value;
 
 use common::process::until;
 use common::session::Session;
+use common::upload_plugin_rollout as upload;
 use common::{ADMIN_TOKEN, Backend, TestServer, client, error_of, guest, probe_manifest, rebuilt};
-
-/// `PUT /api/admin/plugins/{name}` with an optional `rollout` field.
-async fn upload(
-    base: &str,
-    name: &str,
-    manifest: &str,
-    component: Vec<u8>,
-    rollout: Option<&str>,
-) -> reqwest::Response {
-    let mut form = reqwest::multipart::Form::new()
-        .text("manifest", manifest.to_string())
-        .part(
-            "component",
-            reqwest::multipart::Part::bytes(component).file_name("c.wasm"),
-        );
-    if let Some(rollout) = rollout {
-        form = form.text("rollout", rollout.to_string());
-    }
-    client()
-        .put(format!("{base}/api/admin/plugins/{name}"))
-        .bearer_auth(ADMIN_TOKEN)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
-}
 
 async fn admin_get(base: &str, path: &str) -> Value {
     let response = client()

@@ -16,31 +16,8 @@ use serde_json::{Value, json};
 
 use common::process::until;
 use common::session::Session;
+use common::upload_plugin_rollout as upload;
 use common::{ADMIN_TOKEN, Backend, TestServer, client, error_of, guest, probe_manifest, rebuilt};
-
-/// `PUT /api/admin/plugins/{name}` with a `rollout` field.
-async fn upload(
-    base: &str,
-    name: &str,
-    manifest: &str,
-    component: Vec<u8>,
-    rollout: &str,
-) -> reqwest::Response {
-    let form = reqwest::multipart::Form::new()
-        .text("manifest", manifest.to_string())
-        .part(
-            "component",
-            reqwest::multipart::Part::bytes(component).file_name("c.wasm"),
-        )
-        .text("rollout", rollout.to_string());
-    client()
-        .put(format!("{base}/api/admin/plugins/{name}"))
-        .bearer_auth(ADMIN_TOKEN)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
-}
 
 async fn rules_plugin(base: &str) -> Value {
     let response = client()
@@ -154,7 +131,7 @@ async fn shadow_story(backend: Backend) {
         "habit-rules",
         &strict_manifest(),
         guest("rules-strict-streaks"),
-        SHADOW,
+        Some(SHADOW),
     )
     .await;
     assert_eq!(response.status(), 201);
@@ -250,7 +227,7 @@ async fn shadow_story(backend: Backend) {
         "habit-rules",
         &strict_manifest(),
         guest("rules-strict-streaks"),
-        SHADOW,
+        Some(SHADOW),
     )
     .await;
     assert_eq!(response.status(), 200, "the identical version, stored");
@@ -311,7 +288,7 @@ async fn a_trapping_candidate_counts_as_errors_and_users_never_see_it() {
         "habit-rules",
         manifest,
         rebuilt(&guest("bad-rules"), "trap"),
-        SHADOW,
+        Some(SHADOW),
     )
     .await;
     assert_eq!(response.status(), 201);
@@ -374,7 +351,7 @@ async fn a_shadow_run_of_anything_but_a_rule_set_is_refused() {
         "probe",
         &probe_manifest("probe", "0.2.0", "v2", ""),
         rebuilt(&guest("probe"), "v2"),
-        r#"{"shadow": true}"#,
+        Some(r#"{"shadow": true}"#),
     )
     .await;
     let (status, code, message) = error_of(response).await;
@@ -424,7 +401,7 @@ async fn a_shadow_run_of_anything_but_a_rule_set_is_refused() {
             "habit-rules",
             &strict_manifest(),
             guest("rules-strict-streaks"),
-            plan,
+            Some(plan),
         )
         .await;
         let (got, got_code, message) = error_of(response).await;

@@ -485,12 +485,26 @@ pub async fn upload_plugin(
     manifest: &str,
     component: Vec<u8>,
 ) -> reqwest::Response {
-    let form = reqwest::multipart::Form::new()
+    upload_plugin_rollout(base_url, name, manifest, component, None).await
+}
+
+/// [`upload_plugin`] with an optional `rollout` field (a canary or shadow plan).
+pub async fn upload_plugin_rollout(
+    base_url: &str,
+    name: &str,
+    manifest: &str,
+    component: Vec<u8>,
+    rollout: Option<&str>,
+) -> reqwest::Response {
+    let mut form = reqwest::multipart::Form::new()
         .text("manifest", manifest.to_string())
         .part(
             "component",
             reqwest::multipart::Part::bytes(component).file_name("c.wasm"),
         );
+    if let Some(rollout) = rollout {
+        form = form.text("rollout", rollout.to_string());
+    }
     client()
         .put(format!("{base_url}/api/admin/plugins/{name}"))
         .bearer_auth(ADMIN_TOKEN)
