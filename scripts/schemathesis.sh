@@ -28,7 +28,7 @@ fail() {
 }
 
 st=target/schemathesis-venv/bin/schemathesis
-[ -x "$st" ] || fail "$st is missing; run .ci/run, or: python3 -m venv target/schemathesis-venv && target/schemathesis-venv/bin/pip install 'schemathesis==4.32.5'"
+[ -x "$st" ] || fail "$st is missing; run .ci/run, or: python3 -m venv target/schemathesis-venv && target/schemathesis-venv/bin/pip install -r scripts/schemathesis-requirements.txt"
 ham=target/debug/ham
 [ -x "$ham" ] || fail "$ham is missing; run cargo build -p ham-host"
 
@@ -134,6 +134,11 @@ echo "schemathesis $("$st" --version | sed 's/.* //') against $base"
 # host/tests. Everything else runs, with every check. From the work directory:
 # schemathesis keeps its crash cache there. In the background, so a signal to
 # this script reaches the trap at once (`timeout` passes it on).
+# One worker: schemathesis' workers are threads, and CPython 3.11 (3.11.7 here)
+# keeps the AST constructor's recursion depth in state all threads share, so two
+# threads in `ast.parse` at once (hypothesis reads lambdas' source to describe
+# them) can fail the run with "AST constructor recursion depth mismatch" (CPython
+# gh-106905; a CI run failed so). One worker costs about 15 s.
 st=$PWD/$st
 (cd "$work" && exec timeout "${SCHEMATHESIS_TIMEOUT:-900}" "$st" --no-color \
     --config-file schemathesis.toml run "$base/api/openapi.json" \
@@ -142,7 +147,7 @@ st=$PWD/$st
     --exclude-path /api/auth/logout \
     --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-100}" \
     --seed "${SCHEMATHESIS_SEED:-20261130}" \
-    --workers 2 \
+    --workers 1 \
     --request-timeout 30 \
     --max-redirects 0 \
     --generation-database none \
