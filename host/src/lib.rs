@@ -287,7 +287,8 @@ async fn serve_connections(
             builder
                 .timer(TokioTimer::new())
                 .header_read_timeout(header_timeout)
-                .max_buf_size(MAX_REQUEST_HEAD_BYTES);
+                .max_buf_size(MAX_REQUEST_HEAD_BYTES)
+                .writev(false);
             let connection = builder.serve_connection(TokioIo::new(stream), service);
             let mut connection = std::pin::pin!(connection);
             tokio::select! {

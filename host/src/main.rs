@@ -296,7 +296,7 @@ fn init_logging(settings: &Settings) {
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     // The settings checked that the filter parses.
-    let filter = tracing_subscriber::EnvFilter::new(&settings.log);
+    let filter = ham_host::telemetry::log_filter(&settings.log);
     let format = match settings.log_format {
         // One JSON object per line, with the fields of the current span and its
         // parents (the request's method, route, status, plugin and version).

@@ -414,6 +414,26 @@ pub fn resident_memory_bytes() -> Option<u64> {
     Some(pages * 4096)
 }
 
+/// The log filter for `HAM_LOG` (already checked to parse as an `EnvFilter`).
+/// Targets and levels alone (`info`, `info,plugin=debug`: what the docs show)
+/// become a [`Targets`](tracing_subscriber::filter::Targets) filter, which decides
+/// once per callsite and keeps no per-span state. `EnvFilter`, kept for span and
+/// field directives (`ham_host[request]=debug`), takes a lock on every span's
+/// creation, entry, exit, record and close: a dozen times per request.
+pub fn log_filter<S>(spec: &str) -> Box<dyn tracing_subscriber::Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    use tracing_subscriber::Layer as _;
+    // `Targets` reads `t[{f}]=level` and an empty directive differently from
+    // `EnvFilter`; those go to `EnvFilter`.
+    let plain = !spec.is_empty() && !spec.contains('[') && !spec.split(',').any(str::is_empty);
+    match spec.parse::<tracing_subscriber::filter::Targets>() {
+        Ok(targets) if plain => targets.boxed(),
+        _ => tracing_subscriber::EnvFilter::new(spec).boxed(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -461,6 +481,53 @@ mod tests {
         assert!(text.contains(&format!("{h}_count{{method=\"GET\",route=\"/healthz\"}} 2")));
         assert!(text.contains("ham_jobs{state=\"queued\"} 3\n"));
         assert_eq!(m.observations(h, &labels), 2);
+    }
+
+    /// What the filter lets through: (target, level) pairs, checked at callsites
+    /// of those targets, and a `debug` event of `ham_host` inside a `request` span.
+    fn let_through(
+        filter: Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>,
+    ) -> Vec<bool> {
+        use tracing::{Level, event_enabled};
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let subscriber = tracing_subscriber::registry().with(filter);
+        tracing::subscriber::with_default(subscriber, || {
+            let outside = [
+                event_enabled!(target: "ham_host::api", Level::INFO),
+                event_enabled!(target: "ham_host::api", Level::DEBUG),
+                event_enabled!(target: "plugin", Level::INFO),
+                event_enabled!(target: "plugin", Level::DEBUG),
+                event_enabled!(target: "hyper", Level::WARN),
+                event_enabled!(target: "hyper", Level::INFO),
+            ];
+            let span = tracing::error_span!(target: "ham_host::api", "request");
+            let inside = span.in_scope(|| event_enabled!(target: "ham_host::api", Level::DEBUG));
+            outside.into_iter().chain([inside]).collect()
+        })
+    }
+
+    #[test]
+    fn log_filter_lets_through_what_env_filter_does() {
+        for spec in [
+            "info",
+            "warn,plugin=debug",
+            "ham_host=debug,hyper=off",
+            "off",
+            "INFO,plugin=trace",
+            "info,ham_host[request]=debug",
+            "info,",
+        ] {
+            assert_eq!(
+                let_through(log_filter(spec)),
+                let_through(Box::new(tracing_subscriber::EnvFilter::new(spec))),
+                "{spec}"
+            );
+        }
+        // A span directive works through the fallback: debug inside `request` only.
+        assert_eq!(
+            let_through(log_filter("info,ham_host[request]=debug")),
+            [true, false, true, false, true, true, true]
+        );
     }
 
     #[test]
