@@ -428,10 +428,10 @@ where
     // `Targets` reads `t[{f}]=level` and an empty directive differently from
     // `EnvFilter`; those go to `EnvFilter`.
     let plain = !spec.is_empty() && !spec.contains('[') && !spec.split(',').any(str::is_empty);
-    match spec.parse::<tracing_subscriber::filter::Targets>() {
-        Ok(targets) if plain => targets.boxed(),
-        _ => tracing_subscriber::EnvFilter::new(spec).boxed(),
+    if plain && let Ok(targets) = spec.parse::<tracing_subscriber::filter::Targets>() {
+        return targets.boxed();
     }
+    tracing_subscriber::EnvFilter::new(spec).boxed()
 }
 
 #[cfg(test)]

@@ -6,9 +6,9 @@
 //! of a variable an outbound entry is made of), `llm`, `notifications`, a route
 //! or a method on one, a route opened to anyone (`auth = "none"`) or to app
 //! content, a schedule entry, a higher limit (a fuel budget removed and longer
-//! instance reuse included). Against no active version (a new plugin) the baseline is a manifest that asks
-//! for nothing with the default limits. The lines name the manifest key, so an
-//! operator reads them against `plugin.toml`.
+//! instance reuse included). Against no active version (a new plugin) the
+//! baseline is a manifest that asks for nothing with the default limits. The
+//! lines name the manifest key, so an operator reads them against `plugin.toml`.
 //!
 //! With `plugin_approval = "required"` (`HAM_PLUGIN_APPROVAL`), an upload with
 //! any addition is stored but not activated until an admin approves it; with
