@@ -205,7 +205,14 @@ pub async fn serve_metrics(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let header_timeout = state.settings.header_timeout;
-    serve_connections(listener, metrics_router(state), header_timeout, shutdown).await;
+    serve_connections(
+        listener,
+        metrics_router(state),
+        None,
+        header_timeout,
+        shutdown,
+    )
+    .await;
     Ok(())
 }
 
@@ -233,7 +240,8 @@ pub async fn serve(
         ));
     }
     let header_timeout = state.settings.header_timeout;
-    serve_connections(listener, router(state), header_timeout, shutdown).await;
+    let plugins = Some(state.clone());
+    serve_connections(listener, router(state), plugins, header_timeout, shutdown).await;
     // A job cut off here stays leased; another process (or the next start) runs it.
     for worker in workers {
         worker.abort();
@@ -244,9 +252,12 @@ pub async fn serve(
 /// Largest request head (request line and headers) a client may send.
 const MAX_REQUEST_HEAD_BYTES: usize = 64 * 1024;
 
+/// Serves `app` on `listener`; with `plugins`, requests under `/plugins/` skip
+/// the router ([`api::serve_plugin_path`]).
 async fn serve_connections(
     listener: tokio::net::TcpListener,
     app: axum::Router,
+    plugins: Option<AppState>,
     header_timeout: std::time::Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
@@ -273,6 +284,7 @@ async fn serve_connections(
         while connections.try_join_next().is_some() {}
         let _ = stream.set_nodelay(true);
         let app = app.clone();
+        let plugins = plugins.clone();
         let mut stopped = stopped.clone();
         connections.spawn(async move {
             // Handlers see the TCP peer (login limits, trusted proxies).
@@ -280,8 +292,18 @@ async fn serve_connections(
                 request
                     .extensions_mut()
                     .insert(axum::extract::ConnectInfo(peer));
-                app.clone()
-                    .oneshot(request.map(axum::body::Body::new::<hyper::body::Incoming>))
+                let request = request.map(axum::body::Body::new::<hyper::body::Incoming>);
+                let plugin_path = plugins
+                    .as_ref()
+                    .filter(|_| request.uri().path().starts_with("/plugins/"))
+                    .cloned();
+                let app = app.clone();
+                async move {
+                    match plugin_path {
+                        Some(state) => Ok(api::serve_plugin_path(state, request).await),
+                        None => app.oneshot(request).await,
+                    }
+                }
             });
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder

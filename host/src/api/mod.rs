@@ -303,19 +303,41 @@ async fn front(
     request: Request,
     next: axum::middleware::Next,
 ) -> Response {
+    guarded(&state, request, |request| next.run(request)).await
+}
+
+/// A request under `/plugins/`, served without the router: no route of it can
+/// match there, so the router would only find its fallback, at the price of a
+/// boxed future per layer, two extensions and a matcher walk on the plugins' hot
+/// path. It passes through the same [`front`]. What the router adds to every
+/// answer, hyper does here: `Content-Length` for a body of known size, no body
+/// for HEAD.
+pub(crate) async fn serve_plugin_path(state: AppState, request: Request) -> Response {
+    guarded(&state, request, |request| {
+        plugin_routes::dispatch(axum::extract::State(state.clone()), request)
+    })
+    .await
+}
+
+/// [`front`]'s work around `handler`.
+async fn guarded<F, Fut>(state: &AppState, request: Request, handler: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     use tracing::Instrument as _;
-    let track = observe::Track::start(&state, &request);
+    let track = observe::Track::start(state, &request);
     let response = async {
-        let (request, read_to_end) = body_deadline::arm(&state, request);
+        let (request, read_to_end) = body_deadline::arm(state, request);
         let response = match cross_origin::refusal(&request) {
             Some(refused) => refused,
-            None => next.run(request).await,
+            None => handler(request).await,
         };
         body_deadline::close_unless_read(response, read_to_end)
     }
     .instrument(track.span.clone())
     .await;
-    track.finish(&state, &response);
+    track.finish(state, &response);
     response
 }
 

@@ -694,8 +694,16 @@ impl Runtime {
             request_span.record("version", plugin.version_str());
             self.serve_http_inner(&plugin, user, request).await
         } else {
+            // No request span (a `/plugins/` path below `debug`, the author
+            // kit): the invocation's events name the plugin and version
+            // themselves, and a span would cost every request.
             self.serve_http_inner(&plugin, user, request)
-                .instrument(invocation_span(&plugin, "http"))
+                .instrument(tracing::debug_span!(
+                    "plugin",
+                    plugin = %plugin.manifest.name,
+                    version = plugin.version_str(),
+                    export = "http"
+                ))
                 .await
         };
         self.record(&plugin, "http", started, result.as_ref().err());
@@ -778,7 +786,12 @@ impl Runtime {
                     Err(_) => Err(InvokeError::Timeout(limits.timeout_ms)),
                 };
             if let Err(e) = &result {
-                tracing::warn!(plugin = %plugin.manifest.name, error = %e, "plugin invocation failed");
+                tracing::warn!(
+                    plugin = %plugin.manifest.name,
+                    version = plugin.version_str(),
+                    error = %e,
+                    "plugin invocation failed"
+                );
             }
             // The slot frees when the instance is done, response body included.
             drop(slot);

@@ -1,6 +1,8 @@
 //! `HAM_LOG_FORMAT=json`: a real `ham serve` writes one JSON object per line;
 //! events in a request carry its span (method, route, and the plugin's name and
-//! version when a plugin serves it); the admin token never shows.
+//! version when a plugin serves it; on `/plugins/` paths the span is `debug`,
+//! enabled here by its target, and the event names the plugin and version
+//! itself); the admin token never shows.
 
 use crate::common;
 
@@ -22,7 +24,7 @@ async fn json_logs_carry_request_and_plugin_spans_and_no_secrets() {
         .env("HAM_DATA_DIR", dir.path())
         .env("HAM_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("HAM_LOG_FORMAT", "json")
-        .env("HAM_LOG", "info")
+        .env("HAM_LOG", "info,ham_host::api::observe=debug")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -83,6 +85,9 @@ async fn json_logs_carry_request_and_plugin_spans_and_no_secrets() {
     )
     .await;
     assert_eq!(failed["level"], "WARN");
+    // The event names what failed without any span.
+    assert_eq!(failed["fields"]["plugin"], "probe", "{failed}");
+    assert_eq!(failed["fields"]["version"], "0.1.0", "{failed}");
     let spans = failed["spans"].as_array().unwrap();
     // One span per request; the plugin serving it adds its name and version.
     assert!(

@@ -73,3 +73,74 @@ async fn claimed_routes_are_served_and_collisions_refused() {
     assert_eq!((status, code.as_str()), (404, "not_found"));
     server.stop().await;
 }
+
+/// Requests under `/plugins/` skip the router (`api::serve_plugin_path`); they
+/// still get what the router gives every answer. A HEAD answer has no body and
+/// leaves the connection usable for the next request; a body of known size
+/// carries its `Content-Length`; the request is counted under the plugin's
+/// route label.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_paths_answer_as_routed_requests_do() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let server = TestServer::builder(Backend::Sqlite).start().await.unwrap();
+    server
+        .install(
+            "proxy",
+            "name = \"proxy\"\nversion = \"0.1.0\"\n",
+            guest("wasi-proxy"),
+        )
+        .await;
+
+    // Three requests on one connection: HEAD and GET on the plugin, then a host
+    // route. The guest writes a body for HEAD too; none of it reaches the wire.
+    let addr = server.url("").trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            b"HEAD /plugins/proxy/x HTTP/1.1\r\nHost: ham\r\n\r\n\
+              GET /plugins/proxy/x HTTP/1.1\r\nHost: ham\r\n\r\n\
+              GET /healthz HTTP/1.1\r\nHost: ham\r\nConnection: close\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut wire = String::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_string(&mut wire),
+    )
+    .await
+    .expect("the server answered all three and closed")
+    .unwrap();
+    let answers: Vec<&str> = wire.split("HTTP/1.1 ").skip(1).collect();
+    assert_eq!(answers.len(), 3, "{wire}");
+    assert!(answers.iter().all(|a| a.starts_with("200 OK")), "{wire}");
+    let (head, rest) = answers[0].split_once("\r\n\r\n").unwrap();
+    assert!(head.contains("content-security-policy: sandbox"), "{head}");
+    assert_eq!(rest, "", "a HEAD answer has no body: {wire}");
+    assert!(!wire.contains("saw HEAD"), "{wire}");
+    assert!(answers[1].contains("wasi-proxy saw GET /x\n"), "{wire}");
+    assert!(answers[2].ends_with("\r\n\r\nok\n"), "{wire}");
+
+    // A body of known size (the JSON 404 for a plugin that does not exist)
+    // carries its length.
+    let response = client()
+        .get(server.url("/plugins/nothing/here"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let length = response.headers()["content-length"].clone();
+    let body = response.text().await.unwrap();
+    assert_eq!(length.to_str().unwrap(), body.len().to_string(), "{body}");
+    assert!(body.contains("\"not_found\""), "{body}");
+
+    let metrics = server.metrics().await;
+    for (method, count) in [("HEAD", 1), ("GET", 1)] {
+        let series = format!(
+            "ham_http_requests_total{{method=\"{method}\",route=\"/plugins/proxy\",status=\"200\"}} {count}\n"
+        );
+        assert!(metrics.contains(&series), "{series} in\n{metrics}");
+    }
+    server.stop().await;
+}
