@@ -79,23 +79,23 @@ impl Track {
         // span is `debug`: a span costs every request about a sixth of the
         // plugin route's CPU (docs/benchmarks.md), and the events logged there
         // name their plugin and version themselves.
+        // A span's level is fixed where it is written: one call site per level.
+        macro_rules! request_span {
+            ($level:expr) => {
+                tracing::span!(
+                    $level,
+                    "request",
+                    method = %method,
+                    route = %route.as_str(),
+                    status = tracing::field::Empty,
+                    plugin = tracing::field::Empty,
+                    version = tracing::field::Empty,
+                )
+            };
+        }
         let span = match &route {
-            RouteLabel::Plugin(_) => tracing::debug_span!(
-                "request",
-                method = %method,
-                route = %route.as_str(),
-                status = tracing::field::Empty,
-                plugin = tracing::field::Empty,
-                version = tracing::field::Empty,
-            ),
-            _ => tracing::info_span!(
-                "request",
-                method = %method,
-                route = %route.as_str(),
-                status = tracing::field::Empty,
-                plugin = tracing::field::Empty,
-                version = tracing::field::Empty,
-            ),
+            RouteLabel::Plugin(_) => request_span!(tracing::Level::DEBUG),
+            _ => request_span!(tracing::Level::INFO),
         };
         Self {
             started,
