@@ -72,7 +72,12 @@ impl Caller {
 
     /// A host failure behind a WIT call: everything to the log, `internal` to the guest.
     pub fn host_failed(&self, e: impl std::fmt::Display) -> GuestError {
-        tracing::error!(plugin = %self.grants.plugin, error = %e, "host call failed");
+        tracing::error!(
+            plugin = %self.grants.plugin,
+            version = %self.grants.version,
+            error = %e,
+            "host call failed"
+        );
         GuestError::Internal
     }
 }

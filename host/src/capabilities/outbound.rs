@@ -570,13 +570,12 @@ impl WasiHttpHooks for OutboundHooks {
         let metrics = self.metrics.clone();
         let export = self.export;
         Box::new(async move {
-            let policy = &grants.outbound;
-            let response = send(policy, request, options).await.inspect_err(|e| {
+            let response = send(&grants, request, options).await.inspect_err(|e| {
                 if matches!(e, HttpError::HttpRequestDenied) {
                     metrics.inc(
                         "ham_plugin_errors_total",
                         &[
-                            ("plugin", policy.plugin.as_str()),
+                            ("plugin", grants.plugin.as_str()),
                             ("version", grants.version.as_str()),
                             ("export", export),
                             ("kind", "denied_outbound"),
@@ -620,13 +619,14 @@ fn request_target(uri: &http::Uri) -> Result<(&'static str, Host, u16), String> 
 }
 
 async fn send(
-    policy: &OutboundPolicy,
+    grants: &super::Grants,
     mut request: http::Request<WasiBody>,
     options: Option<RequestOptions>,
 ) -> Result<http::Response<WasiBody>, HttpError> {
+    let (policy, version) = (&grants.outbound, &grants.version);
     let uri = request.uri().clone();
     let (scheme, host, port) = request_target(&uri).map_err(|why| {
-        tracing::warn!(plugin = %policy.plugin, url = %uri, reason = %why, "outbound request refused: unreadable URI");
+        tracing::warn!(plugin = %policy.plugin, %version, url = %uri, reason = %why, "outbound request refused: unreadable URI");
         HttpError::HttpRequestUriInvalid
     })?;
     let use_tls = scheme == "https";
@@ -636,11 +636,11 @@ async fn send(
         Err(ResolveError::Denied(why)) => {
             match &why {
                 Denied::NonPublic(_, address) => tracing::warn!(
-                    plugin = %policy.plugin, host = %host, port, address = %address, url = %uri, reason = %why,
+                    plugin = %policy.plugin, %version, host = %host, port, address = %address, url = %uri, reason = %why,
                     "outbound request denied: non-public address"
                 ),
                 Denied::NotAllowed(_) => tracing::warn!(
-                    plugin = %policy.plugin, host = %host, port, url = %uri, reason = %why,
+                    plugin = %policy.plugin, %version, host = %host, port, url = %uri, reason = %why,
                     "outbound request denied: not allowed"
                 ),
             }

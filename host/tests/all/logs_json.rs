@@ -2,7 +2,8 @@
 //! events in a request carry its span (method, route, and the plugin's name and
 //! version when a plugin serves it; on `/plugins/` paths the span is `debug`,
 //! enabled here by its target, and the event names the plugin and version
-//! itself); the admin token never shows.
+//! itself); a refused outbound request names the plugin version; the admin
+//! token never shows.
 
 use crate::common;
 
@@ -99,6 +100,31 @@ async fn json_logs_carry_request_and_plugin_spans_and_no_secrets() {
         "{failed}"
     );
     assert_eq!(failed["span"]["plugin"], "probe", "{failed}");
+    // A refused outbound request (no `allowed_outbound_hosts`) is logged with
+    // the plugin version that asked.
+    let response = client()
+        .get(url("/plugins/probe/fetch?url=http://example.com/"))
+        .send()
+        .await
+        .unwrap();
+    // The probe answers 502 with the error its request got.
+    assert_eq!(response.status(), 502);
+    let refused = common::process::until(
+        Duration::from_secs(10),
+        "the refused outbound request's log line",
+        || async {
+            json_lines(&lines).into_iter().find(|v| {
+                v["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("outbound request denied"))
+            })
+        },
+    )
+    .await;
+    assert_eq!(refused["level"], "WARN", "{refused}");
+    assert_eq!(refused["fields"]["plugin"], "probe", "{refused}");
+    assert_eq!(refused["fields"]["version"], "0.1.0", "{refused}");
+    assert_eq!(refused["fields"]["url"], "http://example.com/", "{refused}");
     let installed = json_lines(&lines)
         .into_iter()
         .find(|v| {
