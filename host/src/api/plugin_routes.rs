@@ -62,10 +62,7 @@ async fn route(state: &AppState, mut request: Request) -> Result<Response, ApiEr
     // rollout's candidate serves it only if it claims it too.
     let mut claimed: Option<&str> = None;
     let (plugin, user) = if let Some(rest) = path.strip_prefix("/plugins/") {
-        let (name, inner) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
+        let name = rest.split('/').next().unwrap_or_default();
         let Some(plugin) = snapshot.plugins.get(name).filter(|p| p.exports.http) else {
             // A person who opened the link gets the app's not-found page.
             return crate::web::serve(request.method(), &path, request.headers()).ok_or_else(
@@ -73,19 +70,24 @@ async fn route(state: &AppState, mut request: Request) -> Result<Response, ApiEr
             );
         };
         let plugin = plugin.clone();
-        let query = request
+        // The path and query below the mount, as sent: `/plugins/hello/x?q` is `/x?q`.
+        let below = request
             .uri()
-            .query()
-            .map(|q| format!("?{q}"))
+            .path_and_query()
+            .map_or("", |pq| pq.as_str())
+            .get(plugin.mount_path().len()..)
             .unwrap_or_default();
-        let inner: Uri = format!("{inner}{query}").parse().map_err(|_| {
+        let inner = match below.starts_with('/') {
+            true => Uri::try_from(below),
+            false => Uri::try_from(format!("/{below}")),
+        };
+        *request.uri_mut() = inner.map_err(|_| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "bad_request",
                 "invalid request path",
             )
         })?;
-        *request.uri_mut() = inner;
         mount = Some(plugin.mount.clone());
         let (with_user, user) = acting_user(state, request).await;
         request = with_user;
