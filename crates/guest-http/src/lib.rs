@@ -4,7 +4,7 @@
 //! (`{"error": {"code", "message"}}`), one outgoing request ([`call`]), the wall
 //! clock and random ids.
 
-use std::io::{Read as _, Write as _};
+use std::io::Read as _;
 
 use serde_json::json;
 use wasip2::http::outgoing_handler;
@@ -12,6 +12,7 @@ use wasip2::http::types::{
     Fields, IncomingRequest, Method, OutgoingBody, OutgoingRequest, OutgoingResponse,
     ResponseOutparam, Scheme,
 };
+use wasip2::io::streams::{OutputStream, StreamError};
 
 /// Longest response body [`call`] reads.
 const MAX_UPSTREAM_BODY: u64 = 8 * 1024 * 1024;
@@ -38,20 +39,27 @@ pub fn respond(out: ResponseOutparam, status: u16, headers: &[(&str, &str)], bod
         let _ = fields.append(name, value.as_bytes());
     }
     let response = OutgoingResponse::new(fields);
-    let _ = response.set_status_code(status);
+    // A new response is a 200: only another status costs a host call.
+    if status != 200 {
+        let _ = response.set_status_code(status);
+    }
     let Ok(outgoing) = response.body() else {
         return;
     };
     ResponseOutparam::set(out, Ok(response));
-    if let Ok(mut stream) = outgoing.write() {
-        for chunk in body.chunks(4096) {
-            if stream.write_all(chunk).is_err() {
-                break;
-            }
-        }
-        let _ = stream.flush();
+    if let Ok(stream) = outgoing.write() {
+        let _ = write_flushed(&stream, body);
     }
     let _ = OutgoingBody::finish(outgoing, None);
+}
+
+/// Writes `bytes` and waits until they are flushed: one host call per 4 KiB,
+/// the most `blocking-write-and-flush` takes, where `std::io::Write` makes three
+/// (check, write, flush).
+pub fn write_flushed(stream: &OutputStream, bytes: &[u8]) -> Result<(), StreamError> {
+    bytes
+        .chunks(4096)
+        .try_for_each(|chunk| stream.blocking_write_and_flush(chunk))
 }
 
 pub fn respond_json(out: ResponseOutparam, status: u16, value: &serde_json::Value) {
@@ -147,15 +155,10 @@ pub fn call(
         .map_err(|()| "path".to_string())?;
     let outgoing = request.body().map_err(|()| "request body".to_string())?;
     let future = outgoing_handler::handle(request, None).map_err(|e| format!("refused: {e:?}"))?;
-    if let Ok(mut stream) = outgoing.write() {
-        if let Some(body) = body {
-            for chunk in body.chunks(4096) {
-                stream
-                    .write_all(chunk)
-                    .map_err(|e| format!("sending the body: {e}"))?;
-            }
-        }
-        let _ = stream.flush();
+    if let Ok(stream) = outgoing.write()
+        && let Some(body) = body
+    {
+        write_flushed(&stream, body).map_err(|e| format!("sending the body: {e:?}"))?;
     }
     OutgoingBody::finish(outgoing, None).map_err(|e| format!("finishing the body: {e:?}"))?;
     future.subscribe().block();

@@ -25,9 +25,9 @@
 
 mod prompt;
 
-use std::io::Write as _;
-
-use guest_http::{MAX_BODY, error, new_id, now_ms, read_body, respond, respond_json};
+use guest_http::{
+    MAX_BODY, error, new_id, now_ms, read_body, respond, respond_json, write_flushed,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use wasip2::http::types::{
@@ -314,7 +314,7 @@ fn chat(request: &IncomingRequest, out: ResponseOutparam) {
     let response = OutgoingResponse::new(sse_headers());
     let Ok(body) = response.body() else { return };
     ResponseOutparam::set(out, Ok(response));
-    let Ok(mut stream) = body.write() else { return };
+    let Ok(stream) = body.write() else { return };
     let id = conversation.id.clone();
     let mut reply = String::new();
     let mut client_gone = false;
@@ -324,7 +324,7 @@ fn chat(request: &IncomingRequest, out: ResponseOutparam) {
             match completion.next() {
                 Ok(Some(Chunk::Text(text))) => {
                     reply.push_str(&text);
-                    if send(&mut stream, "token", &json!({ "text": text })).is_err() {
+                    if send(&stream, "token", &json!({ "text": text })).is_err() {
                         // The browser went away: stop reading, which drops the
                         // stream and cancels the upstream request.
                         client_gone = true;
@@ -362,7 +362,7 @@ fn chat(request: &IncomingRequest, out: ResponseOutparam) {
                 let (input_tokens, output_tokens) =
                     usage.map_or((0, 0), |u| (u.input_tokens, u.output_tokens));
                 send(
-                    &mut stream,
+                    &stream,
                     "done",
                     &json!({
                         "conversation_id": id,
@@ -373,7 +373,7 @@ fn chat(request: &IncomingRequest, out: ResponseOutparam) {
             Err(e) => {
                 let (code, message) = describe(&e);
                 send(
-                    &mut stream,
+                    &stream,
                     "error",
                     &json!({"code": code, "message": message, "conversation_id": id}),
                 )
@@ -423,15 +423,12 @@ fn sse_headers() -> Fields {
 
 /// Writes one event and flushes it to the client.
 fn send(
-    stream: &mut wasip2::io::streams::OutputStream,
+    stream: &wasip2::io::streams::OutputStream,
     event: &str,
     data: &serde_json::Value,
-) -> std::io::Result<()> {
+) -> Result<(), wasip2::io::streams::StreamError> {
     let text = format!("event: {event}\ndata: {data}\n\n");
-    for chunk in text.as_bytes().chunks(4096) {
-        stream.write_all(chunk)?;
-    }
-    stream.flush()
+    write_flushed(stream, text.as_bytes())
 }
 
 fn host_error(out: ResponseOutparam, e: &HostError) {

@@ -7,8 +7,6 @@
 //! HTTP comes from the `wasip2` crate (a standard `wasi:http` proxy export); HAM's
 //! own interfaces from wit-bindgen over `wit/`.
 
-use std::io::Write as _;
-
 use wasip2::http::types::{
     Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
 };
@@ -86,14 +84,22 @@ fn respond(out: ResponseOutparam, status: u16, body: &str) {
     )])
     .unwrap_or_else(|_| Fields::new());
     let response = OutgoingResponse::new(headers);
-    let _ = response.set_status_code(status);
+    // A new response is a 200: only another status costs a host call.
+    if status != 200 {
+        let _ = response.set_status_code(status);
+    }
     let Ok(outgoing) = response.body() else {
         return;
     };
     ResponseOutparam::set(out, Ok(response));
-    if let Ok(mut stream) = outgoing.write() {
-        let _ = stream.write_all(body.as_bytes());
-        let _ = stream.flush();
+    if let Ok(stream) = outgoing.write() {
+        // One host call per 4 KiB, the most `blocking-write-and-flush` takes;
+        // `std::io::Write` would make three (check, write, flush).
+        for chunk in body.as_bytes().chunks(4096) {
+            if stream.blocking_write_and_flush(chunk).is_err() {
+                break;
+            }
+        }
     }
     let _ = OutgoingBody::finish(outgoing, None);
 }
