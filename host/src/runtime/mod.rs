@@ -814,7 +814,7 @@ impl Runtime {
         match first {
             // The guest is done: it answered before, or never will.
             Err(result) => match rx.try_recv() {
-                Ok(Ok(response)) => Ok(response),
+                Ok(Ok(response)) => Ok(whole(response).await),
                 Ok(Err(code)) => Err(InvokeError::GuestError(format!("{code:?}"))),
                 Err(_) => Err(result.err().unwrap_or(InvokeError::NoResponse)),
             },
@@ -978,6 +978,26 @@ impl Drop for Detached {
     fn drop(&mut self) {
         self.detach();
     }
+}
+
+/// The answer of a guest that has returned: its body is all written (or was
+/// dropped), so it goes out in one piece with its length, not as a chunked
+/// stream polled frame by frame. Trailers, rare, keep the collected body; a body
+/// the guest aborted still fails on the wire as it would have.
+async fn whole(response: http::Response<HyperOutgoingBody>) -> http::Response<HyperOutgoingBody> {
+    use http_body_util::BodyExt as _;
+    let (parts, body) = response.into_parts();
+    // Nothing can still write to it, so this finishes without waiting.
+    let body = match body.collect().await {
+        Ok(collected) if collected.trailers().is_none() => {
+            http_body_util::Full::new(collected.to_bytes())
+                .map_err(|never| match never {})
+                .boxed_unsync()
+        }
+        Ok(collected) => collected.map_err(|never| match never {}).boxed_unsync(),
+        Err(e) => http_body_util::StreamBody::new(futures::stream::iter([Err(e)])).boxed_unsync(),
+    };
+    http::Response::from_parts(parts, body)
 }
 
 /// The span of one plugin invocation: the plugin, its version and the export.

@@ -15,6 +15,28 @@ use std::time::Duration;
 use common::{ADMIN_TOKEN, client, guest, probe_manifest};
 use serde_json::Value;
 
+/// Every line the server wrote so far, each parsed as JSON.
+fn json_lines(lines: &Mutex<Vec<String>>) -> Vec<Value> {
+    lines
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// The first line that `matches`, waiting up to ten seconds for it.
+async fn line_where(
+    lines: &Mutex<Vec<String>>,
+    what: &str,
+    matches: impl Fn(&Value) -> bool,
+) -> Value {
+    common::process::until(Duration::from_secs(10), what, || async {
+        json_lines(lines).into_iter().find(|v| matches(v))
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_carry_request_and_plugin_spans_and_no_secrets() {
     let dir = tempfile::tempdir().unwrap();
@@ -43,14 +65,6 @@ async fn json_logs_carry_request_and_plugin_spans_and_no_secrets() {
             }
         });
     }
-    let json_lines = |lines: &Arc<Mutex<Vec<String>>>| -> Vec<Value> {
-        lines
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-            .collect()
-    };
     let addr = common::process::until(Duration::from_secs(60), "ham serving", || async {
         json_lines(&lines)
             .iter()
@@ -75,15 +89,9 @@ async fn json_logs_carry_request_and_plugin_spans_and_no_secrets() {
         .unwrap();
     assert_eq!(response.status(), 500);
 
-    let failed = common::process::until(
-        Duration::from_secs(10),
-        "the failed invocation's log line",
-        || async {
-            json_lines(&lines)
-                .into_iter()
-                .find(|v| v["fields"]["message"] == "plugin invocation failed")
-        },
-    )
+    let failed = line_where(&lines, "the failed invocation's log line", |v| {
+        v["fields"]["message"] == "plugin invocation failed"
+    })
     .await;
     assert_eq!(failed["level"], "WARN");
     // The event names what failed without any span.
@@ -109,17 +117,11 @@ async fn json_logs_carry_request_and_plugin_spans_and_no_secrets() {
         .unwrap();
     // The probe answers 502 with the error its request got.
     assert_eq!(response.status(), 502);
-    let refused = common::process::until(
-        Duration::from_secs(10),
-        "the refused outbound request's log line",
-        || async {
-            json_lines(&lines).into_iter().find(|v| {
-                v["fields"]["message"]
-                    .as_str()
-                    .is_some_and(|m| m.starts_with("outbound request denied"))
-            })
-        },
-    )
+    let refused = line_where(&lines, "the refused outbound request's log line", |v| {
+        v["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("outbound request denied"))
+    })
     .await;
     assert_eq!(refused["level"], "WARN", "{refused}");
     assert_eq!(refused["fields"]["plugin"], "probe", "{refused}");

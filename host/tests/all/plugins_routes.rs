@@ -92,14 +92,17 @@ async fn plugin_paths_answer_as_routed_requests_do() {
         )
         .await;
 
-    // Three requests on one connection: HEAD and GET on the plugin, then a host
-    // route. The guest writes a body for HEAD too; none of it reaches the wire.
+    // Five requests on one connection: HEAD and GET on the plugin, the mount
+    // itself with a query and bare, then a host route. The guest writes a body
+    // for HEAD too; none of it reaches the wire.
     let addr = server.url("").trim_start_matches("http://").to_string();
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream
         .write_all(
             b"HEAD /plugins/proxy/x HTTP/1.1\r\nHost: ham\r\n\r\n\
               GET /plugins/proxy/x HTTP/1.1\r\nHost: ham\r\n\r\n\
+              GET /plugins/proxy?x=1 HTTP/1.1\r\nHost: ham\r\n\r\n\
+              GET /plugins/proxy HTTP/1.1\r\nHost: ham\r\n\r\n\
               GET /healthz HTTP/1.1\r\nHost: ham\r\nConnection: close\r\n\r\n",
         )
         .await
@@ -110,17 +113,23 @@ async fn plugin_paths_answer_as_routed_requests_do() {
         stream.read_to_string(&mut wire),
     )
     .await
-    .expect("the server answered all three and closed")
+    .expect("the server answered all five and closed")
     .unwrap();
     let answers: Vec<&str> = wire.split("HTTP/1.1 ").skip(1).collect();
-    assert_eq!(answers.len(), 3, "{wire}");
+    assert_eq!(answers.len(), 5, "{wire}");
     assert!(answers.iter().all(|a| a.starts_with("200 OK")), "{wire}");
     let (head, rest) = answers[0].split_once("\r\n\r\n").unwrap();
     assert!(head.contains("content-security-policy: sandbox"), "{head}");
     assert_eq!(rest, "", "a HEAD answer has no body: {wire}");
     assert!(!wire.contains("saw HEAD"), "{wire}");
     assert!(answers[1].contains("wasi-proxy saw GET /x\n"), "{wire}");
-    assert!(answers[2].ends_with("\r\n\r\nok\n"), "{wire}");
+    // A guest that has returned sent its whole body: it goes out with its length.
+    assert!(answers[1].contains("content-length: 22\r\n"), "{wire}");
+    assert!(!answers[1].contains("transfer-encoding"), "{wire}");
+    // Below the mount, a query with no path is the root's.
+    assert!(answers[2].contains("wasi-proxy saw GET /?x=1\n"), "{wire}");
+    assert!(answers[3].contains("wasi-proxy saw GET /\n"), "{wire}");
+    assert!(answers[4].ends_with("\r\n\r\nok\n"), "{wire}");
 
     // A body of known size (the JSON 404 for a plugin that does not exist)
     // carries its length.
@@ -136,11 +145,43 @@ async fn plugin_paths_answer_as_routed_requests_do() {
     assert!(body.contains("\"not_found\""), "{body}");
 
     let metrics = server.metrics().await;
-    for (method, count) in [("HEAD", 1), ("GET", 1)] {
+    for (method, count) in [("HEAD", 1), ("GET", 3)] {
         let series = format!(
             "ham_http_requests_total{{method=\"{method}\",route=\"/plugins/proxy\",status=\"200\"}} {count}\n"
         );
         assert!(metrics.contains(&series), "{series} in\n{metrics}");
+    }
+    server.stop().await;
+}
+
+/// A guest that promises more body than it writes: the host refuses to end the
+/// body, so no client takes the three bytes for the whole answer, and the next
+/// request is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_shorter_than_its_length_never_reaches_a_client_whole() {
+    let server = TestServer::builder(Backend::Sqlite).start().await.unwrap();
+    server
+        .install(
+            "probe",
+            &common::probe_manifest("probe", "0.1.0", "one", ""),
+            guest("probe"),
+        )
+        .await;
+    for _ in 0..3 {
+        let answer = match client()
+            .get(server.url("/plugins/probe/short"))
+            .send()
+            .await
+        {
+            Ok(response) => response.bytes().await.map(|b| b.to_vec()),
+            Err(e) => Err(e),
+        };
+        assert!(
+            answer.is_err(),
+            "a short body was taken as whole: {answer:?}"
+        );
+        let (status, body) = server.get_text("/plugins/probe/label").await;
+        assert_eq!((status, body.as_str()), (200, "one"));
     }
     server.stop().await;
 }

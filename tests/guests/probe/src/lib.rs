@@ -225,6 +225,7 @@ impl wasip2::exports::http::incoming_handler::Guest for Probe {
                     Err(e) => (400, format!("{e:?}").into_bytes()),
                 }
             }
+            (_, "/short") => return short_body(out),
             (_, "/stream") => {
                 let n: u32 = param("n").and_then(|v| v.parse().ok()).unwrap_or(3);
                 let ms: u64 = param("ms").and_then(|v| v.parse().ok()).unwrap_or(100);
@@ -438,6 +439,20 @@ fn stream_lines(out: ResponseOutparam, n: u32, ms: u64) {
     }
     drop(stream);
     OutgoingBody::finish(outgoing, None).expect("finish");
+}
+
+/// Promises ten bytes (`content-length`) and writes three: the host refuses to
+/// end the body.
+fn short_body(out: ResponseOutparam) {
+    let headers =
+        Fields::from_list(&[("content-length".to_string(), b"10".to_vec())]).expect("headers");
+    let response = OutgoingResponse::new(headers);
+    let outgoing = response.body().expect("body");
+    ResponseOutparam::set(out, Ok(response));
+    let stream = outgoing.write().expect("stream");
+    let _ = stream.blocking_write_and_flush(b"abc");
+    drop(stream);
+    let _ = OutgoingBody::finish(outgoing, None);
 }
 
 fn respond(out: ResponseOutparam, status: u16, body: &[u8]) {
