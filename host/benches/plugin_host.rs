@@ -7,9 +7,12 @@
 //!    of a bare axum server, against the bundled `hello` answering the same
 //!    body (`greeting = "ok"`) with a fresh instance per request
 //!    (`reuse_requests = 1`) and with instance reuse, and `examples/wasi-proxy`
-//!    (the component to compare with `wasmtime serve`) both ways; then
-//!    throughput by `reuse_requests`, and the resident memory of the process
-//!    under that load and after idle instances are released.
+//!    (the component to compare with `wasmtime serve`) both ways, `hello` by
+//!    `reuse_requests`, and `wasmtime serve` on `wasi-proxy` when
+//!    `HAM_BENCH_WASMTIME` names its CLI. Every route is loaded in turn, round
+//!    after round, and each ratio is the median of the rounds' own ratios. Then
+//!    the resident memory of the process under that load and after idle
+//!    instances are released.
 //! 3. Swap latency: upload of a rebuilt `hello` until the first response from the
 //!    new version, under load, with and without the compiled cache; failed requests.
 #![allow(
@@ -32,8 +35,13 @@ use ham_host::wit::exports::ham::plugin::job_handler::Job;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 
-const LOAD_SECONDS: u64 = 5;
 const CONNECTIONS: usize = 16;
+/// The HTTP comparison loads every route in turn, this many times, so each
+/// ratio is the median of ratios taken seconds apart: a drift in this shared
+/// machine's speed moves both sides of a round alike.
+const ROUNDS: usize = 7;
+const ROUND: Duration = Duration::from_secs(1);
+const WARM_UP: Duration = Duration::from_millis(300);
 
 /// A `/proc/self/status` figure in KiB (`VmRSS`, `VmHWM`); 0 where there is none.
 fn memory(field: &str) -> f64 {
@@ -92,20 +100,20 @@ async fn instantiate_and_call(server: &TestServer, label: &str) -> (Duration, Du
 /// sent from a thread of its own (like `wrk -t1`): the generator never runs on
 /// the server's two workers, so a plugin route and a native one, here or in
 /// `wasmtime serve`'s process, share the machine with it alike.
-async fn load(url: &str, expect: &str, seconds: u64) -> f64 {
+async fn load(url: &str, expect: &str, warm_up: Duration, measured: Duration) -> f64 {
     let (url, expect) = (url.to_string(), expect.to_string());
     tokio::task::spawn_blocking(move || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap()
-            .block_on(generate(&url, &expect, seconds))
+            .block_on(generate(&url, &expect, warm_up, measured))
     })
     .await
     .unwrap()
 }
 
-async fn generate(url: &str, expect: &str, seconds: u64) -> f64 {
+async fn generate(url: &str, expect: &str, warm_up: Duration, measured: Duration) -> f64 {
     let uri: hyper::Uri = url.parse().unwrap();
     let addr = format!("{}:{}", uri.host().unwrap(), uri.port_u16().unwrap());
     let done = Arc::new(AtomicU64::new(0));
@@ -150,10 +158,10 @@ async fn generate(url: &str, expect: &str, seconds: u64) -> f64 {
             }
         }));
     }
-    tokio::time::sleep(Duration::from_secs(1)).await; // warm-up
+    tokio::time::sleep(warm_up).await;
     let start_count = done.load(Ordering::Relaxed);
     let started = Instant::now();
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    tokio::time::sleep(measured).await;
     let count = done.load(Ordering::Relaxed) - start_count;
     let elapsed = started.elapsed();
     stop.store(true, Ordering::Relaxed);
@@ -233,33 +241,66 @@ async fn swap(
     (upload, first - started, failures.load(Ordering::Relaxed))
 }
 
-/// `wasmtime serve` on the same component (`examples/wasi-proxy`), loaded by the
-/// same generator in this run: fresh instances, then `--max-instance-reuse-count
-/// 1000`, with the pooling allocator as HAM uses it. Needs the wasmtime CLI of the
-/// wasmtime HAM links (48.0.8: `cargo install wasmtime-cli --version 48.0.8
-/// --locked`) named by `HAM_BENCH_WASMTIME`; skipped, saying so, without it.
-async fn wasmtime_serve(component: &[u8], ham_reused: f64, ham_native: f64) {
+/// A route the HTTP comparison loads: its URL and the body it must answer.
+struct Route {
+    label: &'static str,
+    url: String,
+    expect: &'static str,
+}
+
+/// Requests per second of each route in each round (`[route][round]`): every
+/// round loads each route in turn.
+async fn rounds(routes: &[Route]) -> Vec<Vec<f64>> {
+    let mut rates = vec![Vec::with_capacity(ROUNDS); routes.len()];
+    for _ in 0..ROUNDS {
+        for (route, rates) in routes.iter().zip(&mut rates) {
+            rates.push(load(&route.url, route.expect, WARM_UP, ROUND).await);
+        }
+    }
+    rates
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len() as f64
+}
+
+/// The median over rounds of `a / b`, each round's figures taken seconds apart.
+fn ratio(a: &[f64], b: &[f64]) -> f64 {
+    median(a.iter().zip(b).map(|(a, b)| a / b).collect())
+}
+
+/// `wasmtime serve` on the same component (`examples/wasi-proxy`), fresh
+/// instances and `--max-instance-reuse-count 1000`, with the pooling allocator
+/// as HAM uses it: two processes, loaded in the same rounds as HAM's routes.
+/// Needs the wasmtime CLI of the wasmtime HAM links (48.0.8: `cargo install
+/// wasmtime-cli --version 48.0.8 --locked`) named by `HAM_BENCH_WASMTIME`;
+/// without it, none (and the bench says so).
+async fn wasmtime_serve(
+    dir: &std::path::Path,
+    component: &[u8],
+) -> Vec<(Route, tokio::process::Child)> {
     let Some(wasmtime) = std::env::var_os("HAM_BENCH_WASMTIME") else {
-        println!(
-            "\n(wasmtime serve: not measured; set HAM_BENCH_WASMTIME to a wasmtime 48.0.8 CLI)"
-        );
-        return;
+        return Vec::new();
     };
-    println!(
-        "\n## wasmtime serve, same component, same generator ({CONNECTIONS} connections, {LOAD_SECONDS} s each)"
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("wasi_proxy.wasm");
+    let file = dir.join("wasi_proxy.wasm");
     std::fs::write(&file, component).unwrap();
-    let mut fastest: f64 = 0.0;
-    for (label, reuse) in [("fresh instance", "1"), ("reuse 1000", "1000")] {
+    let mut servers = Vec::new();
+    for (label, reuse) in [
+        ("wasmtime serve, fresh instance", "1"),
+        ("wasmtime serve, reuse 1000", "1000"),
+    ] {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
         // -Scli: the component (Rust std) imports wasi:cli/environment.
-        let mut child = tokio::process::Command::new(&wasmtime)
+        let child = tokio::process::Command::new(&wasmtime)
             .args(["serve", "-Scli", "-O", "pooling-allocator=y"])
             .args(["--max-instance-reuse-count", reuse])
             .arg("--addr")
@@ -278,24 +319,14 @@ async fn wasmtime_serve(component: &[u8], ham_reused: f64, ham_native: f64) {
             assert!(Instant::now() < deadline, "wasmtime serve did not listen");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let rate = load(
-            &format!("http://127.0.0.1:{port}/"),
-            "wasi-proxy saw GET /\n",
-            LOAD_SECONDS,
-        )
-        .await;
-        child.kill().await.unwrap();
-        fastest = fastest.max(rate);
-        println!("wasmtime serve, {label:<15} {rate:>9.0} req/s");
+        let route = Route {
+            label,
+            url: format!("http://127.0.0.1:{port}/"),
+            expect: "wasi-proxy saw GET /\n",
+        };
+        servers.push((route, child));
     }
-    println!(
-        "ham wasi-proxy reused / wasmtime serve fastest: {:>6.2} x",
-        ham_reused / fastest
-    );
-    println!(
-        "wasmtime serve fastest / ham native:            {:>6.1} %",
-        fastest / ham_native * 100.0
-    );
+    servers
 }
 
 /// The allocator `ham` runs with (see `main.rs`), so the figures are the binary's.
@@ -342,37 +373,79 @@ async fn main() {
     }
 
     println!(
-        "\n## HTTP: plugin route vs native axum ({CONNECTIONS} connections, {LOAD_SECONDS} s each, body `ok\\n`)"
+        "\n## HTTP: plugin route vs native axum ({CONNECTIONS} connections; {ROUNDS} rounds, each loading every route in turn for {ROUND:?} after {WARM_UP:?} of warm-up; body `ok\\n`)"
     );
     let rss_before = memory("VmRSS");
-    let native_url = native_hello().await;
-    let native = load(&native_url, "ok\n", LOAD_SECONDS).await;
-    // A native route of the same server: the same connection loop and middleware
-    // as the plugin routes, and the same body.
-    let host_route = load(&server.url("/healthz"), "ok\n", LOAD_SECONDS).await;
-    let fresh = load(&server.url("/plugins/okfresh/"), "ok\n", LOAD_SECONDS).await;
-    let reused = load(&server.url("/plugins/okreuse/"), "ok\n", LOAD_SECONDS).await;
-    let proxy_fresh = load(
-        &server.url("/plugins/proxy-fresh/"),
-        "wasi-proxy saw GET /\n",
-        LOAD_SECONDS,
-    )
-    .await;
-    let proxy_reused = load(
-        &server.url("/plugins/proxy-reuse/"),
-        "wasi-proxy saw GET /\n",
-        LOAD_SECONDS,
-    )
-    .await;
+    // A native route of the same server (`/healthz`): the same connection loop
+    // and middleware as the plugin routes, and the same body.
+    let mut routes = vec![
+        Route {
+            label: "bare axum (own server)",
+            url: native_hello().await,
+            expect: "ok\n",
+        },
+        Route {
+            label: "ham /healthz (native route)",
+            url: server.url("/healthz"),
+            expect: "ok\n",
+        },
+        Route {
+            label: "hello, fresh instance",
+            url: server.url("/plugins/okfresh/"),
+            expect: "ok\n",
+        },
+        Route {
+            label: "hello, reused instances",
+            url: server.url("/plugins/okreuse/"),
+            expect: "ok\n",
+        },
+        Route {
+            label: "wasi-proxy, fresh instance",
+            url: server.url("/plugins/proxy-fresh/"),
+            expect: "wasi-proxy saw GET /\n",
+        },
+        Route {
+            label: "wasi-proxy, reused instances",
+            url: server.url("/plugins/proxy-reuse/"),
+            expect: "wasi-proxy saw GET /\n",
+        },
+    ];
+    // Throughput by `reuse_requests`, in the same rounds.
+    const REUSE_LEVELS: [u32; 4] = [4, 16, 100, 10_000];
+    for reuse in REUSE_LEVELS {
+        let name = format!("okr{reuse}");
+        server
+            .install(&name, &manifest(&name, reuse), hello.to_vec())
+            .await;
+        routes.push(Route {
+            label: "hello, reuse_requests",
+            url: server.url(&format!("/plugins/{name}/")),
+            expect: "ok\n",
+        });
+    }
+    let wasmtime = wasmtime_serve(dir.path(), &proxy).await;
+    let (wasmtime_routes, wasmtime_children): (Vec<_>, Vec<_>) = wasmtime.into_iter().unzip();
+    routes.extend(wasmtime_routes);
+    let rates = rounds(&routes).await;
+    drop(wasmtime_children);
+    // The rounds end on other routes: load the reused `hello` once more, so the
+    // memory figures below are taken with its instances warm.
+    load(&routes[3].url, routes[3].expect, WARM_UP, ROUND).await;
     let rss_under_load = memory("VmRSS");
     let idle_under_load = server.state.runtime.idle.idle();
-    println!("bare axum (own server):        {native:>9.0} req/s");
-    println!("ham /healthz (native route):   {host_route:>9.0} req/s");
-    println!("hello, fresh instance:         {fresh:>9.0} req/s");
-    println!("hello, reused instances:       {reused:>9.0} req/s");
-    println!("wasi-proxy, fresh instance:    {proxy_fresh:>9.0} req/s");
-    println!("wasi-proxy, reused instances:  {proxy_reused:>9.0} req/s");
-    let pct = |a: f64, b: f64| a / b * 100.0;
+    for (route, rates) in routes.iter().zip(&rates).take(6) {
+        println!(
+            "{:<31} {:>9.0} req/s (mean; rounds {:.0}-{:.0})",
+            format!("{}:", route.label),
+            mean(rates),
+            rates.iter().copied().fold(f64::INFINITY, f64::min),
+            rates.iter().copied().fold(0.0, f64::max),
+        );
+    }
+    let [native, host_route, fresh, reused, proxy_fresh, proxy_reused] =
+        [0, 1, 2, 3, 4, 5].map(|i| rates[i].as_slice());
+    println!("ratios (median over rounds of each round's ratio):");
+    let pct = |a: &[f64], b: &[f64]| ratio(a, b) * 100.0;
     println!(
         "hello fresh / ham native:      {:>9.1} %",
         pct(fresh, host_route)
@@ -385,28 +458,55 @@ async fn main() {
         "hello reused / bare axum:      {:>9.1} %",
         pct(reused, native)
     );
-    println!("hello reused / fresh:          {:>9.2} x", reused / fresh);
+    println!(
+        "wasi-proxy reused / ham native:{:>9.1} %",
+        pct(proxy_reused, host_route)
+    );
+    println!(
+        "hello reused / fresh:          {:>9.2} x",
+        ratio(reused, fresh)
+    );
     println!(
         "wasi-proxy reused / fresh:     {:>9.2} x",
-        proxy_reused / proxy_fresh
+        ratio(proxy_reused, proxy_fresh)
     );
     println!(
         "ham /healthz / bare axum:      {:>9.1} %",
         pct(host_route, native)
     );
-
-    wasmtime_serve(&proxy, proxy_reused, host_route).await;
-
-    println!("\n## hello by reuse_requests ({CONNECTIONS} connections, 3 s each)");
-    for reuse in [4, 16, 100, 10_000] {
-        let name = format!("okr{reuse}");
-        server
-            .install(&name, &manifest(&name, reuse), hello.to_vec())
-            .await;
-        let rate = load(&server.url(&format!("/plugins/{name}/")), "ok\n", 3).await;
+    let wasmtime_rates = &rates[6 + REUSE_LEVELS.len()..];
+    if let [wasmtime_fresh, wasmtime_reused] = wasmtime_rates {
+        for (route, rates) in routes[6 + REUSE_LEVELS.len()..].iter().zip(wasmtime_rates) {
+            println!(
+                "{:<31} {:>9.0} req/s (mean)",
+                format!("{}:", route.label),
+                mean(rates)
+            );
+        }
+        // Its fastest configuration in each round.
+        let fastest: Vec<f64> = wasmtime_fresh
+            .iter()
+            .zip(wasmtime_reused)
+            .map(|(a, b)| a.max(*b))
+            .collect();
         println!(
-            "reuse_requests = {reuse:>6}: {rate:>9.0} req/s ({:.1} % of ham native)",
-            pct(rate, host_route)
+            "ham wasi-proxy reused / wasmtime serve fastest: {:>6.2} x",
+            ratio(proxy_reused, &fastest)
+        );
+        println!(
+            "wasmtime serve fastest / ham native:            {:>6.1} %",
+            pct(&fastest, host_route)
+        );
+    } else {
+        println!("(wasmtime serve: not measured; set HAM_BENCH_WASMTIME to a wasmtime 48.0.8 CLI)");
+    }
+
+    println!("\n## hello by reuse_requests (in the same rounds)");
+    for (reuse, rates) in REUSE_LEVELS.iter().zip(&rates[6..]) {
+        println!(
+            "reuse_requests = {reuse:>6}: {:>9.0} req/s ({:.1} % of ham native)",
+            mean(rates),
+            pct(rates, host_route)
         );
     }
 
