@@ -412,6 +412,7 @@ async fn main() {
     ];
     // Throughput by `reuse_requests`, in the same rounds.
     const REUSE_LEVELS: [u32; 4] = [4, 16, 100, 10_000];
+    let first_level = routes.len();
     for reuse in REUSE_LEVELS {
         let name = format!("okr{reuse}");
         server
@@ -423,6 +424,7 @@ async fn main() {
             expect: "ok\n",
         });
     }
+    let first_wasmtime = routes.len();
     let wasmtime = wasmtime_serve(dir.path(), &proxy).await;
     let (wasmtime_routes, wasmtime_children): (Vec<_>, Vec<_>) = wasmtime.into_iter().unzip();
     routes.extend(wasmtime_routes);
@@ -433,7 +435,7 @@ async fn main() {
     load(&routes[3].url, routes[3].expect, WARM_UP, ROUND).await;
     let rss_under_load = memory("VmRSS");
     let idle_under_load = server.state.runtime.idle.idle();
-    for (route, rates) in routes.iter().zip(&rates).take(6) {
+    for (route, rates) in routes.iter().zip(&rates).take(first_level) {
         println!(
             "{:<31} {:>9.0} req/s (mean; rounds {:.0}-{:.0})",
             format!("{}:", route.label),
@@ -474,9 +476,9 @@ async fn main() {
         "ham /healthz / bare axum:      {:>9.1} %",
         pct(host_route, native)
     );
-    let wasmtime_rates = &rates[6 + REUSE_LEVELS.len()..];
+    let wasmtime_rates = &rates[first_wasmtime..];
     if let [wasmtime_fresh, wasmtime_reused] = wasmtime_rates {
-        for (route, rates) in routes[6 + REUSE_LEVELS.len()..].iter().zip(wasmtime_rates) {
+        for (route, rates) in routes[first_wasmtime..].iter().zip(wasmtime_rates) {
             println!(
                 "{:<31} {:>9.0} req/s (mean)",
                 format!("{}:", route.label),
@@ -502,7 +504,7 @@ async fn main() {
     }
 
     println!("\n## hello by reuse_requests (in the same rounds)");
-    for (reuse, rates) in REUSE_LEVELS.iter().zip(&rates[6..]) {
+    for (reuse, rates) in REUSE_LEVELS.iter().zip(&rates[first_level..]) {
         println!(
             "reuse_requests = {reuse:>6}: {:>9.0} req/s ({:.1} % of ham native)",
             mean(rates),

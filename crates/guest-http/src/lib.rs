@@ -155,8 +155,8 @@ pub fn call(
         .map_err(|()| "path".to_string())?;
     let outgoing = request.body().map_err(|()| "request body".to_string())?;
     let future = outgoing_handler::handle(request, None).map_err(|e| format!("refused: {e:?}"))?;
-    if let Ok(stream) = outgoing.write()
-        && let Some(body) = body
+    if let Some(body) = body
+        && let Ok(stream) = outgoing.write()
     {
         write_flushed(&stream, body).map_err(|e| format!("sending the body: {e:?}"))?;
     }
