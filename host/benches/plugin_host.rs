@@ -38,8 +38,15 @@ use hyper_util::rt::TokioIo;
 const CONNECTIONS: usize = 16;
 /// The HTTP comparison loads every route in turn, this many times, so each
 /// ratio is the median of ratios taken seconds apart: a drift in this shared
-/// machine's speed moves both sides of a round alike.
-const ROUNDS: usize = 7;
+/// machine's speed moves both sides of a round alike. `HAM_BENCH_ROUNDS`
+/// asks for more, to narrow the medians on a noisy machine.
+fn rounds_count() -> usize {
+    std::env::var("HAM_BENCH_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(7)
+}
 const ROUND: Duration = Duration::from_secs(1);
 const WARM_UP: Duration = Duration::from_millis(300);
 
@@ -251,8 +258,9 @@ struct Route {
 /// Requests per second of each route in each round (`[route][round]`): every
 /// round loads each route in turn.
 async fn rounds(routes: &[Route]) -> Vec<Vec<f64>> {
-    let mut rates = vec![Vec::with_capacity(ROUNDS); routes.len()];
-    for _ in 0..ROUNDS {
+    let count = rounds_count();
+    let mut rates = vec![Vec::with_capacity(count); routes.len()];
+    for _ in 0..count {
         for (route, rates) in routes.iter().zip(&mut rates) {
             rates.push(load(&route.url, route.expect, WARM_UP, ROUND).await);
         }
@@ -272,6 +280,15 @@ fn mean(values: &[f64]) -> f64 {
 /// The median over rounds of `a / b`, each round's figures taken seconds apart.
 fn ratio(a: &[f64], b: &[f64]) -> f64 {
     median(a.iter().zip(b).map(|(a, b)| a / b).collect())
+}
+
+/// The lower and upper quartiles over rounds of `a / b`: how far the rounds
+/// agree on a target ratio.
+fn quartiles(a: &[f64], b: &[f64]) -> (f64, f64) {
+    let mut ratios: Vec<f64> = a.iter().zip(b).map(|(a, b)| a / b).collect();
+    ratios.sort_by(f64::total_cmp);
+    let at = |q: f64| ratios[((ratios.len() - 1) as f64 * q).round() as usize];
+    (at(0.25), at(0.75))
 }
 
 /// `wasmtime serve` on the same component (`examples/wasi-proxy`), fresh
@@ -372,8 +389,9 @@ async fn main() {
         server.install(name, &manifest, proxy.clone()).await;
     }
 
+    let count = rounds_count();
     println!(
-        "\n## HTTP: plugin route vs native axum ({CONNECTIONS} connections; {ROUNDS} rounds, each loading every route in turn for {ROUND:?} after {WARM_UP:?} of warm-up; body `ok\\n`)"
+        "\n## HTTP: plugin route vs native axum ({CONNECTIONS} connections; {count} rounds, each loading every route in turn for {ROUND:?} after {WARM_UP:?} of warm-up; body `ok\\n`)"
     );
     let rss_before = memory("VmRSS");
     // A native route of the same server (`/healthz`): the same connection loop
@@ -452,17 +470,23 @@ async fn main() {
         "hello fresh / ham native:      {:>9.1} %",
         pct(fresh, host_route)
     );
+    let pct_quartiles = |a: &[f64], b: &[f64]| {
+        let (low, high) = quartiles(a, b);
+        format!("(quartiles {:.1}-{:.1})", low * 100.0, high * 100.0)
+    };
     println!(
-        "hello reused / ham native:     {:>9.1} %",
-        pct(reused, host_route)
+        "hello reused / ham native:     {:>9.1} % {}",
+        pct(reused, host_route),
+        pct_quartiles(reused, host_route)
     );
     println!(
         "hello reused / bare axum:      {:>9.1} %",
         pct(reused, native)
     );
     println!(
-        "wasi-proxy reused / ham native:{:>9.1} %",
-        pct(proxy_reused, host_route)
+        "wasi-proxy reused / ham native:{:>9.1} % {}",
+        pct(proxy_reused, host_route),
+        pct_quartiles(proxy_reused, host_route)
     );
     println!(
         "hello reused / fresh:          {:>9.2} x",
@@ -491,8 +515,9 @@ async fn main() {
             .zip(wasmtime_reused)
             .map(|(a, b)| a.max(*b))
             .collect();
+        let (low, high) = quartiles(proxy_reused, &fastest);
         println!(
-            "ham wasi-proxy reused / wasmtime serve fastest: {:>6.2} x",
+            "ham wasi-proxy reused / wasmtime serve fastest: {:>6.2} x (quartiles {low:.2}-{high:.2})",
             ratio(proxy_reused, &fastest)
         );
         println!(
