@@ -60,7 +60,7 @@ fn memory(field: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+fn percentile<T: Copy>(sorted: &[T], p: f64) -> T {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
@@ -257,8 +257,7 @@ struct Route {
 
 /// Requests per second of each route in each round (`[route][round]`): every
 /// round loads each route in turn.
-async fn rounds(routes: &[Route]) -> Vec<Vec<f64>> {
-    let count = rounds_count();
+async fn rounds(routes: &[Route], count: usize) -> Vec<Vec<f64>> {
     let mut rates = vec![Vec::with_capacity(count); routes.len()];
     for _ in 0..count {
         for (route, rates) in routes.iter().zip(&mut rates) {
@@ -268,27 +267,27 @@ async fn rounds(routes: &[Route]) -> Vec<Vec<f64>> {
     rates
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 fn mean(values: &[f64]) -> f64 {
     values.iter().sum::<f64>() / values.len() as f64
 }
 
-/// The median over rounds of `a / b`, each round's figures taken seconds apart.
+/// Each round's `a / b`, sorted; each round's figures were taken seconds apart.
+fn round_ratios(a: &[f64], b: &[f64]) -> Vec<f64> {
+    let mut ratios: Vec<f64> = a.iter().zip(b).map(|(a, b)| a / b).collect();
+    ratios.sort_by(f64::total_cmp);
+    ratios
+}
+
+/// The median over rounds of `a / b`.
 fn ratio(a: &[f64], b: &[f64]) -> f64 {
-    median(a.iter().zip(b).map(|(a, b)| a / b).collect())
+    percentile(&round_ratios(a, b), 0.5)
 }
 
 /// The lower and upper quartiles over rounds of `a / b`: how far the rounds
 /// agree on a target ratio.
 fn quartiles(a: &[f64], b: &[f64]) -> (f64, f64) {
-    let mut ratios: Vec<f64> = a.iter().zip(b).map(|(a, b)| a / b).collect();
-    ratios.sort_by(f64::total_cmp);
-    let at = |q: f64| ratios[((ratios.len() - 1) as f64 * q).round() as usize];
-    (at(0.25), at(0.75))
+    let ratios = round_ratios(a, b);
+    (percentile(&ratios, 0.25), percentile(&ratios, 0.75))
 }
 
 /// `wasmtime serve` on the same component (`examples/wasi-proxy`), fresh
@@ -446,7 +445,7 @@ async fn main() {
     let wasmtime = wasmtime_serve(dir.path(), &proxy).await;
     let (wasmtime_routes, wasmtime_children): (Vec<_>, Vec<_>) = wasmtime.into_iter().unzip();
     routes.extend(wasmtime_routes);
-    let rates = rounds(&routes).await;
+    let rates = rounds(&routes, count).await;
     drop(wasmtime_children);
     // The rounds end on other routes: load the reused `hello` once more, so the
     // memory figures below are taken with its instances warm.
