@@ -83,11 +83,11 @@ routes=(
     "wasmtime serve|$wasmtime_pid|http://127.0.0.1:$WASMTIME_PORT/"
 )
 for route in "${routes[@]}"; do # warm up
-    IFS='|' read -r _ pid url <<< "$route"
+    IFS='|' read -r _ _ url <<< "$route"
     wrk -t1 -c16 -d1s "$url" > /dev/null
 done
 
-results=$(mktemp)
+results=$data/results
 printf '%-6s %-16s %12s %14s\n' round route "requests/s" "CPU us/req"
 for round in $(seq "$ROUNDS"); do
     for route in "${routes[@]}"; do
@@ -112,4 +112,3 @@ echo
 echo "ham wasi-proxy / wasmtime serve, requests/s:  $(ratios 'ham wasi-proxy' 'wasmtime serve' 3)"
 echo "ham wasi-proxy / wasmtime serve, CPU per req: $(ratios 'ham wasi-proxy' 'wasmtime serve' 4)"
 echo "ham wasi-proxy / ham /healthz, requests/s:    $(ratios 'ham wasi-proxy' 'ham /healthz' 3)"
-rm -f "$results"
