@@ -9,7 +9,8 @@
 # fresh SQLite data directory with the component installed, and `wasmtime serve
 # -Scli -O pooling-allocator=y --max-instance-reuse-count 1000` on the same
 # file. Then, ROUNDS times (default 7), loads each of HAM's `/healthz`, HAM's
-# `/plugins/wasi-proxy/` and `wasmtime serve` for ROUND_SECONDS (default 3)
+# `/plugins/wasi-proxy/`, the bundled `/plugins/hello/` (HAM's own imports:
+# a config read) and `wasmtime serve` for ROUND_SECONDS (default 3)
 # with `wrk -t1 -c16`, one after the other, and reads each server's CPU time
 # from /proc around its load. Prints every round, then the median (and
 # quartiles) of the rounds' own ratios: requests per second, and server CPU per
@@ -80,6 +81,7 @@ load() {
 routes=(
     "ham /healthz|$ham_pid|http://127.0.0.1:$HAM_PORT/healthz"
     "ham wasi-proxy|$ham_pid|http://127.0.0.1:$HAM_PORT/plugins/wasi-proxy/"
+    "ham hello|$ham_pid|http://127.0.0.1:$HAM_PORT/plugins/hello/"
     "wasmtime serve|$wasmtime_pid|http://127.0.0.1:$WASMTIME_PORT/"
 )
 for route in "${routes[@]}"; do # warm up
@@ -112,3 +114,4 @@ echo
 echo "ham wasi-proxy / wasmtime serve, requests/s:  $(ratios 'ham wasi-proxy' 'wasmtime serve' 3)"
 echo "ham wasi-proxy / wasmtime serve, CPU per req: $(ratios 'ham wasi-proxy' 'wasmtime serve' 4)"
 echo "ham wasi-proxy / ham /healthz, requests/s:    $(ratios 'ham wasi-proxy' 'ham /healthz' 3)"
+echo "ham hello / ham /healthz, requests/s:         $(ratios 'ham hello' 'ham /healthz' 3)"
